@@ -1,0 +1,83 @@
+//! `palisade` — one binary for every role.
+
+mod client;
+mod origin;
+mod policy_cmd;
+mod up;
+
+use clap::{Parser, Subcommand};
+
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+#[derive(Parser)]
+#[command(
+    name = "palisade",
+    version,
+    about = "Palisade: distributed edge security"
+)]
+struct Cli {
+    /// Log format on standard error.
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run everything on one machine: an edge and the management API.
+    Up(up::UpArgs),
+    /// Serve the built-in demo site (HTML page, JSON endpoint, login form).
+    DemoOrigin(origin::OriginArgs),
+    /// Work with policy files.
+    Policy {
+        #[command(subcommand)]
+        command: policy_cmd::PolicyCommand,
+    },
+    /// Manage decisions through the API.
+    Decisions {
+        #[command(flatten)]
+        api: client::ApiArgs,
+        #[command(subcommand)]
+        command: client::DecisionsCommand,
+    },
+}
+
+fn init_logging(format: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("PALISADE_LOG").unwrap_or_else(|_| {
+        EnvFilter::new("info,pingora_core=warn,pingora_proxy=warn,pingora_load_balancing=warn")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Up(args) => {
+            init_logging(&cli.log_format);
+            up::run(args)
+        }
+        Command::DemoOrigin(args) => {
+            init_logging(&cli.log_format);
+            origin::run(args)
+        }
+        Command::Policy { command } => policy_cmd::run(command),
+        Command::Decisions { api, command } => client::run(api, command),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! Test harness: real `palisade` processes on free loopback ports.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_palisade");
+
+/// A free loopback port (bound and released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed on drop.
+pub struct Proc {
+    pub child: Child,
+    pub name: String,
+}
+
+impl Proc {
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A scratch directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!(
+            "palisade-test-{tag}-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+    pub fn write(&self, name: &str, content: &str) -> PathBuf {
+        let p = self.0.join(name);
+        // Write to a temporary file and rename, like editors and config managers do.
+        let tmp = self.0.join(format!(".{name}.tmp"));
+        let mut f = std::fs::File::create(&tmp).unwrap();
+        f.write_all(content.as_bytes()).unwrap();
+        f.sync_all().unwrap();
+        std::fs::rename(&tmp, &p).unwrap();
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// Polls `url` until it answers (any status) or `timeout` passes.
+pub fn wait_ready(url: &str, timeout: Duration) {
+    let c = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if c.get(url).send().is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{url} did not become ready within {timeout:?}");
+}
+
+/// Starts `palisade demo-origin` on a free port; returns it and its URL.
+pub fn demo_origin() -> (Proc, String) {
+    let port = free_port();
+    let child = Command::new(BIN)
+        .args([
+            "demo-origin",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--threads",
+            "1",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let p = Proc {
+        child,
+        name: "origin".into(),
+    };
+    wait_ready(&format!("{url}/"), Duration::from_secs(20));
+    (p, url)
+}
+
+/// A running `palisade up`.
+pub struct Up {
+    pub proc: Proc,
+    pub proxy: String,
+    pub api: String,
+    pub token: String,
+    pub dir: TempDir,
+}
+
+impl Up {
+    /// Starts `palisade up` with the given upstreams, policy text and extra flags.
+    pub fn start(upstreams: &[String], policy: Option<&str>, extra: &[&str]) -> Up {
+        let dir = TempDir::new("up");
+        let proxy_port = free_port();
+        let api_port = free_port();
+        let token = "test-token-0123456789".to_string();
+        let mut args: Vec<String> = vec![
+            "up".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{proxy_port}"),
+            "--api".into(),
+            format!("127.0.0.1:{api_port}"),
+            "--data-dir".into(),
+            dir.path().join("data").display().to_string(),
+            "--threads".into(),
+            "2".into(),
+            "--events".into(),
+            dir.path().join("events.jsonl").display().to_string(),
+            "--health-interval-ms".into(),
+            "200".into(),
+        ];
+        for u in upstreams {
+            args.push("--upstream".into());
+            args.push(u.clone());
+        }
+        if let Some(p) = policy {
+            let path = dir.write("policy.toml", p);
+            args.push("--policy".into());
+            args.push(path.display().to_string());
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let log = std::fs::File::create(dir.path().join("palisade.log")).unwrap();
+        let child = Command::new(BIN)
+            .args(&args)
+            .env("PALISADE_ADMIN_TOKEN", &token)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let up = Up {
+            proc: Proc {
+                child,
+                name: "up".into(),
+            },
+            proxy: format!("http://127.0.0.1:{proxy_port}"),
+            api: format!("http://127.0.0.1:{api_port}"),
+            token,
+            dir,
+        };
+        wait_ready(&format!("{}/healthz", up.api), Duration::from_secs(30));
+        wait_ready(&format!("{}/", up.proxy), Duration::from_secs(30));
+        up
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("palisade.log")).unwrap_or_default()
+    }
+
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.path().join("events.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    pub fn metrics(&self) -> String {
+        client()
+            .get(format!("{}/metrics", self.api))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    }
+
+    /// GET `path` on the proxy, as client `xff` when given (the test sends through a trusted proxy).
+    pub fn get(&self, path: &str, xff: Option<&str>) -> reqwest::blocking::Response {
+        let mut r = client().get(format!("{}{}", self.proxy, path));
+        if let Some(ip) = xff {
+            r = r.header("x-forwarded-for", ip);
+        }
+        r.send().unwrap()
+    }
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}

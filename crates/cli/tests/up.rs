@@ -1,0 +1,389 @@
+//! End-to-end tests of `palisade up`: a real binary, a real origin, a real HTTP client.
+
+mod common;
+
+use common::*;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const POLICY: &str = r#"
+[lists]
+office = ["10.0.0.0/8", "192.0.2.7"]
+
+[[rules]]
+id = "block-admin"
+expression = 'http.request.uri.path starts_with "/admin" and not ip.src in $office'
+action = "block"
+
+[[rules]]
+id = "shadow-debug"
+expression = 'http.request.uri.path eq "/debug"'
+action = "block"
+simulate = true
+
+[[rate_limits]]
+id = "login"
+expression = 'http.request.uri.path eq "/login"'
+characteristics = ["ip.src"]
+requests = 3
+period = "1s"
+mitigation_timeout = "2s"
+"#;
+
+fn start() -> (Proc, Up) {
+    let (origin, url) = demo_origin();
+    let up = Up::start(&[url], Some(POLICY), &["--trusted-proxy", "127.0.0.1/32"]);
+    (origin, up)
+}
+
+#[test]
+fn pass_through_block_allow_and_shadow() {
+    let (_origin, up) = start();
+
+    let r = up.get("/", None);
+    assert_eq!(r.status(), 200);
+    let id = r
+        .headers()
+        .get("x-request-id")
+        .expect("x-request-id on proxied responses")
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(id.len(), 16);
+    assert!(r.text().unwrap().contains("Palisade demo origin"));
+
+    // Rule block: /admin from outside the office.
+    let r = up.get("/admin/users", None);
+    assert_eq!(r.status(), 403);
+    assert!(r.headers().get("x-request-id").is_some());
+    assert!(r.text().unwrap().contains("blocked by Palisade"));
+
+    // List allow: the same path from an office address (through the trusted proxy).
+    assert_eq!(up.get("/admin/users", Some("10.1.2.3")).status(), 200);
+    // An untrusted X-Forwarded-For chain does not help: the right-most untrusted hop counts.
+    assert_eq!(
+        up.get("/admin/users", Some("10.1.2.3, 8.8.8.8")).status(),
+        403
+    );
+
+    // Simulate: logged, not enforced.
+    assert_eq!(up.get("/debug", None).status(), 200);
+
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let ev = up.events();
+            ev.iter().any(|e| {
+                e["rule_id"] == "block-admin" && e["status"] == 403 && e["simulate"] == false
+            }) && ev
+                .iter()
+                .any(|e| e["rule_id"] == "shadow-debug" && e["simulate"] == true)
+        }),
+        "events: {:?}",
+        up.events()
+    );
+    let ev = up.events();
+    let blocked = ev.iter().find(|e| e["rule_id"] == "block-admin").unwrap();
+    for field in ["time_ms", "request_id", "client_ip", "check", "action"] {
+        assert!(!blocked[field].is_null(), "event lacks {field}: {blocked}");
+    }
+
+    let m = up.metrics();
+    assert!(m.contains(r#"palisade_verdicts_total{check="rule",id="block-admin",simulate="false",verdict="block"}"#), "{m}");
+    assert!(m.contains("palisade_pipeline_seconds_bucket"), "{m}");
+    assert!(m.contains("palisade_request_seconds_bucket"), "{m}");
+    assert!(m.contains("palisade_upstream_healthy"), "{m}");
+}
+
+#[test]
+fn decisions_through_the_api_block_and_unblock() {
+    let (_origin, up) = start();
+    let c = client();
+    let ip = "203.0.113.9";
+    assert_eq!(up.get("/", Some(ip)).status(), 200);
+
+    // Unauthenticated writes are refused.
+    let r = c
+        .post(format!("{}/api/v1/decisions", up.api))
+        .body(r#"{"scope":"ip","value":"203.0.113.9"}"#)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    let r = c
+        .post(format!("{}/api/v1/decisions", up.api))
+        .bearer_auth(&up.token)
+        .header("content-type", "application/json")
+        .body(r#"{"scope":"ip","value":"203.0.113.9","action":"ban","duration":"10m","reason":"test"}"#)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let d: serde_json::Value = r.json().unwrap();
+    let id = d["id"].as_u64().unwrap();
+
+    // Takes effect on the very next request.
+    assert_eq!(up.get("/", Some(ip)).status(), 403);
+    assert_eq!(up.get("/", Some("203.0.113.10")).status(), 200);
+
+    let list: serde_json::Value = c
+        .get(format!("{}/api/v1/decisions", up.api))
+        .bearer_auth(&up.token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+
+    let r = c
+        .delete(format!("{}/api/v1/decisions/{id}", up.api))
+        .bearer_auth(&up.token)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(up.get("/", Some(ip)).status(), 200);
+
+    // A CIDR decision, through the CLI wrapper.
+    let out = std::process::Command::new(BIN)
+        .args([
+            "decisions",
+            "add",
+            "--scope",
+            "cidr",
+            "--value",
+            "198.51.100.0/24",
+            "--duration",
+            "1m",
+        ])
+        .env("PALISADE_API", &up.api)
+        .env("PALISADE_TOKEN", &up.token)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(up.get("/", Some("198.51.100.77")).status(), 403);
+    let out = std::process::Command::new(BIN)
+        .args(["decisions", "list"])
+        .env("PALISADE_API", &up.api)
+        .env("PALISADE_TOKEN", &up.token)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("198.51.100.0/24"));
+}
+
+#[test]
+fn rate_limit_429_with_retry_after_then_recovers() {
+    let (_origin, up) = start();
+    let ip = "198.51.100.1";
+    for i in 0..3 {
+        assert_eq!(up.get("/login", Some(ip)).status(), 200, "request {i}");
+    }
+    let r = up.get("/login", Some(ip));
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r
+        .headers()
+        .get("retry-after")
+        .expect("Retry-After")
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry), "retry-after {retry}");
+    // Still limited right away; other clients are not.
+    assert_eq!(up.get("/login", Some(ip)).status(), 429);
+    assert_eq!(up.get("/login", Some("198.51.100.2")).status(), 200);
+    // After the mitigation timeout (plus a window for the sliding estimate to decay) it recovers.
+    std::thread::sleep(Duration::from_millis(retry * 1000 + 1500));
+    assert_eq!(up.get("/login", Some(ip)).status(), 200);
+}
+
+#[test]
+fn failover_when_one_of_two_upstreams_dies() {
+    let (mut a, url_a) = demo_origin();
+    let (_b, url_b) = demo_origin();
+    let up = Up::start(&[url_a, url_b], None, &[]);
+    for _ in 0..10 {
+        assert_eq!(up.get("/", None).status(), 200);
+    }
+    a.kill();
+    let mut failures = 0;
+    for _ in 0..100 {
+        if up.get("/", None).status() != 200 {
+            failures += 1;
+        }
+    }
+    assert_eq!(
+        failures,
+        0,
+        "requests failed after one upstream died; log:\n{}",
+        up.log()
+    );
+}
+
+#[test]
+fn no_healthy_upstream_is_a_clear_503() {
+    let (mut a, url) = demo_origin();
+    let up = Up::start(&[url], None, &[]);
+    a.kill();
+    let r = up.get("/", None);
+    assert!(r.status() == 502 || r.status() == 503, "{}", r.status());
+    assert!(eventually(Duration::from_secs(5), || up
+        .get("/", None)
+        .status()
+        == 503));
+    let r = up.get("/", None);
+    assert!(r.headers().get("x-request-id").is_some());
+    assert!(r.text().unwrap().contains("no healthy upstream"));
+}
+
+#[test]
+fn hot_reload_under_traffic_and_invalid_reload_keeps_policy() {
+    let (_origin, up) = start();
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let (stop, ok, failed, url) = (
+            stop.clone(),
+            ok.clone(),
+            failed.clone(),
+            format!("{}/", up.proxy),
+        );
+        workers.push(std::thread::spawn(move || {
+            let c = client();
+            while !stop.load(Ordering::Relaxed) {
+                match c.get(&url).send() {
+                    Ok(r) if r.status() == 200 => ok.fetch_add(1, Ordering::Relaxed),
+                    _ => failed.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+
+    // A valid new policy: adds a rule; swapped in while traffic flows.
+    let v2 = format!("{POLICY}\n[[rules]]\nid = \"block-new\"\nexpression = 'http.request.uri.path eq \"/new\"'\naction = \"block\"\n");
+    assert_eq!(up.get("/new", None).status(), 200);
+    up.dir.write("policy.toml", &v2);
+    assert!(
+        eventually(Duration::from_secs(5), || up.get("/new", None).status()
+            == 403),
+        "new policy never became active"
+    );
+
+    // SIGHUP reloads too (unchanged file: counted as unchanged, nothing breaks).
+    let pid = up.proc.child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+
+    // An invalid file: the running policy stays.
+    up.dir.write(
+        "policy.toml",
+        "[[rules]]\nid = \"broken\"\nexpression = 'http.host eq'\naction = \"block\"\n",
+    );
+    assert!(eventually(Duration::from_secs(5), || up
+        .metrics()
+        .contains(r#"palisade_policy_reloads_total{result="invalid"}"#)));
+    assert_eq!(up.get("/new", None).status(), 403);
+    assert_eq!(up.get("/admin", None).status(), 403);
+    assert!(up.log().contains("invalid policy"), "{}", up.log());
+
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+    assert!(
+        ok.load(Ordering::Relaxed) > 50,
+        "too little traffic: {}",
+        ok.load(Ordering::Relaxed)
+    );
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "requests failed during reloads"
+    );
+}
+
+#[test]
+fn malformed_and_oversized_requests_get_4xx_not_a_crash() {
+    use std::io::{Read, Write};
+    let (_origin, up) = start();
+    let addr = up.proxy.trim_start_matches("http://").to_string();
+    let send = |raw: &[u8]| -> String {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(raw).unwrap();
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+        String::from_utf8_lossy(&buf).to_string()
+    };
+    assert!(send(b"GARBAGE\r\n\r\n").starts_with("HTTP/1.1 400"));
+    let long = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(9000));
+    assert!(send(long.as_bytes()).starts_with("HTTP/1.1 414"));
+    let mut many = String::from("GET / HTTP/1.1\r\nHost: x\r\n");
+    for i in 0..150 {
+        many.push_str(&format!("x-h{i}: v\r\n"));
+    }
+    many.push_str("\r\n");
+    assert!(send(many.as_bytes()).starts_with("HTTP/1.1 431"));
+    let big = "POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n";
+    assert!(send(big.as_bytes()).starts_with("HTTP/1.1 413"));
+    // Still serving.
+    assert_eq!(up.get("/", None).status(), 200);
+    assert!(up.metrics().contains("palisade_bad_requests_total"));
+}
+
+#[test]
+fn http2_cleartext_prior_knowledge() {
+    let (_origin, up) = start();
+    let c = reqwest::blocking::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let r = c.get(format!("{}/", up.proxy)).send().unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 200);
+    let r = c.get(format!("{}/admin", up.proxy)).send().unwrap();
+    assert_eq!(r.status(), 403);
+}
+
+#[test]
+fn policy_validate_reports_every_error_with_location() {
+    let dir = TempDir::new("validate");
+    let bad = dir.write(
+        "bad.toml",
+        "[[rules]]\nid = \"a\"\nexpression = 'http.host eq'\naction = \"block\"\n\n[[rules]]\nid = \"b\"\nexpression = 'http.host eq \"x\"'\naction = \"explode\"\n",
+    );
+    let out = std::process::Command::new(BIN)
+        .args(["policy", "validate"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let name = bad.display().to_string();
+    assert!(err.contains(&format!("{name}:3:")), "{err}");
+    assert!(
+        err.contains(&format!("{name}:9:")) && err.contains("explode"),
+        "{err}"
+    );
+
+    let good = dir.write("good.toml", POLICY);
+    let out = std::process::Command::new(BIN)
+        .args(["policy", "validate"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

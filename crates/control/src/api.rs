@@ -1,0 +1,388 @@
+//! The management API.
+//!
+//! | method | path | auth | what |
+//! |---|---|---|---|
+//! | GET | `/healthz` | no | liveness |
+//! | GET | `/metrics` | no | Prometheus metrics |
+//! | POST | `/api/v1/decisions` | bearer | add a decision (201) |
+//! | GET | `/api/v1/decisions` | bearer | list active decisions |
+//! | GET | `/api/v1/decisions/{id}` | bearer | one decision |
+//! | DELETE | `/api/v1/decisions/{id}` | bearer | delete a decision |
+//!
+//! Errors are JSON `{"error": "..."}` with 400 (invalid input), 401 (missing
+//! or wrong token), 404 (unknown id).
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use palisade_policy::decisions::{DecisionAction, Scope};
+use palisade_policy::duration::parse_duration_ms;
+use palisade_policy::Decision;
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// Where decisions live. `palisade up` implements it over the edge's table.
+pub trait DecisionStore: Send + Sync + 'static {
+    /// Adds or replaces (same scope and value) a decision; `d.id` 0 asks for a new id.
+    fn add(&self, d: Decision) -> Result<Decision, String>;
+    /// Every active decision.
+    fn list(&self) -> Vec<Decision>;
+    /// Deletes one.
+    fn delete(&self, id: u64) -> Option<Decision>;
+}
+
+/// What the API serves.
+#[derive(Clone)]
+pub struct ApiConfig {
+    /// Decision storage.
+    pub store: Arc<dyn DecisionStore>,
+    /// The bearer token every `/api/v1` call must carry.
+    pub admin_token: String,
+    /// Renders the Prometheus text for `/metrics`.
+    pub metrics: Arc<dyn Fn() -> String + Send + Sync>,
+    /// The wall clock, in ms since the Unix epoch.
+    pub clock: Arc<dyn Fn() -> u64 + Send + Sync>,
+}
+
+/// The body of `POST /api/v1/decisions`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewDecision {
+    /// `ip`, `cidr`, `country` or `asn`.
+    pub scope: String,
+    /// The address, network, country code or AS number.
+    pub value: String,
+    /// `ban` (default) or `allow`.
+    #[serde(default)]
+    pub action: Option<String>,
+    /// How long it lasts (`10m`, `1h`, ...); absent = until deleted.
+    #[serde(default)]
+    pub duration: Option<String>,
+    /// Why.
+    #[serde(default)]
+    pub reason: String,
+    /// Who asked (defaults to `api`).
+    #[serde(default)]
+    pub origin: Option<String>,
+    /// Shadow mode: log matches, do not enforce.
+    #[serde(default)]
+    pub simulated: bool,
+}
+
+impl NewDecision {
+    /// Validates and turns the request into a decision (id 0: the store assigns one).
+    pub fn into_decision(self, now_ms: u64) -> Result<Decision, String> {
+        let scope: Scope = match self.scope.as_str() {
+            "ip" => Scope::Ip,
+            "cidr" | "range" => Scope::Cidr,
+            "country" => Scope::Country,
+            "asn" | "as" => Scope::Asn,
+            other => {
+                return Err(format!(
+                    "unknown scope `{other}` (expected ip, cidr, country or asn)"
+                ))
+            }
+        };
+        let action = match self.action.as_deref() {
+            None | Some("ban") | Some("block") => DecisionAction::Ban,
+            Some("allow") => DecisionAction::Allow,
+            Some(other) => return Err(format!("unknown action `{other}` (expected ban or allow)")),
+        };
+        let value = palisade_policy::DecisionSet::normalize(scope, &self.value)
+            .map_err(|e| e.to_string())?;
+        let expires_at = match self.duration.as_deref() {
+            None | Some("") => None,
+            Some(d) => {
+                let ms = parse_duration_ms(d).map_err(|e| format!("duration: {e}"))?;
+                if ms == 0 {
+                    return Err("duration must be longer than 0".into());
+                }
+                Some(now_ms.saturating_add(ms))
+            }
+        };
+        if self.reason.len() > 1024 {
+            return Err("reason is longer than 1024 bytes".into());
+        }
+        Ok(Decision {
+            id: 0,
+            scope,
+            value,
+            action,
+            reason: self.reason,
+            origin: self.origin.unwrap_or_else(|| "api".into()),
+            simulated: self.simulated,
+            created_at: now_ms,
+            expires_at,
+        })
+    }
+}
+
+fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+    (status, Json(serde_json::json!({ "error": msg.into() }))).into_response()
+}
+
+/// Constant-time comparison of the presented token with the expected one.
+fn token_ok(headers: &HeaderMap, expected: &str) -> bool {
+    let Some(presented) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+    else {
+        return false;
+    };
+    let (a, b) = (presented.trim().as_bytes(), expected.as_bytes());
+    if a.len() != b.len() || b.is_empty() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn unauthorized() -> Response {
+    let mut r = error(StatusCode::UNAUTHORIZED, "missing or invalid bearer token");
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    r
+}
+
+async fn add_decision(
+    State(cfg): State<ApiConfig>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if !token_ok(&headers, &cfg.admin_token) {
+        return unauthorized();
+    }
+    let req: NewDecision = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")),
+    };
+    let d = match req.into_decision((cfg.clock)()) {
+        Ok(d) => d,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    match cfg.store.add(d) {
+        Ok(d) => {
+            tracing::info!(id = d.id, scope = d.scope.as_str(), value = %d.value, "decision added");
+            (StatusCode::CREATED, Json(d)).into_response()
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+async fn list_decisions(State(cfg): State<ApiConfig>, headers: HeaderMap) -> Response {
+    if !token_ok(&headers, &cfg.admin_token) {
+        return unauthorized();
+    }
+    Json(cfg.store.list()).into_response()
+}
+
+fn parse_id(id: &str) -> Result<u64, Response> {
+    id.parse().map_err(|_| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!("invalid decision id `{id}`"),
+        )
+    })
+}
+
+async fn get_decision(
+    State(cfg): State<ApiConfig>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if !token_ok(&headers, &cfg.admin_token) {
+        return unauthorized();
+    }
+    let id = match parse_id(&id) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    match cfg.store.list().into_iter().find(|d| d.id == id) {
+        Some(d) => Json(d).into_response(),
+        None => error(StatusCode::NOT_FOUND, format!("no decision {id}")),
+    }
+}
+
+async fn delete_decision(
+    State(cfg): State<ApiConfig>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if !token_ok(&headers, &cfg.admin_token) {
+        return unauthorized();
+    }
+    let id = match parse_id(&id) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    match cfg.store.delete(id) {
+        Some(d) => {
+            tracing::info!(id, "decision deleted");
+            Json(d).into_response()
+        }
+        None => error(StatusCode::NOT_FOUND, format!("no decision {id}")),
+    }
+}
+
+async fn metrics(State(cfg): State<ApiConfig>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        (cfg.metrics)(),
+    )
+        .into_response()
+}
+
+/// The API router.
+pub fn router(cfg: ApiConfig) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/decisions", get(list_decisions).post(add_decision))
+        .route(
+            "/api/v1/decisions/{id}",
+            get(get_decision).delete(delete_decision),
+        )
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
+        .with_state(cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use std::sync::Mutex;
+    use tower::ServiceExt;
+
+    #[derive(Default)]
+    struct MemStore(Mutex<Vec<Decision>>);
+
+    impl DecisionStore for MemStore {
+        fn add(&self, mut d: Decision) -> Result<Decision, String> {
+            let mut v = self.0.lock().unwrap();
+            d.id = v.len() as u64 + 1;
+            v.push(d.clone());
+            Ok(d)
+        }
+        fn list(&self) -> Vec<Decision> {
+            self.0.lock().unwrap().clone()
+        }
+        fn delete(&self, id: u64) -> Option<Decision> {
+            let mut v = self.0.lock().unwrap();
+            let i = v.iter().position(|d| d.id == id)?;
+            Some(v.remove(i))
+        }
+    }
+
+    fn app() -> Router {
+        router(ApiConfig {
+            store: Arc::new(MemStore::default()),
+            admin_token: "secret".into(),
+            metrics: Arc::new(|| "m 1\n".into()),
+            clock: Arc::new(|| 1_000),
+        })
+    }
+
+    async fn call(
+        app: &Router,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> (StatusCode, serde_json::Value) {
+        let mut b = Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        let resp = app
+            .clone()
+            .oneshot(b.body(Body::from(body.to_string())).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    #[tokio::test]
+    async fn writes_need_the_token() {
+        let app = app();
+        let body = r#"{"scope":"ip","value":"203.0.113.9"}"#;
+        assert_eq!(
+            call(&app, "POST", "/api/v1/decisions", None, body).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            call(&app, "POST", "/api/v1/decisions", Some("wrong!"), body)
+                .await
+                .0,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            call(&app, "DELETE", "/api/v1/decisions/1", None, "")
+                .await
+                .0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+
+    #[tokio::test]
+    async fn add_list_delete() {
+        let app = app();
+        let (s, d) = call(
+            &app,
+            "POST",
+            "/api/v1/decisions",
+            Some("secret"),
+            r#"{"scope":"ip","value":"203.0.113.9","action":"ban","duration":"10m","reason":"test"}"#,
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED);
+        assert_eq!(d["value"], "203.0.113.9");
+        assert_eq!(d["expires_at"], 1_000 + 600_000);
+        let (s, list) = call(&app, "GET", "/api/v1/decisions", Some("secret"), "").await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(list.as_array().unwrap().len(), 1);
+        assert_eq!(
+            call(&app, "DELETE", "/api/v1/decisions/1", Some("secret"), "")
+                .await
+                .0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            call(&app, "DELETE", "/api/v1/decisions/1", Some("secret"), "")
+                .await
+                .0,
+            StatusCode::NOT_FOUND
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_input_is_a_clear_400() {
+        let app = app();
+        for (body, needle) in [
+            (r#"{"scope":"planet","value":"x"}"#, "unknown scope"),
+            (r#"{"scope":"ip","value":"999.1.1.1"}"#, "999.1.1.1"),
+            (
+                r#"{"scope":"ip","value":"1.2.3.4","duration":"5x"}"#,
+                "duration",
+            ),
+            (r#"not json"#, "invalid JSON"),
+        ] {
+            let (s, e) = call(&app, "POST", "/api/v1/decisions", Some("secret"), body).await;
+            assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+            assert!(e["error"].as_str().unwrap().contains(needle), "{body}: {e}");
+        }
+    }
+}

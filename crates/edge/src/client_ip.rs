@@ -1,0 +1,104 @@
+//! The client address: the socket peer, or the right-most untrusted address of
+//! `X-Forwarded-For` when (and only when) the peer is a trusted proxy.
+
+use ipnet::IpNet;
+use std::net::IpAddr;
+
+/// Trusted proxies.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies {
+    nets: Vec<IpNet>,
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+impl TrustedProxies {
+    /// From a list of networks.
+    pub fn new(nets: Vec<IpNet>) -> Self {
+        TrustedProxies { nets }
+    }
+
+    fn trusts(&self, ip: IpAddr) -> bool {
+        self.nets.iter().any(|n| n.contains(&ip))
+    }
+
+    /// Resolves the client address. `xff` yields every `X-Forwarded-For` header value in order.
+    pub fn client_ip<'a>(
+        &self,
+        peer: IpAddr,
+        xff: impl DoubleEndedIterator<Item = &'a [u8]>,
+    ) -> IpAddr {
+        let peer = canonical(peer);
+        if self.nets.is_empty() || !self.trusts(peer) {
+            return peer;
+        }
+        let mut client = peer;
+        // Walk from the closest hop outwards; stop at the first untrusted address.
+        for value in xff.rev() {
+            let Ok(s) = std::str::from_utf8(value) else {
+                return client;
+            };
+            for part in s.rsplit(',') {
+                let part = part.trim();
+                let Ok(ip) = part.parse::<IpAddr>() else {
+                    return client;
+                };
+                client = canonical(ip);
+                if !self.trusts(client) {
+                    return client;
+                }
+            }
+        }
+        client
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tp() -> TrustedProxies {
+        TrustedProxies::new(vec!["10.0.0.0/8".parse().unwrap()])
+    }
+
+    #[test]
+    fn untrusted_peer_is_the_client() {
+        let xff: Vec<&[u8]> = vec![b"1.2.3.4"];
+        assert_eq!(
+            tp().client_ip("8.8.8.8".parse().unwrap(), xff.into_iter()),
+            "8.8.8.8".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn trusted_peer_walks_xff_right_to_left() {
+        let xff: Vec<&[u8]> = vec![b"6.6.6.6, 1.2.3.4", b"10.0.0.2"];
+        assert_eq!(
+            tp().client_ip("10.0.0.1".parse().unwrap(), xff.into_iter()),
+            "1.2.3.4".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn garbage_in_xff_stops_the_walk() {
+        let xff: Vec<&[u8]> = vec![b"1.2.3.4, nonsense"];
+        assert_eq!(
+            tp().client_ip("10.0.0.1".parse().unwrap(), xff.into_iter()),
+            "10.0.0.1".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn mapped_v6_peer_is_v4() {
+        let xff: Vec<&[u8]> = vec![];
+        assert_eq!(
+            TrustedProxies::default().client_ip("::ffff:1.2.3.4".parse().unwrap(), xff.into_iter()),
+            "1.2.3.4".parse::<IpAddr>().unwrap()
+        );
+    }
+}

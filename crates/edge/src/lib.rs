@@ -1,0 +1,39 @@
+//! # palisade-edge — the data plane
+//!
+//! A Pingora reverse proxy that runs Palisade's security pipeline in the
+//! request path. It owns: the [`ProxyHttp`](pingora_proxy::ProxyHttp)
+//! implementation ([`proxy`]), the upstream pool with active and passive health
+//! checking ([`upstream`]), the live state the checks read ([`state`]: a policy
+//! snapshot in an `ArcSwap`, the decision table, rate-limit counters), the
+//! mapping of verdicts to responses ([`respond`], the only place that writes a
+//! synthetic response), metrics ([`metrics`]), security events ([`events`]),
+//! GeoIP lookups ([`geoip`]) and policy hot reload ([`reload`]).
+//!
+//! What it must not do: decide anything itself. Every decision is made by
+//! `palisade_policy::pipeline`; this crate gathers the request facts, calls it,
+//! and carries out the verdict.
+
+pub mod client_ip;
+pub mod config;
+pub mod events;
+pub mod geoip;
+pub mod metrics;
+pub mod proxy;
+pub mod reload;
+pub mod request_id;
+pub mod respond;
+pub mod server;
+pub mod state;
+pub mod upstream;
+
+pub use config::{EdgeConfig, Limits, TlsConfig, UpstreamSpec};
+pub use server::EdgeServer;
+pub use state::EdgeState;
+
+/// Milliseconds since the Unix epoch, from the wall clock.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,208 @@
+//! Prometheus metrics of the edge. Handles for the hot path are resolved once,
+//! so recording a request costs a few atomic operations.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// Every metric the edge exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Requests by status class (`2xx` … `5xx`).
+    pub requests: IntCounterVec,
+    pub(crate) requests_by_class: [IntCounter; 6],
+    /// Verdicts by check, rule id, verdict and simulate flag.
+    pub verdicts: IntCounterVec,
+    /// Time spent in the security pipeline.
+    pub pipeline_seconds: Histogram,
+    /// Time from request start to the end of logging.
+    pub request_seconds: Histogram,
+    /// Upstream health (1 healthy, 0 not) by upstream URL.
+    pub upstream_healthy: IntGaugeVec,
+    /// Upstream failures observed in the request path, by upstream URL.
+    pub upstream_failures: IntCounterVec,
+    /// Policy reloads by result (`ok`, `invalid`, `unchanged`).
+    pub policy_reloads: IntCounterVec,
+    /// Rules in the active policy.
+    pub policy_rules: IntGauge,
+    /// Active decisions.
+    pub decisions_active: IntGauge,
+    /// Rate-limit counters in memory.
+    pub ratelimit_keys: IntGauge,
+    /// Rate-limit counters dropped because the table was full.
+    pub ratelimit_evictions: IntGauge,
+    /// Requests rejected for malformed or oversized input, by reason.
+    pub bad_requests: IntCounterVec,
+    /// Security events dropped because the event writer fell behind.
+    pub events_dropped: IntCounter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> T {
+    // Names are static and unique, so registration cannot fail.
+    let _ = r.register(Box::new(m.clone()));
+    m
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let r = Registry::new();
+        let latency_buckets = vec![
+            0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5,
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+        ];
+        let requests = reg(
+            &r,
+            IntCounterVec::new(
+                Opts::new(
+                    "palisade_requests_total",
+                    "Requests handled, by status class",
+                ),
+                &["class"],
+            )
+            .expect("static metric"),
+        );
+        let requests_by_class =
+            ["1xx", "2xx", "3xx", "4xx", "5xx", "other"].map(|c| requests.with_label_values(&[c]));
+        Metrics {
+            requests,
+            requests_by_class,
+            verdicts: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "palisade_verdicts_total",
+                        "Check matches, by check, rule id, verdict and simulate flag",
+                    ),
+                    &["check", "id", "verdict", "simulate"],
+                )
+                .expect("static metric"),
+            ),
+            pipeline_seconds: reg(
+                &r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "palisade_pipeline_seconds",
+                        "Time spent in the security pipeline",
+                    )
+                    .buckets(latency_buckets.clone()),
+                )
+                .expect("static metric"),
+            ),
+            request_seconds: reg(
+                &r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "palisade_request_seconds",
+                        "Whole request time, from request header to end of response",
+                    )
+                    .buckets(latency_buckets),
+                )
+                .expect("static metric"),
+            ),
+            upstream_healthy: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "palisade_upstream_healthy",
+                        "1 when the upstream is in rotation",
+                    ),
+                    &["upstream"],
+                )
+                .expect("static metric"),
+            ),
+            upstream_failures: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "palisade_upstream_failures_total",
+                        "Failed upstream connections or exchanges seen in the request path",
+                    ),
+                    &["upstream"],
+                )
+                .expect("static metric"),
+            ),
+            policy_reloads: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "palisade_policy_reloads_total",
+                        "Policy reload attempts, by result",
+                    ),
+                    &["result"],
+                )
+                .expect("static metric"),
+            ),
+            policy_rules: reg(
+                &r,
+                IntGauge::new("palisade_policy_rules", "Custom rules in the active policy")
+                    .expect("static metric"),
+            ),
+            decisions_active: reg(
+                &r,
+                IntGauge::new("palisade_decisions_active", "Active decisions")
+                    .expect("static metric"),
+            ),
+            ratelimit_keys: reg(
+                &r,
+                IntGauge::new("palisade_ratelimit_keys", "Rate-limit counters in memory")
+                    .expect("static metric"),
+            ),
+            ratelimit_evictions: reg(
+                &r,
+                IntGauge::new(
+                    "palisade_ratelimit_evictions",
+                    "Rate-limit counters evicted because the table was full (since start)",
+                )
+                .expect("static metric"),
+            ),
+            bad_requests: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "palisade_bad_requests_total",
+                        "Requests rejected for malformed or oversized input, by reason",
+                    ),
+                    &["reason"],
+                )
+                .expect("static metric"),
+            ),
+            events_dropped: reg(
+                &r,
+                IntCounter::new(
+                    "palisade_events_dropped_total",
+                    "Security events dropped because the writer fell behind",
+                )
+                .expect("static metric"),
+            ),
+            registry: r,
+        }
+    }
+
+    /// Counts one finished request by its status.
+    pub fn count_status(&self, status: u16) {
+        let idx = match status {
+            100..=199 => 0,
+            200..=299 => 1,
+            300..=399 => 2,
+            400..=499 => 3,
+            500..=599 => 4,
+            _ => 5,
+        };
+        self.requests_by_class[idx].inc();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}

@@ -1,0 +1,162 @@
+//! The live state of an edge that the request path reads: the policy snapshot
+//! (swapped atomically on reload), the decision table, the rate-limit counters,
+//! and the shared services (GeoIP, metrics, events).
+
+use crate::client_ip::TrustedProxies;
+use crate::config::Limits;
+use crate::events::EventSink;
+use crate::geoip::GeoIp;
+use crate::metrics::Metrics;
+use crate::request_id::RequestIds;
+use arc_swap::ArcSwap;
+use palisade_policy::decisions::DecisionError;
+use palisade_policy::ratelimit::RateLimiter;
+use palisade_policy::{Decision, DecisionSet, Policy};
+use parking_lot::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Shared by every worker thread of one edge.
+pub struct EdgeState {
+    /// This node's id.
+    pub node_id: String,
+    policy: ArcSwap<Policy>,
+    decisions: RwLock<DecisionSet>,
+    next_decision_id: AtomicU64,
+    /// Rate-limit counters.
+    pub limiter: RateLimiter,
+    /// GeoIP databases, when configured.
+    pub geo: Option<GeoIp>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Security event output.
+    pub events: EventSink,
+    /// Who may set the client address through `X-Forwarded-For`.
+    pub trusted: TrustedProxies,
+    /// Input limits.
+    pub limits: Limits,
+    /// Request id generator.
+    pub ids: RequestIds,
+}
+
+impl EdgeState {
+    /// New state with an initial policy.
+    pub fn new(
+        node_id: String,
+        policy: Policy,
+        limiter: RateLimiter,
+        geo: Option<GeoIp>,
+        events: EventSink,
+        trusted: TrustedProxies,
+        limits: Limits,
+    ) -> EdgeState {
+        let metrics = Metrics::new();
+        metrics.policy_rules.set(policy.rules.len() as i64);
+        EdgeState {
+            node_id,
+            policy: ArcSwap::from_pointee(policy),
+            decisions: RwLock::new(DecisionSet::new()),
+            next_decision_id: AtomicU64::new(1),
+            limiter,
+            geo,
+            metrics,
+            events,
+            trusted,
+            limits,
+            ids: RequestIds::default(),
+        }
+    }
+
+    /// The active policy snapshot.
+    pub fn policy(&self) -> arc_swap::Guard<Arc<Policy>> {
+        self.policy.load()
+    }
+
+    /// Atomically replaces the active policy. Requests in flight finish with the old one.
+    pub fn set_policy(&self, policy: Policy) {
+        self.metrics.policy_rules.set(policy.rules.len() as i64);
+        self.policy.store(Arc::new(policy));
+    }
+
+    /// Runs `f` with the decision table (read lock).
+    pub fn with_decisions<R>(&self, f: impl FnOnce(&DecisionSet) -> R) -> R {
+        f(&self.decisions.read())
+    }
+
+    /// Adds (or replaces, same scope and value) a decision. `d.id` of 0 gets a fresh id.
+    pub fn add_decision(&self, mut d: Decision) -> Result<Decision, DecisionError> {
+        if d.id == 0 {
+            d.id = self.next_decision_id.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.next_decision_id.fetch_max(d.id + 1, Ordering::Relaxed);
+        }
+        let mut table = self.decisions.write();
+        table.insert(d.clone())?;
+        let stored = table.get(d.id).cloned().unwrap_or(d);
+        self.metrics.decisions_active.set(table.len() as i64);
+        Ok(stored)
+    }
+
+    /// Adds many decisions under one lock (bulk loads).
+    pub fn add_decisions(
+        &self,
+        ds: impl IntoIterator<Item = Decision>,
+    ) -> Result<usize, DecisionError> {
+        let mut table = self.decisions.write();
+        let mut n = 0;
+        for mut d in ds {
+            if d.id == 0 {
+                d.id = self.next_decision_id.fetch_add(1, Ordering::Relaxed);
+            }
+            table.insert(d)?;
+            n += 1;
+        }
+        self.metrics.decisions_active.set(table.len() as i64);
+        Ok(n)
+    }
+
+    /// Every active decision (expired ones are left out).
+    pub fn list_decisions(&self, now_ms: u64) -> Vec<Decision> {
+        let table = self.decisions.read();
+        let mut out: Vec<Decision> = table
+            .iter()
+            .filter(|d| d.expires_at.is_none_or(|e| e > now_ms))
+            .cloned()
+            .collect();
+        out.sort_by_key(|d| d.id);
+        out
+    }
+
+    /// Deletes a decision by id.
+    pub fn delete_decision(&self, id: u64) -> Option<Decision> {
+        let mut table = self.decisions.write();
+        let d = table.remove(id);
+        self.metrics.decisions_active.set(table.len() as i64);
+        d
+    }
+
+    /// Drops expired decisions. Looks under the read lock first, so the write
+    /// lock is only taken when there is something to remove.
+    pub fn purge_expired(&self, now_ms: u64) -> usize {
+        let any = self
+            .decisions
+            .read()
+            .iter()
+            .any(|d| d.expires_at.is_some_and(|e| e <= now_ms));
+        if !any {
+            return 0;
+        }
+        let mut table = self.decisions.write();
+        let n = table.purge_expired(now_ms).len();
+        self.metrics.decisions_active.set(table.len() as i64);
+        n
+    }
+
+    /// Refreshes gauges that are read from state rather than counted.
+    pub fn refresh_gauges(&self) {
+        self.metrics.ratelimit_keys.set(self.limiter.len() as i64);
+        self.metrics
+            .ratelimit_evictions
+            .set(self.limiter.evictions() as i64);
+    }
+}

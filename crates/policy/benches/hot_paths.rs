@@ -1,0 +1,136 @@
+//! Benchmarks of the per-request hot paths of the policy crate.
+//!
+//! Run with `cargo bench -p palisade-policy --bench hot_paths`.
+
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use palisade_policy::decisions::{Decision, DecisionAction, DecisionSet, Scope};
+use palisade_policy::ratelimit::{LimitSpec, RateLimiter};
+use palisade_policy::request::Geo;
+
+const NOW: u64 = 1_700_000_000_000;
+
+/// Spreads `i` over the IPv4 space (an odd multiplier is a bijection mod 2^32).
+fn spread(i: u32) -> u32 {
+    i.wrapping_mul(0x9e37_79b1)
+}
+
+fn decision(id: u64, scope: Scope, value: String) -> Decision {
+    Decision {
+        id,
+        scope,
+        value,
+        action: DecisionAction::Ban,
+        reason: "bench".into(),
+        origin: "operator".into(),
+        simulated: false,
+        created_at: NOW,
+        expires_at: Some(NOW + 3_600_000),
+    }
+}
+
+/// 1,000,000 IP decisions (even `i`), up to 1,000 v4 CIDRs of lengths 8..=30 and 24 v6 ones, 4 countries.
+fn big_set() -> DecisionSet {
+    let mut set = DecisionSet::new();
+    let mut id = 0;
+    for i in 0..1_000_000u32 {
+        id += 1;
+        let ip = Ipv4Addr::from(spread(2 * i));
+        set.insert(decision(id, Scope::Ip, ip.to_string()))
+            .expect("valid ip");
+    }
+    for j in 0..1_000u32 {
+        id += 1;
+        let len = 8 + j % 23;
+        let net = Ipv4Addr::from(spread(0x4000_0000 + j * 7_919));
+        set.insert(decision(id, Scope::Cidr, format!("{net}/{len}")))
+            .expect("valid cidr");
+    }
+    for j in 0..24u16 {
+        id += 1;
+        let net = Ipv6Addr::new(0x2001, 0xdb8, j, 0, 0, 0, 0, 0);
+        set.insert(decision(id, Scope::Cidr, format!("{net}/{}", 32 + j * 4)))
+            .expect("valid cidr");
+    }
+    for c in ["CN", "RU", "KP", "IR"] {
+        id += 1;
+        set.insert(decision(id, Scope::Country, c.into()))
+            .expect("valid country");
+    }
+    set
+}
+
+fn bench_decisions(c: &mut Criterion) {
+    let set = big_set();
+    let geo = Geo {
+        country: Some(*b"FR"),
+        asn: Some(64_500),
+    };
+    const N: usize = 1 << 16;
+    let hits: Vec<IpAddr> = (0..N as u32)
+        .map(|i| IpAddr::V4(Ipv4Addr::from(spread(2 * (i * 15 % 1_000_000)))))
+        .collect();
+    // Odd `i` are not in the set; keep those outside every CIDR.
+    let misses: Vec<IpAddr> = (0..)
+        .map(|i: u32| IpAddr::V4(Ipv4Addr::from(spread(2 * i + 1))))
+        .filter(|&ip| set.lookup(ip, geo, NOW).is_none())
+        .take(N)
+        .collect();
+    assert!(hits.iter().all(|&ip| set.lookup(ip, geo, NOW).is_some()));
+
+    let mut g = c.benchmark_group("decisions");
+    let mut i = 0;
+    g.bench_function(BenchmarkId::new("lookup_1m", "hit"), |b| {
+        b.iter(|| {
+            i = (i + 1) & (N - 1);
+            black_box(set.lookup(black_box(hits[i]), geo, NOW))
+        })
+    });
+    g.bench_function(BenchmarkId::new("lookup_1m", "miss"), |b| {
+        b.iter(|| {
+            i = (i + 1) & (N - 1);
+            black_box(set.lookup(black_box(misses[i]), geo, NOW))
+        })
+    });
+    g.finish();
+}
+
+fn bench_ratelimit(c: &mut Criterion) {
+    let spec = LimitSpec {
+        requests: u64::MAX,
+        period_ms: 60_000,
+        mitigation_timeout_ms: 0,
+    };
+    let mut g = c.benchmark_group("ratelimit");
+
+    let rl = RateLimiter::new(100_000);
+    let mut now = NOW;
+    g.bench_function(BenchmarkId::new("hit", "existing_key"), |b| {
+        b.iter(|| {
+            now += 1;
+            black_box(rl.hit(black_box(0xdead_beef), &spec, now))
+        })
+    });
+
+    const KEYS: u64 = 1_000_000;
+    let rl = RateLimiter::new(2_000_000);
+    for k in 0..KEYS {
+        rl.hit(k, &spec, NOW);
+    }
+    let mut k = 0;
+    g.bench_function(BenchmarkId::new("hit", "rotating_1m"), |b| {
+        b.iter(|| {
+            k = (k + 1) % KEYS;
+            black_box(rl.hit(black_box(k), &spec, NOW + 1))
+        })
+    });
+    g.finish();
+    assert!(rl.len() as u64 >= KEYS * 9 / 10, "len {}", rl.len());
+}
+
+// Rule-expression benchmarks (`rules/eval_50`) are added here later.
+
+criterion_group!(benches, bench_decisions, bench_ratelimit);
+criterion_main!(benches);

@@ -1,0 +1,230 @@
+//! The rule expression language: Cloudflare-rules-compatible filters over a
+//! [`Request`].
+//!
+//! An expression is parsed, type-checked and compiled **once** per policy load
+//! ([`Expr::compile`]); evaluating it ([`Expr::eval`]) walks a small tree of
+//! precompiled tests (regexes, hash sets, IP range tables) and, in the common
+//! case, allocates nothing. This module owns the syntax, the type rules and
+//! the evaluation; it must not do I/O or look at anything but the [`Request`].
+//!
+//! # Syntax
+//!
+//! ```text
+//! ip.src in $office and not http.request.uri.path starts_with "/public"
+//! lower(url_decode(http.request.uri.path)) contains "/admin"
+//! http.request.headers["x-api-key"] eq "" or ip.geoip.asnum in { 64496..64511 }
+//! ```
+//!
+//! **Fields.** `ip.src` (IP); `http.host`, `http.request.method`,
+//! `http.request.uri` (path and query as received), `http.request.uri.path`,
+//! `http.request.uri.query`, `http.request.uri.args["k"]` (first value of
+//! query argument `k`, form-decoded), `http.request.headers["name"]` (first
+//! value; the name is case-insensitive), `http.request.cookies["name"]`,
+//! `http.cookie` (the whole `Cookie` header), `http.user_agent`,
+//! `http.referer`, `http.x_forwarded_for`, `ip.geoip.country` (alias
+//! `ip.src.country`; two upper-case letters) — all strings; and
+//! `ip.geoip.asnum` (alias `ip.src.asnum`), an integer. The map fields also
+//! accept Cloudflare's trailing `[0]` (`http.request.headers["a"][0]`).
+//!
+//! **Literals.** `"double quoted"` strings (escapes `\"` and `\\` only), raw
+//! strings `r"..."`, `r#"..."#` (any number of `#`), non-negative integers,
+//! `true`/`false`, and bare IPv4/IPv6 addresses and CIDRs (`10.0.0.0/8`,
+//! `2001:db8::/32`; host bits of a CIDR are ignored).
+//!
+//! **Comparisons** (field or function on the left, literal on the right):
+//! `eq ==`, `ne !=`, `lt <`, `le <=`, `gt >`, `ge >=` (strings compare byte
+//! by byte), `contains`, `matches ~` (a `regex` crate regular expression),
+//! `wildcard` (whole-value glob where `*` matches anything and `\*` is a
+//! literal star; case-insensitive), `strict wildcard` (the same,
+//! case-sensitive), `starts_with`, `ends_with`, and `in` with a set
+//! `{ "a" "b" }`, `{ 10.0.0.0/8 192.0.2.7 }`, `{ 80 443 8000..8999 }` (commas
+//! between elements are optional) or a named list `$name` (see [`Lists`]).
+//! IP fields take `eq`, `ne` and `in` (`eq` with a CIDR tests membership);
+//! integers take the ordering operators and `in`; strings take all of them.
+//! A boolean function may stand alone or be compared with `true`/`false`.
+//!
+//! **Functions.** `lower(s)`, `upper(s)`, `url_decode(s)` (`%XX` and `+` as
+//! a space), `concat(s, ...)` — strings; `len(s)` — the length in bytes;
+//! `starts_with(s, "lit")`, `ends_with(s, "lit")` — booleans. Arguments may be
+//! fields, functions or string literals, and nest.
+//!
+//! **Logic.** `not !`, `and &&`, `xor ^^`, `or ||` — in that order of
+//! precedence, highest first, as in Cloudflare — and parentheses.
+//!
+//! # Absent values
+//!
+//! A string field that has no value in the request (a missing header, cookie
+//! or query argument, no `Cookie` header, no GeoIP country) **is the empty
+//! string**: `http.request.headers["x-api-key"] eq ""` is true when the
+//! header is missing, `len(...)` of it is `0`, and `ne "x"` is true.
+//! `ip.geoip.asnum` without GeoIP data is truly absent: every comparison with
+//! it is false (`eq`, `lt`, `in`, ...), except `ne`, which is the negation of
+//! `eq` and so true. `ip.src` is always present; an IPv4-mapped IPv6 client
+//! address (`::ffff:1.2.3.4`) also matches IPv4 literals and sets.
+//!
+//! # Limits
+//!
+//! Sources longer than [`MAX_SOURCE_LEN`] bytes, or nesting (parentheses,
+//! `not`, function calls) deeper than [`MAX_DEPTH`], are compile errors, so
+//! no input can exhaust the stack; a regex may compile to at most 2 MiB.
+
+mod eval;
+mod lexer;
+mod parser;
+mod sets;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_errors;
+
+use std::sync::Arc;
+
+use ahash::AHashMap;
+
+use crate::request::Request;
+
+pub use sets::{IntSet, IpSet};
+
+/// The longest source accepted by [`Expr::compile`], in bytes.
+pub const MAX_SOURCE_LEN: usize = 64 * 1024;
+
+/// The deepest nesting of parentheses, `not` and function calls accepted.
+pub const MAX_DEPTH: usize = 64;
+
+/// Named lists usable in expressions as `$name` (on the right of `in`).
+///
+/// Each list is parsed once when inserted into a string set, an integer set
+/// and an IP set, so any number of expressions can share it cheaply.
+#[derive(Debug, Default, Clone)]
+pub struct Lists {
+    lists: AHashMap<String, sets::ListSets>,
+}
+
+impl Lists {
+    /// No lists.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds list `$name`. Items are strings from the policy file: each is an
+    /// IP address, a CIDR, an integer (or `a..b` range) or any other string.
+    /// Which interpretation applies depends on the field the list is matched
+    /// against; an item that does not fit that field's type is a compile
+    /// error of the expression using it.
+    ///
+    /// Errors (a message) when `name` is not made of `[A-Za-z0-9_]` or is
+    /// already taken.
+    pub fn insert(&mut self, name: &str, items: &[String]) -> Result<(), String> {
+        if name.is_empty() {
+            return Err("a list name must not be empty".to_owned());
+        }
+        if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(format!(
+                "invalid list name `{name}`: use only letters, digits and `_`"
+            ));
+        }
+        if self.lists.contains_key(name) {
+            return Err(format!("duplicate list `${name}`"));
+        }
+        self.lists
+            .insert(name.to_owned(), sets::ListSets::build(items));
+        Ok(())
+    }
+
+    /// Whether list `$name` exists.
+    pub fn contains(&self, name: &str) -> bool {
+        self.lists.contains_key(name)
+    }
+
+    /// The number of lists.
+    pub fn len(&self) -> usize {
+        self.lists.len()
+    }
+
+    /// Whether there is no list.
+    pub fn is_empty(&self) -> bool {
+        self.lists.is_empty()
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&sets::ListSets> {
+        self.lists.get(name)
+    }
+}
+
+/// A compile error, with where in the source it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}, column {column}: {message}")]
+pub struct ExprError {
+    /// What is wrong.
+    pub message: String,
+    /// Byte offset into the source.
+    pub offset: usize,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, counted in characters.
+    pub column: usize,
+}
+
+impl ExprError {
+    /// An error at byte `offset` of `src` (clamped to the source, rounded
+    /// down to a character boundary).
+    pub(crate) fn at(src: &str, offset: usize, message: String) -> Self {
+        let mut offset = offset.min(src.len());
+        while !src.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let before = &src[..offset];
+        let line = 1 + memchr::memchr_iter(b'\n', before.as_bytes()).count();
+        let line_start = memchr::memrchr(b'\n', before.as_bytes()).map_or(0, |i| i + 1);
+        let column = 1 + before[line_start..].chars().count();
+        ExprError {
+            message,
+            offset,
+            line,
+            column,
+        }
+    }
+}
+
+/// A compiled expression. Cheap to clone (shared), `Send` and `Sync`.
+#[derive(Debug, Clone)]
+pub struct Expr {
+    source: Arc<str>,
+    root: Arc<eval::Node>,
+}
+
+impl Expr {
+    /// Parses, type-checks and compiles `src`, resolving `$name` lists in
+    /// `lists`.
+    pub fn compile(src: &str, lists: &Lists) -> Result<Expr, ExprError> {
+        if src.len() > MAX_SOURCE_LEN {
+            return Err(ExprError::at(
+                src,
+                0,
+                format!(
+                    "expression is too long ({} bytes; at most {MAX_SOURCE_LEN})",
+                    src.len()
+                ),
+            ));
+        }
+        let root =
+            parser::parse(src, lists).map_err(|e| ExprError::at(src, e.offset, e.message))?;
+        Ok(Expr {
+            source: Arc::from(src),
+            root: Arc::new(root),
+        })
+    }
+
+    /// Whether `req` matches. Allocates only when a function must build a
+    /// new string (`concat`, `url_decode` of an escaped value, `lower` of a
+    /// non-ASCII upper-case value, ...).
+    pub fn eval(&self, req: &Request<'_>) -> bool {
+        self.root.eval(req)
+    }
+
+    /// The source text this expression was compiled from.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+}

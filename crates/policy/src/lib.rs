@@ -1,0 +1,29 @@
+//! # palisade-policy — the pure domain core of Palisade
+//!
+//! Owns the lexicon types ([`Verdict`], [`Action`], [`Decision`], [`Policy`],
+//! [`SecurityEvent`]), the rule-expression language ([`expr`]), decision sets
+//! keyed by scope ([`decisions`]), sliding-window rate-limit math
+//! ([`ratelimit`]) and the policy file loader ([`policy`]).
+//!
+//! What it must not do: I/O, threads, async, or reading the clock. Every
+//! time-dependent function takes `now` (milliseconds since the Unix epoch) as
+//! an argument, so behaviour over time is tested without sleeping.
+
+pub mod decisions;
+pub mod duration;
+pub mod event;
+pub mod expr;
+pub mod pipeline;
+pub mod policy;
+pub mod ratelimit;
+pub mod request;
+pub mod verdict;
+
+pub use decisions::{Decision, DecisionAction, DecisionSet, Scope};
+pub use event::SecurityEvent;
+pub use policy::{Policy, PolicyError, PolicyErrors};
+pub use request::{Geo, Request};
+pub use verdict::{Action, CheckKind, Verdict};
+
+/// Milliseconds since the Unix epoch. The only notion of time in this crate.
+pub type UnixMillis = u64;
