@@ -27,7 +27,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run everything on one machine: an edge and the management API.
-    Up(up::UpArgs),
+    Up(Box<up::UpArgs>),
     /// Serve the built-in demo site (HTML page, JSON endpoint, login form).
     DemoOrigin(origin::OriginArgs),
     /// Work with policy files.
@@ -64,7 +64,7 @@ fn main() {
     let result = match cli.command {
         Command::Up(args) => {
             init_logging(&cli.log_format);
-            up::run(args)
+            up::run(*args)
         }
         Command::DemoOrigin(args) => {
             init_logging(&cli.log_format);

@@ -183,12 +183,12 @@ async fn list_decisions(State(cfg): State<ApiConfig>, headers: HeaderMap) -> Res
     Json(cfg.store.list()).into_response()
 }
 
-fn parse_id(id: &str) -> Result<u64, Response> {
+fn parse_id(id: &str) -> Result<u64, Box<Response>> {
     id.parse().map_err(|_| {
-        error(
+        Box::new(error(
             StatusCode::BAD_REQUEST,
             format!("invalid decision id `{id}`"),
-        )
+        ))
     })
 }
 
@@ -202,7 +202,7 @@ async fn get_decision(
     }
     let id = match parse_id(&id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match cfg.store.list().into_iter().find(|d| d.id == id) {
         Some(d) => Json(d).into_response(),
@@ -220,7 +220,7 @@ async fn delete_decision(
     }
     let id = match parse_id(&id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match cfg.store.delete(id) {
         Some(d) => {

@@ -173,3 +173,264 @@ fn fmt_u64(buf: &mut ItoaBuf, mut n: u64) -> &str {
     // Only ASCII digits were written.
     std::str::from_utf8(&buf[i..]).unwrap_or("0")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decisions::{Decision, Scope};
+    use crate::request::tests::with_request;
+
+    const POLICY: &str = r#"
+[lists]
+office = ["10.0.0.0/8"]
+
+[allowlist]
+ips = ["192.0.2.1"]
+
+[[rate_limits]]
+id = "login"
+expression = 'http.request.uri.path eq "/login"'
+requests = 2
+period = "10s"
+mitigation_timeout = "30s"
+
+[[rate_limits]]
+id = "shadow-limit"
+expression = 'http.request.uri.path eq "/search"'
+requests = 1
+period = "10s"
+simulate = true
+
+[[rules]]
+id = "allow-health"
+expression = 'http.request.uri.path eq "/health"'
+action = "allow"
+
+[[rules]]
+id = "skip-static"
+expression = 'http.request.uri.path starts_with "/static/"'
+action = "skip"
+
+[[rules]]
+id = "log-all"
+expression = 'http.request.method eq "DELETE"'
+action = "log"
+
+[[rules]]
+id = "shadow"
+expression = 'http.request.uri.path eq "/shadow"'
+action = "block"
+simulate = true
+
+[[rules]]
+id = "block-admin"
+expression = 'http.request.uri.path starts_with "/admin" and not ip.src in $office'
+action = "block"
+
+[[rules]]
+id = "teapot"
+expression = 'http.request.uri.path contains "tea"'
+action = "block"
+status = 418
+"#;
+
+    struct World {
+        policy: Policy,
+        decisions: DecisionSet,
+        limiter: RateLimiter,
+    }
+
+    fn world() -> World {
+        World {
+            policy: Policy::from_toml(POLICY, "test").unwrap(),
+            decisions: DecisionSet::new(),
+            limiter: RateLimiter::new(10_000),
+        }
+    }
+
+    fn run(
+        w: &World,
+        ip: &str,
+        method: &str,
+        uri: &str,
+        now: u64,
+    ) -> (Verdict, Vec<(CheckKind, String, bool)>) {
+        let mut seen = Vec::new();
+        let v = with_request(ip, method, uri, &[("host", "example.com")], |req| {
+            Checks {
+                policy: &w.policy,
+                decisions: &w.decisions,
+                limiter: &w.limiter,
+            }
+            .evaluate(req, now, &mut |m| {
+                seen.push((m.check, m.id.to_string(), m.simulate))
+            })
+        });
+        (v, seen)
+    }
+
+    fn ban(
+        id: u64,
+        scope: Scope,
+        value: &str,
+        simulated: bool,
+        expires_at: Option<u64>,
+    ) -> Decision {
+        Decision {
+            id,
+            scope,
+            value: value.into(),
+            action: DecisionAction::Ban,
+            reason: "test".into(),
+            origin: "test".into(),
+            simulated,
+            created_at: 0,
+            expires_at,
+        }
+    }
+
+    #[test]
+    fn pass_through_is_continue_with_no_match() {
+        let w = world();
+        assert_eq!(
+            run(&w, "1.2.3.4", "GET", "/", 0),
+            (Verdict::Continue, vec![])
+        );
+    }
+
+    #[test]
+    fn rule_block_with_default_and_custom_status() {
+        let w = world();
+        let (v, seen) = run(&w, "1.2.3.4", "GET", "/admin/x", 0);
+        assert_eq!(v, Verdict::FORBIDDEN);
+        assert_eq!(seen, vec![(CheckKind::Rule, "block-admin".into(), false)]);
+        assert_eq!(
+            run(&w, "10.1.1.1", "GET", "/admin/x", 0).0,
+            Verdict::Continue
+        );
+        assert_eq!(
+            run(&w, "1.2.3.4", "GET", "/teapot", 0).0,
+            Verdict::Block {
+                status: 418,
+                retry_after_secs: None
+            }
+        );
+    }
+
+    #[test]
+    fn allowlist_beats_decisions_and_rules() {
+        let mut w = world();
+        w.decisions
+            .insert(ban(1, Scope::Ip, "192.0.2.1", false, None))
+            .unwrap();
+        let (v, seen) = run(&w, "192.0.2.1", "GET", "/admin", 0);
+        assert_eq!(v, Verdict::Allow);
+        assert_eq!(seen[0].0, CheckKind::Allowlist);
+    }
+
+    #[test]
+    fn decisions_block_before_rules_and_expire() {
+        let mut w = world();
+        w.decisions
+            .insert(ban(7, Scope::Cidr, "203.0.113.0/24", false, Some(1_000)))
+            .unwrap();
+        let (v, seen) = run(&w, "203.0.113.9", "GET", "/", 500);
+        assert_eq!(v, Verdict::FORBIDDEN);
+        assert_eq!(seen, vec![(CheckKind::Decision, "7".into(), false)]);
+        assert_eq!(
+            run(&w, "203.0.113.9", "GET", "/", 1_000).0,
+            Verdict::Continue
+        );
+    }
+
+    #[test]
+    fn simulated_decision_is_reported_not_enforced() {
+        let mut w = world();
+        w.decisions
+            .insert(ban(3, Scope::Ip, "5.6.7.8", true, None))
+            .unwrap();
+        let (v, seen) = run(&w, "5.6.7.8", "GET", "/", 0);
+        assert_eq!(v, Verdict::Continue);
+        assert_eq!(seen, vec![(CheckKind::Decision, "3".into(), true)]);
+    }
+
+    #[test]
+    fn allow_decision_skips_the_rest() {
+        let mut w = world();
+        let mut d = ban(4, Scope::Ip, "5.6.7.9", false, None);
+        d.action = DecisionAction::Allow;
+        w.decisions.insert(d).unwrap();
+        assert_eq!(run(&w, "5.6.7.9", "GET", "/admin", 0).0, Verdict::Allow);
+    }
+
+    #[test]
+    fn rate_limit_then_recovery() {
+        let w = world();
+        assert_eq!(run(&w, "9.9.9.9", "POST", "/login", 0).0, Verdict::Continue);
+        assert_eq!(run(&w, "9.9.9.9", "POST", "/login", 1).0, Verdict::Continue);
+        let (v, seen) = run(&w, "9.9.9.9", "POST", "/login", 2);
+        assert_eq!(
+            v,
+            Verdict::Block {
+                status: 429,
+                retry_after_secs: Some(30)
+            }
+        );
+        assert_eq!(seen, vec![(CheckKind::RateLimit, "login".into(), false)]);
+        // Another client is unaffected.
+        assert_eq!(run(&w, "9.9.9.8", "POST", "/login", 3).0, Verdict::Continue);
+        // Retry-After counts down, then the client recovers.
+        assert_eq!(
+            run(&w, "9.9.9.9", "POST", "/login", 20_002).0,
+            Verdict::Block {
+                status: 429,
+                retry_after_secs: Some(10)
+            }
+        );
+        assert_eq!(
+            run(&w, "9.9.9.9", "POST", "/login", 60_000).0,
+            Verdict::Continue
+        );
+    }
+
+    #[test]
+    fn simulated_rate_limit_only_reports() {
+        let w = world();
+        assert_eq!(run(&w, "9.9.9.7", "GET", "/search", 0).0, Verdict::Continue);
+        let (v, seen) = run(&w, "9.9.9.7", "GET", "/search", 1);
+        assert_eq!(v, Verdict::Continue);
+        assert_eq!(
+            seen,
+            vec![(CheckKind::RateLimit, "shadow-limit".into(), true)]
+        );
+    }
+
+    #[test]
+    fn rule_actions_allow_skip_log_and_simulate() {
+        let w = world();
+        assert_eq!(run(&w, "1.2.3.4", "GET", "/health", 0).0, Verdict::Allow);
+        // skip ends the rules: the teapot rule below does not run.
+        let (v, seen) = run(&w, "1.2.3.4", "GET", "/static/tea.css", 0);
+        assert_eq!(v, Verdict::Continue);
+        assert_eq!(seen, vec![(CheckKind::Rule, "skip-static".into(), false)]);
+        // log reports and goes on to the next rules.
+        let (v, seen) = run(&w, "1.2.3.4", "DELETE", "/admin", 0);
+        assert_eq!(v, Verdict::FORBIDDEN);
+        assert_eq!(
+            seen.iter().map(|s| s.1.as_str()).collect::<Vec<_>>(),
+            vec!["log-all", "block-admin"]
+        );
+        // simulate reports a would-be block and goes on.
+        let (v, seen) = run(&w, "1.2.3.4", "GET", "/shadow", 0);
+        assert_eq!(v, Verdict::Continue);
+        assert_eq!(seen, vec![(CheckKind::Rule, "shadow".into(), true)]);
+    }
+
+    #[test]
+    fn formats_ids_without_allocating() {
+        let mut b = itoa_buf();
+        assert_eq!(fmt_u64(&mut b, 0), "0");
+        let mut b = itoa_buf();
+        assert_eq!(fmt_u64(&mut b, u64::MAX), "18446744073709551615");
+    }
+}

@@ -26,8 +26,10 @@
 //! `ip.geoip.asnum` (alias `ip.src.asnum`), an integer. The map fields also
 //! accept Cloudflare's trailing `[0]` (`http.request.headers["a"][0]`).
 //!
-//! **Literals.** `"double quoted"` strings (escapes `\"` and `\\` only), raw
-//! strings `r"..."`, `r#"..."#` (any number of `#`), non-negative integers,
+//! **Literals.** `"double quoted"` strings (`\"` and `\\` are escapes; any
+//! other backslash is kept as written, so `"\.php$"` is the regex it looks
+//! like), raw strings `r"..."`, `r#"..."#` (any number of `#`), non-negative
+//! integers,
 //! `true`/`false`, and bare IPv4/IPv6 addresses and CIDRs (`10.0.0.0/8`,
 //! `2001:db8::/32`; host bits of a CIDR are ignored).
 //!

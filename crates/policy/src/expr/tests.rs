@@ -200,7 +200,13 @@ fn raw_and_escaped_strings() {
         r##"http.user_agent matches r#"curl/\d"#"##,
         r#"concat(http.host, "\"\\") ends_with "m\"\\""#,
         r##"concat(http.host, r#"say "hi""#) ends_with "\"hi\"""##,
+        // Other backslashes are kept, so regex escapes work in plain strings.
+        r#"http.request.uri.path matches "^/\w+/Login\.php$""#,
+        r#"concat("a\nb") eq r"a\nb""#,
     ]);
+    let dotfiles = r#"http.request.uri.path matches "/\.(git|env|svn|hg)(/|$)""#;
+    assert!(eval_with(dotfiles, "::1", "/x/.git/config", &[]));
+    assert!(!eval_with(dotfiles, "::1", "/x/git/config", &[]));
 }
 
 #[test]
