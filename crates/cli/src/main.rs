@@ -49,13 +49,15 @@ fn init_logging(format: &str) {
     let filter = EnvFilter::try_from_env("PALISADE_LOG").unwrap_or_else(|_| {
         EnvFilter::new("info,pingora_core=warn,pingora_proxy=warn,pingora_load_balancing=warn")
     });
+    // Pingora logs through `log`: bridge it (and count malformed requests).
+    let _ = palisade_edge::logging::install_log_bridge();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     if format == "json" {
-        builder.json().init();
+        let _ = tracing::subscriber::set_global_default(builder.json().finish());
     } else {
-        builder.init();
+        let _ = tracing::subscriber::set_global_default(builder.finish());
     }
 }
 

@@ -345,7 +345,16 @@ fn malformed_and_oversized_requests_get_4xx_not_a_crash() {
     assert!(send(big.as_bytes()).starts_with("HTTP/1.1 413"));
     // Still serving.
     assert_eq!(up.get("/", None).status(), 200);
-    assert!(up.metrics().contains("palisade_bad_requests_total"));
+    let m = up.metrics();
+    assert!(
+        m.contains(r#"palisade_bad_requests_total{reason="malformed"} 2"#),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"palisade_bad_requests_total{reason="uri_too_long"} 1"#),
+        "{m}"
+    );
+    assert!(up.log().contains("rejected request"), "{}", up.log());
 }
 
 #[test]

@@ -17,6 +17,7 @@ pub mod client_ip;
 pub mod config;
 pub mod events;
 pub mod geoip;
+pub mod logging;
 pub mod metrics;
 pub mod proxy;
 pub mod reload;

@@ -201,6 +201,10 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
+        let malformed =
+            crate::logging::MALFORMED_REQUESTS.load(std::sync::atomic::Ordering::Relaxed);
+        let c = self.bad_requests.with_label_values(&["malformed"]);
+        c.inc_by(malformed.saturating_sub(c.get()));
         let mut buf = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         String::from_utf8(buf).unwrap_or_default()

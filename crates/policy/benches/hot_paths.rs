@@ -130,7 +130,65 @@ fn bench_ratelimit(c: &mut Criterion) {
     assert!(rl.len() as u64 >= KEYS * 9 / 10, "len {}", rl.len());
 }
 
-// Rule-expression benchmarks (`rules/eval_50`) are added here later.
+/// The whole pipeline over the 50-rule example policy (`examples/bench-policy.toml`)
+/// with 1M decisions, for a benign browser request that matches nothing: the
+/// per-request cost of the security checks in the edge.
+fn bench_rules(c: &mut Criterion) {
+    use palisade_policy::pipeline::Checks;
+    use palisade_policy::{Geo, Policy, Request};
+    let src = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/bench-policy.toml"
+    ))
+    .expect("examples/bench-policy.toml");
+    let policy = Policy::from_toml(&src, "bench-policy.toml").expect("bench policy compiles");
+    assert_eq!(policy.rules.len(), 50);
+    let decisions = big_set();
+    let limiter = RateLimiter::new(1_000_000);
+    let mut headers = http::HeaderMap::new();
+    for (k, v) in [
+        ("host", "shop.example.com"),
+        ("user-agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"),
+        ("accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+        ("accept-language", "en-US,en;q=0.9"),
+        ("cookie", "session=abc123; theme=dark"),
+    ] {
+        headers.insert(k, http::HeaderValue::from_static(v));
+    }
+    let req = Request {
+        client_ip: "198.18.0.1".parse().expect("literal"),
+        host: "shop.example.com",
+        method: "GET",
+        uri: "/products/view?id=42&ref=home",
+        headers: &headers,
+        geo: Geo::default(),
+    };
+    let checks = Checks {
+        policy: &policy,
+        decisions: &decisions,
+        limiter: &limiter,
+    };
+    let mut matches = 0usize;
+    assert_eq!(
+        checks.evaluate(&req, NOW, &mut |_| matches += 1),
+        palisade_policy::Verdict::Continue
+    );
+    assert_eq!(matches, 0, "the benchmark request must match no rule");
+    let mut g = c.benchmark_group("rules");
+    g.bench_function("pipeline_50_rules_1m_decisions", |b| {
+        b.iter(|| checks.evaluate(std::hint::black_box(&req), NOW, &mut |_| {}))
+    });
+    g.bench_function("rule_eval_each", |b| {
+        b.iter(|| {
+            policy
+                .rules
+                .iter()
+                .filter(|r| r.expression.eval(std::hint::black_box(&req)))
+                .count()
+        })
+    });
+    g.finish();
+}
 
-criterion_group!(benches, bench_decisions, bench_ratelimit);
+criterion_group!(benches, bench_decisions, bench_ratelimit, bench_rules);
 criterion_main!(benches);
