@@ -404,3 +404,41 @@ fn policy_validate_reports_every_error_with_location() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn tls_termination_with_http2() {
+    let (_origin, url) = demo_origin();
+    let dir = TempDir::new("tls");
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let cert = dir.write("cert.pem", &ck.cert.pem());
+    let key = dir.write("key.pem", &ck.key_pair.serialize_pem());
+    let port = free_port();
+    let up = Up::start(
+        &[url],
+        Some(POLICY),
+        &[
+            "--tls-listen",
+            &format!("127.0.0.1:{port}"),
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let c = reqwest::blocking::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let r = c.get(format!("https://127.0.0.1:{port}/")).send().unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.version(), reqwest::Version::HTTP_2, "ALPN should pick h2");
+    let r = c
+        .get(format!("https://127.0.0.1:{port}/admin"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // Plain HTTP keeps working beside TLS.
+    assert_eq!(up.get("/", None).status(), 200);
+}
