@@ -442,3 +442,55 @@ fn tls_termination_with_http2() {
     // Plain HTTP keeps working beside TLS.
     assert_eq!(up.get("/", None).status(), 200);
 }
+
+#[test]
+fn country_and_asn_decisions_with_maxmind_databases() {
+    // MaxMind's test databases are in ../shared/geoip; without them there is nothing to load.
+    let geo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/geoip");
+    let (country, asn) = (
+        geo.join("GeoIP2-Country-Test.mmdb"),
+        geo.join("GeoLite2-ASN-Test.mmdb"),
+    );
+    if !country.exists() || !asn.exists() {
+        eprintln!("skipping: {} not present", geo.display());
+        return;
+    }
+    let (_origin, url) = demo_origin();
+    let policy = "[[rules]]\nid = \"asn-rule\"\nexpression = 'ip.geoip.asnum eq 15169 and http.request.uri.path eq \"/asn\"'\naction = \"block\"\n";
+    let up = Up::start(
+        &[url],
+        Some(policy),
+        &[
+            "--trusted-proxy",
+            "127.0.0.1/32",
+            "--geoip-country",
+            country.to_str().unwrap(),
+            "--geoip-asn",
+            asn.to_str().unwrap(),
+        ],
+    );
+    // 1.0.0.1 is in AS15169 in the test database; 2.125.160.216 is in GB.
+    assert_eq!(up.get("/asn", Some("1.0.0.1")).status(), 403);
+    assert_eq!(up.get("/asn", Some("2.125.160.216")).status(), 200);
+    let c = client();
+    for body in [
+        r#"{"scope":"country","value":"gb"}"#,
+        r#"{"scope":"asn","value":"AS15169"}"#,
+    ] {
+        let r = c
+            .post(format!("{}/api/v1/decisions", up.api))
+            .bearer_auth(&up.token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 201, "{body}");
+    }
+    assert_eq!(
+        up.get("/", Some("2.125.160.216")).status(),
+        403,
+        "country decision"
+    );
+    assert_eq!(up.get("/", Some("1.0.0.1")).status(), 403, "asn decision");
+    assert_eq!(up.get("/", Some("192.0.2.1")).status(), 200);
+}
