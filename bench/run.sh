@@ -102,8 +102,8 @@ HDRS=(-H "User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML,
       -H "Accept-Language: en-US,en;q=0.9" -H "Cookie: session=abc123; theme=dark")
 URLPATH="/products/view?id=42&ref=home"
 
-run() { # name port -> "rps p50 p90 p99" (latencies in ms)
-  wrk -t"$WRK_THREADS" -c"$CONNS" -d"$DURATION" --latency "${HDRS[@]}" "http://127.0.0.1:$2$URLPATH" > "$WORK/$1.out"
+run() { # name port [threads conns] -> "rps p50 p90 p99 non2xx" (latencies in ms)
+  wrk -t"${3:-$WRK_THREADS}" -c"${4:-$CONNS}" -d"$DURATION" --latency "${HDRS[@]}" "http://127.0.0.1:$2$URLPATH" > "$WORK/$1.out"
   python3 - "$WORK/$1.out" <<'PY'
 import re, sys
 t = open(sys.argv[1]).read()
@@ -129,7 +129,16 @@ for r in $(seq 1 "$ROUNDS"); do
     echo "$peer $rps $p50 $p90 $p99" >> "$WORK/all.txt"
   done
 done
-python3 - "$WORK/all.txt" <<'PY'
+# Latency at light load (4 connections, one wrk thread): what a request pays
+# when nothing is saturated, so the added latency of each proxy is visible.
+for r in $(seq 1 "$ROUNDS"); do
+  for peer in origin nginx palisade; do
+    case $peer in origin) port=$ORIGIN_PORT;; nginx) port=$NGINX_PORT;; palisade) port=$PALISADE_PORT;; esac
+    read -r rps p50 p90 p99 bad < <(run "$peer-light" "$port" 1 4)
+    echo "$peer $rps $p50 $p90 $p99" >> "$WORK/light.txt"
+  done
+done
+python3 - "$WORK/all.txt" "$WORK/light.txt" <<'PY'
 import sys, statistics as st
 rows = [l.split() for l in open(sys.argv[1])]
 med = {}
@@ -142,5 +151,14 @@ print("median over rounds:")
 for k in ("origin", "nginx", "palisade"):
     v = med[k]; print(f"  {k:<9} {v[0]:>9.0f} req/s  p50 {v[1]:.3f} ms  p90 {v[2]:.3f} ms  p99 {v[3]:.3f} ms")
 print(f"palisade/nginx requests/s: {p[0]/n[0]:.2f}x")
-print(f"added p99 over direct: palisade {p[3]-o[3]:+.3f} ms, nginx {n[3]-o[3]:+.3f} ms")
+rows = [l.split() for l in open(sys.argv[2])]
+lt = {}
+for peer in ("origin", "nginx", "palisade"):
+    rs = [r for r in rows if r[0] == peer]
+    lt[peer] = [st.median(float(r[i]) for r in rs) for i in range(1, 5)]
+print()
+print("light load (1 wrk thread, 4 connections), median over rounds:")
+for k in ("origin", "nginx", "palisade"):
+    v = lt[k]; print(f"  {k:<9} {v[0]:>9.0f} req/s  p50 {v[1]:.3f} ms  p99 {v[3]:.3f} ms")
+print(f"added latency over direct at light load: palisade p50 {lt['palisade'][1]-lt['origin'][1]:+.3f} ms, p99 {lt['palisade'][3]-lt['origin'][3]:+.3f} ms; nginx p50 {lt['nginx'][1]-lt['origin'][1]:+.3f} ms, p99 {lt['nginx'][3]-lt['origin'][3]:+.3f} ms")
 PY
