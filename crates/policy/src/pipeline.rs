@@ -118,9 +118,24 @@ impl Checks<'_> {
             }
         }
 
-        // 4. Custom rules, in file order.
-        for rule in &self.policy.rules {
-            if !rule.expression.eval(req) {
+        // 4. Custom rules, in file order; the literal prefilter skips rules
+        // that certainly do not match.
+        let index = &self.policy.rule_index;
+        let mut inline = [0u64; 8];
+        let mut heap = Vec::new();
+        let candidates: &mut [u64] = if index.words() <= inline.len() {
+            &mut inline[..index.words()]
+        } else {
+            heap.resize(index.words(), 0);
+            &mut heap
+        };
+        index.candidates(req, candidates);
+        for (i, rule) in self.policy.rules.iter().enumerate() {
+            if candidates
+                .get(i / 64)
+                .is_none_or(|w| w & (1 << (i % 64)) == 0)
+                || !rule.expression.eval(req)
+            {
                 continue;
             }
             let verdict = if rule.simulate {

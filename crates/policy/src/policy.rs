@@ -27,7 +27,7 @@
 //! ```
 
 use crate::duration::parse_duration_ms;
-use crate::expr::{Expr, Lists};
+use crate::expr::{Expr, ExprIndex, Lists};
 use crate::ratelimit::{Characteristic, LimitSpec};
 use crate::verdict::Action;
 use serde::Deserialize;
@@ -125,6 +125,8 @@ pub struct Policy {
     pub rules: Vec<Rule>,
     /// Rate limits, in file order.
     pub rate_limits: Vec<RateLimit>,
+    /// Literal prefilter over the rules' expressions (bit `i` = `rules[i]`).
+    pub rule_index: ExprIndex,
     /// A digest of the source, to tell versions apart in logs and metrics.
     pub digest: String,
 }
@@ -597,8 +599,10 @@ impl Policy {
         }
 
         diag.finish()?;
+        let rule_index = ExprIndex::new(rules.iter().map(|r| &r.expression));
         Ok(Policy {
             allowlist,
+            rule_index,
             rules,
             rate_limits,
             digest: digest_of(src),

@@ -45,7 +45,7 @@ impl Node {
 }
 
 /// A string-valued field.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) enum StrField {
     Host,
     Method,
@@ -56,6 +56,28 @@ pub(super) enum StrField {
     Header(HeaderName),
     Cookie(Box<str>),
     Country,
+}
+
+impl StrField {
+    /// The field's value; an absent field is the empty string.
+    pub fn value<'a>(&'a self, req: &'a Request<'a>) -> Cow<'a, str> {
+        match self {
+            StrField::Host => Cow::Borrowed(req.host),
+            StrField::Method => Cow::Borrowed(req.method),
+            StrField::Uri => Cow::Borrowed(req.uri),
+            StrField::Path => Cow::Borrowed(req.path()),
+            StrField::Query => Cow::Borrowed(req.query()),
+            StrField::Arg(k) => req.query_arg(k).unwrap_or(Cow::Borrowed("")),
+            StrField::Header(h) => Cow::Borrowed(
+                req.headers
+                    .get(h)
+                    .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+                    .unwrap_or(""),
+            ),
+            StrField::Cookie(k) => Cow::Borrowed(req.cookie(k).unwrap_or("")),
+            StrField::Country => Cow::Borrowed(req.geo.country_str().unwrap_or("")),
+        }
+    }
 }
 
 /// A string-valued expression.
@@ -73,22 +95,7 @@ impl StrExpr {
     /// The value; an absent field is the empty string.
     pub fn eval<'a>(&'a self, req: &'a Request<'a>) -> Cow<'a, str> {
         match self {
-            StrExpr::Field(f) => match f {
-                StrField::Host => Cow::Borrowed(req.host),
-                StrField::Method => Cow::Borrowed(req.method),
-                StrField::Uri => Cow::Borrowed(req.uri),
-                StrField::Path => Cow::Borrowed(req.path()),
-                StrField::Query => Cow::Borrowed(req.query()),
-                StrField::Arg(k) => req.query_arg(k).unwrap_or(Cow::Borrowed("")),
-                StrField::Header(h) => Cow::Borrowed(
-                    req.headers
-                        .get(h)
-                        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
-                        .unwrap_or(""),
-                ),
-                StrField::Cookie(k) => Cow::Borrowed(req.cookie(k).unwrap_or("")),
-                StrField::Country => Cow::Borrowed(req.geo.country_str().unwrap_or("")),
-            },
+            StrExpr::Field(f) => f.value(req),
             StrExpr::Lit(s) => Cow::Borrowed(s),
             StrExpr::Lower(e) => Fold::Lower.apply(e.eval(req)),
             StrExpr::Upper(e) => Fold::Upper.apply(e.eval(req)),
@@ -269,8 +276,8 @@ pub(super) fn find_ascii_ci(hay: &[u8], needle: &[u8]) -> Option<usize> {
 #[derive(Debug)]
 pub(super) struct Wildcard {
     /// Segments between stars (lower-cased when case-insensitive).
-    segs: Vec<Box<[u8]>>,
-    case_sensitive: bool,
+    pub(super) segs: Vec<Box<[u8]>>,
+    pub(super) case_sensitive: bool,
 }
 
 impl Wildcard {

@@ -73,6 +73,7 @@
 mod eval;
 mod lexer;
 mod parser;
+mod prefilter;
 mod sets;
 
 #[cfg(test)]
@@ -86,6 +87,7 @@ use ahash::AHashMap;
 
 use crate::request::Request;
 
+pub use prefilter::ExprIndex;
 pub use sets::{IntSet, IpSet};
 
 /// The longest source accepted by [`Expr::compile`], in bytes.
