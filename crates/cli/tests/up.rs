@@ -209,6 +209,13 @@ fn failover_when_one_of_two_upstreams_dies() {
     let (mut a, url_a) = demo_origin();
     let (_b, url_b) = demo_origin();
     let up = Up::start(&[url_a, url_b], None, &[]);
+    // SIGHUP without a policy file is logged, not fatal.
+    let pid = up.proc.child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
     for _ in 0..10 {
         assert_eq!(up.get("/", None).status(), 200);
     }

@@ -71,6 +71,19 @@ pub fn reload(state: &EdgeState, path: &Path, trigger: &str) -> ReloadOutcome {
     outcome
 }
 
+/// Logs SIGHUP instead of letting it terminate the process (used when there is no policy file).
+pub fn ignore_sighup() -> std::io::Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])?;
+    std::thread::Builder::new()
+        .name("palisade-sighup".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                tracing::info!("SIGHUP received; no policy file to reload");
+            }
+        })?;
+    Ok(())
+}
+
 /// Starts the watcher thread: file changes (debounced 100 ms) and SIGHUP trigger [`reload`].
 pub fn spawn_watcher(state: Arc<EdgeState>, path: PathBuf) -> std::io::Result<()> {
     let (tx, rx) = mpsc::channel::<&'static str>();

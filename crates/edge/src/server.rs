@@ -125,8 +125,12 @@ impl EdgeServer {
                 .context("starting the housekeeping thread")?;
         }
 
-        if let Some(path) = &cfg.policy_path {
-            spawn_watcher(state.clone(), path.clone()).context("watching the policy file")?;
+        match &cfg.policy_path {
+            Some(path) => {
+                spawn_watcher(state.clone(), path.clone()).context("watching the policy file")?
+            }
+            // Without a policy file SIGHUP has nothing to reload, but must not end the process.
+            None => crate::reload::ignore_sighup().context("installing the SIGHUP handler")?,
         }
         Ok(EdgeServer { server, state })
     }
