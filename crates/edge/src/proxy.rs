@@ -26,6 +26,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Instant;
 
+const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+pub(crate) const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+
 /// The edge proxy.
 pub struct EdgeProxy {
     state: Arc<EdgeState>,
@@ -160,13 +163,12 @@ impl ProxyHttp for EdgeProxy {
             .map(|a| a.ip())
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         let req = session.req_header();
-        ctx.client_ip = st.trusted.client_ip(
-            peer,
+        ctx.client_ip = st.trusted.client_ip(peer, || {
             req.headers
-                .get_all("x-forwarded-for")
+                .get_all(X_FORWARDED_FOR)
                 .iter()
-                .map(|v| v.as_bytes()),
-        );
+                .map(|v| v.as_bytes())
+        });
         let host = req
             .headers
             .get(http::header::HOST)
@@ -306,20 +308,20 @@ impl ProxyHttp for EdgeProxy {
         upstream_request: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        upstream_request.insert_header("x-request-id", ctx.id.as_str())?;
+        upstream_request.insert_header(X_REQUEST_ID, ctx.id.as_str())?;
         // Append the address we saw to X-Forwarded-For.
         let mut buf = [0u8; 64];
         let ip = format_ip(&mut buf, ctx.client_ip);
         match upstream_request
             .headers
-            .get("x-forwarded-for")
+            .get(X_FORWARDED_FOR)
             .and_then(|v| v.to_str().ok())
         {
             Some(prev) if !prev.is_empty() => {
                 let joined = format!("{prev}, {ip}");
-                upstream_request.insert_header("x-forwarded-for", joined)?;
+                upstream_request.insert_header(X_FORWARDED_FOR, joined)?;
             }
-            _ => upstream_request.insert_header("x-forwarded-for", ip)?,
+            _ => upstream_request.insert_header(X_FORWARDED_FOR, ip)?,
         }
         Ok(())
     }
@@ -330,7 +332,7 @@ impl ProxyHttp for EdgeProxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        upstream_response.insert_header("x-request-id", ctx.id.as_str())?;
+        upstream_response.insert_header(X_REQUEST_ID, ctx.id.as_str())?;
         Ok(())
     }
 

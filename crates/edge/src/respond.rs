@@ -36,7 +36,7 @@ pub async fn send(
     resp.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
     resp.insert_header(http::header::CONTENT_LENGTH, body.len())?;
     resp.insert_header(http::header::CACHE_CONTROL, "no-store")?;
-    resp.insert_header("x-request-id", request_id)?;
+    resp.insert_header(crate::proxy::X_REQUEST_ID, request_id)?;
     if let Some(secs) = retry_after_secs {
         resp.insert_header(http::header::RETRY_AFTER, secs)?;
     }
