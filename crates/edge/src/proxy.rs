@@ -141,6 +141,10 @@ impl ProxyHttp for EdgeProxy {
         }
     }
 
+    /// No downstream modules: Pingora's default adds a (disabled) compression
+    /// module whose per-request context and filters cost time on every request.
+    fn init_downstream_modules(&self, _modules: &mut pingora_core::modules::http::HttpModules) {}
+
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let st = &self.state;
         let req = session.req_header();
