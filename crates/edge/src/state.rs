@@ -9,6 +9,8 @@ use crate::geoip::GeoIp;
 use crate::metrics::Metrics;
 use crate::request_id::RequestIds;
 use arc_swap::ArcSwap;
+use palisade_mesh::replica::{Applied, DecisionReplica, ReplicaSnapshot};
+use palisade_mesh::DecisionUpdate;
 use palisade_policy::decisions::DecisionError;
 use palisade_policy::ratelimit::RateLimiter;
 use palisade_policy::{Decision, DecisionSet, Policy};
@@ -21,7 +23,9 @@ pub struct EdgeState {
     /// This node's id.
     pub node_id: String,
     policy: ArcSwap<Policy>,
-    decisions: RwLock<DecisionSet>,
+    decisions: RwLock<DecisionReplica>,
+    /// Version of the cluster policy in force (0: none from the mesh).
+    policy_version: AtomicU64,
     next_decision_id: AtomicU64,
     /// Rate-limit counters.
     pub limiter: RateLimiter,
@@ -55,7 +59,8 @@ impl EdgeState {
         EdgeState {
             node_id,
             policy: ArcSwap::from_pointee(policy),
-            decisions: RwLock::new(DecisionSet::new()),
+            decisions: RwLock::new(DecisionReplica::new()),
+            policy_version: AtomicU64::new(0),
             next_decision_id: AtomicU64::new(1),
             limiter,
             geo,
@@ -80,7 +85,51 @@ impl EdgeState {
 
     /// Runs `f` with the decision table (read lock).
     pub fn with_decisions<R>(&self, f: impl FnOnce(&DecisionSet) -> R) -> R {
-        f(&self.decisions.read())
+        f(self.decisions.read().set())
+    }
+
+    /// Replaces the policy with a cluster policy version.
+    pub fn set_cluster_policy(&self, policy: Policy, version: u64) {
+        self.set_policy(policy);
+        self.policy_version.store(version, Ordering::Relaxed);
+    }
+
+    /// Version of the cluster policy in force (None: none received).
+    pub fn policy_version(&self) -> Option<u64> {
+        match self.policy_version.load(Ordering::Relaxed) {
+            0 => None,
+            v => Some(v),
+        }
+    }
+
+    /// Applies one update of the cluster decision log (at most once, in order).
+    pub fn apply_update(&self, update: DecisionUpdate) -> Applied {
+        let mut table = self.decisions.write();
+        let applied = table.apply(update);
+        self.metrics.decisions_active.set(table.set().len() as i64);
+        applied
+    }
+
+    /// Last decision-log sequence applied.
+    pub fn decisions_seq(&self) -> u64 {
+        self.decisions.read().last_seq()
+    }
+
+    /// The decision table and its log position, for persistence.
+    pub fn decisions_snapshot(&self) -> ReplicaSnapshot {
+        self.decisions.read().snapshot()
+    }
+
+    /// Replaces the decision table with a persisted one.
+    pub fn restore_decisions(
+        &self,
+        snapshot: ReplicaSnapshot,
+    ) -> Result<usize, palisade_mesh::MeshError> {
+        let replica = DecisionReplica::restore(snapshot)?;
+        let n = replica.set().len();
+        *self.decisions.write() = replica;
+        self.metrics.decisions_active.set(n as i64);
+        Ok(n)
     }
 
     /// Adds (or replaces, same scope and value) a decision. `d.id` of 0 gets a fresh id.
@@ -90,7 +139,8 @@ impl EdgeState {
         } else {
             self.next_decision_id.fetch_max(d.id + 1, Ordering::Relaxed);
         }
-        let mut table = self.decisions.write();
+        let mut replica = self.decisions.write();
+        let table = replica.set_mut();
         table.insert(d.clone())?;
         let stored = table.get(d.id).cloned().unwrap_or(d);
         self.metrics.decisions_active.set(table.len() as i64);
@@ -102,7 +152,8 @@ impl EdgeState {
         &self,
         ds: impl IntoIterator<Item = Decision>,
     ) -> Result<usize, DecisionError> {
-        let mut table = self.decisions.write();
+        let mut replica = self.decisions.write();
+        let table = replica.set_mut();
         let mut n = 0;
         for mut d in ds {
             if d.id == 0 {
@@ -117,8 +168,9 @@ impl EdgeState {
 
     /// Every active decision (expired ones are left out).
     pub fn list_decisions(&self, now_ms: u64) -> Vec<Decision> {
-        let table = self.decisions.read();
-        let mut out: Vec<Decision> = table
+        let replica = self.decisions.read();
+        let mut out: Vec<Decision> = replica
+            .set()
             .iter()
             .filter(|d| d.expires_at.is_none_or(|e| e > now_ms))
             .cloned()
@@ -129,7 +181,8 @@ impl EdgeState {
 
     /// Deletes a decision by id.
     pub fn delete_decision(&self, id: u64) -> Option<Decision> {
-        let mut table = self.decisions.write();
+        let mut replica = self.decisions.write();
+        let table = replica.set_mut();
         let d = table.remove(id);
         self.metrics.decisions_active.set(table.len() as i64);
         d
@@ -141,12 +194,14 @@ impl EdgeState {
         let any = self
             .decisions
             .read()
+            .set()
             .iter()
             .any(|d| d.expires_at.is_some_and(|e| e <= now_ms));
         if !any {
             return 0;
         }
-        let mut table = self.decisions.write();
+        let mut replica = self.decisions.write();
+        let table = replica.set_mut();
         let n = table.purge_expired(now_ms).len();
         self.metrics.decisions_active.set(table.len() as i64);
         n

@@ -1,0 +1,145 @@
+//! `palisade edge`: a node that joins a cluster over NATS JetStream.
+
+use crate::up::EdgeArgs;
+use anyhow::{bail, Context};
+use clap::Args;
+use palisade_edge::sync::{self, SyncConfig};
+use palisade_edge::EdgeServer;
+use palisade_mesh::nats::{NatsMesh, NatsOptions};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Args)]
+pub struct EdgeCmdArgs {
+    #[command(flatten)]
+    edge: EdgeArgs,
+    /// Directory for the fail-static state (last policy and decisions).
+    #[arg(long, default_value = "palisade-edge-data")]
+    data_dir: PathBuf,
+    /// NATS server URL (several: comma-separated).
+    #[arg(long, env = "PALISADE_NATS")]
+    nats: String,
+    /// NATS credentials file (.creds), when the server requires one.
+    #[arg(long)]
+    nats_creds: Option<PathBuf>,
+    /// CA certificates (PEM) to verify the NATS server's TLS certificate.
+    #[arg(long)]
+    nats_tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS with NATS.
+    #[arg(long, requires = "nats_tls_key")]
+    nats_tls_cert: Option<PathBuf>,
+    /// Client key (PEM) for mutual TLS with NATS.
+    #[arg(long, requires = "nats_tls_cert")]
+    nats_tls_key: Option<PathBuf>,
+    /// Prefix of the cluster's subjects, streams and buckets.
+    #[arg(long, default_value = "palisade")]
+    nats_prefix: String,
+    /// Address serving /metrics and /healthz (optional).
+    #[arg(long)]
+    metrics: Option<String>,
+}
+
+pub fn run(args: EdgeCmdArgs) -> anyhow::Result<i32> {
+    let upstreams = args.edge.upstream_specs()?;
+    if upstreams.is_empty() {
+        bail!("palisade edge needs at least one --upstream");
+    }
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
+    let cfg = args.edge.config(upstreams, None)?;
+    let edge = EdgeServer::build(cfg)?;
+    let state = edge.state.clone();
+
+    // Fail-static: start from what this node enforced last.
+    match sync::restore(&state, &args.data_dir) {
+        Ok((version, decisions)) => {
+            tracing::info!(policy_version = ?version, decisions, "restored the persisted edge state")
+        }
+        Err(e) => tracing::error!("could not restore the persisted edge state: {e}"),
+    }
+
+    // Security events also go to the mesh.
+    let (std_tx, std_rx) = std::sync::mpsc::sync_channel(4096);
+    state.events.subscribe(std_tx);
+    let (tx, rx) = tokio::sync::mpsc::channel(4096);
+    std::thread::Builder::new()
+        .name("palisade-events-mesh".into())
+        .spawn(move || {
+            while let Ok(ev) = std_rx.recv() {
+                if tx.blocking_send(ev).is_err() {
+                    break;
+                }
+            }
+        })?;
+
+    let opts = NatsOptions {
+        prefix: args.nats_prefix.clone(),
+        node_id: args.edge.node_id.clone(),
+        credentials_file: args.nats_creds.clone(),
+        tls_root_ca: args.nats_tls_ca.clone(),
+        tls_client_cert: args.nats_tls_cert.clone().zip(args.nats_tls_key.clone()),
+        ..NatsOptions::default()
+    };
+    let sync_cfg = SyncConfig {
+        node_id: args.edge.node_id.clone(),
+        address: args.edge.listen.clone(),
+        data_dir: args.data_dir.clone(),
+        heartbeat_interval: Duration::from_secs(2),
+        event_queue: 100_000,
+    };
+    let url = args.nats.clone();
+    let metrics_addr = args.metrics.clone();
+    let metrics_state = state.clone();
+    std::thread::Builder::new()
+        .name("palisade-sync".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!(error = %e, "sync runtime");
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                if let Some(addr) = metrics_addr {
+                    match tokio::net::TcpListener::bind(&addr).await {
+                        Ok(l) => {
+                            let st = metrics_state.clone();
+                            let app = axum::Router::new()
+                                .route("/healthz", axum::routing::get(|| async { "ok\n" }))
+                                .route(
+                                    "/metrics",
+                                    axum::routing::get(move || {
+                                        let st = st.clone();
+                                        async move { st.metrics.render() }
+                                    }),
+                                );
+                            tokio::spawn(async move {
+                                if let Err(e) = axum::serve(l, app).await {
+                                    tracing::error!(error = %e, "metrics endpoint stopped");
+                                }
+                            });
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, %addr, "cannot bind the metrics endpoint")
+                        }
+                    }
+                }
+                let opts = Arc::new(opts);
+                sync::run(
+                    metrics_state,
+                    sync_cfg,
+                    || NatsMesh::connect(&url, (*opts).clone()),
+                    rx,
+                )
+                .await;
+            });
+        })?;
+
+    tracing::info!(node = %args.edge.node_id, listen = %args.edge.listen, nats = %args.nats, "palisade edge");
+    edge.run_forever()
+}

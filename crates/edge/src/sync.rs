@@ -1,0 +1,375 @@
+//! Keeps an edge in step with the cluster through a [`Mesh`], and keeps it
+//! protecting when the mesh is gone (fail-static).
+//!
+//! - **Decisions**: follows the decision log from the last sequence applied;
+//!   each update is applied at most once, in order (`DecisionReplica`). When a
+//!   subscription ends (bus down, error), it resubscribes from the last applied
+//!   sequence, with backoff: snapshot + missed deltas, nothing lost, nothing twice.
+//! - **Policy**: watches the cluster policy and swaps in each new version that
+//!   compiles; an invalid version is logged and counted, the running one stays.
+//! - **Persistence**: the policy in force and the decision table (with its log
+//!   position) are written to `DATA_DIR/edge-state.json` after every change, and
+//!   loaded at start, so an edge restarted while the bus is down enforces what
+//!   it enforced before.
+//! - **Heartbeats** every `heartbeat_interval`.
+//! - **Events**: security events are published to the mesh; while it is
+//!   unreachable they wait in a bounded in-memory queue (oldest dropped past
+//!   the bound, counted in `palisade_events_dropped_total`).
+
+use crate::now_ms;
+use crate::state::EdgeState;
+use palisade_mesh::replica::{Applied, ReplicaSnapshot};
+use palisade_mesh::{Heartbeat, Mesh, MeshError, PolicyVersion};
+use palisade_policy::{Policy, SecurityEvent};
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the follow loops check that their subscription is still alive.
+const WATCHDOG: Duration = Duration::from_secs(1);
+
+/// How an edge joins the mesh.
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    /// Node id reported in heartbeats.
+    pub node_id: String,
+    /// Address the edge serves traffic on (reported in heartbeats).
+    pub address: String,
+    /// Where the fail-static state is kept.
+    pub data_dir: PathBuf,
+    /// Interval between heartbeats.
+    pub heartbeat_interval: Duration,
+    /// Events kept in memory while the mesh is unreachable.
+    pub event_queue: usize,
+}
+
+/// What an edge persists to survive restarts without the mesh.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Persisted {
+    /// The cluster policy in force.
+    pub policy: Option<PolicyVersion>,
+    /// The decision table and its log position.
+    pub decisions: Option<ReplicaSnapshot>,
+}
+
+fn state_file(data_dir: &Path) -> PathBuf {
+    data_dir.join("edge-state.json")
+}
+
+/// Loads the persisted state into `state`. Returns what was restored; a
+/// missing file is not an error, a corrupt one is reported and ignored.
+pub fn restore(state: &EdgeState, data_dir: &Path) -> Result<(Option<u64>, usize), String> {
+    let path = state_file(data_dir);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((None, 0)),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let p: Persisted =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut version = None;
+    if let Some(pv) = p.policy {
+        match Policy::from_toml(&pv.source, &format!("policy v{}", pv.version)) {
+            Ok(policy) => {
+                state.set_cluster_policy(policy, pv.version);
+                version = Some(pv.version);
+            }
+            Err(e) => tracing::error!(
+                "persisted policy v{} does not compile, ignored:\n{e}",
+                pv.version
+            ),
+        }
+    }
+    let mut n = 0;
+    if let Some(snap) = p.decisions {
+        n = state
+            .restore_decisions(snap)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok((version, n))
+}
+
+/// Writes the state atomically (temporary file, then rename).
+fn persist(
+    state: &EdgeState,
+    policy: &Option<PolicyVersion>,
+    data_dir: &Path,
+) -> std::io::Result<()> {
+    let p = Persisted {
+        policy: policy.clone(),
+        decisions: Some(state.decisions_snapshot()),
+    };
+    let path = state_file(data_dir);
+    let tmp = data_dir.join(".edge-state.json.tmp");
+    let bytes = serde_json::to_vec(&p).map_err(std::io::Error::other)?;
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, &path)
+}
+
+/// Exponential backoff from 100 ms to 5 s.
+struct Backoff(Duration);
+
+impl Backoff {
+    fn new() -> Self {
+        Backoff(Duration::from_millis(100))
+    }
+    async fn wait(&mut self) {
+        tokio::time::sleep(self.0).await;
+        self.0 = (self.0 * 2).min(Duration::from_secs(5));
+    }
+    fn reset(&mut self) {
+        self.0 = Duration::from_millis(100);
+    }
+}
+
+/// Connects with `connect` (retrying with backoff) and then runs the sync
+/// tasks forever. `events` receives the edge's security events.
+pub async fn run<M, F, Fut>(
+    state: Arc<EdgeState>,
+    cfg: SyncConfig,
+    connect: F,
+    events: tokio::sync::mpsc::Receiver<SecurityEvent>,
+) where
+    M: Mesh,
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<M, MeshError>>,
+{
+    let mut backoff = Backoff::new();
+    let mesh = loop {
+        match connect().await {
+            Ok(m) => break Arc::new(m),
+            Err(e) => {
+                tracing::warn!(error = %e, "mesh unreachable; enforcing the persisted policy and decisions, retrying");
+                backoff.wait().await;
+            }
+        }
+    };
+    tracing::info!(node = %cfg.node_id, "joined the mesh");
+    let dirty = Arc::new(AtomicBool::new(false));
+    let current_policy: Arc<parking_lot::Mutex<Option<PolicyVersion>>> =
+        Arc::new(parking_lot::Mutex::new(
+            std::fs::read_to_string(state_file(&cfg.data_dir))
+                .ok()
+                .and_then(|t| serde_json::from_str::<Persisted>(&t).ok())
+                .and_then(|p| p.policy),
+        ));
+
+    let decisions = tokio::spawn(follow_decisions(state.clone(), mesh.clone(), dirty.clone()));
+    let policy = tokio::spawn(follow_policy(
+        state.clone(),
+        mesh.clone(),
+        dirty.clone(),
+        current_policy.clone(),
+    ));
+    let heartbeat = tokio::spawn(heartbeats(state.clone(), mesh.clone(), cfg.clone()));
+    let events = tokio::spawn(forward_events(
+        state.clone(),
+        mesh.clone(),
+        events,
+        cfg.event_queue,
+    ));
+    let persister = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            tick.tick().await;
+            if dirty.swap(false, Ordering::AcqRel) {
+                let policy = current_policy.lock().clone();
+                if let Err(e) = persist(&state, &policy, &cfg.data_dir) {
+                    tracing::error!(error = %e, dir = %cfg.data_dir.display(), "could not persist the edge state");
+                    dirty.store(true, Ordering::Release);
+                }
+            }
+        }
+    });
+    let _ = tokio::join!(decisions, policy, heartbeat, events, persister);
+}
+
+async fn follow_decisions<M: Mesh>(state: Arc<EdgeState>, mesh: Arc<M>, dirty: Arc<AtomicBool>) {
+    let mut backoff = Backoff::new();
+    loop {
+        let from = state.decisions_seq();
+        match mesh.decisions_since(from).await {
+            Ok(mut stream) => {
+                backoff.reset();
+                // Watchdog: a subscription can stall silently (e.g. its consumer
+                // vanished with a server restart). If the log's head is ahead of us
+                // and nothing arrived since the last check, resubscribe.
+                let mut check = tokio::time::interval(WATCHDOG);
+                check.tick().await;
+                let mut seen_at_check = state.decisions_seq();
+                loop {
+                    tokio::select! {
+                        item = stream.next() => match item {
+                            Some(Ok(update)) => {
+                                let seq = update.seq;
+                                match state.apply_update(update) {
+                                    Applied::Rejected(why) => tracing::warn!(seq, why, "decision update rejected"),
+                                    Applied::Duplicate => {}
+                                    _ => dirty.store(true, Ordering::Release),
+                                }
+                            }
+                            Some(Err(e)) => {
+                                tracing::warn!(error = %e, "decision stream failed; resubscribing");
+                                break;
+                            }
+                            None => break,
+                        },
+                        _ = check.tick() => {
+                            let seq = state.decisions_seq();
+                            if let Ok(head) = mesh.decisions_head().await {
+                                if head > seq && seq == seen_at_check {
+                                    tracing::warn!(head, seq, "decision stream stalled; resubscribing");
+                                    break;
+                                }
+                            }
+                            seen_at_check = seq;
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, from, "cannot follow decisions; retrying"),
+        }
+        backoff.wait().await;
+    }
+}
+
+async fn follow_policy<M: Mesh>(
+    state: Arc<EdgeState>,
+    mesh: Arc<M>,
+    dirty: Arc<AtomicBool>,
+    current: Arc<parking_lot::Mutex<Option<PolicyVersion>>>,
+) {
+    let mut backoff = Backoff::new();
+    // The newest version that failed to compile (the watchdog must not rewatch for it forever).
+    let failed: parking_lot::Mutex<Option<u64>> = parking_lot::Mutex::new(None);
+    loop {
+        match mesh.watch_policy().await {
+            Ok(mut stream) => {
+                backoff.reset();
+                let mut check = tokio::time::interval(WATCHDOG);
+                check.tick().await;
+                loop {
+                    let item = tokio::select! {
+                        item = stream.next() => match item {
+                            Some(item) => item,
+                            None => break,
+                        },
+                        _ = check.tick() => {
+                            // Watchdog: a newer version than ours means the watch stalled.
+                            match mesh.current_policy().await {
+                                Ok(Some(pv)) if Some(pv.version) > state.policy_version() && Some(pv.version) > *failed.lock() => {
+                                    tracing::warn!(version = pv.version, "policy watch stalled; rewatching");
+                                    break;
+                                }
+                                _ => continue,
+                            }
+                        }
+                    };
+                    match item {
+                        Ok(pv) => {
+                            if state.policy_version() >= Some(pv.version)
+                                && state.policy().digest == pv.digest
+                            {
+                                continue;
+                            }
+                            match Policy::from_toml(&pv.source, &format!("policy v{}", pv.version))
+                            {
+                                Ok(p) => {
+                                    let rules = p.rules.len();
+                                    state.set_cluster_policy(p, pv.version);
+                                    state
+                                        .metrics
+                                        .policy_reloads
+                                        .with_label_values(&["ok"])
+                                        .inc();
+                                    tracing::info!(version = pv.version, rules, author = %pv.author, "policy applied");
+                                    *current.lock() = Some(pv);
+                                    dirty.store(true, Ordering::Release);
+                                }
+                                Err(e) => {
+                                    *failed.lock() = Some(pv.version);
+                                    state
+                                        .metrics
+                                        .policy_reloads
+                                        .with_label_values(&["invalid"])
+                                        .inc();
+                                    tracing::error!(
+                                        version = pv.version,
+                                        "invalid policy version, keeping the running one:\n{e}"
+                                    );
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "policy watch failed; rewatching");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot watch the policy; retrying"),
+        }
+        backoff.wait().await;
+    }
+}
+
+async fn heartbeats<M: Mesh>(state: Arc<EdgeState>, mesh: Arc<M>, cfg: SyncConfig) {
+    let mut tick = tokio::time::interval(cfg.heartbeat_interval);
+    loop {
+        tick.tick().await;
+        let hb = Heartbeat {
+            node_id: cfg.node_id.clone(),
+            address: cfg.address.clone(),
+            policy_version: state.policy_version(),
+            decisions: state.with_decisions(|d| d.len() as u64),
+            decisions_seq: state.decisions_seq(),
+            time_ms: now_ms(),
+        };
+        if let Err(e) = mesh.heartbeat(&hb).await {
+            tracing::debug!(error = %e, "heartbeat not sent");
+        }
+    }
+}
+
+async fn forward_events<M: Mesh>(
+    state: Arc<EdgeState>,
+    mesh: Arc<M>,
+    mut rx: tokio::sync::mpsc::Receiver<SecurityEvent>,
+    bound: usize,
+) {
+    let mut queue: VecDeque<SecurityEvent> = VecDeque::new();
+    let mut backoff = Backoff::new();
+    loop {
+        // Take what arrived; wait for more only when nothing is pending.
+        if queue.is_empty() {
+            match rx.recv().await {
+                Some(ev) => queue.push_back(ev),
+                None => return,
+            }
+        }
+        while let Ok(ev) = rx.try_recv() {
+            if queue.len() >= bound {
+                queue.pop_front();
+                state.metrics.events_dropped.inc();
+            }
+            queue.push_back(ev);
+        }
+        while let Some(ev) = queue.front() {
+            match mesh.publish_event(ev).await {
+                Ok(()) => {
+                    queue.pop_front();
+                    backoff.reset();
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, pending = queue.len(), "event not published; will retry");
+                    backoff.wait().await;
+                    break;
+                }
+            }
+        }
+    }
+}
