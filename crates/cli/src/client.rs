@@ -13,13 +13,106 @@ pub struct ApiArgs {
         default_value = "http://127.0.0.1:9090",
         global = true
     )]
-    api: String,
+    pub api: String,
     /// Bearer token (see `DATA_DIR/admin.token`).
     #[arg(long, env = "PALISADE_TOKEN", global = true, hide_env_values = true)]
-    token: Option<String>,
+    pub token: Option<String>,
     /// Print JSON instead of a table.
     #[arg(long, global = true)]
-    json: bool,
+    pub json: bool,
+}
+
+/// A client of the management API.
+pub struct Api {
+    pub base: String,
+    auth: String,
+    pub http: reqwest::Client,
+    pub json: bool,
+}
+
+impl Api {
+    pub fn new(args: &ApiArgs) -> anyhow::Result<Api> {
+        let Some(token) = args.token.clone() else {
+            bail!("no token: pass --token or set PALISADE_TOKEN (palisade up writes it to DATA_DIR/admin.token)");
+        };
+        Ok(Api {
+            base: args.api.trim_end_matches('/').to_string(),
+            auth: format!("Bearer {token}"),
+            http: reqwest::Client::new(),
+            json: args.json,
+        })
+    }
+
+    /// Sends a request to `path` and returns the checked response.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<reqwest::Body>,
+    ) -> anyhow::Result<reqwest::Response> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("authorization", &self.auth);
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("calling {}", self.base))?;
+        check(resp).await
+    }
+}
+
+/// Runs an async command on a small runtime.
+pub fn block_on<F: std::future::Future<Output = anyhow::Result<i32>>>(f: F) -> anyhow::Result<i32> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(f)
+}
+
+/// `palisade nodes`.
+pub fn nodes(args: ApiArgs) -> anyhow::Result<i32> {
+    block_on(async move {
+        let api = Api::new(&args)?;
+        let nodes: Vec<serde_json::Value> = api
+            .call(reqwest::Method::GET, "/api/v1/nodes", None)
+            .await?
+            .json()
+            .await?;
+        if api.json {
+            println!("{}", serde_json::to_string_pretty(&nodes)?);
+            return Ok(0);
+        }
+        let now = palisade_edge::now_ms();
+        println!(
+            "{:<20} {:<24} {:<8} {:<10} {:<10} {:<8} LAST HEARTBEAT",
+            "NODE", "ADDRESS", "POLICY", "DECISIONS", "LOG SEQ", "HEALTH"
+        );
+        for n in &nodes {
+            let ago = now.saturating_sub(n["last_heartbeat_ms"].as_u64().unwrap_or(0));
+            println!(
+                "{:<20} {:<24} {:<8} {:<10} {:<10} {:<8} {:.1}s ago",
+                n["node_id"].as_str().unwrap_or(""),
+                n["address"].as_str().unwrap_or(""),
+                n["policy_version"]
+                    .as_u64()
+                    .map(|v| format!("v{v}"))
+                    .unwrap_or_else(|| "-".into()),
+                n["decisions"].as_u64().unwrap_or(0),
+                n["decisions_seq"].as_u64().unwrap_or(0),
+                if n["healthy"].as_bool().unwrap_or(false) {
+                    "ok"
+                } else {
+                    "stale"
+                },
+                ago as f64 / 1000.0
+            );
+        }
+        Ok(0)
+    })
 }
 
 #[derive(Subcommand)]
@@ -54,7 +147,7 @@ pub enum DecisionsCommand {
     },
 }
 
-async fn check(resp: reqwest::Response) -> anyhow::Result<reqwest::Response> {
+pub async fn check(resp: reqwest::Response) -> anyhow::Result<reqwest::Response> {
     let status = resp.status();
     if status.is_success() {
         return Ok(resp);

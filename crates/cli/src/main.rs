@@ -1,6 +1,7 @@
 //! `palisade` — one binary for every role.
 
 mod client;
+mod control_cmd;
 mod edge_cmd;
 mod origin;
 mod policy_cmd;
@@ -29,14 +30,23 @@ struct Cli {
 enum Command {
     /// Run everything on one machine: an edge and the management API.
     Up(Box<up::UpArgs>),
+    /// Run the control plane of a cluster (API over NATS JetStream).
+    Control(Box<control_cmd::ControlArgs>),
     /// Run an edge node that joins a cluster over NATS JetStream.
     Edge(Box<edge_cmd::EdgeCmdArgs>),
     /// Serve the built-in demo site (HTML page, JSON endpoint, login form).
     DemoOrigin(origin::OriginArgs),
     /// Work with policy files.
     Policy {
+        #[command(flatten)]
+        api: client::ApiArgs,
         #[command(subcommand)]
         command: policy_cmd::PolicyCommand,
+    },
+    /// Nodes of the cluster, through the API.
+    Nodes {
+        #[command(flatten)]
+        api: client::ApiArgs,
     },
     /// Manage decisions through the API.
     Decisions {
@@ -71,6 +81,10 @@ fn main() {
             init_logging(&cli.log_format);
             up::run(*args)
         }
+        Command::Control(args) => {
+            init_logging(&cli.log_format);
+            control_cmd::run(*args)
+        }
         Command::Edge(args) => {
             init_logging(&cli.log_format);
             edge_cmd::run(*args)
@@ -79,7 +93,8 @@ fn main() {
             init_logging(&cli.log_format);
             origin::run(args)
         }
-        Command::Policy { command } => policy_cmd::run(command),
+        Command::Policy { api, command } => policy_cmd::run(api, command),
+        Command::Nodes { api } => client::nodes(api),
         Command::Decisions { api, command } => client::run(api, command),
     };
     match result {

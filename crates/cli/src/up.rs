@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context};
 use clap::Args;
-use palisade_control::{ApiConfig, DecisionStore};
+use palisade_control::{ApiConfig, ApiError, Backend};
 use palisade_edge::{now_ms, EdgeConfig, EdgeServer, EdgeState, Limits, TlsConfig, UpstreamSpec};
 use palisade_policy::Decision;
 use std::path::{Path, PathBuf};
@@ -135,15 +135,18 @@ pub struct UpArgs {
 /// Decisions written through the API go straight into the edge's table.
 struct LocalDecisions(Arc<EdgeState>);
 
-impl DecisionStore for LocalDecisions {
-    fn add(&self, d: Decision) -> Result<Decision, String> {
-        self.0.add_decision(d).map_err(|e| e.to_string())
+#[async_trait::async_trait]
+impl Backend for LocalDecisions {
+    async fn add_decision(&self, d: Decision) -> Result<Decision, ApiError> {
+        self.0
+            .add_decision(d)
+            .map_err(|e| ApiError::BadRequest(e.to_string()))
     }
-    fn list(&self) -> Vec<Decision> {
-        self.0.list_decisions(now_ms())
+    async fn list_decisions(&self) -> Result<Vec<Decision>, ApiError> {
+        Ok(self.0.list_decisions(now_ms()))
     }
-    fn delete(&self, id: u64) -> Option<Decision> {
-        self.0.delete_decision(id)
+    async fn delete_decision(&self, id: u64) -> Result<Option<Decision>, ApiError> {
+        Ok(self.0.delete_decision(id))
     }
 }
 
@@ -189,7 +192,10 @@ fn load_decisions(state: &EdgeState, path: &Path) -> anyhow::Result<usize> {
 }
 
 /// Reads, or creates, the admin token.
-fn admin_token(given: Option<String>, data_dir: &Path) -> anyhow::Result<(String, bool)> {
+pub(crate) fn admin_token(
+    given: Option<String>,
+    data_dir: &Path,
+) -> anyhow::Result<(String, bool)> {
     if let Some(t) = given.filter(|t| !t.trim().is_empty()) {
         return Ok((t.trim().to_string(), false));
     }
@@ -273,7 +279,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
         .with_context(|| format!("binding the API on {}", args.api))?;
     api_listener.set_nonblocking(true)?;
     let api_cfg = ApiConfig {
-        store: Arc::new(LocalDecisions(edge.state.clone())),
+        backend: Arc::new(LocalDecisions(edge.state.clone())),
         admin_token: token.clone(),
         metrics: {
             let state = edge.state.clone();

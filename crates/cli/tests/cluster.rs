@@ -183,3 +183,116 @@ fn edges_follow_the_cluster_and_fail_static() {
     });
     assert_eq!(nodes.len(), 3, "{nodes:?}");
 }
+
+#[test]
+fn control_plane_policy_versions_decisions_and_failover() {
+    let dir = TempDir::new("control");
+    let nats = Nats::start(&dir.path().join("nats"));
+    let (_origin, origin_url) = demo_origin();
+    let mut c1 = Control::start(dir.path(), "control-1", &nats.url());
+    let c2 = Control::start(dir.path(), "control-2", &nats.url());
+    let e1 = Edge::start("edge-a", dir.path(), &nats.url(), &origin_url);
+    let e2 = Edge::start("edge-b", dir.path(), &nats.url(), &origin_url);
+    let edges = [&e1, &e2];
+
+    // v1 through the CLI becomes active on every edge.
+    let v1 = dir.write("v1.toml", POLICY);
+    let out = c1.cli(&["policy", "apply", v1.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(all_edges(&edges, |e| e.status("/admin", "192.0.2.1") == 403));
+
+    // v2 adds a rule; diff shows it; apply; active everywhere.
+    let v2 = dir.write("v2.toml", &format!("{POLICY}\n[[rules]]\nid = \"secret\"\nexpression = 'http.request.uri.path eq \"/secret\"'\naction = \"block\"\n"));
+    let out = c1.cli(&["policy", "diff", v2.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("+id = \"secret\""),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(c1
+        .cli(&["policy", "apply", v2.to_str().unwrap()])
+        .status
+        .success());
+    assert!(all_edges(&edges, |e| e.status("/secret", "192.0.2.1") == 403));
+
+    // An invalid policy is rejected with every error, and no edge changes.
+    let r = client()
+        .put(format!("{}/api/v1/policy", c2.api))
+        .bearer_auth(&c2.token)
+        .body("[[rules]]\nid = \"x\"\nexpression = 'http.host eq'\naction = \"nope\"\n")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().unwrap();
+    assert_eq!(body["errors"].as_array().unwrap().len(), 2, "{body}");
+    let history = c1.cli(&["policy", "history", "--json"]);
+    let versions: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
+    assert_eq!(versions.as_array().unwrap().len(), 2, "{versions}");
+    assert_eq!(e1.status("/secret", "192.0.2.1"), 403);
+
+    // Rollback to v1 restores it everywhere (as v3).
+    let out = c2.cli(&["policy", "rollback", "1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(all_edges(&edges, |e| e.status("/secret", "192.0.2.1")
+        == 200
+        && e.status("/admin", "192.0.2.1") == 403));
+
+    // A decision through either control plane is enforced on every edge.
+    let out = c2.cli(&[
+        "decisions",
+        "add",
+        "--scope",
+        "ip",
+        "--value",
+        "203.0.113.50",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(all_edges(&edges, |e| e.status("/", "203.0.113.50") == 403));
+    let list = c1.cli(&["decisions", "list"]);
+    assert!(String::from_utf8_lossy(&list.stdout).contains("203.0.113.50"));
+    let id = d["id"].as_u64().unwrap().to_string();
+    assert!(c1.cli(&["decisions", "delete", &id]).status.success());
+    assert!(all_edges(&edges, |e| e.status("/", "203.0.113.50") == 200));
+
+    // Nodes report in, with the policy they enforce.
+    assert!(eventually(Duration::from_secs(10), || {
+        let out = c1.cli(&["nodes", "--json"]);
+        let nodes: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        nodes.as_array().is_some_and(|n| {
+            n.len() == 2
+                && n.iter()
+                    .all(|n| n["policy_version"] == 3 && n["healthy"] == true)
+        })
+    }));
+
+    // One control plane dies: the other keeps working.
+    c1.proc.kill();
+    let out = c2.cli(&[
+        "decisions",
+        "add",
+        "--scope",
+        "cidr",
+        "--value",
+        "198.51.100.0/24",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(all_edges(&edges, |e| e.status("/", "198.51.100.7") == 403));
+}

@@ -360,3 +360,55 @@ impl Edge {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
+
+/// A running `palisade control`.
+pub struct Control {
+    pub proc: Proc,
+    pub api: String,
+    pub token: String,
+}
+
+impl Control {
+    pub fn start(dir: &Path, name: &str, nats: &str) -> Control {
+        let port = free_port();
+        let token = "control-token-0123456789".to_string();
+        let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+        let child = Command::new(BIN)
+            .args([
+                "control",
+                "--api",
+                &format!("127.0.0.1:{port}"),
+                "--nats",
+                nats,
+                "--node-id",
+                name,
+                "--data-dir",
+            ])
+            .arg(dir.join(format!("{name}-data")))
+            .env("PALISADE_ADMIN_TOKEN", &token)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let c = Control {
+            proc: Proc {
+                child,
+                name: name.into(),
+            },
+            api: format!("http://127.0.0.1:{port}"),
+            token,
+        };
+        wait_ready(&format!("{}/healthz", c.api), Duration::from_secs(30));
+        c
+    }
+
+    /// Runs `palisade ARGS` against this control plane.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(BIN)
+            .args(args)
+            .env("PALISADE_API", &self.api)
+            .env("PALISADE_TOKEN", &self.token)
+            .output()
+            .unwrap()
+    }
+}

@@ -8,10 +8,18 @@
 //! | GET | `/api/v1/decisions` | bearer | list active decisions |
 //! | GET | `/api/v1/decisions/{id}` | bearer | one decision |
 //! | DELETE | `/api/v1/decisions/{id}` | bearer | delete a decision |
+//! | PUT | `/api/v1/policy` | bearer | new policy version (body: the TOML); 400 with every error when invalid |
+//! | GET | `/api/v1/policy` | bearer | the current version, with its source |
+//! | GET | `/api/v1/policy/versions` | bearer | every version, oldest first |
+//! | POST | `/api/v1/policy/rollback/{version}` | bearer | make an old version current again (as a new version) |
+//! | GET | `/api/v1/nodes` | bearer | nodes: id, address, policy version, decisions, last heartbeat, health |
 //!
-//! Errors are JSON `{"error": "..."}` with 400 (invalid input), 401 (missing
-//! or wrong token), 404 (unknown id).
+//! Errors are JSON `{"error": "..."}` with 400 (invalid input; an invalid
+//! policy adds `"errors": [{"line", "column", "message"}]`), 401 (missing or
+//! wrong token), 404 (unknown id), 501 (not offered by this deployment), 503
+//! (the mesh is unreachable).
 
+use crate::backend::{ApiError, Backend};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -23,21 +31,11 @@ use palisade_policy::Decision;
 use serde::Deserialize;
 use std::sync::Arc;
 
-/// Where decisions live. `palisade up` implements it over the edge's table.
-pub trait DecisionStore: Send + Sync + 'static {
-    /// Adds or replaces (same scope and value) a decision; `d.id` 0 asks for a new id.
-    fn add(&self, d: Decision) -> Result<Decision, String>;
-    /// Every active decision.
-    fn list(&self) -> Vec<Decision>;
-    /// Deletes one.
-    fn delete(&self, id: u64) -> Option<Decision>;
-}
-
 /// What the API serves.
 #[derive(Clone)]
 pub struct ApiConfig {
-    /// Decision storage.
-    pub store: Arc<dyn DecisionStore>,
+    /// What the API operates on.
+    pub backend: Arc<dyn Backend>,
     /// The bearer token every `/api/v1` call must carry.
     pub admin_token: String,
     /// Renders the Prometheus text for `/metrics`.
@@ -119,6 +117,27 @@ impl NewDecision {
     }
 }
 
+fn api_error(e: ApiError) -> Response {
+    match e {
+        ApiError::BadRequest(m) => error(StatusCode::BAD_REQUEST, m),
+        ApiError::InvalidPolicy(errors) => {
+            let list: Vec<serde_json::Value> = errors
+                .0
+                .iter()
+                .map(|e| serde_json::json!({"line": e.line, "column": e.column, "message": e.message}))
+                .collect();
+            (
+                StatusCode::BAD_REQUEST,
+                Json(serde_json::json!({"error": "invalid policy", "errors": list})),
+            )
+                .into_response()
+        }
+        ApiError::NotFound(m) => error(StatusCode::NOT_FOUND, m),
+        ApiError::Unavailable(m) => error(StatusCode::SERVICE_UNAVAILABLE, m),
+        ApiError::NotSupported(m) => error(StatusCode::NOT_IMPLEMENTED, m),
+    }
+}
+
 fn error(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, Json(serde_json::json!({ "error": msg.into() }))).into_response()
 }
@@ -167,12 +186,12 @@ async fn add_decision(
         Ok(d) => d,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    match cfg.store.add(d) {
+    match cfg.backend.add_decision(d).await {
         Ok(d) => {
             tracing::info!(id = d.id, scope = d.scope.as_str(), value = %d.value, "decision added");
             (StatusCode::CREATED, Json(d)).into_response()
         }
-        Err(e) => error(StatusCode::BAD_REQUEST, e),
+        Err(e) => api_error(e),
     }
 }
 
@@ -180,7 +199,10 @@ async fn list_decisions(State(cfg): State<ApiConfig>, headers: HeaderMap) -> Res
     if !token_ok(&headers, &cfg.admin_token) {
         return unauthorized();
     }
-    Json(cfg.store.list()).into_response()
+    match cfg.backend.list_decisions().await {
+        Ok(list) => Json(list).into_response(),
+        Err(e) => api_error(e),
+    }
 }
 
 fn parse_id(id: &str) -> Result<u64, Box<Response>> {
@@ -204,9 +226,12 @@ async fn get_decision(
         Ok(id) => id,
         Err(r) => return *r,
     };
-    match cfg.store.list().into_iter().find(|d| d.id == id) {
-        Some(d) => Json(d).into_response(),
-        None => error(StatusCode::NOT_FOUND, format!("no decision {id}")),
+    match cfg.backend.list_decisions().await {
+        Ok(list) => match list.into_iter().find(|d| d.id == id) {
+            Some(d) => Json(d).into_response(),
+            None => error(StatusCode::NOT_FOUND, format!("no decision {id}")),
+        },
+        Err(e) => api_error(e),
     }
 }
 
@@ -222,12 +247,137 @@ async fn delete_decision(
         Ok(id) => id,
         Err(r) => return *r,
     };
-    match cfg.store.delete(id) {
-        Some(d) => {
+    match cfg.backend.delete_decision(id).await {
+        Ok(Some(d)) => {
             tracing::info!(id, "decision deleted");
             Json(d).into_response()
         }
-        None => error(StatusCode::NOT_FOUND, format!("no decision {id}")),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no decision {id}")),
+        Err(e) => api_error(e),
+    }
+}
+
+async fn put_policy(
+    State(cfg): State<ApiConfig>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if !token_ok(&headers, &cfg.admin_token) {
+        return unauthorized();
+    }
+    let Ok(source) = String::from_utf8(body.to_vec()) else {
+        return error(StatusCode::BAD_REQUEST, "the policy must be UTF-8 text");
+    };
+    let author = headers
+        .get("x-palisade-author")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("api")
+        .to_string();
+    match cfg.backend.put_policy(source, author).await {
+        Ok(v) => {
+            tracing::info!(version = v.version, digest = %v.digest, "policy version stored");
+            (StatusCode::CREATED, Json(v)).into_response()
+        }
+        Err(e) => api_error(e),
+    }
+}
+
+async fn get_policy(State(cfg): State<ApiConfig>, headers: HeaderMap) -> Response {
+    if !token_ok(&headers, &cfg.admin_token) {
+        return unauthorized();
+    }
+    match cfg.backend.current_policy().await {
+        Ok(Some(v)) => Json(v).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, "no policy has been stored yet"),
+        Err(e) => api_error(e),
+    }
+}
+
+async fn policy_versions(State(cfg): State<ApiConfig>, headers: HeaderMap) -> Response {
+    if !token_ok(&headers, &cfg.admin_token) {
+        return unauthorized();
+    }
+    match cfg.backend.policy_versions().await {
+        Ok(list) => Json(list).into_response(),
+        Err(e) => api_error(e),
+    }
+}
+
+async fn rollback(
+    State(cfg): State<ApiConfig>,
+    headers: HeaderMap,
+    Path(version): Path<String>,
+) -> Response {
+    if !token_ok(&headers, &cfg.admin_token) {
+        return unauthorized();
+    }
+    let Ok(version) = version.parse::<u64>() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("invalid version `{version}`"),
+        );
+    };
+    let old = match cfg.backend.policy_versions().await {
+        Ok(list) => list.into_iter().find(|v| v.version == version),
+        Err(e) => return api_error(e),
+    };
+    let Some(old) = old else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no policy version {version}"),
+        );
+    };
+    match cfg
+        .backend
+        .put_policy(old.source, format!("rollback to v{version}"))
+        .await
+    {
+        Ok(v) => {
+            tracing::info!(to = version, new_version = v.version, "policy rolled back");
+            (StatusCode::CREATED, Json(v)).into_response()
+        }
+        Err(e) => api_error(e),
+    }
+}
+
+/// A node as the API shows it.
+#[derive(serde::Serialize)]
+struct NodeView {
+    node_id: String,
+    address: String,
+    policy_version: Option<u64>,
+    decisions: u64,
+    decisions_seq: u64,
+    last_heartbeat_ms: u64,
+    healthy: bool,
+}
+
+/// A node whose last heartbeat is older than this is reported unhealthy.
+const NODE_STALE_MS: u64 = 10_000;
+
+async fn nodes(State(cfg): State<ApiConfig>, headers: HeaderMap) -> Response {
+    if !token_ok(&headers, &cfg.admin_token) {
+        return unauthorized();
+    }
+    let now = (cfg.clock)();
+    match cfg.backend.nodes().await {
+        Ok(list) => {
+            let mut views: Vec<NodeView> = list
+                .into_iter()
+                .map(|h| NodeView {
+                    healthy: now.saturating_sub(h.time_ms) <= NODE_STALE_MS,
+                    node_id: h.node_id,
+                    address: h.address,
+                    policy_version: h.policy_version,
+                    decisions: h.decisions,
+                    decisions_seq: h.decisions_seq,
+                    last_heartbeat_ms: h.time_ms,
+                })
+                .collect();
+            views.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+            Json(views).into_response()
+        }
+        Err(e) => api_error(e),
     }
 }
 
@@ -249,6 +399,13 @@ pub fn router(cfg: ApiConfig) -> Router {
             "/api/v1/decisions/{id}",
             get(get_decision).delete(delete_decision),
         )
+        .route("/api/v1/policy", get(get_policy).put(put_policy))
+        .route("/api/v1/policy/versions", get(policy_versions))
+        .route(
+            "/api/v1/policy/rollback/{version}",
+            axum::routing::post(rollback),
+        )
+        .route("/api/v1/nodes", get(nodes))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
         .with_state(cfg)
 }
@@ -265,26 +422,26 @@ mod tests {
     #[derive(Default)]
     struct MemStore(Mutex<Vec<Decision>>);
 
-    impl DecisionStore for MemStore {
-        fn add(&self, mut d: Decision) -> Result<Decision, String> {
+    #[async_trait::async_trait]
+    impl Backend for MemStore {
+        async fn add_decision(&self, mut d: Decision) -> Result<Decision, ApiError> {
             let mut v = self.0.lock().unwrap();
             d.id = v.len() as u64 + 1;
             v.push(d.clone());
             Ok(d)
         }
-        fn list(&self) -> Vec<Decision> {
-            self.0.lock().unwrap().clone()
+        async fn list_decisions(&self) -> Result<Vec<Decision>, ApiError> {
+            Ok(self.0.lock().unwrap().clone())
         }
-        fn delete(&self, id: u64) -> Option<Decision> {
+        async fn delete_decision(&self, id: u64) -> Result<Option<Decision>, ApiError> {
             let mut v = self.0.lock().unwrap();
-            let i = v.iter().position(|d| d.id == id)?;
-            Some(v.remove(i))
+            Ok(v.iter().position(|d| d.id == id).map(|i| v.remove(i)))
         }
     }
 
     fn app() -> Router {
         router(ApiConfig {
-            store: Arc::new(MemStore::default()),
+            backend: Arc::new(MemStore::default()),
             admin_token: "secret".into(),
             metrics: Arc::new(|| "m 1\n".into()),
             clock: Arc::new(|| 1_000),

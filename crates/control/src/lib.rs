@@ -2,11 +2,14 @@
 //!
 //! Owns the management REST API (`/api/v1`), its authentication, and the
 //! translation of API requests into domain values ([`Decision`]). It does not
-//! enforce anything: it hands decisions to a [`DecisionStore`], which the
-//! binary wires to the edge (in `palisade up`, directly to the edge's table).
+//! enforce anything: it hands decisions and policy versions to a [`Backend`] —
+//! the edge's own table in `palisade up`, the mesh ([`MeshBackend`]) in a
+//! cluster, where the edges pick them up.
 //!
 //! [`Decision`]: palisade_policy::Decision
 
 pub mod api;
+pub mod backend;
 
-pub use api::{router, ApiConfig, DecisionStore, NewDecision};
+pub use api::{router, ApiConfig, NewDecision};
+pub use backend::{ApiError, Backend, MeshBackend};

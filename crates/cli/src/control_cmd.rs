@@ -1,0 +1,85 @@
+//! `palisade control`: the control plane of a cluster, over NATS JetStream.
+
+use anyhow::Context;
+use clap::Args;
+use palisade_control::{ApiConfig, MeshBackend};
+use palisade_edge::now_ms;
+use palisade_mesh::nats::{NatsMesh, NatsOptions};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Args)]
+pub struct ControlArgs {
+    /// Address of the management API.
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    api: String,
+    /// Directory for state (the generated admin token).
+    #[arg(long, default_value = "palisade-control-data")]
+    data_dir: PathBuf,
+    /// NATS server URL (several: comma-separated).
+    #[arg(long, env = "PALISADE_NATS")]
+    nats: String,
+    /// NATS credentials file (.creds), when the server requires one.
+    #[arg(long)]
+    nats_creds: Option<PathBuf>,
+    /// CA certificates (PEM) to verify the NATS server's TLS certificate.
+    #[arg(long)]
+    nats_tls_ca: Option<PathBuf>,
+    /// Prefix of the cluster's subjects, streams and buckets.
+    #[arg(long, default_value = "palisade")]
+    nats_prefix: String,
+    /// Bearer token of the API (default: DATA_DIR/admin.token, generated on first start).
+    #[arg(long, env = "PALISADE_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// This control plane's id (events it publishes, logs).
+    #[arg(long, default_value = "control-1")]
+    node_id: String,
+}
+
+pub fn run(args: ControlArgs) -> anyhow::Result<i32> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
+    let (token, generated) = crate::up::admin_token(args.admin_token.clone(), &args.data_dir)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let opts = NatsOptions {
+            prefix: args.nats_prefix.clone(),
+            node_id: args.node_id.clone(),
+            credentials_file: args.nats_creds.clone(),
+            tls_root_ca: args.nats_tls_ca.clone(),
+            ..NatsOptions::default()
+        };
+        // Wait for the bus: a control plane without it has nothing to serve.
+        let mesh = loop {
+            match NatsMesh::connect(&args.nats, opts.clone()).await {
+                Ok(m) => break m,
+                Err(e) => {
+                    tracing::warn!(error = %e, nats = %args.nats, "NATS unreachable; retrying");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+        };
+        let backend = MeshBackend::new(Arc::new(mesh), Arc::new(now_ms));
+        let cfg = ApiConfig {
+            backend: Arc::new(backend),
+            admin_token: token.clone(),
+            metrics: Arc::new(String::new),
+            clock: Arc::new(now_ms),
+        };
+        let listener = tokio::net::TcpListener::bind(&args.api)
+            .await
+            .with_context(|| format!("binding the API on {}", args.api))?;
+        tracing::info!(api = %args.api, nats = %args.nats, "palisade control");
+        if generated {
+            eprintln!(
+                "palisade: generated admin token (saved to {}):\n{token}",
+                args.data_dir.join("admin.token").display()
+            );
+        }
+        axum::serve(listener, palisade_control::router(cfg)).await?;
+        Ok(0)
+    })
+}

@@ -1,0 +1,201 @@
+//! What the API operates on. `palisade up` serves decisions from its edge's
+//! own table ([`Backend`] implemented in the binary); a cluster control plane
+//! serves everything from the mesh ([`MeshBackend`]).
+
+use async_trait::async_trait;
+use palisade_mesh::replica::DecisionReplica;
+use palisade_mesh::{DecisionOp, Heartbeat, Mesh, MeshError, PolicyVersion};
+use palisade_policy::{Decision, Policy, PolicyErrors};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why an API call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// Invalid input (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// An invalid policy (400), with every error.
+    #[error("invalid policy")]
+    InvalidPolicy(PolicyErrors),
+    /// Unknown id or version (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The mesh is unreachable (503).
+    #[error("{0}")]
+    Unavailable(String),
+    /// This deployment does not offer the call (501).
+    #[error("{0}")]
+    NotSupported(String),
+}
+
+impl From<MeshError> for ApiError {
+    fn from(e: MeshError) -> Self {
+        match e {
+            MeshError::Invalid(m) => ApiError::BadRequest(m),
+            other => ApiError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// The operations behind the API.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// Adds or replaces (same scope and value) a decision; `d.id` 0 asks for a new id.
+    async fn add_decision(&self, d: Decision) -> Result<Decision, ApiError>;
+    /// Every active decision.
+    async fn list_decisions(&self) -> Result<Vec<Decision>, ApiError>;
+    /// Deletes one.
+    async fn delete_decision(&self, id: u64) -> Result<Option<Decision>, ApiError>;
+    /// Validates and stores a new policy version.
+    async fn put_policy(
+        &self,
+        _source: String,
+        _author: String,
+    ) -> Result<PolicyVersion, ApiError> {
+        Err(not_clustered())
+    }
+    /// The current policy version.
+    async fn current_policy(&self) -> Result<Option<PolicyVersion>, ApiError> {
+        Err(not_clustered())
+    }
+    /// Every stored version, oldest first.
+    async fn policy_versions(&self) -> Result<Vec<PolicyVersion>, ApiError> {
+        Err(not_clustered())
+    }
+    /// The nodes that sent heartbeats.
+    async fn nodes(&self) -> Result<Vec<Heartbeat>, ApiError> {
+        Err(not_clustered())
+    }
+}
+
+fn not_clustered() -> ApiError {
+    ApiError::NotSupported(
+        "this node runs a local policy file (palisade up --policy); policy versions and nodes are served by `palisade control`".into(),
+    )
+}
+
+/// Validates a policy source; every error is returned.
+pub fn validate_policy(source: &str) -> Result<Policy, ApiError> {
+    Policy::from_toml(source, "policy").map_err(ApiError::InvalidPolicy)
+}
+
+/// The control plane over a mesh: decisions are ops in the mesh's log,
+/// policy versions live in the mesh, nodes are its heartbeats. Several
+/// control planes may serve side by side against the same mesh.
+pub struct MeshBackend<M: Mesh> {
+    mesh: Arc<M>,
+    /// The control plane's own view of the decision log (caught up on read).
+    replica: tokio::sync::Mutex<DecisionReplica>,
+    next_id: AtomicU64,
+    clock: Arc<dyn Fn() -> u64 + Send + Sync>,
+}
+
+impl<M: Mesh> MeshBackend<M> {
+    /// A backend over `mesh`.
+    pub fn new(mesh: Arc<M>, clock: Arc<dyn Fn() -> u64 + Send + Sync>) -> Self {
+        // Ids unique across control planes: the clock in the high bits, a counter below,
+        // kept under 2^53 so JSON clients read them exactly.
+        let seed = (clock() & 0x1f_ffff_ffff) << 16 | u64::from(std::process::id() & 0xff) << 8;
+        MeshBackend {
+            mesh,
+            replica: tokio::sync::Mutex::new(DecisionReplica::new()),
+            next_id: AtomicU64::new(seed),
+            clock,
+        }
+    }
+
+    /// Catches the local replica up with the head of the log (read-your-writes).
+    async fn catch_up(&self) -> Result<tokio::sync::MutexGuard<'_, DecisionReplica>, ApiError> {
+        let head = self.mesh.decisions_head().await?;
+        let mut replica = self.replica.lock().await;
+        if replica.last_seq() >= head {
+            return Ok(replica);
+        }
+        let mut stream = self.mesh.decisions_since(replica.last_seq()).await?;
+        while replica.last_seq() < head {
+            match tokio::time::timeout(Duration::from_secs(5), stream.next()).await {
+                Ok(Some(Ok(u))) => {
+                    replica.apply(u);
+                }
+                Ok(Some(Err(e))) => return Err(e.into()),
+                Ok(None) | Err(_) => {
+                    return Err(ApiError::Unavailable(
+                        "the decision log did not catch up in time".into(),
+                    ))
+                }
+            }
+        }
+        Ok(replica)
+    }
+}
+
+#[async_trait]
+impl<M: Mesh> Backend for MeshBackend<M> {
+    async fn add_decision(&self, mut d: Decision) -> Result<Decision, ApiError> {
+        if d.id == 0 {
+            d.id = self.next_id.fetch_add(1, Ordering::Relaxed) & ((1 << 53) - 1);
+        }
+        let seq = self
+            .mesh
+            .publish_decision(DecisionOp::Upsert {
+                decision: d.clone(),
+            })
+            .await?;
+        let replica = self.catch_up().await?;
+        let stored = replica
+            .set()
+            .iter()
+            .find(|x| x.scope == d.scope && x.value == d.value)
+            .cloned();
+        drop(replica);
+        Ok(stored.unwrap_or_else(|| {
+            tracing::debug!(seq, "decision not in the replica after catch-up");
+            d
+        }))
+    }
+
+    async fn list_decisions(&self) -> Result<Vec<Decision>, ApiError> {
+        let now = (self.clock)();
+        let replica = self.catch_up().await?;
+        let mut out: Vec<Decision> = replica
+            .set()
+            .iter()
+            .filter(|d| d.expires_at.is_none_or(|e| e > now))
+            .cloned()
+            .collect();
+        out.sort_by_key(|d| d.id);
+        Ok(out)
+    }
+
+    async fn delete_decision(&self, id: u64) -> Result<Option<Decision>, ApiError> {
+        let found = self.catch_up().await?.set().get(id).cloned();
+        let Some(d) = found else { return Ok(None) };
+        self.mesh
+            .publish_decision(DecisionOp::Delete {
+                scope: d.scope,
+                value: d.value.clone(),
+            })
+            .await?;
+        Ok(Some(d))
+    }
+
+    async fn put_policy(&self, source: String, author: String) -> Result<PolicyVersion, ApiError> {
+        let policy = validate_policy(&source)?;
+        Ok(self.mesh.put_policy(source, policy.digest, author).await?)
+    }
+
+    async fn current_policy(&self) -> Result<Option<PolicyVersion>, ApiError> {
+        Ok(self.mesh.current_policy().await?)
+    }
+
+    async fn policy_versions(&self) -> Result<Vec<PolicyVersion>, ApiError> {
+        Ok(self.mesh.policy_history().await?)
+    }
+
+    async fn nodes(&self) -> Result<Vec<Heartbeat>, ApiError> {
+        Ok(self.mesh.nodes().await?)
+    }
+}
