@@ -73,6 +73,89 @@ pub fn block_on<F: std::future::Future<Output = anyhow::Result<i32>>>(f: F) -> a
         .block_on(f)
 }
 
+/// Filters of `palisade events`.
+#[derive(Args)]
+pub struct EventArgs {
+    /// Only events of the last DURATION (e.g. 10m, 1h).
+    #[arg(long)]
+    since: Option<String>,
+    /// Only from this node.
+    #[arg(long)]
+    node: Option<String>,
+    /// Only for this client address.
+    #[arg(long)]
+    client_ip: Option<String>,
+    /// Only for this rule, limit or decision id.
+    #[arg(long)]
+    rule: Option<String>,
+    /// At most this many.
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+}
+
+/// `palisade events`.
+pub fn events(args: ApiArgs, f: EventArgs) -> anyhow::Result<i32> {
+    block_on(async move {
+        let api = Api::new(&args)?;
+        let mut q = vec![format!("limit={}", f.limit)];
+        if let Some(s) = &f.since {
+            let ms = palisade_policy::duration::parse_duration_ms(s).map_err(anyhow::Error::msg)?;
+            q.push(format!(
+                "since={}",
+                palisade_edge::now_ms().saturating_sub(ms)
+            ));
+        }
+        for (k, v) in [
+            ("node", &f.node),
+            ("client_ip", &f.client_ip),
+            ("rule", &f.rule),
+        ] {
+            if let Some(v) = v {
+                let enc: String = v
+                    .bytes()
+                    .map(|b| {
+                        if b.is_ascii_alphanumeric() || b"-_.:".contains(&b) {
+                            (b as char).to_string()
+                        } else {
+                            format!("%{b:02X}")
+                        }
+                    })
+                    .collect();
+                q.push(format!("{k}={enc}"));
+            }
+        }
+        let path = format!("/api/v1/events?{}", q.join("&"));
+        let list: Vec<palisade_policy::SecurityEvent> = api
+            .call(reqwest::Method::GET, &path, None)
+            .await?
+            .json()
+            .await?;
+        if api.json {
+            println!("{}", serde_json::to_string_pretty(&list)?);
+            return Ok(0);
+        }
+        println!(
+            "{:<14} {:<12} {:<16} {:<10} {:<20} {:<6} {:<6} PATH",
+            "TIME (ms)", "NODE", "CLIENT", "CHECK", "RULE", "ACTION", "SIM"
+        );
+        for e in &list {
+            println!(
+                "{:<14} {:<12} {:<16} {:<10} {:<20} {:<6} {:<6} {} {}",
+                e.time_ms,
+                e.node,
+                e.client_ip,
+                e.check.as_str(),
+                e.rule_id,
+                e.action,
+                e.simulate,
+                e.method,
+                e.path
+            );
+        }
+        Ok(0)
+    })
+}
+
 /// `palisade nodes`.
 pub fn nodes(args: ApiArgs) -> anyhow::Result<i32> {
     block_on(async move {

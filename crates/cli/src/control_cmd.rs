@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Args;
-use palisade_control::{ApiConfig, MeshBackend};
+use palisade_control::{ApiConfig, EventStore, MeshBackend};
 use palisade_edge::now_ms;
 use palisade_mesh::nats::{NatsMesh, NatsOptions};
 use std::path::PathBuf;
@@ -62,7 +62,25 @@ pub fn run(args: ControlArgs) -> anyhow::Result<i32> {
                 }
             }
         };
-        let backend = MeshBackend::new(Arc::new(mesh), Arc::new(now_ms));
+        let mesh = Arc::new(mesh);
+        // Every control plane keeps all events: one durable consumer each.
+        let store = Arc::new(EventStore::open(&args.data_dir).map_err(|e| anyhow::anyhow!("{e}"))?);
+        let durable: String = format!("control-{}", args.node_id)
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        tokio::spawn(palisade_control::backend::ingest_events(
+            mesh.clone(),
+            store.clone(),
+            durable,
+        ));
+        let backend = MeshBackend::new(mesh, Arc::new(now_ms)).with_events(store);
         let cfg = ApiConfig {
             backend: Arc::new(backend),
             admin_token: token.clone(),

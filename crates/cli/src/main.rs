@@ -43,6 +43,13 @@ enum Command {
         #[command(subcommand)]
         command: policy_cmd::PolicyCommand,
     },
+    /// Security events stored by the control plane, newest first.
+    Events {
+        #[command(flatten)]
+        api: client::ApiArgs,
+        #[command(flatten)]
+        filter: client::EventArgs,
+    },
     /// Nodes of the cluster, through the API.
     Nodes {
         #[command(flatten)]
@@ -95,6 +102,7 @@ fn main() {
         }
         Command::Policy { api, command } => policy_cmd::run(api, command),
         Command::Nodes { api } => client::nodes(api),
+        Command::Events { api, filter } => client::events(api, filter),
         Command::Decisions { api, command } => client::run(api, command),
     };
     match result {

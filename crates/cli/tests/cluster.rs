@@ -279,6 +279,37 @@ fn control_plane_policy_versions_decisions_and_failover() {
         })
     }));
 
+    // Security events of every edge are stored by every control plane and queryable.
+    assert_eq!(e1.status("/admin/evt", "192.0.2.77"), 403);
+    assert_eq!(e2.status("/admin/evt", "192.0.2.77"), 403);
+    for c in [&c1, &c2] {
+        assert!(
+            eventually(Duration::from_secs(10), || {
+                let out = c.cli(&[
+                    "events",
+                    "--client-ip",
+                    "192.0.2.77",
+                    "--rule",
+                    "block-admin",
+                    "--json",
+                ]);
+                let list: serde_json::Value =
+                    serde_json::from_slice(&out.stdout).unwrap_or_default();
+                let nodes: std::collections::BTreeSet<String> = list
+                    .as_array()
+                    .map(|l| {
+                        l.iter()
+                            .filter_map(|e| e["node"].as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                nodes.len() == 2
+            }),
+            "events did not reach {}",
+            c.api
+        );
+    }
+
     // One control plane dies: the other keeps working.
     c1.proc.kill();
     let out = c2.cli(&[

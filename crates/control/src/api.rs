@@ -13,6 +13,7 @@
 //! | GET | `/api/v1/policy/versions` | bearer | every version, oldest first |
 //! | POST | `/api/v1/policy/rollback/{version}` | bearer | make an old version current again (as a new version) |
 //! | GET | `/api/v1/nodes` | bearer | nodes: id, address, policy version, decisions, last heartbeat, health |
+//! | GET | `/api/v1/events` | bearer | security events, newest first; filters `since`, `until` (ms), `node`, `client_ip`, `rule`, `limit` |
 //!
 //! Errors are JSON `{"error": "..."}` with 400 (invalid input; an invalid
 //! policy adds `"errors": [{"line", "column", "message"}]`), 401 (missing or
@@ -381,6 +382,27 @@ async fn nodes(State(cfg): State<ApiConfig>, headers: HeaderMap) -> Response {
     }
 }
 
+async fn events(
+    State(cfg): State<ApiConfig>,
+    headers: HeaderMap,
+    query: Result<
+        axum::extract::Query<crate::store::EventFilter>,
+        axum::extract::rejection::QueryRejection,
+    >,
+) -> Response {
+    if !token_ok(&headers, &cfg.admin_token) {
+        return unauthorized();
+    }
+    let filter = match query {
+        Ok(q) => q.0,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid filter: {e}")),
+    };
+    match cfg.backend.events(filter).await {
+        Ok(list) => Json(list).into_response(),
+        Err(e) => api_error(e),
+    }
+}
+
 async fn metrics(State(cfg): State<ApiConfig>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -406,6 +428,7 @@ pub fn router(cfg: ApiConfig) -> Router {
             axum::routing::post(rollback),
         )
         .route("/api/v1/nodes", get(nodes))
+        .route("/api/v1/events", get(events))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
         .with_state(cfg)
 }

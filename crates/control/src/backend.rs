@@ -2,10 +2,11 @@
 //! own table ([`Backend`] implemented in the binary); a cluster control plane
 //! serves everything from the mesh ([`MeshBackend`]).
 
+use crate::store::{EventFilter, EventStore};
 use async_trait::async_trait;
 use palisade_mesh::replica::DecisionReplica;
 use palisade_mesh::{DecisionOp, Heartbeat, Mesh, MeshError, PolicyVersion};
-use palisade_policy::{Decision, Policy, PolicyErrors};
+use palisade_policy::{Decision, Policy, PolicyErrors, SecurityEvent};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,6 +70,13 @@ pub trait Backend: Send + Sync + 'static {
     async fn nodes(&self) -> Result<Vec<Heartbeat>, ApiError> {
         Err(not_clustered())
     }
+    /// Stored security events, newest first.
+    async fn events(&self, _filter: EventFilter) -> Result<Vec<SecurityEvent>, ApiError> {
+        Err(ApiError::NotSupported(
+            "events are stored by `palisade control`; this node writes them to its event log"
+                .into(),
+        ))
+    }
 }
 
 fn not_clustered() -> ApiError {
@@ -91,6 +99,7 @@ pub struct MeshBackend<M: Mesh> {
     replica: tokio::sync::Mutex<DecisionReplica>,
     next_id: AtomicU64,
     clock: Arc<dyn Fn() -> u64 + Send + Sync>,
+    events: Option<Arc<EventStore>>,
 }
 
 impl<M: Mesh> MeshBackend<M> {
@@ -104,7 +113,14 @@ impl<M: Mesh> MeshBackend<M> {
             replica: tokio::sync::Mutex::new(DecisionReplica::new()),
             next_id: AtomicU64::new(seed),
             clock,
+            events: None,
         }
+    }
+
+    /// Serves `GET /events` from `store`.
+    pub fn with_events(mut self, store: Arc<EventStore>) -> Self {
+        self.events = Some(store);
+        self
     }
 
     /// Catches the local replica up with the head of the log (read-your-writes).
@@ -197,5 +213,58 @@ impl<M: Mesh> Backend for MeshBackend<M> {
 
     async fn nodes(&self) -> Result<Vec<Heartbeat>, ApiError> {
         Ok(self.mesh.nodes().await?)
+    }
+
+    async fn events(&self, filter: EventFilter) -> Result<Vec<SecurityEvent>, ApiError> {
+        let Some(store) = &self.events else {
+            return Err(ApiError::NotSupported(
+                "this control plane stores no events".into(),
+            ));
+        };
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || store.query(&filter))
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?
+            .map_err(|e| ApiError::Unavailable(e.to_string()))
+    }
+}
+
+/// Consumes the mesh's security events durably (consumer `durable`) into
+/// `store`, acknowledging each after it is stored. Runs until the process ends;
+/// resubscribes with backoff when the bus goes away.
+pub async fn ingest_events<M: Mesh>(mesh: Arc<M>, store: Arc<EventStore>, durable: String) {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match mesh.consume_events(&durable).await {
+            Ok(mut stream) => {
+                delay = Duration::from_millis(100);
+                while let Some(item) = stream.next().await {
+                    match item {
+                        Ok(delivery) => {
+                            let st = store.clone();
+                            let ev = delivery.event.clone();
+                            match tokio::task::spawn_blocking(move || st.insert(&ev)).await {
+                                Ok(Ok(_)) => {
+                                    if let Err(e) = delivery.ack().await {
+                                        tracing::debug!(error = %e, "event ack failed; it will be redelivered");
+                                    }
+                                }
+                                Ok(Err(e)) => {
+                                    tracing::error!(error = %e, "event not stored; it will be redelivered")
+                                }
+                                Err(e) => tracing::error!(error = %e, "event store task failed"),
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "event stream failed; resubscribing");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot consume events; retrying"),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
     }
 }

@@ -10,6 +10,8 @@
 
 pub mod api;
 pub mod backend;
+pub mod store;
 
 pub use api::{router, ApiConfig, NewDecision};
 pub use backend::{ApiError, Backend, MeshBackend};
+pub use store::{EventFilter, EventStore};

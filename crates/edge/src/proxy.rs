@@ -108,6 +108,7 @@ impl EdgeProxy {
         };
         let ev = SecurityEvent {
             time_ms: now,
+            node: st.node_id.clone(),
             request_id: id.as_str().to_string(),
             client_ip: req.client_ip,
             check: m.check,

@@ -10,6 +10,9 @@ use std::net::IpAddr;
 pub struct SecurityEvent {
     /// When it happened (ms since the Unix epoch).
     pub time_ms: UnixMillis,
+    /// The node that saw the request.
+    #[serde(default)]
+    pub node: String,
     /// The request id also sent in `X-Request-Id`.
     pub request_id: String,
     /// The client address the pipeline used.

@@ -48,6 +48,7 @@ pub fn delete(scope: Scope, value: &str) -> DecisionOp {
 pub fn event(i: u64) -> SecurityEvent {
     SecurityEvent {
         time_ms: i,
+        node: "edge-test".into(),
         request_id: format!("req-{i}"),
         client_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, (i % 250) as u8)),
         check: CheckKind::Rule,

