@@ -15,6 +15,14 @@ const POLICY: &str = r#"
 id = "block-admin"
 expression = 'http.request.uri.path starts_with "/admin"'
 action = "block"
+
+[[escalations]]
+id = "repeat-offender"
+source = "ip"
+kinds = ["rule"]
+threshold = 5
+window = "1m"
+duration = "10m"
 "#;
 
 fn ban(value: &str) -> DecisionOp {
@@ -69,6 +77,22 @@ fn edges_follow_the_cluster_and_fail_static() {
     assert!(
         all_edges(&[&e1, &e2, &e3], |e| e.status("/admin", "192.0.2.1") == 403),
         "policy did not reach every edge"
+    );
+
+    // An escalation on edge 1 (5 blocks from one source) blocks the source on every edge.
+    assert_eq!(e2.status("/", "198.51.100.99"), 200);
+    for _ in 0..5 {
+        assert_eq!(e1.status("/admin/probe", "198.51.100.99"), 403);
+    }
+    assert_eq!(
+        e1.status("/", "198.51.100.99"),
+        403,
+        "no local decision after the escalation:\n{}",
+        e1.log()
+    );
+    assert!(
+        all_edges(&[&e2, &e3], |e| e.status("/", "198.51.100.99") == 403),
+        "escalation did not reach the other edges"
     );
 
     // A decision reaches every edge; deleting it unblocks everywhere.

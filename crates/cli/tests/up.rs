@@ -501,3 +501,33 @@ fn country_and_asn_decisions_with_maxmind_databases() {
     assert_eq!(up.get("/", Some("1.0.0.1")).status(), 403, "asn decision");
     assert_eq!(up.get("/", Some("192.0.2.1")).status(), 200);
 }
+
+#[test]
+fn escalation_turns_repeated_blocks_into_a_decision() {
+    let (_origin, url) = demo_origin();
+    let policy = format!("{POLICY}\n[[escalations]]\nid = \"repeat\"\nsource = \"cidr\"\nthreshold = 3\nwindow = \"1m\"\nduration = \"5m\"\n");
+    let up = Up::start(&[url], Some(&policy), &["--trusted-proxy", "127.0.0.1/32"]);
+    for ip in ["192.0.2.10", "192.0.2.11", "192.0.2.12"] {
+        assert_eq!(up.get("/admin", Some(ip)).status(), 403);
+    }
+    // The whole /24 is now banned, on any path.
+    assert_eq!(up.get("/", Some("192.0.2.200")).status(), 403);
+    assert_eq!(up.get("/", Some("192.0.3.1")).status(), 200);
+    let list: serde_json::Value = client()
+        .get(format!("{}/api/v1/decisions", up.api))
+        .bearer_auth(&up.token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let d = &list.as_array().unwrap()[0];
+    assert_eq!(d["scope"], "cidr");
+    assert_eq!(d["value"], "192.0.2.0/24");
+    assert!(
+        d["origin"]
+            .as_str()
+            .unwrap()
+            .starts_with("escalation:repeat@"),
+        "{d}"
+    );
+}

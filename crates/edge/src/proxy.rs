@@ -199,6 +199,8 @@ impl ProxyHttp for EdgeProxy {
         let t0 = Instant::now();
         let policy = st.policy();
         let id = ctx.id;
+        let escalating = !policy.escalations.is_empty();
+        let mut blocked_by = None;
         let verdict = st.with_decisions(|decisions| {
             Checks {
                 policy: &policy,
@@ -206,9 +208,16 @@ impl ProxyHttp for EdgeProxy {
                 limiter: &st.limiter,
             }
             .evaluate(&request, now, &mut |m| {
+                if escalating && matches!(m.verdict, Verdict::Block { .. }) {
+                    blocked_by = Some(m.check);
+                }
                 self.record_match(m, &request, id, now)
             })
         });
+        // Outside the decision table's read lock: an escalation may write to it.
+        if let Some(kind) = blocked_by {
+            st.escalate(&policy, kind, ctx.client_ip, geo, now);
+        }
         st.metrics
             .pipeline_seconds
             .observe(t0.elapsed().as_secs_f64());

@@ -41,6 +41,10 @@ pub struct EdgeState {
     pub limits: Limits,
     /// Request id generator.
     pub ids: RequestIds,
+    /// Block counters of the policy's escalations.
+    pub escalations: palisade_policy::escalation::EscalationTracker,
+    /// Where decisions issued by escalations go besides this node's table (the mesh).
+    pub escalation_tx: std::sync::OnceLock<tokio::sync::mpsc::Sender<Decision>>,
 }
 
 impl EdgeState {
@@ -69,6 +73,8 @@ impl EdgeState {
             trusted,
             limits,
             ids: RequestIds::default(),
+            escalations: Default::default(),
+            escalation_tx: std::sync::OnceLock::new(),
         }
     }
 
@@ -205,6 +211,34 @@ impl EdgeState {
         let n = table.purge_expired(now_ms).len();
         self.metrics.decisions_active.set(table.len() as i64);
         n
+    }
+
+    /// Counts a block for the policy's escalations and issues the decisions
+    /// that reach their threshold: enforced here at once, and sent to the mesh.
+    pub fn escalate(
+        &self,
+        policy: &Policy,
+        kind: palisade_policy::CheckKind,
+        ip: std::net::IpAddr,
+        geo: palisade_policy::Geo,
+        now_ms: u64,
+    ) {
+        for d in self
+            .escalations
+            .observe(&policy.escalations, kind, ip, geo, &self.node_id, now_ms)
+        {
+            tracing::warn!(scope = d.scope.as_str(), value = %d.value, reason = %d.reason, simulated = d.simulated, "escalation issued a decision");
+            match self.add_decision(d) {
+                Ok(d) => {
+                    if let Some(tx) = self.escalation_tx.get() {
+                        if tx.try_send(d).is_err() {
+                            tracing::error!("escalation decision not sent to the mesh: queue full");
+                        }
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "escalation decision rejected"),
+            }
+        }
     }
 
     /// Refreshes gauges that are read from state rather than counted.

@@ -172,6 +172,11 @@ pub async fn run<M, F, Fut>(
         events,
         cfg.event_queue,
     ));
+    let (esc_tx, esc_rx) = tokio::sync::mpsc::channel(1024);
+    if state.escalation_tx.set(esc_tx).is_err() {
+        tracing::debug!("escalation channel already set");
+    }
+    let escalations = tokio::spawn(publish_escalations(mesh.clone(), esc_rx));
     let persister = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         loop {
@@ -185,7 +190,7 @@ pub async fn run<M, F, Fut>(
             }
         }
     });
-    let _ = tokio::join!(decisions, policy, heartbeat, events, persister);
+    let _ = tokio::join!(decisions, policy, heartbeat, events, escalations, persister);
 }
 
 async fn follow_decisions<M: Mesh>(state: Arc<EdgeState>, mesh: Arc<M>, dirty: Arc<AtomicBool>) {
@@ -314,6 +319,29 @@ async fn follow_policy<M: Mesh>(
             Err(e) => tracing::warn!(error = %e, "cannot watch the policy; retrying"),
         }
         backoff.wait().await;
+    }
+}
+
+/// Publishes the decisions this node's escalations issued, retrying while the bus is down.
+async fn publish_escalations<M: Mesh>(
+    mesh: Arc<M>,
+    mut rx: tokio::sync::mpsc::Receiver<palisade_policy::Decision>,
+) {
+    while let Some(d) = rx.recv().await {
+        let mut backoff = Backoff::new();
+        let op = palisade_mesh::DecisionOp::Upsert { decision: d };
+        loop {
+            match mesh.publish_decision(op.clone()).await {
+                Ok(seq) => {
+                    tracing::info!(seq, "escalation decision published");
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "escalation decision not published; retrying");
+                    backoff.wait().await;
+                }
+            }
+        }
     }
 }
 

@@ -11,6 +11,7 @@
 
 pub mod decisions;
 pub mod duration;
+pub mod escalation;
 pub mod event;
 pub mod expr;
 pub mod pipeline;

@@ -26,10 +26,13 @@
 //! mitigation_timeout = "60s"
 //! ```
 
+use crate::decisions::DecisionAction;
 use crate::duration::parse_duration_ms;
+use crate::escalation::{Escalation, Source};
 use crate::expr::{Expr, ExprIndex, Lists};
 use crate::ratelimit::{Characteristic, LimitSpec};
 use crate::verdict::Action;
+use crate::verdict::CheckKind;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -125,6 +128,8 @@ pub struct Policy {
     pub rules: Vec<Rule>,
     /// Rate limits, in file order.
     pub rate_limits: Vec<RateLimit>,
+    /// Escalations: repeated blocks of one source become a decision.
+    pub escalations: Vec<Escalation>,
     /// Literal prefilter over the rules' expressions (bit `i` = `rules[i]`).
     pub rule_index: ExprIndex,
     /// A digest of the source, to tell versions apart in logs and metrics.
@@ -142,6 +147,27 @@ struct RawPolicy {
     rules: Vec<Spanned<RawRule>>,
     #[serde(default)]
     rate_limits: Vec<Spanned<RawRateLimit>>,
+    #[serde(default)]
+    escalations: Vec<Spanned<RawEscalation>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEscalation {
+    id: Spanned<String>,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    source: Option<Spanned<String>>,
+    #[serde(default)]
+    kinds: Option<Spanned<Vec<Spanned<String>>>>,
+    threshold: Spanned<i64>,
+    window: Spanned<String>,
+    #[serde(default)]
+    action: Option<Spanned<String>>,
+    duration: Spanned<String>,
+    #[serde(default)]
+    simulate: bool,
 }
 
 #[derive(Deserialize)]
@@ -598,10 +624,124 @@ impl Policy {
             }
         }
 
+        // Escalations.
+        let mut escalations = Vec::with_capacity(raw.escalations.len());
+        for e in &raw.escalations {
+            let e = e.get_ref();
+            let id = e.id.get_ref();
+            let _ = &e.description;
+            if !valid_id(id) {
+                diag.span(
+                    e.id.span(),
+                    format!(
+                        "escalation id `{id}` must be 1-128 characters of letters, digits, `-_.:`"
+                    ),
+                );
+            } else if !ids.insert(id.clone()) {
+                diag.span(
+                    e.id.span(),
+                    format!(
+                        "duplicate id `{id}` (rule, rate-limit and escalation ids must be unique)"
+                    ),
+                );
+            }
+            let source = match &e.source {
+                None => Some(Source::Ip),
+                Some(s) => match Source::parse(s.get_ref()) {
+                    Ok(src) => Some(src),
+                    Err(msg) => {
+                        diag.span(s.span(), format!("escalation `{id}`: {msg}"));
+                        None
+                    }
+                },
+            };
+            let mut kinds = Vec::new();
+            match &e.kinds {
+                None => kinds.extend([CheckKind::Rule, CheckKind::RateLimit]),
+                Some(ks) => {
+                    if ks.get_ref().is_empty() {
+                        diag.span(
+                            ks.span(),
+                            format!("escalation `{id}`: kinds must not be empty"),
+                        );
+                    }
+                    for k in ks.get_ref() {
+                        match k.get_ref().as_str() {
+                            "rule" => kinds.push(CheckKind::Rule),
+                            "rate_limit" => kinds.push(CheckKind::RateLimit),
+                            other => diag.span(k.span(), format!("escalation `{id}`: unknown kind `{other}` (expected rule or rate_limit)")),
+                        }
+                    }
+                }
+            }
+            let threshold = *e.threshold.get_ref();
+            if !(2..=1_000_000).contains(&threshold) {
+                diag.span(e.threshold.span(), format!("escalation `{id}`: threshold must be between 2 and 1000000 (for one block, use a rule)"));
+            }
+            let window_ms = match parse_duration_ms(e.window.get_ref()) {
+                Ok(ms) if ms > 0 && ms <= 86_400_000 => Some(ms),
+                Ok(_) => {
+                    diag.span(
+                        e.window.span(),
+                        format!("escalation `{id}`: window must be between 1ms and 1d"),
+                    );
+                    None
+                }
+                Err(msg) => {
+                    diag.span(e.window.span(), format!("escalation `{id}`: {msg}"));
+                    None
+                }
+            };
+            let duration_ms = match parse_duration_ms(e.duration.get_ref()) {
+                Ok(ms) if ms > 0 => Some(ms),
+                Ok(_) => {
+                    diag.span(
+                        e.duration.span(),
+                        format!("escalation `{id}`: duration must be longer than 0"),
+                    );
+                    None
+                }
+                Err(msg) => {
+                    diag.span(e.duration.span(), format!("escalation `{id}`: {msg}"));
+                    None
+                }
+            };
+            let action = match e.action.as_ref().map(|a| a.get_ref().as_str()) {
+                None | Some("ban") => Some(DecisionAction::Ban),
+                Some(other) => {
+                    let span = e.action.as_ref().map(|a| a.span()).unwrap_or(0..0);
+                    diag.span(
+                        span,
+                        format!("escalation `{id}`: unknown action `{other}` (expected ban)"),
+                    );
+                    None
+                }
+            };
+            if let (Some(source), Some(window_ms), Some(duration_ms), Some(action), true) = (
+                source,
+                window_ms,
+                duration_ms,
+                action,
+                (2..=1_000_000).contains(&threshold),
+            ) {
+                escalations.push(Escalation {
+                    id: id.clone(),
+                    source,
+                    kinds,
+                    threshold: threshold as u64,
+                    window_ms,
+                    action,
+                    duration_ms,
+                    simulate: e.simulate,
+                });
+            }
+        }
+
         diag.finish()?;
         let rule_index = ExprIndex::new(rules.iter().map(|r| &r.expression));
         Ok(Policy {
             allowlist,
+            escalations,
             rule_index,
             rules,
             rate_limits,
@@ -809,6 +949,26 @@ period = "10parsecs"
         let line = src.lines().nth(2).unwrap();
         let col = line.find("bogus").unwrap() + 1;
         assert_eq!((e.0[0].line, e.0[0].column), (3, col), "{e}");
+    }
+
+    #[test]
+    fn escalations_compile_and_report_errors() {
+        let src = "[[escalations]]\nid = \"repeat\"\nsource = \"cidr\"\nthreshold = 10\nwindow = \"1m\"\nduration = \"1h\"\n";
+        let p = Policy::from_toml(src, "f").unwrap();
+        assert_eq!(p.escalations.len(), 1);
+        assert_eq!(p.escalations[0].source, Source::Cidr);
+        assert_eq!(
+            p.escalations[0].kinds,
+            vec![CheckKind::Rule, CheckKind::RateLimit]
+        );
+        assert_eq!(
+            (p.escalations[0].window_ms, p.escalations[0].duration_ms),
+            (60_000, 3_600_000)
+        );
+        let bad = "[[escalations]]\nid = \"x\"\nsource = \"planet\"\nkinds = [\"waf\"]\nthreshold = 1\nwindow = \"0s\"\nduration = \"x\"\n";
+        let e = Policy::from_toml(bad, "f").unwrap_err();
+        let lines: Vec<usize> = e.0.iter().map(|e| e.line).collect();
+        assert_eq!(lines, vec![3, 4, 5, 6, 7], "{e}");
     }
 
     #[test]
