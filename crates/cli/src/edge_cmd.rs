@@ -86,7 +86,7 @@ pub fn run(args: EdgeCmdArgs) -> anyhow::Result<i32> {
         address: args.edge.listen.clone(),
         data_dir: args.data_dir.clone(),
         heartbeat_interval: Duration::from_secs(2),
-        event_queue: 100_000,
+        spool_max_bytes: 64 * 1024 * 1024,
     };
     let url = args.nats.clone();
     let metrics_addr = args.metrics.clone();

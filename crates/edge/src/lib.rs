@@ -24,6 +24,7 @@ pub mod reload;
 pub mod request_id;
 pub mod respond;
 pub mod server;
+pub mod spool;
 pub mod state;
 pub mod sync;
 pub mod upstream;

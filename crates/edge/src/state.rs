@@ -140,13 +140,19 @@ impl EdgeState {
 
     /// Adds (or replaces, same scope and value) a decision. `d.id` of 0 gets a fresh id.
     pub fn add_decision(&self, mut d: Decision) -> Result<Decision, DecisionError> {
+        let mut replica = self.decisions.write();
+        let table = replica.set_mut();
         if d.id == 0 {
-            d.id = self.next_decision_id.fetch_add(1, Ordering::Relaxed);
+            // Fresh id, skipping ids that decisions from elsewhere (the mesh) already use.
+            loop {
+                d.id = self.next_decision_id.fetch_add(1, Ordering::Relaxed);
+                if table.get(d.id).is_none() {
+                    break;
+                }
+            }
         } else {
             self.next_decision_id.fetch_max(d.id + 1, Ordering::Relaxed);
         }
-        let mut replica = self.decisions.write();
-        let table = replica.set_mut();
         table.insert(d.clone())?;
         let stored = table.get(d.id).cloned().unwrap_or(d);
         self.metrics.decisions_active.set(table.len() as i64);
@@ -163,7 +169,12 @@ impl EdgeState {
         let mut n = 0;
         for mut d in ds {
             if d.id == 0 {
-                d.id = self.next_decision_id.fetch_add(1, Ordering::Relaxed);
+                loop {
+                    d.id = self.next_decision_id.fetch_add(1, Ordering::Relaxed);
+                    if table.get(d.id).is_none() {
+                        break;
+                    }
+                }
             }
             table.insert(d)?;
             n += 1;

@@ -13,21 +13,25 @@
 //!   it enforced before.
 //! - **Heartbeats** every `heartbeat_interval`.
 //! - **Events**: security events are published to the mesh; while it is
-//!   unreachable they wait in a bounded in-memory queue (oldest dropped past
-//!   the bound, counted in `palisade_events_dropped_total`).
+//!   unreachable they are spooled to `DATA_DIR/spool` (bounded; oldest dropped
+//!   only past the bound, counted in `palisade_events_dropped_total`) and
+//!   delivered in order when it returns, also after a restart.
 
 use crate::now_ms;
+use crate::spool::Spool;
 use crate::state::EdgeState;
 use palisade_mesh::replica::{Applied, ReplicaSnapshot};
 use palisade_mesh::{Heartbeat, Mesh, MeshError, PolicyVersion};
 use palisade_policy::{Policy, SecurityEvent};
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// An event publish slower than this counts as failed (the event is spooled).
+const PUBLISH_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// How often the follow loops check that their subscription is still alive.
 const WATCHDOG: Duration = Duration::from_secs(1);
@@ -43,8 +47,8 @@ pub struct SyncConfig {
     pub data_dir: PathBuf,
     /// Interval between heartbeats.
     pub heartbeat_interval: Duration,
-    /// Events kept in memory while the mesh is unreachable.
-    pub event_queue: usize,
+    /// Bound of the on-disk event spool (`DATA_DIR/spool`), in bytes.
+    pub spool_max_bytes: u64,
 }
 
 /// What an edge persists to survive restarts without the mesh.
@@ -110,7 +114,7 @@ fn persist(
     std::fs::rename(&tmp, &path)
 }
 
-/// Exponential backoff from 100 ms to 5 s.
+/// Exponential backoff from 100 ms to 2 s.
 struct Backoff(Duration);
 
 impl Backoff {
@@ -119,7 +123,7 @@ impl Backoff {
     }
     async fn wait(&mut self) {
         tokio::time::sleep(self.0).await;
-        self.0 = (self.0 * 2).min(Duration::from_secs(5));
+        self.0 = (self.0 * 2).min(Duration::from_secs(2));
     }
     fn reset(&mut self) {
         self.0 = Duration::from_millis(100);
@@ -138,13 +142,27 @@ pub async fn run<M, F, Fut>(
     F: Fn() -> Fut,
     Fut: Future<Output = Result<M, MeshError>>,
 {
+    let spool = match Spool::open(&cfg.data_dir.join("spool"), cfg.spool_max_bytes) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot open the event spool; events cannot be kept while the mesh is down");
+            return;
+        }
+    };
+    let mut events = events;
     let mut backoff = Backoff::new();
     let mesh = loop {
         match connect().await {
             Ok(m) => break Arc::new(m),
             Err(e) => {
                 tracing::warn!(error = %e, "mesh unreachable; enforcing the persisted policy and decisions, retrying");
-                backoff.wait().await;
+                // Keep events on disk meanwhile.
+                tokio::select! {
+                    _ = backoff.wait() => {}
+                    ev = events.recv() => if let Some(ev) = ev {
+                        spool_batch(&state, &spool, ev, &mut events);
+                    },
+                }
             }
         }
     };
@@ -166,12 +184,7 @@ pub async fn run<M, F, Fut>(
         current_policy.clone(),
     ));
     let heartbeat = tokio::spawn(heartbeats(state.clone(), mesh.clone(), cfg.clone()));
-    let events = tokio::spawn(forward_events(
-        state.clone(),
-        mesh.clone(),
-        events,
-        cfg.event_queue,
-    ));
+    let events = tokio::spawn(forward_events(state.clone(), mesh.clone(), events, spool));
     let (esc_tx, esc_rx) = tokio::sync::mpsc::channel(1024);
     if state.escalation_tx.set(esc_tx).is_err() {
         tracing::debug!("escalation channel already set");
@@ -367,37 +380,72 @@ async fn forward_events<M: Mesh>(
     state: Arc<EdgeState>,
     mesh: Arc<M>,
     mut rx: tokio::sync::mpsc::Receiver<SecurityEvent>,
-    bound: usize,
+    spool: Spool,
 ) {
-    let mut queue: VecDeque<SecurityEvent> = VecDeque::new();
     let mut backoff = Backoff::new();
     loop {
-        // Take what arrived; wait for more only when nothing is pending.
-        if queue.is_empty() {
-            match rx.recv().await {
-                Some(ev) => queue.push_back(ev),
-                None => return,
-            }
-        }
-        while let Ok(ev) = rx.try_recv() {
-            if queue.len() >= bound {
-                queue.pop_front();
-                state.metrics.events_dropped.inc();
-            }
-            queue.push_back(ev);
-        }
-        while let Some(ev) = queue.front() {
-            match mesh.publish_event(ev).await {
-                Ok(()) => {
-                    queue.pop_front();
-                    backoff.reset();
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, pending = queue.len(), "event not published; will retry");
-                    backoff.wait().await;
+        // Replay what is spooled first, in order, so events keep their order.
+        if !spool.is_empty() {
+            let pending = spool.load();
+            let mut sent = 0;
+            for ev in &pending {
+                if !matches!(
+                    tokio::time::timeout(PUBLISH_TIMEOUT, mesh.publish_event(ev)).await,
+                    Ok(Ok(()))
+                ) {
                     break;
                 }
+                sent += 1;
             }
+            if let Err(e) = spool.replace(&pending[sent..]) {
+                tracing::error!(error = %e, "event spool could not be rewritten");
+            }
+            if sent < pending.len() {
+                // Still down: keep spooling what arrives, retry after a pause.
+                tokio::select! {
+                    _ = backoff.wait() => {}
+                    ev = rx.recv() => match ev {
+                        Some(ev) => spool_batch(&state, &spool, ev, &mut rx),
+                        None => return,
+                    },
+                }
+                continue;
+            }
+            tracing::info!(events = sent, "spooled events delivered");
+            backoff.reset();
+        }
+        let Some(ev) = rx.recv().await else { return };
+        // A publish that does not complete quickly means the bus is down: spool
+        // rather than hold events in memory, where a crash would lose them.
+        let published = tokio::time::timeout(PUBLISH_TIMEOUT, mesh.publish_event(&ev)).await;
+        if !matches!(published, Ok(Ok(()))) {
+            tracing::debug!("mesh unreachable; spooling events to disk");
+            spool_batch(&state, &spool, ev, &mut rx);
+        }
+    }
+}
+
+/// Spools `first` and everything already queued behind it.
+fn spool_batch(
+    state: &EdgeState,
+    spool: &Spool,
+    first: SecurityEvent,
+    rx: &mut tokio::sync::mpsc::Receiver<SecurityEvent>,
+) {
+    let mut batch = vec![first];
+    while let Ok(ev) = rx.try_recv() {
+        batch.push(ev);
+    }
+    match spool.append(&batch) {
+        Ok(dropped) => {
+            if dropped > 0 {
+                state.metrics.events_dropped.inc_by(dropped);
+                tracing::warn!(dropped, "event spool full: oldest events dropped");
+            }
+        }
+        Err(e) => {
+            state.metrics.events_dropped.inc_by(batch.len() as u64);
+            tracing::error!(error = %e, events = batch.len(), "events could not be spooled");
         }
     }
 }
