@@ -31,6 +31,12 @@ pub struct ControlArgs {
     /// Bearer token of the API (default: DATA_DIR/admin.token, generated on first start).
     #[arg(long, env = "PALISADE_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// Token of the `operator` role: reads, and adds or deletes decisions.
+    #[arg(long, env = "PALISADE_OPERATOR_TOKEN", hide_env_values = true)]
+    operator_token: Option<String>,
+    /// Token of the `viewer` role: reads only.
+    #[arg(long, env = "PALISADE_VIEWER_TOKEN", hide_env_values = true)]
+    viewer_token: Option<String>,
     /// This control plane's id (events it publishes, logs).
     #[arg(long, default_value = "control-1")]
     node_id: String,
@@ -83,7 +89,17 @@ pub fn run(args: ControlArgs) -> anyhow::Result<i32> {
         let backend = MeshBackend::new(mesh, Arc::new(now_ms)).with_events(store);
         let cfg = ApiConfig {
             backend: Arc::new(backend),
-            admin_token: token.clone(),
+            tokens: Arc::new(
+                palisade_control::Tokens::admin(token.clone())
+                    .with(
+                        args.operator_token.clone().unwrap_or_default(),
+                        palisade_control::Role::Operator,
+                    )
+                    .with(
+                        args.viewer_token.clone().unwrap_or_default(),
+                        palisade_control::Role::Viewer,
+                    ),
+            ),
             metrics: Arc::new(String::new),
             clock: Arc::new(now_ms),
         };

@@ -126,6 +126,12 @@ pub struct UpArgs {
     /// Bearer token of the API (default: DATA_DIR/admin.token, generated on first start).
     #[arg(long, env = "PALISADE_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// Token of the `operator` role: reads, and adds or deletes decisions.
+    #[arg(long, env = "PALISADE_OPERATOR_TOKEN", hide_env_values = true)]
+    operator_token: Option<String>,
+    /// Token of the `viewer` role: reads only.
+    #[arg(long, env = "PALISADE_VIEWER_TOKEN", hide_env_values = true)]
+    viewer_token: Option<String>,
     /// Decisions to load at start: a JSON array or JSON lines of objects shaped
     /// like the body of `POST /api/v1/decisions`.
     #[arg(long)]
@@ -280,7 +286,17 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
     api_listener.set_nonblocking(true)?;
     let api_cfg = ApiConfig {
         backend: Arc::new(LocalDecisions(edge.state.clone())),
-        admin_token: token.clone(),
+        tokens: Arc::new(
+            palisade_control::Tokens::admin(token.clone())
+                .with(
+                    args.operator_token.clone().unwrap_or_default(),
+                    palisade_control::Role::Operator,
+                )
+                .with(
+                    args.viewer_token.clone().unwrap_or_default(),
+                    palisade_control::Role::Viewer,
+                ),
+        ),
         metrics: {
             let state = edge.state.clone();
             Arc::new(move || state.metrics.render())

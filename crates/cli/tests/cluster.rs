@@ -318,6 +318,34 @@ fn control_plane_policy_versions_decisions_and_failover() {
     assert!(c1.cli(&["decisions", "delete", &id]).status.success());
     assert!(all_edges(&edges, |e| e.status("/", "203.0.113.50") == 200));
 
+    // A viewer token reads but may not write.
+    let viewer = std::process::Command::new(BIN)
+        .args([
+            "decisions",
+            "add",
+            "--scope",
+            "ip",
+            "--value",
+            "203.0.113.51",
+        ])
+        .env("PALISADE_API", &c1.api)
+        .env("PALISADE_TOKEN", "viewer-token-0123456789")
+        .output()
+        .unwrap();
+    assert!(!viewer.status.success());
+    assert!(
+        String::from_utf8_lossy(&viewer.stderr).contains("403"),
+        "{}",
+        String::from_utf8_lossy(&viewer.stderr)
+    );
+    let viewer = std::process::Command::new(BIN)
+        .args(["policy", "history"])
+        .env("PALISADE_API", &c1.api)
+        .env("PALISADE_TOKEN", "viewer-token-0123456789")
+        .output()
+        .unwrap();
+    assert!(viewer.status.success());
+
     // Nodes report in, with the policy they enforce.
     assert!(eventually(Duration::from_secs(10), || {
         let out = c1.cli(&["nodes", "--json"]);

@@ -386,6 +386,7 @@ impl Control {
             ])
             .arg(dir.join(format!("{name}-data")))
             .env("PALISADE_ADMIN_TOKEN", &token)
+            .env("PALISADE_VIEWER_TOKEN", "viewer-token-0123456789")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -12,6 +12,6 @@ pub mod api;
 pub mod backend;
 pub mod store;
 
-pub use api::{router, ApiConfig, NewDecision};
+pub use api::{router, ApiConfig, NewDecision, Role, Tokens};
 pub use backend::{ApiError, Backend, MeshBackend};
 pub use store::{EventFilter, EventStore};
