@@ -196,11 +196,12 @@ impl Tokens {
     }
 }
 
-/// 401 without a valid token, 403 when its role is below `need`.
-fn authorize(headers: &HeaderMap, tokens: &Tokens, need: Role) -> Result<(), Response> {
+/// The refusal for a request: 401 without a valid token, 403 when its role is
+/// below `need`; `None` when the request may proceed.
+fn deny(headers: &HeaderMap, tokens: &Tokens, need: Role) -> Option<Response> {
     match tokens.role_of(headers) {
-        None => Err(unauthorized()),
-        Some(r) if r < need => Err(error(
+        None => Some(unauthorized()),
+        Some(r) if r < need => Some(error(
             StatusCode::FORBIDDEN,
             format!(
                 "this token's role ({}) may not do this; it needs {}",
@@ -208,7 +209,7 @@ fn authorize(headers: &HeaderMap, tokens: &Tokens, need: Role) -> Result<(), Res
                 need.as_str()
             ),
         )),
-        Some(_) => Ok(()),
+        Some(_) => None,
     }
 }
 
@@ -245,7 +246,7 @@ async fn add_decision(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(r) = authorize(&headers, &cfg.tokens, Role::Operator) {
+    if let Some(r) = deny(&headers, &cfg.tokens, Role::Operator) {
         return r;
     }
     let req: NewDecision = match serde_json::from_slice(&body) {
@@ -266,7 +267,7 @@ async fn add_decision(
 }
 
 async fn list_decisions(State(cfg): State<ApiConfig>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorize(&headers, &cfg.tokens, Role::Viewer) {
+    if let Some(r) = deny(&headers, &cfg.tokens, Role::Viewer) {
         return r;
     }
     match cfg.backend.list_decisions().await {
@@ -289,7 +290,7 @@ async fn get_decision(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = authorize(&headers, &cfg.tokens, Role::Viewer) {
+    if let Some(r) = deny(&headers, &cfg.tokens, Role::Viewer) {
         return r;
     }
     let id = match parse_id(&id) {
@@ -310,7 +311,7 @@ async fn delete_decision(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = authorize(&headers, &cfg.tokens, Role::Operator) {
+    if let Some(r) = deny(&headers, &cfg.tokens, Role::Operator) {
         return r;
     }
     let id = match parse_id(&id) {
@@ -332,7 +333,7 @@ async fn put_policy(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(r) = authorize(&headers, &cfg.tokens, Role::Admin) {
+    if let Some(r) = deny(&headers, &cfg.tokens, Role::Admin) {
         return r;
     }
     let Ok(source) = String::from_utf8(body.to_vec()) else {
@@ -353,7 +354,7 @@ async fn put_policy(
 }
 
 async fn get_policy(State(cfg): State<ApiConfig>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorize(&headers, &cfg.tokens, Role::Viewer) {
+    if let Some(r) = deny(&headers, &cfg.tokens, Role::Viewer) {
         return r;
     }
     match cfg.backend.current_policy().await {
@@ -364,7 +365,7 @@ async fn get_policy(State(cfg): State<ApiConfig>, headers: HeaderMap) -> Respons
 }
 
 async fn policy_versions(State(cfg): State<ApiConfig>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorize(&headers, &cfg.tokens, Role::Viewer) {
+    if let Some(r) = deny(&headers, &cfg.tokens, Role::Viewer) {
         return r;
     }
     match cfg.backend.policy_versions().await {
@@ -378,7 +379,7 @@ async fn rollback(
     headers: HeaderMap,
     Path(version): Path<String>,
 ) -> Response {
-    if let Err(r) = authorize(&headers, &cfg.tokens, Role::Admin) {
+    if let Some(r) = deny(&headers, &cfg.tokens, Role::Admin) {
         return r;
     }
     let Ok(version) = version.parse::<u64>() else {
@@ -426,7 +427,7 @@ struct NodeView {
 const NODE_STALE_MS: u64 = 10_000;
 
 async fn nodes(State(cfg): State<ApiConfig>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorize(&headers, &cfg.tokens, Role::Viewer) {
+    if let Some(r) = deny(&headers, &cfg.tokens, Role::Viewer) {
         return r;
     }
     let now = (cfg.clock)();
@@ -459,7 +460,7 @@ async fn events(
         axum::extract::rejection::QueryRejection,
     >,
 ) -> Response {
-    if let Err(r) = authorize(&headers, &cfg.tokens, Role::Viewer) {
+    if let Some(r) = deny(&headers, &cfg.tokens, Role::Viewer) {
         return r;
     }
     let filter = match query {
