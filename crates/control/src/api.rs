@@ -4,6 +4,7 @@
 //! |---|---|---|---|
 //! | GET | `/healthz` | no | liveness |
 //! | GET | `/metrics` | no | Prometheus metrics |
+//! | GET | `/api/v1/openapi.json` | no | the OpenAPI 3 document of this API (`assets/openapi.json`) |
 //! | POST | `/api/v1/decisions` | bearer | add a decision (201) |
 //! | GET | `/api/v1/decisions` | bearer | list active decisions |
 //! | GET | `/api/v1/decisions/{id}` | bearer | one decision |
@@ -481,11 +482,18 @@ async fn metrics(State(cfg): State<ApiConfig>) -> Response {
         .into_response()
 }
 
+/// The OpenAPI document of this API.
+pub const OPENAPI: &str = include_str!("../assets/openapi.json");
+
 /// The API router.
 pub fn router(cfg: ApiConfig) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
+        .route(
+            "/api/v1/openapi.json",
+            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
+        )
         .route("/api/v1/decisions", get(list_decisions).post(add_decision))
         .route(
             "/api/v1/decisions/{id}",
@@ -589,6 +597,27 @@ mod tests {
                 .0,
             StatusCode::UNAUTHORIZED
         );
+    }
+
+    #[tokio::test]
+    async fn openapi_documents_every_route() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        let paths = doc["paths"].as_object().unwrap();
+        let src = include_str!("api.rs");
+        // Every `.route("...")` of the router is documented, and nothing else is.
+        let routes: std::collections::BTreeSet<&str> = src
+            .split(".route(")
+            .skip(1)
+            .filter_map(|r| r.trim_start().strip_prefix('"'))
+            .filter_map(|r| r.split('"').next())
+            .filter(|r| r.starts_with('/'))
+            .collect();
+        let documented: std::collections::BTreeSet<&str> =
+            paths.keys().map(String::as_str).collect();
+        assert_eq!(routes, documented);
+        let (s, served) = call(&app(), "GET", "/api/v1/openapi.json", None, "").await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(served["openapi"], "3.0.3");
     }
 
     #[tokio::test]
