@@ -37,6 +37,18 @@ pub struct ControlArgs {
     /// Token of the `viewer` role: reads only.
     #[arg(long, env = "PALISADE_VIEWER_TOKEN", hide_env_values = true)]
     viewer_token: Option<String>,
+    /// Window of cross-node correlation.
+    #[arg(long, default_value = "1m")]
+    correlation_window: String,
+    /// Distinct nodes blocking one source that open an incident.
+    #[arg(long, default_value_t = 2)]
+    incident_source_nodes: usize,
+    /// Distinct nodes on which one rule blocks that open an incident.
+    #[arg(long, default_value_t = 3)]
+    incident_rule_nodes: usize,
+    /// Ban the source of a cross-node incident on every node for this long (e.g. 1h).
+    #[arg(long)]
+    incident_ban: Option<String>,
     /// This control plane's id (events it publishes, logs).
     #[arg(long, default_value = "control-1")]
     node_id: String,
@@ -81,10 +93,24 @@ pub fn run(args: ControlArgs) -> anyhow::Result<i32> {
                 }
             })
             .collect();
+        let correlation = palisade_control::correlate::CorrelationConfig {
+            window_ms: palisade_policy::duration::parse_duration_ms(&args.correlation_window)
+                .map_err(|e| anyhow::anyhow!("--correlation-window: {e}"))?,
+            min_nodes_per_source: args.incident_source_nodes,
+            min_nodes_per_rule: args.incident_rule_nodes,
+        };
+        let incident_ban = args
+            .incident_ban
+            .as_deref()
+            .map(palisade_policy::duration::parse_duration_ms)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--incident-ban: {e}"))?;
         tokio::spawn(palisade_control::backend::ingest_events(
             mesh.clone(),
             store.clone(),
             durable,
+            correlation,
+            incident_ban,
         ));
         let backend = MeshBackend::new(mesh, Arc::new(now_ms)).with_events(store);
         let cfg = ApiConfig {

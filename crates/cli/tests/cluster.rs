@@ -253,7 +253,7 @@ fn control_plane_policy_versions_decisions_and_failover() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(all_edges(&edges, |e| e.status("/admin", "192.0.2.1") == 403));
+    assert!(all_edges(&edges, |e| e.status("/admin", &e.own_ip()) == 403));
 
     // v2 adds a rule; diff shows it; apply; active everywhere.
     let v2 = dir.write("v2.toml", &format!("{POLICY}\n[[rules]]\nid = \"secret\"\nexpression = 'http.request.uri.path eq \"/secret\"'\naction = \"block\"\n"));
@@ -267,7 +267,7 @@ fn control_plane_policy_versions_decisions_and_failover() {
         .cli(&["policy", "apply", v2.to_str().unwrap()])
         .status
         .success());
-    assert!(all_edges(&edges, |e| e.status("/secret", "192.0.2.1") == 403));
+    assert!(all_edges(&edges, |e| e.status("/secret", &e.own_ip()) == 403));
 
     // An invalid policy is rejected with every error, and no edge changes.
     let r = client()
@@ -282,7 +282,7 @@ fn control_plane_policy_versions_decisions_and_failover() {
     let history = c1.cli(&["policy", "history", "--json"]);
     let versions: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
     assert_eq!(versions.as_array().unwrap().len(), 2, "{versions}");
-    assert_eq!(e1.status("/secret", "192.0.2.1"), 403);
+    assert_eq!(e1.status("/secret", &e1.own_ip()), 403);
 
     // Rollback to v1 restores it everywhere (as v3).
     let out = c2.cli(&["policy", "rollback", "1"]);
@@ -291,9 +291,9 @@ fn control_plane_policy_versions_decisions_and_failover() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(all_edges(&edges, |e| e.status("/secret", "192.0.2.1")
+    assert!(all_edges(&edges, |e| e.status("/secret", &e.own_ip())
         == 200
-        && e.status("/admin", "192.0.2.1") == 403));
+        && e.status("/admin", &e.own_ip()) == 403));
 
     // A decision through either control plane is enforced on every edge.
     let out = c2.cli(&[
@@ -315,7 +315,13 @@ fn control_plane_policy_versions_decisions_and_failover() {
     let list = c1.cli(&["decisions", "list"]);
     assert!(String::from_utf8_lossy(&list.stdout).contains("203.0.113.50"));
     let id = d["id"].as_u64().unwrap().to_string();
-    assert!(c1.cli(&["decisions", "delete", &id]).status.success());
+    let del = c1.cli(&["decisions", "delete", &id]);
+    assert!(
+        del.status.success(),
+        "delete {id}: {} {}",
+        String::from_utf8_lossy(&del.stderr),
+        String::from_utf8_lossy(&c1.cli(&["decisions", "list"]).stdout)
+    );
     assert!(all_edges(&edges, |e| e.status("/", "203.0.113.50") == 200));
 
     // A viewer token reads but may not write.
@@ -387,6 +393,26 @@ fn control_plane_policy_versions_decisions_and_failover() {
             c.api
         );
     }
+
+    // The same source blocked on both edges opens an incident, and the
+    // incident bans the source on every edge.
+    assert!(eventually(Duration::from_secs(10), || {
+        let list: serde_json::Value = client()
+            .get(format!("{}/api/v1/incidents", c1.api))
+            .bearer_auth(&c1.token)
+            .send()
+            .ok()
+            .and_then(|r| r.json().ok())
+            .unwrap_or_default();
+        list.as_array().is_some_and(|l| {
+            l.iter()
+                .any(|i| i["kind"] == "source_across_nodes" && i["key"] == "192.0.2.77")
+        })
+    }));
+    assert!(
+        all_edges(&edges, |e| e.status("/", "192.0.2.77") == 403),
+        "incident ban not enforced"
+    );
 
     // One control plane dies: the other keeps working.
     c1.proc.kill();

@@ -359,6 +359,18 @@ impl Edge {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// A client address of this edge's own, so that blocks on different edges
+    /// are not the same source (which a control plane would correlate).
+    pub fn own_ip(&self) -> String {
+        let port: u32 = self
+            .proxy
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        format!("198.18.{}.{}", port / 256 % 256, port % 256)
+    }
 }
 
 /// A running `palisade control`.
@@ -382,6 +394,8 @@ impl Control {
                 nats,
                 "--node-id",
                 name,
+                "--incident-ban",
+                "10m",
                 "--data-dir",
             ])
             .arg(dir.join(format!("{name}-data")))

@@ -14,6 +14,7 @@
 //! | GET | `/api/v1/policy/versions` | bearer | every version, oldest first |
 //! | POST | `/api/v1/policy/rollback/{version}` | bearer | make an old version current again (as a new version) |
 //! | GET | `/api/v1/nodes` | bearer | nodes: id, address, policy version, decisions, last heartbeat, health |
+//! | GET | `/api/v1/incidents` | bearer | incidents (one source blocked on several nodes, one rule blocking on many), newest first |
 //! | GET | `/api/v1/events` | bearer | security events, newest first; filters `since`, `until` (ms), `node`, `client_ip`, `rule`, `limit` |
 //!
 //! Roles: a `viewer` token reads; an `operator` token also adds and deletes
@@ -474,6 +475,29 @@ async fn events(
     }
 }
 
+#[derive(serde::Deserialize)]
+struct Limit {
+    limit: Option<u32>,
+}
+
+async fn incidents(
+    State(cfg): State<ApiConfig>,
+    headers: HeaderMap,
+    query: Result<axum::extract::Query<Limit>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    if let Some(r) = deny(&headers, &cfg.tokens, Role::Viewer) {
+        return r;
+    }
+    let limit = match query {
+        Ok(q) => q.0.limit.unwrap_or(100),
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid query: {e}")),
+    };
+    match cfg.backend.incidents(limit).await {
+        Ok(list) => Json(list).into_response(),
+        Err(e) => api_error(e),
+    }
+}
+
 async fn metrics(State(cfg): State<ApiConfig>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -507,6 +531,7 @@ pub fn router(cfg: ApiConfig) -> Router {
         )
         .route("/api/v1/nodes", get(nodes))
         .route("/api/v1/events", get(events))
+        .route("/api/v1/incidents", get(incidents))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
         .with_state(cfg)
 }

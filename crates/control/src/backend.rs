@@ -2,6 +2,7 @@
 //! own table ([`Backend`] implemented in the binary); a cluster control plane
 //! serves everything from the mesh ([`MeshBackend`]).
 
+use crate::correlate::{CorrelationConfig, Correlator, IncidentKind, Observed};
 use crate::store::{EventFilter, EventStore};
 use async_trait::async_trait;
 use palisade_mesh::replica::DecisionReplica;
@@ -69,6 +70,12 @@ pub trait Backend: Send + Sync + 'static {
     /// The nodes that sent heartbeats.
     async fn nodes(&self) -> Result<Vec<Heartbeat>, ApiError> {
         Err(not_clustered())
+    }
+    /// Incidents, newest first.
+    async fn incidents(&self, _limit: u32) -> Result<Vec<serde_json::Value>, ApiError> {
+        Err(ApiError::NotSupported(
+            "incidents are kept by `palisade control`".into(),
+        ))
     }
     /// Stored security events, newest first.
     async fn events(&self, _filter: EventFilter) -> Result<Vec<SecurityEvent>, ApiError> {
@@ -215,6 +222,19 @@ impl<M: Mesh> Backend for MeshBackend<M> {
         Ok(self.mesh.nodes().await?)
     }
 
+    async fn incidents(&self, limit: u32) -> Result<Vec<serde_json::Value>, ApiError> {
+        let Some(store) = &self.events else {
+            return Err(ApiError::NotSupported(
+                "this control plane stores no incidents".into(),
+            ));
+        };
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || store.incidents(limit))
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?
+            .map_err(|e| ApiError::Unavailable(e.to_string()))
+    }
+
     async fn events(&self, filter: EventFilter) -> Result<Vec<SecurityEvent>, ApiError> {
         let Some(store) = &self.events else {
             return Err(ApiError::NotSupported(
@@ -229,10 +249,69 @@ impl<M: Mesh> Backend for MeshBackend<M> {
     }
 }
 
+/// Stores an incident that opened or grew; a source incident can ban the source cluster-wide.
+async fn handle_incident<M: Mesh>(
+    mesh: &Arc<M>,
+    store: &Arc<EventStore>,
+    open: &mut std::collections::HashMap<(IncidentKind, String), u64>,
+    o: Observed,
+    incident_ban_ms: Option<u64>,
+) {
+    match o {
+        Observed::Opened(inc) => {
+            let id = match store.open_incident(&inc) {
+                Ok(id) => id,
+                Err(e) => {
+                    tracing::error!(error = %e, "incident not stored");
+                    return;
+                }
+            };
+            tracing::warn!(id, kind = ?inc.kind, key = %inc.key, nodes = inc.nodes.len(), "incident opened");
+            open.insert((inc.kind, inc.key.clone()), id);
+            if let (IncidentKind::SourceAcrossNodes, Some(ms)) = (inc.kind, incident_ban_ms) {
+                let d = Decision {
+                    // Unique across control planes: the incident time and id.
+                    id: ((inc.last_ms << 12) | (id & 0xfff)) & ((1 << 53) - 1),
+                    scope: palisade_policy::Scope::Ip,
+                    value: inc.key.clone(),
+                    action: palisade_policy::DecisionAction::Ban,
+                    reason: format!("incident {id}: blocked on {} nodes", inc.nodes.len()),
+                    origin: format!("incident:{id}"),
+                    simulated: false,
+                    created_at: inc.last_ms,
+                    expires_at: Some(inc.last_ms.saturating_add(ms)),
+                };
+                if let Err(e) = mesh
+                    .publish_decision(DecisionOp::Upsert { decision: d })
+                    .await
+                {
+                    tracing::error!(error = %e, "incident decision not published");
+                }
+            }
+        }
+        Observed::Updated(inc) => {
+            if let Some(id) = open.get(&(inc.kind, inc.key.clone())) {
+                if let Err(e) = store.update_incident(*id, &inc) {
+                    tracing::error!(error = %e, "incident not updated");
+                }
+            }
+        }
+    }
+}
+
 /// Consumes the mesh's security events durably (consumer `durable`) into
 /// `store`, acknowledging each after it is stored. Runs until the process ends;
 /// resubscribes with backoff when the bus goes away.
-pub async fn ingest_events<M: Mesh>(mesh: Arc<M>, store: Arc<EventStore>, durable: String) {
+pub async fn ingest_events<M: Mesh>(
+    mesh: Arc<M>,
+    store: Arc<EventStore>,
+    durable: String,
+    correlation: CorrelationConfig,
+    incident_ban_ms: Option<u64>,
+) {
+    let mut correlator = Correlator::new(correlation);
+    let mut open: std::collections::HashMap<(IncidentKind, String), u64> =
+        std::collections::HashMap::new();
     let mut delay = Duration::from_millis(100);
     loop {
         match mesh.consume_events(&durable).await {
@@ -244,7 +323,19 @@ pub async fn ingest_events<M: Mesh>(mesh: Arc<M>, store: Arc<EventStore>, durabl
                             let st = store.clone();
                             let ev = delivery.event.clone();
                             match tokio::task::spawn_blocking(move || st.insert(&ev)).await {
-                                Ok(Ok(_)) => {
+                                Ok(Ok(new)) => {
+                                    if new {
+                                        for o in correlator.observe(&delivery.event) {
+                                            handle_incident(
+                                                &mesh,
+                                                &store,
+                                                &mut open,
+                                                o,
+                                                incident_ban_ms,
+                                            )
+                                            .await;
+                                        }
+                                    }
                                     if let Err(e) = delivery.ack().await {
                                         tracing::debug!(error = %e, "event ack failed; it will be redelivered");
                                     }

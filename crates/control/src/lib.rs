@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod backend;
+pub mod correlate;
 pub mod store;
 
 pub use api::{router, ApiConfig, NewDecision, Role, Tokens};

@@ -2,10 +2,18 @@
 //! queries need — security events from every node. Policy versions and
 //! decisions live in the mesh.
 
+use crate::correlate::{Incident, IncidentKind};
 use palisade_policy::SecurityEvent;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 use std::sync::Mutex;
+
+fn kind_str(k: IncidentKind) -> &'static str {
+    match k {
+        IncidentKind::SourceAcrossNodes => "source_across_nodes",
+        IncidentKind::RuleAcrossNodes => "rule_across_nodes",
+    }
+}
 
 /// Filters of `GET /api/v1/events`.
 #[derive(Debug, Default, Clone, serde::Deserialize)]
@@ -68,7 +76,16 @@ impl EventStore {
              );
              CREATE INDEX IF NOT EXISTS events_time ON events (time_ms);
              CREATE INDEX IF NOT EXISTS events_client ON events (client_ip, time_ms);
-             CREATE INDEX IF NOT EXISTS events_rule ON events (rule_id, time_ms);",
+             CREATE INDEX IF NOT EXISTS events_rule ON events (rule_id, time_ms);
+             CREATE TABLE IF NOT EXISTS incidents (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 kind TEXT NOT NULL,
+                 key TEXT NOT NULL,
+                 nodes TEXT NOT NULL,
+                 events INTEGER NOT NULL,
+                 first_ms INTEGER NOT NULL,
+                 last_ms INTEGER NOT NULL
+             );",
         )?;
         Ok(EventStore {
             conn: Mutex::new(conn),
@@ -128,6 +145,68 @@ impl EventStore {
             }
         }
         Ok(out)
+    }
+
+    /// Stores a new incident; returns its id.
+    pub fn open_incident(&self, inc: &Incident) -> Result<u64, StoreError> {
+        let conn = self
+            .conn
+            .lock()
+            .map_err(|_| StoreError("lock poisoned".into()))?;
+        conn.execute(
+            "INSERT INTO incidents (kind, key, nodes, events, first_ms, last_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                kind_str(inc.kind),
+                inc.key,
+                serde_json::to_string(&inc.nodes).unwrap_or_default(),
+                inc.events as i64,
+                inc.first_ms as i64,
+                inc.last_ms as i64
+            ],
+        )?;
+        Ok(conn.last_insert_rowid() as u64)
+    }
+
+    /// Updates an open incident.
+    pub fn update_incident(&self, id: u64, inc: &Incident) -> Result<(), StoreError> {
+        let conn = self
+            .conn
+            .lock()
+            .map_err(|_| StoreError("lock poisoned".into()))?;
+        conn.execute(
+            "UPDATE incidents SET nodes = ?1, events = ?2, last_ms = ?3 WHERE id = ?4",
+            params![
+                serde_json::to_string(&inc.nodes).unwrap_or_default(),
+                inc.events as i64,
+                inc.last_ms as i64,
+                id as i64
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The newest incidents.
+    pub fn incidents(&self, limit: u32) -> Result<Vec<serde_json::Value>, StoreError> {
+        let conn = self
+            .conn
+            .lock()
+            .map_err(|_| StoreError("lock poisoned".into()))?;
+        let mut stmt = conn.prepare(
+            "SELECT id, kind, key, nodes, events, first_ms, last_ms FROM incidents ORDER BY last_ms DESC, id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map(params![i64::from(limit.min(10_000))], |r| {
+            let nodes: String = r.get(3)?;
+            Ok(serde_json::json!({
+                "id": r.get::<_, i64>(0)?,
+                "kind": r.get::<_, String>(1)?,
+                "key": r.get::<_, String>(2)?,
+                "nodes": serde_json::from_str::<serde_json::Value>(&nodes).unwrap_or_default(),
+                "events": r.get::<_, i64>(4)?,
+                "first_ms": r.get::<_, i64>(5)?,
+                "last_ms": r.get::<_, i64>(6)?,
+            }))
+        })?;
+        Ok(rows.filter_map(Result::ok).collect())
     }
 
     /// Number of stored events.
