@@ -237,13 +237,14 @@ fn edges_follow_the_cluster_and_fail_static() {
 #[test]
 fn control_plane_policy_versions_decisions_and_failover() {
     let dir = TempDir::new("control");
-    let nats = Nats::start(&dir.path().join("nats"));
+    let mut nats = Nats::start(&dir.path().join("nats"));
     let (_origin, origin_url) = demo_origin();
     let mut c1 = Control::start(dir.path(), "control-1", &nats.url());
-    let c2 = Control::start(dir.path(), "control-2", &nats.url());
+    let mut c2 = Control::start(dir.path(), "control-2", &nats.url());
     let e1 = Edge::start("edge-a", dir.path(), &nats.url(), &origin_url);
     let e2 = Edge::start("edge-b", dir.path(), &nats.url(), &origin_url);
-    let edges = [&e1, &e2];
+    let e3 = Edge::start("edge-c", dir.path(), &nats.url(), &origin_url);
+    let edges = [&e1, &e2, &e3];
 
     // v1 through the CLI becomes active on every edge.
     let v1 = dir.write("v1.toml", POLICY);
@@ -357,7 +358,7 @@ fn control_plane_policy_versions_decisions_and_failover() {
         let out = c1.cli(&["nodes", "--json"]);
         let nodes: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         nodes.as_array().is_some_and(|n| {
-            n.len() == 2
+            n.len() == 3
                 && n.iter()
                     .all(|n| n["policy_version"] == 3 && n["healthy"] == true)
         })
@@ -430,4 +431,50 @@ fn control_plane_policy_versions_decisions_and_failover() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(all_edges(&edges, |e| e.status("/", "198.51.100.7") == 403));
+
+    // The control plane and NATS both die: every edge keeps serving and enforcing.
+    c2.proc.kill();
+    nats.stop();
+    for e in edges {
+        assert_eq!(e.status("/", &e.own_ip()), 200);
+        assert_eq!(e.status("/admin", &e.own_ip()), 403);
+        assert_eq!(e.status("/", "198.51.100.7"), 403);
+    }
+    // Events of the outage (distinct clients: no escalation, no incident).
+    for (k, e) in edges.iter().enumerate() {
+        for i in 0..3 {
+            assert_eq!(
+                e.status(
+                    &format!("/admin/late-{k}-{i}"),
+                    &format!("203.0.113.{}", 100 + k * 10 + i)
+                ),
+                403
+            );
+        }
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+
+    // Both come back: the spooled events reach the control plane's store, none lost.
+    nats.restart();
+    let c2 = Control::start(dir.path(), "control-2", &nats.url());
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            let out = c2.cli(&["events", "--limit", "1000", "--json"]);
+            let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            let late = list
+                .as_array()
+                .map(|l| {
+                    l.iter()
+                        .filter(|e| {
+                            e["path"]
+                                .as_str()
+                                .is_some_and(|p| p.starts_with("/admin/late-"))
+                        })
+                        .count()
+                })
+                .unwrap_or(0);
+            late == 9
+        }),
+        "outage events did not all reach the control plane"
+    );
 }

@@ -317,7 +317,11 @@ pub async fn ingest_events<M: Mesh>(
         match mesh.consume_events(&durable).await {
             Ok(mut stream) => {
                 delay = Duration::from_millis(100);
-                while let Some(item) = stream.next().await {
+                // A subscription can stall silently across a bus restart; an idle
+                // one is cheap to renew (the durable consumer keeps its position).
+                while let Ok(Some(item)) =
+                    tokio::time::timeout(Duration::from_secs(5), stream.next()).await
+                {
                     match item {
                         Ok(delivery) => {
                             let st = store.clone();
