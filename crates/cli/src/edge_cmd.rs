@@ -60,18 +60,7 @@ pub fn run(args: EdgeCmdArgs) -> anyhow::Result<i32> {
     }
 
     // Security events also go to the mesh.
-    let (std_tx, std_rx) = std::sync::mpsc::sync_channel(4096);
-    state.events.subscribe(std_tx);
-    let (tx, rx) = tokio::sync::mpsc::channel(4096);
-    std::thread::Builder::new()
-        .name("palisade-events-mesh".into())
-        .spawn(move || {
-            while let Ok(ev) = std_rx.recv() {
-                if tx.blocking_send(ev).is_err() {
-                    break;
-                }
-            }
-        })?;
+    let rx = sync::event_feed(&state)?;
 
     let opts = NatsOptions {
         prefix: args.nats_prefix.clone(),

@@ -2,8 +2,11 @@
 
 use anyhow::{bail, Context};
 use clap::Args;
-use palisade_control::{ApiConfig, ApiError, Backend};
-use palisade_edge::{now_ms, EdgeConfig, EdgeServer, EdgeState, Limits, TlsConfig, UpstreamSpec};
+use palisade_control::{ApiConfig, EventStore, MeshBackend};
+use palisade_edge::sync::{self, SyncConfig};
+use palisade_edge::{now_ms, EdgeConfig, EdgeServer, Limits, TlsConfig, UpstreamSpec};
+use palisade_mesh::memory::MemoryMesh;
+use palisade_mesh::{DecisionOp, Mesh};
 use palisade_policy::Decision;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -138,26 +141,8 @@ pub struct UpArgs {
     decisions: Option<PathBuf>,
 }
 
-/// Decisions written through the API go straight into the edge's table.
-struct LocalDecisions(Arc<EdgeState>);
-
-#[async_trait::async_trait]
-impl Backend for LocalDecisions {
-    async fn add_decision(&self, d: Decision) -> Result<Decision, ApiError> {
-        self.0
-            .add_decision(d)
-            .map_err(|e| ApiError::BadRequest(e.to_string()))
-    }
-    async fn list_decisions(&self) -> Result<Vec<Decision>, ApiError> {
-        Ok(self.0.list_decisions(now_ms()))
-    }
-    async fn delete_decision(&self, id: u64) -> Result<Option<Decision>, ApiError> {
-        Ok(self.0.delete_decision(id))
-    }
-}
-
 /// Loads decisions from a JSON array or JSON-lines file. Every bad entry is reported with its line.
-fn load_decisions(state: &EdgeState, path: &Path) -> anyhow::Result<usize> {
+fn load_decisions(path: &Path) -> anyhow::Result<Vec<Decision>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let now = now_ms();
@@ -194,7 +179,7 @@ fn load_decisions(state: &EdgeState, path: &Path) -> anyhow::Result<usize> {
     if !errors.is_empty() {
         bail!("invalid decisions file:\n{}", errors.join("\n"));
     }
-    Ok(state.add_decisions(ds)?)
+    Ok(ds)
 }
 
 /// Reads, or creates, the admin token.
@@ -275,17 +260,37 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
 
     let cfg = args.edge.config(upstreams.clone(), args.policy.clone())?;
     let edge = EdgeServer::build(cfg)?;
-    if let Some(path) = &args.decisions {
-        let n = load_decisions(&edge.state, path)?;
-        tracing::info!(decisions = n, file = %path.display(), "decisions loaded");
-    }
+    let state = edge.state.clone();
 
-    // The management API on its own small runtime.
+    // Control plane and edge in one process, over the in-process mesh.
+    let mesh = MemoryMesh::new();
+    let events = sync::event_feed(&state)?;
+    let store = Arc::new(EventStore::open(&args.data_dir).map_err(|e| anyhow::anyhow!("{e}"))?);
+    let mut backend = MeshBackend::new(Arc::new(mesh.clone()), Arc::new(now_ms))
+        .with_events(store.clone())
+        .with_local_edge({
+            let st = state.clone();
+            Arc::new(move || st.decisions_seq())
+        });
+    if args.policy.is_some() {
+        backend = backend.with_policy_read_only(
+            "palisade up runs the policy file given with --policy: edit that file (it is reloaded on change and on SIGHUP), or start without --policy to manage policy versions through the API",
+        );
+    }
+    let sync_cfg = SyncConfig {
+        node_id: args.edge.node_id.clone(),
+        address: args.edge.listen.clone(),
+        data_dir: args.data_dir.clone(),
+        heartbeat_interval: Duration::from_secs(2),
+        spool_max_bytes: 64 * 1024 * 1024,
+    };
+
+    // The management API, the edge's sync loop and event ingestion on one small runtime.
     let api_listener = std::net::TcpListener::bind(&args.api)
         .with_context(|| format!("binding the API on {}", args.api))?;
     api_listener.set_nonblocking(true)?;
     let api_cfg = ApiConfig {
-        backend: Arc::new(LocalDecisions(edge.state.clone())),
+        backend: Arc::new(backend),
         tokens: Arc::new(
             palisade_control::Tokens::admin(token.clone())
                 .with(
@@ -298,35 +303,86 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
                 ),
         ),
         metrics: {
-            let state = edge.state.clone();
+            let state = state.clone();
             Arc::new(move || state.metrics.render())
         },
         clock: Arc::new(now_ms),
     };
-    std::thread::Builder::new()
-        .name("palisade-api".into())
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    tracing::error!(error = %e, "API runtime");
-                    return;
-                }
-            };
-            rt.block_on(async move {
-                match tokio::net::TcpListener::from_std(api_listener) {
-                    Ok(l) => {
-                        if let Err(e) = axum::serve(l, palisade_control::router(api_cfg)).await {
-                            tracing::error!(error = %e, "API stopped");
-                        }
+    {
+        let mesh = mesh.clone();
+        let state = state.clone();
+        std::thread::Builder::new()
+            .name("palisade-api".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!(error = %e, "API runtime");
+                        return;
                     }
-                    Err(e) => tracing::error!(error = %e, "API listener"),
-                }
-            });
+                };
+                rt.block_on(async move {
+                    let m = mesh.clone();
+                    tokio::spawn(sync::run(
+                        state,
+                        sync_cfg,
+                        move || {
+                            let m = m.clone();
+                            async move { Ok::<_, palisade_mesh::MeshError>(m) }
+                        },
+                        events,
+                    ));
+                    tokio::spawn(palisade_control::backend::ingest_events(
+                        Arc::new(mesh),
+                        store,
+                        "control-up".into(),
+                        palisade_control::correlate::CorrelationConfig::default(),
+                        None,
+                    ));
+                    match tokio::net::TcpListener::from_std(api_listener) {
+                        Ok(l) => {
+                            if let Err(e) = axum::serve(l, palisade_control::router(api_cfg)).await
+                            {
+                                tracing::error!(error = %e, "API stopped");
+                            }
+                        }
+                        Err(e) => tracing::error!(error = %e, "API listener"),
+                    }
+                });
+            })?;
+    }
+
+    // Decisions from a file: into the decision log, in force before traffic is served.
+    if let Some(path) = &args.decisions {
+        let ds = load_decisions(path)?;
+        let n = ds.len();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let last = rt.block_on(async {
+            let mut last = 0;
+            for d in ds {
+                last = mesh
+                    .publish_decision(DecisionOp::Upsert { decision: d })
+                    .await?;
+            }
+            Ok::<_, palisade_mesh::MeshError>(last)
         })?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while state.decisions_seq() < last {
+            if std::time::Instant::now() > deadline {
+                bail!(
+                    "the edge did not apply the {n} decisions of {} in time",
+                    path.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        tracing::info!(decisions = n, file = %path.display(), "decisions loaded");
+    }
 
     let ups: Vec<&str> = upstreams.iter().map(|u| u.url.as_str()).collect();
     tracing::info!(listen = %args.edge.listen, api = %args.api, upstreams = ?ups, policy = ?args.policy, "palisade up");

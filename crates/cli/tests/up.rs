@@ -531,3 +531,57 @@ fn escalation_turns_repeated_blocks_into_a_decision() {
         "{d}"
     );
 }
+
+#[test]
+fn up_serves_the_control_plane_api_over_the_in_process_mesh() {
+    let (_origin, url) = demo_origin();
+    // Without --policy, policy versions are managed through the API.
+    let up = Up::start(&[url.clone()], None, &[]);
+    let c = client();
+    assert_eq!(up.get("/admin", None).status(), 200);
+    let r = c
+        .put(format!("{}/api/v1/policy", up.api))
+        .bearer_auth(&up.token)
+        .body("[[rules]]\nid = \"a\"\nexpression = 'http.request.uri.path eq \"/admin\"'\naction = \"block\"\n")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert!(eventually(Duration::from_secs(5), || up
+        .get("/admin", None)
+        .status()
+        == 403));
+    // The node reports in; its events are stored and queryable.
+    assert!(eventually(Duration::from_secs(10), || {
+        let nodes: serde_json::Value = c
+            .get(format!("{}/api/v1/nodes", up.api))
+            .bearer_auth(&up.token)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        nodes
+            .as_array()
+            .is_some_and(|n| n.len() == 1 && n[0]["policy_version"] == 1)
+    }));
+    assert!(eventually(Duration::from_secs(10), || {
+        let ev: serde_json::Value = c
+            .get(format!("{}/api/v1/events?rule=a", up.api))
+            .bearer_auth(&up.token)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        ev.as_array().is_some_and(|l| !l.is_empty())
+    }));
+
+    // With --policy, the file rules: policy writes through the API are refused.
+    let (_origin2, url2) = demo_origin();
+    let up2 = Up::start(&[url2], Some(POLICY), &[]);
+    let r = c
+        .put(format!("{}/api/v1/policy", up2.api))
+        .bearer_auth(&up2.token)
+        .body("")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 501);
+}

@@ -107,6 +107,10 @@ pub struct MeshBackend<M: Mesh> {
     next_id: AtomicU64,
     clock: Arc<dyn Fn() -> u64 + Send + Sync>,
     events: Option<Arc<EventStore>>,
+    /// In `palisade up`: the decision-log position the local edge has applied.
+    local_edge: Option<Arc<dyn Fn() -> u64 + Send + Sync>>,
+    /// Set when policy versions are not taken (a local policy file rules).
+    policy_read_only: Option<String>,
 }
 
 impl<M: Mesh> MeshBackend<M> {
@@ -121,6 +125,35 @@ impl<M: Mesh> MeshBackend<M> {
             next_id: AtomicU64::new(seed),
             clock,
             events: None,
+            local_edge: None,
+            policy_read_only: None,
+        }
+    }
+
+    /// Makes decision writes return only once the local edge applied them
+    /// (`applied` reports its decision-log position), so they hold from the next request.
+    pub fn with_local_edge(mut self, applied: Arc<dyn Fn() -> u64 + Send + Sync>) -> Self {
+        self.local_edge = Some(applied);
+        self
+    }
+
+    /// Refuses policy writes with `reason` (a local policy file is the source of truth).
+    pub fn with_policy_read_only(mut self, reason: impl Into<String>) -> Self {
+        self.policy_read_only = Some(reason.into());
+        self
+    }
+
+    /// Waits (at most 2 s) until the local edge, if any, applied `seq`.
+    async fn wait_local(&self, seq: u64) {
+        let Some(applied) = &self.local_edge else {
+            return;
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while applied() < seq && tokio::time::Instant::now() < deadline {
+            tokio::task::yield_now().await;
+        }
+        if applied() < seq {
+            tracing::warn!(seq, "the local edge has not applied the decision yet");
         }
     }
 
@@ -167,6 +200,7 @@ impl<M: Mesh> Backend for MeshBackend<M> {
                 decision: d.clone(),
             })
             .await?;
+        self.wait_local(seq).await;
         let replica = self.catch_up().await?;
         let stored = replica
             .set()
@@ -196,16 +230,21 @@ impl<M: Mesh> Backend for MeshBackend<M> {
     async fn delete_decision(&self, id: u64) -> Result<Option<Decision>, ApiError> {
         let found = self.catch_up().await?.set().get(id).cloned();
         let Some(d) = found else { return Ok(None) };
-        self.mesh
+        let seq = self
+            .mesh
             .publish_decision(DecisionOp::Delete {
                 scope: d.scope,
                 value: d.value.clone(),
             })
             .await?;
+        self.wait_local(seq).await;
         Ok(Some(d))
     }
 
     async fn put_policy(&self, source: String, author: String) -> Result<PolicyVersion, ApiError> {
+        if let Some(reason) = &self.policy_read_only {
+            return Err(ApiError::NotSupported(reason.clone()));
+        }
         let policy = validate_policy(&source)?;
         Ok(self.mesh.put_policy(source, policy.digest, author).await?)
     }

@@ -64,6 +64,25 @@ fn state_file(data_dir: &Path) -> PathBuf {
     data_dir.join("edge-state.json")
 }
 
+/// The edge's security events as an async stream, for [`run`].
+pub fn event_feed(
+    state: &EdgeState,
+) -> std::io::Result<tokio::sync::mpsc::Receiver<SecurityEvent>> {
+    let (std_tx, std_rx) = std::sync::mpsc::sync_channel(4096);
+    state.events.subscribe(std_tx);
+    let (tx, rx) = tokio::sync::mpsc::channel(4096);
+    std::thread::Builder::new()
+        .name("palisade-events-mesh".into())
+        .spawn(move || {
+            while let Ok(ev) = std_rx.recv() {
+                if tx.blocking_send(ev).is_err() {
+                    break;
+                }
+            }
+        })?;
+    Ok(rx)
+}
+
 /// Loads the persisted state into `state`. Returns what was restored; a
 /// missing file is not an error, a corrupt one is reported and ignored.
 pub fn restore(state: &EdgeState, data_dir: &Path) -> Result<(Option<u64>, usize), String> {
