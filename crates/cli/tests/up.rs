@@ -536,7 +536,7 @@ fn escalation_turns_repeated_blocks_into_a_decision() {
 fn up_serves_the_control_plane_api_over_the_in_process_mesh() {
     let (_origin, url) = demo_origin();
     // Without --policy, policy versions are managed through the API.
-    let up = Up::start(&[url.clone()], None, &[]);
+    let up = Up::start(&[url], None, &[]);
     let c = client();
     assert_eq!(up.get("/admin", None).status(), 200);
     let r = c
