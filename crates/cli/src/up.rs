@@ -355,6 +355,54 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
             })?;
     }
 
+    // What this node enforced before a restart: replayed into the fresh in-process
+    // mesh (unexpired decisions; the current policy version when no --policy file).
+    if let Some(p) = sync::read_persisted(&args.data_dir) {
+        let now = now_ms();
+        let decisions: Vec<Decision> = p
+            .decisions
+            .map(|snap| snap.decisions)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|d| d.expires_at.is_none_or(|e| e > now))
+            .collect();
+        let policy = p.policy.filter(|_| args.policy.is_none());
+        let n = decisions.len();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (last, version) = rt.block_on(async {
+            let mut last = 0;
+            for d in decisions {
+                last = mesh
+                    .publish_decision(DecisionOp::Upsert { decision: d })
+                    .await?;
+            }
+            let mut version = None;
+            if let Some(pv) = policy {
+                let v = mesh
+                    .put_policy(
+                        pv.source,
+                        pv.digest,
+                        format!("restored v{} at start", pv.version),
+                    )
+                    .await?;
+                version = Some(v.version);
+            }
+            Ok::<_, palisade_mesh::MeshError>((last, version))
+        })?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while state.decisions_seq() < last
+            || (version.is_some() && state.policy_version() < version)
+        {
+            if std::time::Instant::now() > deadline {
+                bail!("the edge did not apply the restored state in time");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        tracing::info!(decisions = n, policy = ?version, "restored the state persisted before the restart");
+    }
+
     // Decisions from a file: into the decision log, in force before traffic is served.
     if let Some(path) = &args.decisions {
         let ds = load_decisions(path)?;

@@ -125,6 +125,7 @@ pub struct Up {
     pub api: String,
     pub token: String,
     pub dir: TempDir,
+    args: Vec<String>,
 }
 
 impl Up {
@@ -159,27 +160,38 @@ impl Up {
             args.push(path.display().to_string());
         }
         args.extend(extra.iter().map(|s| s.to_string()));
-        let log = std::fs::File::create(dir.path().join("palisade.log")).unwrap();
-        let child = Command::new(BIN)
-            .args(&args)
-            .env("PALISADE_ADMIN_TOKEN", &token)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let up = Up {
+        let mut up = Up {
             proc: Proc {
-                child,
+                child: Command::new("true").spawn().unwrap(),
                 name: "up".into(),
             },
             proxy: format!("http://127.0.0.1:{proxy_port}"),
             api: format!("http://127.0.0.1:{api_port}"),
             token,
             dir,
+            args,
         };
-        wait_ready(&format!("{}/healthz", up.api), Duration::from_secs(30));
-        wait_ready(&format!("{}/", up.proxy), Duration::from_secs(30));
+        up.restart();
         up
+    }
+
+    /// (Re)starts the process with the same arguments and data dir.
+    pub fn restart(&mut self) {
+        self.proc.kill();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("palisade.log"))
+            .unwrap();
+        self.proc.child = Command::new(BIN)
+            .args(&self.args)
+            .env("PALISADE_ADMIN_TOKEN", &self.token)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        wait_ready(&format!("{}/healthz", self.api), Duration::from_secs(30));
+        wait_ready(&format!("{}/", self.proxy), Duration::from_secs(30));
     }
 
     pub fn log(&self) -> String {

@@ -574,6 +574,39 @@ fn up_serves_the_control_plane_api_over_the_in_process_mesh() {
         ev.as_array().is_some_and(|l| !l.is_empty())
     }));
 
+    // A decision, then a restart of `up` on the same data dir: both survive.
+    let r = c
+        .post(format!("{}/api/v1/decisions", up.api))
+        .bearer_auth(&up.token)
+        .header("content-type", "application/json")
+        .body(r#"{"scope":"ip","value":"127.0.0.1","duration":"10m"}"#)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(up.get("/", None).status(), 403);
+    std::thread::sleep(Duration::from_millis(500)); // the persister writes every 200 ms
+    let mut up = up;
+    up.restart();
+    assert_eq!(
+        up.get("/", None).status(),
+        403,
+        "decision lost across a restart:\n{}",
+        up.log()
+    );
+    let pv: serde_json::Value = c
+        .get(format!("{}/api/v1/policy", up.api))
+        .bearer_auth(&up.token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(
+        pv["source"]
+            .as_str()
+            .is_some_and(|s| s.contains("id = \"a\"")),
+        "policy lost across a restart: {pv}"
+    );
+
     // With --policy, the file rules: policy writes through the API are refused.
     let (_origin2, url2) = demo_origin();
     let up2 = Up::start(&[url2], Some(POLICY), &[]);

@@ -83,6 +83,18 @@ pub fn event_feed(
     Ok(rx)
 }
 
+/// Reads the persisted state without applying it (`palisade up` replays it into its in-process mesh).
+pub fn read_persisted(data_dir: &Path) -> Option<Persisted> {
+    let text = std::fs::read_to_string(state_file(data_dir)).ok()?;
+    match serde_json::from_str(&text) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::error!(error = %e, "persisted edge state unreadable, ignored");
+            None
+        }
+    }
+}
+
 /// Loads the persisted state into `state`. Returns what was restored; a
 /// missing file is not an error, a corrupt one is reported and ignored.
 pub fn restore(state: &EdgeState, data_dir: &Path) -> Result<(Option<u64>, usize), String> {
