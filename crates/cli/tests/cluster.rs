@@ -147,6 +147,12 @@ fn edges_follow_the_cluster_and_fail_static() {
     // Let the edges notice the outage and spool (a publish slower than 500 ms counts as failed).
     std::thread::sleep(Duration::from_millis(1500));
 
+    // An escalation while NATS is down: enforced on edge 1 at once, published later.
+    for _ in 0..5 {
+        assert_eq!(e1.status("/admin/again", "198.51.100.200"), 403);
+    }
+    assert_eq!(e1.status("/", "198.51.100.200"), 403);
+
     // An edge restarted while NATS is down comes up from its data dir and enforces.
     e2.restart();
     assert_eq!(
@@ -183,6 +189,12 @@ fn edges_follow_the_cluster_and_fail_static() {
         e2.status("/", "203.0.113.11"),
         e3.status("/", "203.0.113.11"),
         e1.log()
+    );
+
+    // The decision made by the escalation during the outage reaches the others.
+    assert!(
+        all_edges(&[&e2, &e3], |e| e.status("/", "198.51.100.200") == 403),
+        "the outage's escalation did not reach the other edges"
     );
 
     // The events of the outage reach the mesh: none lost.
