@@ -268,6 +268,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
     let store = Arc::new(EventStore::open(&args.data_dir).map_err(|e| anyhow::anyhow!("{e}"))?);
     let mut backend = MeshBackend::new(Arc::new(mesh.clone()), Arc::new(now_ms))
         .with_events(store.clone())
+        .with_policy_archive(store.clone())
         .with_local_edge({
             let st = state.clone();
             Arc::new(move || st.decisions_seq())
@@ -311,6 +312,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
     {
         let mesh = mesh.clone();
         let state = state.clone();
+        let store = store.clone();
         std::thread::Builder::new()
             .name("palisade-api".into())
             .spawn(move || {
@@ -378,8 +380,20 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
                     .publish_decision(DecisionOp::Upsert { decision: d })
                     .await?;
             }
+            // The archived history (the current version is the last one); without an
+            // archive, the version the edge enforced.
             let mut version = None;
-            if let Some(pv) = policy {
+            let archived = if args.policy.is_none() {
+                store.policy_versions().unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            if !archived.is_empty() {
+                for pv in archived {
+                    let v = mesh.put_policy(pv.source, pv.digest, pv.author).await?;
+                    version = Some(v.version);
+                }
+            } else if let Some(pv) = policy {
                 let v = mesh
                     .put_policy(
                         pv.source,
@@ -388,6 +402,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
                     )
                     .await?;
                 version = Some(v.version);
+                let _ = store.save_policy_version(&v);
             }
             Ok::<_, palisade_mesh::MeshError>((last, version))
         })?;

@@ -606,6 +606,20 @@ fn up_serves_the_control_plane_api_over_the_in_process_mesh() {
             .is_some_and(|s| s.contains("id = \"a\"")),
         "policy lost across a restart: {pv}"
     );
+    // Restart once more: the archived history comes back as it was (one version).
+    up.restart();
+    let versions: serde_json::Value = c
+        .get(format!("{}/api/v1/policy/versions", up.api))
+        .bearer_auth(&up.token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        versions.as_array().map(Vec::len),
+        Some(1),
+        "policy history not kept across restarts: {versions}"
+    );
 
     // With --policy, the file rules: policy writes through the API are refused.
     let (_origin2, url2) = demo_origin();

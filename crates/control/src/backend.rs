@@ -111,6 +111,8 @@ pub struct MeshBackend<M: Mesh> {
     local_edge: Option<Arc<dyn Fn() -> u64 + Send + Sync>>,
     /// Set when policy versions are not taken (a local policy file rules).
     policy_read_only: Option<String>,
+    /// Where policy versions are archived (embedded mode).
+    policy_archive: Option<Arc<EventStore>>,
 }
 
 impl<M: Mesh> MeshBackend<M> {
@@ -127,7 +129,14 @@ impl<M: Mesh> MeshBackend<M> {
             events: None,
             local_edge: None,
             policy_read_only: None,
+            policy_archive: None,
         }
+    }
+
+    /// Archives every stored policy version in `store` (the in-process mesh forgets them on restart).
+    pub fn with_policy_archive(mut self, store: Arc<EventStore>) -> Self {
+        self.policy_archive = Some(store);
+        self
     }
 
     /// Makes decision writes return only once the local edge applied them
@@ -246,7 +255,16 @@ impl<M: Mesh> Backend for MeshBackend<M> {
             return Err(ApiError::NotSupported(reason.clone()));
         }
         let policy = validate_policy(&source)?;
-        Ok(self.mesh.put_policy(source, policy.digest, author).await?)
+        let v = self.mesh.put_policy(source, policy.digest, author).await?;
+        if let Some(store) = &self.policy_archive {
+            let (store, saved) = (store.clone(), v.clone());
+            match tokio::task::spawn_blocking(move || store.save_policy_version(&saved)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "policy version not archived"),
+                Err(e) => tracing::error!(error = %e, "policy archive task failed"),
+            }
+        }
+        Ok(v)
     }
 
     async fn current_policy(&self) -> Result<Option<PolicyVersion>, ApiError> {

@@ -3,6 +3,7 @@
 //! decisions live in the mesh.
 
 use crate::correlate::{Incident, IncidentKind};
+use palisade_mesh::PolicyVersion;
 use palisade_policy::SecurityEvent;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
@@ -77,6 +78,10 @@ impl EventStore {
              CREATE INDEX IF NOT EXISTS events_time ON events (time_ms);
              CREATE INDEX IF NOT EXISTS events_client ON events (client_ip, time_ms);
              CREATE INDEX IF NOT EXISTS events_rule ON events (rule_id, time_ms);
+             CREATE TABLE IF NOT EXISTS policy_versions (
+                 version INTEGER PRIMARY KEY,
+                 body TEXT NOT NULL
+             );
              CREATE TABLE IF NOT EXISTS incidents (
                  id INTEGER PRIMARY KEY AUTOINCREMENT,
                  kind TEXT NOT NULL,
@@ -142,6 +147,37 @@ impl EventStore {
         for body in rows {
             if let Ok(ev) = serde_json::from_str(&body?) {
                 out.push(ev);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Archives a policy version (embedded mode: the in-process mesh keeps them in memory only).
+    pub fn save_policy_version(&self, v: &PolicyVersion) -> Result<(), StoreError> {
+        let body = serde_json::to_string(v).map_err(|e| StoreError(e.to_string()))?;
+        let conn = self
+            .conn
+            .lock()
+            .map_err(|_| StoreError("lock poisoned".into()))?;
+        conn.execute(
+            "INSERT OR REPLACE INTO policy_versions (version, body) VALUES (?1, ?2)",
+            params![v.version as i64, body],
+        )?;
+        Ok(())
+    }
+
+    /// Every archived policy version, oldest first.
+    pub fn policy_versions(&self) -> Result<Vec<PolicyVersion>, StoreError> {
+        let conn = self
+            .conn
+            .lock()
+            .map_err(|_| StoreError("lock poisoned".into()))?;
+        let mut stmt = conn.prepare("SELECT body FROM policy_versions ORDER BY version")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for body in rows {
+            if let Ok(v) = serde_json::from_str(&body?) {
+                out.push(v);
             }
         }
         Ok(out)
@@ -282,5 +318,22 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(s.query(&f).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn archives_policy_versions_in_order() {
+        let s = EventStore::in_memory().unwrap();
+        for v in [2u64, 1] {
+            s.save_policy_version(&PolicyVersion {
+                version: v,
+                source: format!("# v{v}"),
+                digest: "d".into(),
+                author: "a".into(),
+                created_at: v,
+            })
+            .unwrap();
+        }
+        let vs = s.policy_versions().unwrap();
+        assert_eq!(vs.iter().map(|v| v.version).collect::<Vec<_>>(), vec![1, 2]);
     }
 }
