@@ -277,45 +277,50 @@ fn print_table(ds: &[Decision]) {
     }
 }
 
-pub fn run(api: ApiArgs, cmd: DecisionsCommand) -> anyhow::Result<i32> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async move {
-        let Some(token) = api.token.clone() else {
-            bail!("no token: pass --token or set PALISADE_TOKEN (palisade up writes it to DATA_DIR/admin.token)");
-        };
-        let base = api.api.trim_end_matches('/');
-        let http = reqwest::Client::new();
-        let auth = format!("Bearer {token}");
+pub fn run(args: ApiArgs, cmd: DecisionsCommand) -> anyhow::Result<i32> {
+    use reqwest::Method;
+    block_on(async move {
+        let api = Api::new(&args)?;
         match cmd {
-            DecisionsCommand::Add { scope, value, action, duration, reason, simulated } => {
+            DecisionsCommand::Add {
+                scope,
+                value,
+                action,
+                duration,
+                reason,
+                simulated,
+            } => {
                 let body = serde_json::json!({
                     "scope": scope, "value": value, "action": action,
                     "duration": duration, "reason": reason, "simulated": simulated, "origin": "cli",
                 });
-                let resp = http
-                    .post(format!("{base}/api/v1/decisions"))
-                    .header("authorization", &auth)
-                    .json(&body)
-                    .send()
-                    .await
-                    .with_context(|| format!("calling {base}"))?;
-                let d: Decision = check(resp).await?.json().await?;
+                let d: Decision = api
+                    .call(
+                        Method::POST,
+                        "/api/v1/decisions",
+                        Some(body.to_string().into()),
+                    )
+                    .await?
+                    .json()
+                    .await?;
                 if api.json {
                     println!("{}", serde_json::to_string_pretty(&d)?);
                 } else {
-                    println!("added decision {}: {} {} {}", d.id, d.action.as_str(), d.scope.as_str(), d.value);
+                    println!(
+                        "added decision {}: {} {} {}",
+                        d.id,
+                        d.action.as_str(),
+                        d.scope.as_str(),
+                        d.value
+                    );
                 }
             }
             DecisionsCommand::List => {
-                let resp = http
-                    .get(format!("{base}/api/v1/decisions"))
-                    .header("authorization", &auth)
-                    .send()
-                    .await
-                    .with_context(|| format!("calling {base}"))?;
-                let ds: Vec<Decision> = check(resp).await?.json().await?;
+                let ds: Vec<Decision> = api
+                    .call(Method::GET, "/api/v1/decisions", None)
+                    .await?
+                    .json()
+                    .await?;
                 if api.json {
                     println!("{}", serde_json::to_string_pretty(&ds)?);
                 } else {
@@ -323,13 +328,11 @@ pub fn run(api: ApiArgs, cmd: DecisionsCommand) -> anyhow::Result<i32> {
                 }
             }
             DecisionsCommand::Delete { id } => {
-                let resp = http
-                    .delete(format!("{base}/api/v1/decisions/{id}"))
-                    .header("authorization", &auth)
-                    .send()
-                    .await
-                    .with_context(|| format!("calling {base}"))?;
-                let d: Decision = check(resp).await?.json().await?;
+                let d: Decision = api
+                    .call(Method::DELETE, &format!("/api/v1/decisions/{id}"), None)
+                    .await?
+                    .json()
+                    .await?;
                 if api.json {
                     println!("{}", serde_json::to_string_pretty(&d)?);
                 } else {

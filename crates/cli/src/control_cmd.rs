@@ -115,17 +115,11 @@ pub fn run(args: ControlArgs) -> anyhow::Result<i32> {
         let backend = MeshBackend::new(mesh, Arc::new(now_ms)).with_events(store);
         let cfg = ApiConfig {
             backend: Arc::new(backend),
-            tokens: Arc::new(
-                palisade_control::Tokens::admin(token.clone())
-                    .with(
-                        args.operator_token.clone().unwrap_or_default(),
-                        palisade_control::Role::Operator,
-                    )
-                    .with(
-                        args.viewer_token.clone().unwrap_or_default(),
-                        palisade_control::Role::Viewer,
-                    ),
-            ),
+            tokens: Arc::new(palisade_control::Tokens::with_roles(
+                token.clone(),
+                args.operator_token.clone(),
+                args.viewer_token.clone(),
+            )),
             metrics: Arc::new(String::new),
             clock: Arc::new(now_ms),
         };

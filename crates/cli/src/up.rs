@@ -292,17 +292,11 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
     api_listener.set_nonblocking(true)?;
     let api_cfg = ApiConfig {
         backend: Arc::new(backend),
-        tokens: Arc::new(
-            palisade_control::Tokens::admin(token.clone())
-                .with(
-                    args.operator_token.clone().unwrap_or_default(),
-                    palisade_control::Role::Operator,
-                )
-                .with(
-                    args.viewer_token.clone().unwrap_or_default(),
-                    palisade_control::Role::Viewer,
-                ),
-        ),
+        tokens: Arc::new(palisade_control::Tokens::with_roles(
+            token.clone(),
+            args.operator_token.clone(),
+            args.viewer_token.clone(),
+        )),
         metrics: {
             let state = state.clone();
             Arc::new(move || state.metrics.render())

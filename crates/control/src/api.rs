@@ -179,6 +179,17 @@ impl Tokens {
         Tokens(vec![(token.into(), Role::Admin)])
     }
 
+    /// An admin token plus optional operator and viewer tokens.
+    pub fn with_roles(
+        admin: impl Into<String>,
+        operator: Option<String>,
+        viewer: Option<String>,
+    ) -> Tokens {
+        Tokens::admin(admin)
+            .with(operator.unwrap_or_default(), Role::Operator)
+            .with(viewer.unwrap_or_default(), Role::Viewer)
+    }
+
     /// Adds a token (empty tokens are ignored).
     pub fn with(mut self, token: impl Into<String>, role: Role) -> Tokens {
         let t = token.into();
