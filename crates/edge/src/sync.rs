@@ -227,8 +227,12 @@ pub async fn run<M, F, Fut>(
             tick.tick().await;
             if dirty.swap(false, Ordering::AcqRel) {
                 let policy = current_policy.lock().clone();
-                if let Err(e) = persist(&state, &policy, &cfg.data_dir) {
-                    tracing::error!(error = %e, dir = %cfg.data_dir.display(), "could not persist the edge state");
+                // Serializing a large decision table takes a while: off the async thread.
+                let (st, dir) = (state.clone(), cfg.data_dir.clone());
+                let written =
+                    tokio::task::spawn_blocking(move || persist(&st, &policy, &dir)).await;
+                if !matches!(written, Ok(Ok(()))) {
+                    tracing::error!(result = ?written, dir = %cfg.data_dir.display(), "could not persist the edge state");
                     dirty.store(true, Ordering::Release);
                 }
             }
