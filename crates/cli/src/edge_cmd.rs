@@ -80,54 +80,40 @@ pub fn run(args: EdgeCmdArgs) -> anyhow::Result<i32> {
     let url = args.nats.clone();
     let metrics_addr = args.metrics.clone();
     let metrics_state = state.clone();
-    std::thread::Builder::new()
-        .name("palisade-sync".into())
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
+    crate::runtime::spawn_runtime_thread("palisade-sync", None, move || async move {
+        if let Some(addr) = metrics_addr {
+            match tokio::net::TcpListener::bind(&addr).await {
+                Ok(l) => {
+                    let st = metrics_state.clone();
+                    let app = axum::Router::new()
+                        .route("/healthz", axum::routing::get(|| async { "ok\n" }))
+                        .route(
+                            "/metrics",
+                            axum::routing::get(move || {
+                                let st = st.clone();
+                                async move { st.metrics.render() }
+                            }),
+                        );
+                    tokio::spawn(async move {
+                        if let Err(e) = axum::serve(l, app).await {
+                            tracing::error!(error = %e, "metrics endpoint stopped");
+                        }
+                    });
+                }
                 Err(e) => {
-                    tracing::error!(error = %e, "sync runtime");
-                    return;
+                    tracing::error!(error = %e, %addr, "cannot bind the metrics endpoint")
                 }
-            };
-            rt.block_on(async move {
-                if let Some(addr) = metrics_addr {
-                    match tokio::net::TcpListener::bind(&addr).await {
-                        Ok(l) => {
-                            let st = metrics_state.clone();
-                            let app = axum::Router::new()
-                                .route("/healthz", axum::routing::get(|| async { "ok\n" }))
-                                .route(
-                                    "/metrics",
-                                    axum::routing::get(move || {
-                                        let st = st.clone();
-                                        async move { st.metrics.render() }
-                                    }),
-                                );
-                            tokio::spawn(async move {
-                                if let Err(e) = axum::serve(l, app).await {
-                                    tracing::error!(error = %e, "metrics endpoint stopped");
-                                }
-                            });
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, %addr, "cannot bind the metrics endpoint")
-                        }
-                    }
-                }
-                let opts = Arc::new(opts);
-                sync::run(
-                    metrics_state,
-                    sync_cfg,
-                    || NatsMesh::connect(&url, (*opts).clone()),
-                    rx,
-                )
-                .await;
-            });
-        })?;
+            }
+        }
+        let opts = Arc::new(opts);
+        sync::run(
+            metrics_state,
+            sync_cfg,
+            || NatsMesh::connect(&url, (*opts).clone()),
+            rx,
+        )
+        .await;
+    })?;
 
     tracing::info!(node = %args.edge.node_id, listen = %args.edge.listen, nats = %args.nats, "palisade edge");
     edge.run_forever()

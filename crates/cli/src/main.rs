@@ -5,6 +5,7 @@ mod control_cmd;
 mod edge_cmd;
 mod origin;
 mod policy_cmd;
+mod runtime;
 mod up;
 
 use clap::{Parser, Subcommand};

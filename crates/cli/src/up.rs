@@ -229,31 +229,20 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
             std::net::TcpListener::bind("127.0.0.1:0").context("binding the demo origin")?;
         std_listener.set_nonblocking(true)?;
         let addr = std_listener.local_addr()?;
-        std::thread::Builder::new()
-            .name("palisade-demo-origin".into())
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(1)
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        tracing::error!(error = %e, "demo origin runtime");
-                        return;
-                    }
-                };
-                rt.block_on(async move {
-                    match tokio::net::TcpListener::from_std(std_listener) {
-                        Ok(l) => {
-                            if let Err(e) = crate::origin::serve(l).await {
-                                tracing::error!(error = %e, "demo origin stopped");
-                            }
+        crate::runtime::spawn_runtime_thread(
+            "palisade-demo-origin",
+            Some(1),
+            move || async move {
+                match tokio::net::TcpListener::from_std(std_listener) {
+                    Ok(l) => {
+                        if let Err(e) = crate::origin::serve(l).await {
+                            tracing::error!(error = %e, "demo origin stopped");
                         }
-                        Err(e) => tracing::error!(error = %e, "demo origin listener"),
                     }
-                });
-            })?;
+                    Err(e) => tracing::error!(error = %e, "demo origin listener"),
+                }
+            },
+        )?;
         upstreams.push(UpstreamSpec::parse(&format!("http://{addr}")).map_err(anyhow::Error::msg)?);
         tracing::info!(%addr, "started the built-in demo origin");
     }
@@ -307,48 +296,33 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
         let mesh = mesh.clone();
         let state = state.clone();
         let store = store.clone();
-        std::thread::Builder::new()
-            .name("palisade-api".into())
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        tracing::error!(error = %e, "API runtime");
-                        return;
+        crate::runtime::spawn_runtime_thread("palisade-api", None, move || async move {
+            let m = mesh.clone();
+            tokio::spawn(sync::run(
+                state,
+                sync_cfg,
+                move || {
+                    let m = m.clone();
+                    async move { Ok::<_, palisade_mesh::MeshError>(m) }
+                },
+                events,
+            ));
+            tokio::spawn(palisade_control::backend::ingest_events(
+                Arc::new(mesh),
+                store,
+                "control-up".into(),
+                palisade_control::correlate::CorrelationConfig::default(),
+                None,
+            ));
+            match tokio::net::TcpListener::from_std(api_listener) {
+                Ok(l) => {
+                    if let Err(e) = axum::serve(l, palisade_control::router(api_cfg)).await {
+                        tracing::error!(error = %e, "API stopped");
                     }
-                };
-                rt.block_on(async move {
-                    let m = mesh.clone();
-                    tokio::spawn(sync::run(
-                        state,
-                        sync_cfg,
-                        move || {
-                            let m = m.clone();
-                            async move { Ok::<_, palisade_mesh::MeshError>(m) }
-                        },
-                        events,
-                    ));
-                    tokio::spawn(palisade_control::backend::ingest_events(
-                        Arc::new(mesh),
-                        store,
-                        "control-up".into(),
-                        palisade_control::correlate::CorrelationConfig::default(),
-                        None,
-                    ));
-                    match tokio::net::TcpListener::from_std(api_listener) {
-                        Ok(l) => {
-                            if let Err(e) = axum::serve(l, palisade_control::router(api_cfg)).await
-                            {
-                                tracing::error!(error = %e, "API stopped");
-                            }
-                        }
-                        Err(e) => tracing::error!(error = %e, "API listener"),
-                    }
-                });
-            })?;
+                }
+                Err(e) => tracing::error!(error = %e, "API listener"),
+            }
+        })?;
     }
 
     // What this node enforced before a restart: replayed into the fresh in-process
