@@ -159,30 +159,6 @@ impl EdgeState {
         Ok(stored)
     }
 
-    /// Adds many decisions under one lock (bulk loads).
-    pub fn add_decisions(
-        &self,
-        ds: impl IntoIterator<Item = Decision>,
-    ) -> Result<usize, DecisionError> {
-        let mut replica = self.decisions.write();
-        let table = replica.set_mut();
-        let mut n = 0;
-        for mut d in ds {
-            if d.id == 0 {
-                loop {
-                    d.id = self.next_decision_id.fetch_add(1, Ordering::Relaxed);
-                    if table.get(d.id).is_none() {
-                        break;
-                    }
-                }
-            }
-            table.insert(d)?;
-            n += 1;
-        }
-        self.metrics.decisions_active.set(table.len() as i64);
-        Ok(n)
-    }
-
     /// Every active decision (expired ones are left out).
     pub fn list_decisions(&self, now_ms: u64) -> Vec<Decision> {
         let replica = self.decisions.read();
