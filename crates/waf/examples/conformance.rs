@@ -1,0 +1,56 @@
+//! Development shortcut for `palisade waf conformance`:
+//! `cargo run --release -p palisade-waf --example conformance -- RULES CASES [PL] [-v]`
+use std::path::PathBuf;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() < 3 {
+        eprintln!("usage: conformance RULES_DIR CASES_FILE [PL] [-v]");
+        std::process::exit(2);
+    }
+    let pl: u8 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(4);
+    let cfg = palisade_waf::conformance::regression_config(&PathBuf::from(&args[1]), pl);
+    let t = std::time::Instant::now();
+    let waf = match palisade_waf::Waf::build(&cfg) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    };
+    eprintln!("loaded {} rules in {:?}", waf.rules().len(), t.elapsed());
+    let cases = palisade_waf::conformance::load_cases(&PathBuf::from(&args[2])).unwrap();
+    if let Some(pos) = args.iter().position(|a| a == "--case") {
+        let id = &args[pos + 1];
+        for c in cases.iter().filter(|c| &c.id == id) {
+            let req = palisade_waf::conformance::case_request(c);
+            eprintln!("{:?}", String::from_utf8_lossy(&req.uri));
+            for (k, v) in &req.headers {
+                eprintln!(
+                    "  {}: {}",
+                    String::from_utf8_lossy(k),
+                    String::from_utf8_lossy(v)
+                );
+            }
+            eprintln!("  body {:?}", String::from_utf8_lossy(&req.body));
+            let mut tx = palisade_waf::Transaction::new(waf.rules(), req);
+            tx.process_request();
+            for m in &tx.state.matched {
+                eprintln!(
+                    "matched {} {} [{}] {}",
+                    m.id, m.msg, m.matched_var_name, m.logdata
+                );
+            }
+            let mut keys: Vec<_> = tx.state.tx.iter().collect();
+            keys.sort();
+            for (k, v) in keys {
+                eprintln!("  tx.{k} = {}", String::from_utf8_lossy(v));
+            }
+        }
+        return;
+    }
+    let t = std::time::Instant::now();
+    let report = palisade_waf::conformance::run(&waf, &cases);
+    eprintln!("ran {} cases in {:?}", cases.len(), t.elapsed());
+    print!("{}", report.render(args.iter().any(|a| a == "-v")));
+}

@@ -1,0 +1,374 @@
+//! Building a WAF from a CRS directory and a few settings, and asking it
+//! for a verdict on a request.
+//!
+//! The settings a user puts in a policy (`mode`, paranoia levels,
+//! thresholds, exclusions) become SecLang directives placed before the CRS
+//! rules, exactly where a `crs-setup.conf` and `REQUEST-900` exclusions
+//! would go; the engine has no second configuration path.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::parser::{self, Directive};
+use crate::rules::{self, RuleSet};
+use crate::transaction::{HttpRequest, MatchedRule, Transaction};
+use crate::WafError;
+
+/// Block requests or only report what would be blocked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WafMode {
+    #[default]
+    Block,
+    Detect,
+}
+
+/// Skip some rules (or some targets of them) for a host and/or path prefix.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WafExclusion {
+    /// Exact host (without port); `None` = any host.
+    pub host: Option<String>,
+    /// Path prefix; `None` = any path.
+    pub path_prefix: Option<String>,
+    /// Rule ids or ranges (`942100` or `942100-942199`) to skip.
+    pub rule_ids: Vec<String>,
+    /// CRS tags (e.g. `attack-sqli`) whose rules are skipped.
+    pub tags: Vec<String>,
+    /// Targets to stop inspecting, e.g. `ARGS:password`; applied to
+    /// `rule_ids` when given, else to every rule.
+    pub targets: Vec<String>,
+}
+
+/// How to build a [`Waf`].
+#[derive(Debug, Clone)]
+pub struct WafConfig {
+    /// CRS directory: the `rules/` directory itself or its parent.
+    pub crs_dir: PathBuf,
+    /// Optional `crs-setup.conf`; when absent an equivalent minimal setup is used.
+    pub setup: Option<PathBuf>,
+    pub mode: WafMode,
+    pub blocking_paranoia_level: u8,
+    /// Defaults to the blocking level.
+    pub detection_paranoia_level: Option<u8>,
+    pub inbound_threshold: u32,
+    pub outbound_threshold: u32,
+    /// Extra `tx.` settings (name without `tx.`, value).
+    pub tx: Vec<(String, String)>,
+    pub exclusions: Vec<WafExclusion>,
+    /// Extra rule files loaded after CRS (user rules, `RESPONSE-999`-style exclusions).
+    pub extra_rules: Vec<PathBuf>,
+    /// Largest request body inspected.
+    pub max_body_bytes: usize,
+}
+
+impl Default for WafConfig {
+    fn default() -> Self {
+        WafConfig {
+            crs_dir: PathBuf::new(),
+            setup: None,
+            mode: WafMode::Block,
+            blocking_paranoia_level: 1,
+            detection_paranoia_level: None,
+            inbound_threshold: 5,
+            outbound_threshold: 4,
+            tx: Vec::new(),
+            exclusions: Vec::new(),
+            extra_rules: Vec::new(),
+            max_body_bytes: 13 * 1024 * 1024,
+        }
+    }
+}
+
+/// The result of inspecting a request.
+#[derive(Debug, Clone, Default)]
+pub struct WafVerdict {
+    /// The engine decided to block (only in `block` mode).
+    pub blocked: bool,
+    /// The inbound score reached the threshold (in either mode).
+    pub would_block: bool,
+    pub status: u16,
+    /// Rule that blocked (949110 for CRS anomaly scoring).
+    pub rule_id: Option<u32>,
+    pub inbound_score: i64,
+    /// Detection rules that matched (logged ones), in evaluation order.
+    pub matched: Vec<MatchedRule>,
+}
+
+/// A loaded WAF, cheap to share between threads.
+#[derive(Debug, Clone)]
+pub struct Waf {
+    rules: Arc<RuleSet>,
+    mode: WafMode,
+    inbound_threshold: i64,
+}
+
+/// Ids for rules generated from the policy, far from CRS' 900000-999999.
+const GENERATED_ID_BASE: u32 = 9_100_000;
+
+/// The CRS `rules/` directory for `dir` (the directory itself or `dir/rules`).
+pub fn rules_dir(dir: &Path) -> PathBuf {
+    let sub = dir.join("rules");
+    if sub.is_dir() {
+        sub
+    } else {
+        dir.to_path_buf()
+    }
+}
+
+impl WafConfig {
+    /// Problems with the settings themselves (not the rule files).
+    pub fn validate(&self) -> Vec<String> {
+        let mut errs = Vec::new();
+        if !(1..=4).contains(&self.blocking_paranoia_level) {
+            errs.push(format!(
+                "blocking_paranoia_level must be 1 to 4, got {}",
+                self.blocking_paranoia_level
+            ));
+        }
+        if let Some(d) = self.detection_paranoia_level {
+            if !(1..=4).contains(&d) || d < self.blocking_paranoia_level {
+                errs.push(format!(
+                    "detection_paranoia_level must be 1 to 4 and at least blocking_paranoia_level, got {d}"
+                ));
+            }
+        }
+        if self.inbound_threshold == 0 {
+            errs.push("inbound_threshold must be at least 1".into());
+        }
+        let safe = |s: &str| !s.contains(['"', '\'', '\\', '\n', ',', ';', '|']);
+        for (i, e) in self.exclusions.iter().enumerate() {
+            if e.rule_ids.is_empty() && e.tags.is_empty() && e.targets.is_empty() {
+                errs.push(format!(
+                    "exclusions[{i}]: names no rule_ids, tags or targets"
+                ));
+            }
+            for id in &e.rule_ids {
+                let ok = id
+                    .split('-')
+                    .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+                if !ok {
+                    errs.push(format!("exclusions[{i}]: bad rule id {id:?}"));
+                }
+            }
+            for s in e.host.iter().chain(&e.path_prefix).chain(&e.tags) {
+                if !safe(s) || s.contains(' ') {
+                    errs.push(format!(
+                        "exclusions[{i}]: {s:?} has characters not allowed here"
+                    ));
+                }
+            }
+            for t in &e.targets {
+                if !safe(t) {
+                    errs.push(format!("exclusions[{i}]: bad target {t:?}"));
+                } else if let Err(m) = crate::variables::parse_targets(t) {
+                    errs.push(format!("exclusions[{i}]: target {t:?}: {m}"));
+                }
+            }
+        }
+        for (k, v) in &self.tx {
+            if !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || !safe(v) {
+                errs.push(format!(
+                    "tx setting {k:?} = {v:?} has characters not allowed here"
+                ));
+            }
+        }
+        errs
+    }
+
+    /// The SecLang this configuration stands for, placed before CRS.
+    fn preamble(&self) -> String {
+        let mut s = String::new();
+        let engine = match self.mode {
+            WafMode::Block => "On",
+            WafMode::Detect => "DetectionOnly",
+        };
+        let _ = writeln!(s, "SecRuleEngine {engine}");
+        let _ = writeln!(s, "SecRequestBodyAccess On");
+        let _ = writeln!(s, "SecRequestBodyLimit {}", self.max_body_bytes);
+        if self.setup.is_none() {
+            for p in 1..=5 {
+                let _ = writeln!(s, "SecDefaultAction \"phase:{p},log,auditlog,pass\"");
+            }
+            let _ = writeln!(
+                s,
+                "SecAction \"id:{},phase:1,pass,nolog,setvar:tx.crs_setup_version=4280\"",
+                GENERATED_ID_BASE
+            );
+        }
+        s
+    }
+
+    fn settings_rules(&self) -> String {
+        let mut s = String::new();
+        let detection = self
+            .detection_paranoia_level
+            .unwrap_or(self.blocking_paranoia_level);
+        let mut vars = vec![
+            (
+                "blocking_paranoia_level".to_string(),
+                self.blocking_paranoia_level.to_string(),
+            ),
+            (
+                "detection_paranoia_level".to_string(),
+                detection.to_string(),
+            ),
+            (
+                "inbound_anomaly_score_threshold".to_string(),
+                self.inbound_threshold.to_string(),
+            ),
+            (
+                "outbound_anomaly_score_threshold".to_string(),
+                self.outbound_threshold.to_string(),
+            ),
+        ];
+        vars.extend(self.tx.iter().cloned());
+        let setvars: Vec<String> = vars
+            .iter()
+            .map(|(k, v)| format!("setvar:'tx.{}={}'", k.to_ascii_lowercase(), v))
+            .collect();
+        let _ = writeln!(
+            s,
+            "SecAction \"id:{},phase:1,pass,nolog,{}\"",
+            GENERATED_ID_BASE + 1,
+            setvars.join(",")
+        );
+        for (i, e) in self.exclusions.iter().enumerate() {
+            let id = GENERATED_ID_BASE + 100 + i as u32;
+            let mut ctls = Vec::new();
+            for r in &e.rule_ids {
+                if e.targets.is_empty() {
+                    ctls.push(format!("ctl:ruleRemoveById={r}"));
+                }
+            }
+            for t in &e.tags {
+                if e.targets.is_empty() {
+                    ctls.push(format!("ctl:ruleRemoveByTag={t}"));
+                }
+            }
+            for t in &e.targets {
+                if e.rule_ids.is_empty() && e.tags.is_empty() {
+                    ctls.push(format!("ctl:ruleRemoveTargetByTag=OWASP_CRS;{t}"));
+                }
+                for r in &e.rule_ids {
+                    ctls.push(format!("ctl:ruleRemoveTargetById={r};{t}"));
+                }
+                for tag in &e.tags {
+                    ctls.push(format!("ctl:ruleRemoveTargetByTag={tag};{t}"));
+                }
+            }
+            let actions = ctls.join(",");
+            match (&e.host, &e.path_prefix) {
+                (None, None) => {
+                    let _ = writeln!(s, "SecAction \"id:{id},phase:1,pass,nolog,{actions}\"");
+                }
+                (Some(h), None) => {
+                    let _ = writeln!(
+                        s,
+                        "SecRule SERVER_NAME \"@streq {h}\" \"id:{id},phase:1,pass,nolog,t:lowercase,{actions}\""
+                    );
+                }
+                (None, Some(p)) => {
+                    let _ = writeln!(
+                        s,
+                        "SecRule REQUEST_FILENAME \"@beginsWith {p}\" \"id:{id},phase:1,pass,nolog,{actions}\""
+                    );
+                }
+                (Some(h), Some(p)) => {
+                    let _ = writeln!(
+                        s,
+                        "SecRule SERVER_NAME \"@streq {h}\" \"id:{id},phase:1,pass,nolog,t:lowercase,chain\""
+                    );
+                    let _ = writeln!(
+                        s,
+                        "SecRule REQUEST_FILENAME \"@beginsWith {p}\" \"{actions}\""
+                    );
+                }
+            }
+        }
+        s
+    }
+
+    /// Every directive, in load order.
+    pub fn directives(&self) -> Result<Vec<Directive>, WafError> {
+        let errs = self.validate();
+        if !errs.is_empty() {
+            return Err(WafError::Invalid(errs));
+        }
+        let dir = rules_dir(&self.crs_dir);
+        if !dir.is_dir() {
+            return Err(WafError::Config(format!(
+                "crs_dir {}: not a directory (install OWASP CRS and point crs_dir at it)",
+                self.crs_dir.display()
+            )));
+        }
+        let files = parser::conf_files_in(&dir)?;
+        if !files.iter().any(|f| {
+            f.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("REQUEST-"))
+        }) {
+            return Err(WafError::Config(format!(
+                "crs_dir {}: no REQUEST-*.conf rule files found",
+                dir.display()
+            )));
+        }
+        let here: Arc<Path> = Arc::from(dir.as_path());
+        let mut out = parser::parse_str(&self.preamble(), &Arc::from("<waf settings>"), &here)?;
+        if let Some(setup) = &self.setup {
+            out.extend(parser::load_path(setup)?);
+        }
+        out.extend(parser::parse_str(
+            &self.settings_rules(),
+            &Arc::from("<waf settings>"),
+            &here,
+        )?);
+        for f in files {
+            out.extend(parser::load_path(&f)?);
+        }
+        for f in &self.extra_rules {
+            out.extend(parser::load_path(f)?);
+        }
+        Ok(out)
+    }
+}
+
+impl Waf {
+    /// Loads and compiles CRS with these settings. Every problem is reported.
+    pub fn build(config: &WafConfig) -> Result<Waf, WafError> {
+        let rules = rules::compile(&config.directives()?)?;
+        Ok(Waf {
+            rules: Arc::new(rules),
+            mode: config.mode,
+            inbound_threshold: config.inbound_threshold as i64,
+        })
+    }
+
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    pub fn mode(&self) -> WafMode {
+        self.mode
+    }
+
+    /// Runs the request phases (headers and body) over `req`.
+    pub fn inspect(&self, req: HttpRequest) -> WafVerdict {
+        let mut tx = Transaction::new(&self.rules, req);
+        let interruption = tx.process_request().cloned();
+        let score = tx.inbound_score();
+        let matched: Vec<MatchedRule> = std::mem::take(&mut tx.state.matched)
+            .into_iter()
+            .filter(|m| m.log && m.id < GENERATED_ID_BASE)
+            .collect();
+        let anomaly_rule = matched.iter().find(|m| m.id == 949110).map(|m| m.id);
+        WafVerdict {
+            blocked: interruption.is_some(),
+            would_block: interruption.is_some()
+                || anomaly_rule.is_some()
+                || score >= self.inbound_threshold,
+            status: interruption.as_ref().map(|i| i.status).unwrap_or(0),
+            rule_id: interruption.as_ref().map(|i| i.rule_id).or(anomaly_rule),
+            inbound_score: score,
+            matched,
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! Palisade WAF: a pure-Rust engine for the ModSecurity rule language
+//! (SecLang) that loads the OWASP Core Rule Set unchanged from a directory.
+//!
+//! Owns: parsing SecLang ([`parser`]), compiling rules ([`rules`]),
+//! request body processing ([`body`]), transformations ([`transform`]),
+//! operators ([`operators`]) and evaluation ([`transaction`]).
+//! Must not: do network I/O, read the clock, or panic on request input.
+//! Files are read only when a rule set is loaded.
+
+pub mod config;
+pub mod conformance;
+pub mod macros;
+pub mod operators;
+pub mod parser;
+pub mod prefilter;
+pub mod rules;
+pub mod transaction;
+pub mod variables;
+
+#[path = "stubs/body.rs"]
+pub mod body;
+#[path = "stubs/injection.rs"]
+pub mod injection;
+#[path = "stubs/transform.rs"]
+pub mod transform;
+
+pub use config::{Waf, WafConfig, WafMode, WafVerdict};
+pub use rules::{EngineMode, RuleSet};
+pub use transaction::{HttpRequest, Interruption, MatchedRule, Transaction};
+
+/// Errors loading or compiling a rule set.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WafError {
+    #[error("{path}: {message}")]
+    Io { path: String, message: String },
+    #[error("{location}: {message}")]
+    At { location: String, message: String },
+    #[error("invalid rule set:\n  {}", .0.join("\n  "))]
+    Invalid(Vec<String>),
+    #[error("{0}")]
+    Config(String),
+}
+
+impl WafError {
+    pub(crate) fn at(location: &parser::Location, message: impl Into<String>) -> WafError {
+        WafError::At {
+            location: location.to_string(),
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,418 @@
+//! SecLang operators (`@rx`, `@pm`, `@eq`, ...), compiled once at load.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use ipnet::IpNet;
+use regex::bytes::{Regex, RegexBuilder};
+
+use crate::injection;
+use crate::macros::{MacroText, Resolve};
+
+/// Largest compiled regex program we accept (bytes); CRS needs far less.
+const REGEX_SIZE_LIMIT: usize = 64 << 20;
+
+/// A compiled operator.
+#[derive(Debug, Clone)]
+pub enum Operator {
+    Rx(Arc<Regex>),
+    /// `@rx` whose pattern holds macros: compiled per transaction.
+    RxMacro(MacroText),
+    Pm(Arc<AhoCorasick>),
+    Eq(MacroText),
+    Ge(MacroText),
+    Gt(MacroText),
+    Lt(MacroText),
+    Le(MacroText),
+    Within(MacroText),
+    Streq(MacroText),
+    Contains(MacroText),
+    ContainsWord(MacroText),
+    BeginsWith(MacroText),
+    EndsWith(MacroText),
+    StrMatch(MacroText),
+    ValidateByteRange(Box<[bool; 256]>),
+    ValidateUrlEncoding,
+    ValidateUtf8Encoding,
+    DetectSqli,
+    DetectXss,
+    IpMatch(Arc<Vec<IpNet>>),
+    UnconditionalMatch,
+    NoMatch,
+}
+
+/// What a successful match captured, for `capture` (TX.0..TX.9).
+pub type Captures = Vec<Vec<u8>>;
+
+/// Compiles a regex the way ModSecurity's PCRE sees it: bytes, no Unicode
+/// classes (`\w`, `.` and case folding are ASCII/byte-wise).
+pub fn compile_regex(pattern: &str) -> Result<Regex, String> {
+    let rewritten = rewrite_pcre(pattern);
+    RegexBuilder::new(&rewritten)
+        .unicode(false)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(REGEX_SIZE_LIMIT / 4)
+        .build()
+        .map_err(|e| format!("regex does not compile: {e}"))
+}
+
+/// Rewrites PCRE spellings the `regex` crate reads differently:
+/// `\x{hh}` with two hex digits is a byte in PCRE's non-UTF mode.
+pub fn rewrite_pcre(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let b = pattern.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 1 < b.len() {
+            if b[i + 1] == b'x' && b.get(i + 2) == Some(&b'{') {
+                if let Some(end) = pattern[i + 3..].find('}') {
+                    let hex = &pattern[i + 3..i + 3 + end];
+                    if hex.len() <= 2
+                        && !hex.is_empty()
+                        && hex.bytes().all(|c| c.is_ascii_hexdigit())
+                    {
+                        out.push_str("\\x");
+                        if hex.len() == 1 {
+                            out.push('0');
+                        }
+                        out.push_str(hex);
+                        i += 3 + end + 1;
+                        continue;
+                    }
+                }
+            }
+            out.push_str(&pattern[i..i + 2]);
+            i += 2;
+            continue;
+        }
+        let ch = pattern[i..].chars().next().unwrap_or('\u{fffd}');
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    out
+}
+
+impl Operator {
+    /// Compiles `@name param` (`name` without the `@`). `dir` resolves
+    /// `@pmFromFile` / `@ipMatchFromFile` paths.
+    pub fn compile(name: &str, param: &str, dir: &Path) -> Result<Operator, String> {
+        let m = || MacroText::parse(param);
+        Ok(match name.to_ascii_lowercase().as_str() {
+            "rx" => {
+                let t = MacroText::parse(param);
+                if t.is_literal() {
+                    Operator::Rx(Arc::new(compile_regex(param)?))
+                } else {
+                    Operator::RxMacro(t)
+                }
+            }
+            "pm" => Operator::Pm(Arc::new(build_pm(param.split_whitespace())?)),
+            "pmfromfile" | "pmf" => {
+                let mut phrases = Vec::new();
+                for file in param.split_whitespace() {
+                    let path = dir.join(file);
+                    let text = std::fs::read_to_string(&path)
+                        .map_err(|e| format!("@pmFromFile {}: {e}", path.display()))?;
+                    for line in text.lines() {
+                        let l = line.trim();
+                        if l.is_empty() || l.starts_with('#') {
+                            continue;
+                        }
+                        phrases.push(l.to_string());
+                    }
+                }
+                if phrases.is_empty() {
+                    return Err(format!("@pmFromFile {param}: no phrases"));
+                }
+                Operator::Pm(Arc::new(build_pm(phrases.iter().map(String::as_str))?))
+            }
+            "eq" => Operator::Eq(m()),
+            "ge" => Operator::Ge(m()),
+            "gt" => Operator::Gt(m()),
+            "lt" => Operator::Lt(m()),
+            "le" => Operator::Le(m()),
+            "within" => Operator::Within(m()),
+            "streq" => Operator::Streq(m()),
+            "contains" => Operator::Contains(m()),
+            "containsword" => Operator::ContainsWord(m()),
+            "beginswith" => Operator::BeginsWith(m()),
+            "endswith" => Operator::EndsWith(m()),
+            "strmatch" => Operator::StrMatch(m()),
+            "validatebyterange" => Operator::ValidateByteRange(Box::new(parse_byte_ranges(param)?)),
+            "validateurlencoding" => Operator::ValidateUrlEncoding,
+            "validateutf8encoding" => Operator::ValidateUtf8Encoding,
+            "detectsqli" => Operator::DetectSqli,
+            "detectxss" => Operator::DetectXss,
+            "ipmatch" => Operator::IpMatch(Arc::new(parse_ips(param.split([',', ' ']))?)),
+            "ipmatchfromfile" | "ipmatchf" => {
+                let path = dir.join(param.trim());
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("@ipMatchFromFile {}: {e}", path.display()))?;
+                let lines = text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'));
+                Operator::IpMatch(Arc::new(parse_ips(lines)?))
+            }
+            "unconditionalmatch" => Operator::UnconditionalMatch,
+            "nomatch" => Operator::NoMatch,
+            other => return Err(format!("unsupported operator @{other}")),
+        })
+    }
+
+    /// The regex of a literal `@rx`, for the prefilter.
+    pub fn static_regex(&self) -> Option<&Regex> {
+        match self {
+            Operator::Rx(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Runs the operator on one value. `caps`, when given, receives the
+    /// captures of a match.
+    pub fn eval(&self, value: &[u8], ctx: &dyn Resolve, caps: Option<&mut Captures>) -> bool {
+        match self {
+            Operator::Rx(re) => rx_eval(re, value, caps),
+            Operator::RxMacro(t) => {
+                let pattern = String::from_utf8_lossy(&t.expand(ctx)).into_owned();
+                match compile_regex(&pattern) {
+                    Ok(re) => rx_eval(&re, value, caps),
+                    Err(_) => false,
+                }
+            }
+            Operator::Pm(ac) => match ac.find(value) {
+                Some(m) => {
+                    if let Some(c) = caps {
+                        c.clear();
+                        c.push(value[m.start()..m.end()].to_vec());
+                    }
+                    true
+                }
+                None => false,
+            },
+            Operator::Eq(t) => num(value) == num(&t.expand(ctx)),
+            Operator::Ge(t) => num(value) >= num(&t.expand(ctx)),
+            Operator::Gt(t) => num(value) > num(&t.expand(ctx)),
+            Operator::Lt(t) => num(value) < num(&t.expand(ctx)),
+            Operator::Le(t) => num(value) <= num(&t.expand(ctx)),
+            Operator::Within(t) => {
+                let hay = t.expand(ctx);
+                // ModSecurity: an empty input is not "within" anything.
+                !value.is_empty() && memchr::memmem::find(&hay, value).is_some()
+            }
+            Operator::Streq(t) => value == t.expand(ctx).as_slice(),
+            Operator::Contains(t) => {
+                let needle = t.expand(ctx);
+                memchr::memmem::find(value, &needle).is_some()
+            }
+            Operator::ContainsWord(t) => contains_word(value, &t.expand(ctx)),
+            Operator::BeginsWith(t) => value.starts_with(&t.expand(ctx)),
+            Operator::EndsWith(t) => value.ends_with(&t.expand(ctx)),
+            Operator::StrMatch(t) => memchr::memmem::find(value, &t.expand(ctx)).is_some(),
+            Operator::ValidateByteRange(allowed) => value.iter().any(|&b| !allowed[b as usize]),
+            Operator::ValidateUrlEncoding => !valid_url_encoding(value),
+            Operator::ValidateUtf8Encoding => std::str::from_utf8(value).is_err(),
+            Operator::DetectSqli => match injection::detect_sqli(value) {
+                Some(fp) => {
+                    if let Some(c) = caps {
+                        c.clear();
+                        c.push(fp.as_str().as_bytes().to_vec());
+                    }
+                    true
+                }
+                None => false,
+            },
+            Operator::DetectXss => injection::detect_xss(value),
+            Operator::IpMatch(nets) => match std::str::from_utf8(value)
+                .ok()
+                .and_then(|s| s.trim().parse::<std::net::IpAddr>().ok())
+            {
+                Some(ip) => nets.iter().any(|n| n.contains(&ip)),
+                None => false,
+            },
+            Operator::UnconditionalMatch => true,
+            Operator::NoMatch => false,
+        }
+    }
+}
+
+fn rx_eval(re: &Regex, value: &[u8], caps: Option<&mut Captures>) -> bool {
+    match caps {
+        None => re.is_match(value),
+        Some(out) => match re.captures(value) {
+            Some(c) => {
+                out.clear();
+                for i in 0..c.len().min(10) {
+                    out.push(c.get(i).map(|m| m.as_bytes().to_vec()).unwrap_or_default());
+                }
+                true
+            }
+            None => false,
+        },
+    }
+}
+
+fn build_pm<'a>(phrases: impl Iterator<Item = &'a str>) -> Result<AhoCorasick, String> {
+    let list: Vec<&str> = phrases.filter(|p| !p.is_empty()).collect();
+    if list.is_empty() {
+        return Err("@pm needs at least one phrase".into());
+    }
+    AhoCorasickBuilder::new()
+        .ascii_case_insensitive(true)
+        .match_kind(MatchKind::LeftmostFirst)
+        .build(&list)
+        .map_err(|e| format!("@pm: {e}"))
+}
+
+/// ModSecurity reads numbers like `atoi`: leading digits, else 0.
+fn num(v: &[u8]) -> i64 {
+    let s = v
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(v.len());
+    let v = &v[s..];
+    let (neg, digits) = match v.first() {
+        Some(b'-') => (true, &v[1..]),
+        Some(b'+') => (false, &v[1..]),
+        _ => (false, v),
+    };
+    let mut n: i64 = 0;
+    for &b in digits.iter().take_while(|b| b.is_ascii_digit()) {
+        n = n.saturating_mul(10).saturating_add((b - b'0') as i64);
+    }
+    if neg {
+        -n
+    } else {
+        n
+    }
+}
+
+fn contains_word(value: &[u8], word: &[u8]) -> bool {
+    if word.is_empty() {
+        return true;
+    }
+    let is_word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let mut start = 0;
+    while let Some(i) = memchr::memmem::find(&value[start..], word) {
+        let at = start + i;
+        let end = at + word.len();
+        let before_ok = at == 0 || !is_word(value[at - 1]);
+        let after_ok = end >= value.len() || !is_word(value[end]);
+        if before_ok && after_ok {
+            return true;
+        }
+        start = at + 1;
+    }
+    false
+}
+
+fn parse_byte_ranges(param: &str) -> Result<[bool; 256], String> {
+    let mut allowed = [false; 256];
+    for part in param.split(',') {
+        let part = part.trim();
+        if part.is_empty() {
+            continue;
+        }
+        let (lo, hi) = match part.split_once('-') {
+            Some((a, b)) => (a.trim(), b.trim()),
+            None => (part, part),
+        };
+        let lo: u8 = lo
+            .parse()
+            .map_err(|_| format!("@validateByteRange: bad range {part:?}"))?;
+        let hi: u8 = hi
+            .parse()
+            .map_err(|_| format!("@validateByteRange: bad range {part:?}"))?;
+        if lo > hi {
+            return Err(format!("@validateByteRange: bad range {part:?}"));
+        }
+        for b in lo..=hi {
+            allowed[b as usize] = true;
+        }
+    }
+    Ok(allowed)
+}
+
+fn valid_url_encoding(v: &[u8]) -> bool {
+    let mut i = 0;
+    while i < v.len() {
+        if v[i] == b'%' {
+            match (v.get(i + 1), v.get(i + 2)) {
+                (Some(a), Some(b)) if a.is_ascii_hexdigit() && b.is_ascii_hexdigit() => i += 3,
+                _ => return false,
+            }
+        } else {
+            i += 1;
+        }
+    }
+    true
+}
+
+fn parse_ips<'a>(items: impl Iterator<Item = &'a str>) -> Result<Vec<IpNet>, String> {
+    let mut out = Vec::new();
+    for item in items {
+        let item = item.trim();
+        if item.is_empty() {
+            continue;
+        }
+        let net = if item.contains('/') {
+            item.parse::<IpNet>()
+                .map_err(|e| format!("@ipMatch {item:?}: {e}"))?
+        } else {
+            let ip: std::net::IpAddr = item
+                .parse()
+                .map_err(|e| format!("@ipMatch {item:?}: {e}"))?;
+            IpNet::from(ip)
+        };
+        out.push(net);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoVars;
+    impl Resolve for NoVars {
+        fn resolve(&self, _: &str, _: Option<&str>, _: &mut Vec<u8>) {}
+    }
+
+    fn op(name: &str, param: &str) -> Operator {
+        Operator::compile(name, param, Path::new(".")).unwrap()
+    }
+
+    #[test]
+    fn basic_operators() {
+        assert!(op("rx", "(?i)sel\\x{65}ct").eval(b"SELECT", &NoVars, None));
+        assert!(op("pm", "foo bar").eval(b"xxBARxx", &NoVars, None));
+        assert!(op("eq", "0").eval(b"", &NoVars, None));
+        assert!(op("ge", "5").eval(b"7", &NoVars, None));
+        assert!(op("within", "GET HEAD POST").eval(b"GET", &NoVars, None));
+        assert!(!op("within", "GET HEAD POST").eval(b"PUT", &NoVars, None));
+        assert!(op("validateByteRange", "32-126").eval(b"a\x01", &NoVars, None));
+        assert!(!op("validateByteRange", "32-126").eval(b"abc", &NoVars, None));
+        assert!(op("validateUrlEncoding", "").eval(b"%zz", &NoVars, None));
+        assert!(op("validateUrlEncoding", "").eval(b"ab%4", &NoVars, None));
+        assert!(!op("validateUrlEncoding", "").eval(b"a%41", &NoVars, None));
+        assert!(op("ipMatch", "127.0.0.1,10.0.0.0/8").eval(b"10.1.2.3", &NoVars, None));
+        assert!(op("containsWord", "select").eval(b"a select b", &NoVars, None));
+        assert!(!op("containsWord", "select").eval(b"selected", &NoVars, None));
+        assert!(Operator::compile("geoLookup", "", Path::new(".")).is_err());
+    }
+
+    #[test]
+    fn rx_captures() {
+        let mut caps = Vec::new();
+        assert!(op("rx", "a(b+)c").eval(b"xabbc", &NoVars, Some(&mut caps)));
+        assert_eq!(caps, vec![b"abbc".to_vec(), b"bb".to_vec()]);
+    }
+
+    #[test]
+    fn rewrites_pcre_hex_bytes() {
+        assert_eq!(rewrite_pcre(r"\x{0b}\x{a}\x{1F600}"), r"\x0b\x0a\x{1F600}");
+        let re = compile_regex(r"[\x{80}-\x{ff}]").unwrap();
+        assert!(re.is_match(b"\xc3"));
+    }
+}

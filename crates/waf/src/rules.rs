@@ -1,0 +1,847 @@
+//! The compiled rule set: directives turned into rules grouped by phase,
+//! with markers, removals and target updates applied at load time.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::body::Processor;
+use crate::macros::MacroText;
+use crate::operators::Operator;
+use crate::parser::{split_actions, Directive, Location};
+use crate::transform::Transform;
+use crate::variables::{parse_targets, Selector, TargetList, Var};
+use crate::WafError;
+
+/// `SecRuleEngine`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EngineMode {
+    #[default]
+    On,
+    DetectionOnly,
+    Off,
+}
+
+/// What a matching rule does to the transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disruptive {
+    Pass,
+    /// `block`: whatever `SecDefaultAction` of the phase says.
+    Block,
+    Deny,
+    Drop,
+    Allow,
+    Redirect(String),
+}
+
+/// `setvar`.
+#[derive(Debug, Clone)]
+pub struct SetVar {
+    /// Collection (lower-case, `tx` in practice).
+    pub collection: String,
+    pub name: MacroText,
+    pub op: SetOp,
+}
+
+#[derive(Debug, Clone)]
+pub enum SetOp {
+    Set(MacroText),
+    Add(MacroText),
+    Sub(MacroText),
+    Delete,
+}
+
+/// An id or an inclusive id range (`942100-942199`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdRange(pub u32, pub u32);
+
+impl IdRange {
+    pub fn contains(&self, id: u32) -> bool {
+        self.0 <= id && id <= self.1
+    }
+
+    fn parse(s: &str) -> Result<IdRange, String> {
+        let s = s.trim().trim_matches('\'').trim_matches('"');
+        let (a, b) = match s.split_once('-') {
+            Some((a, b)) => (a, b),
+            None => (s, s),
+        };
+        let a: u32 = a.trim().parse().map_err(|_| format!("bad rule id {s:?}"))?;
+        let b: u32 = b.trim().parse().map_err(|_| format!("bad rule id {s:?}"))?;
+        Ok(IdRange(a.min(b), a.max(b)))
+    }
+}
+
+/// `ctl:` runtime configuration changes.
+#[derive(Debug, Clone)]
+pub enum Ctl {
+    RuleRemoveById(Vec<IdRange>),
+    RuleRemoveByTag(String),
+    RuleRemoveTargetById(IdRange, Var, Selector),
+    RuleRemoveTargetByTag(String, Var, Selector),
+    RuleEngine(EngineMode),
+    RequestBodyProcessor(Processor),
+    ForceRequestBodyVariable(bool),
+    RequestBodyAccess(bool),
+    /// Accepted and ignored: audit logging is not ours.
+    Ignored,
+}
+
+/// One SecRule / SecAction (a chain link when `id` is 0).
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub id: u32,
+    pub phase: u8,
+    pub location: Location,
+    pub targets: TargetList,
+    pub operator: Operator,
+    pub negated: bool,
+    pub transforms: Vec<Transform>,
+    /// Interned transformation chain (see [`TransformChains`]).
+    pub chain_id: Option<u32>,
+    pub msg: Option<MacroText>,
+    pub logdata: Option<MacroText>,
+    pub tags: Vec<String>,
+    pub severity: Option<u8>,
+    pub setvars: Vec<SetVar>,
+    pub ctls: Vec<Ctl>,
+    pub capture: bool,
+    pub multi_match: bool,
+    pub log: bool,
+    pub disruptive: Option<Disruptive>,
+    pub status: Option<u16>,
+    pub skip_after: Option<String>,
+    pub skip: u32,
+    pub chained: Option<Box<Rule>>,
+    /// True for SecAction (no targets, always matches).
+    pub unconditional: bool,
+}
+
+/// A step of a phase's program.
+#[derive(Debug, Clone)]
+pub enum Step {
+    Rule(usize),
+    Marker(String),
+}
+
+/// Transformation chains interned as a prefix tree, so results are cached
+/// and shared between rules that start with the same transformations.
+#[derive(Debug, Default, Clone)]
+pub struct TransformChains {
+    /// (parent, transformation) for each node.
+    pub nodes: Vec<(Option<u32>, Transform)>,
+    index: HashMap<(Option<u32>, Transform), u32>,
+}
+
+impl TransformChains {
+    pub fn intern(&mut self, chain: &[Transform]) -> Option<u32> {
+        let mut cur = None;
+        for &t in chain {
+            let key = (cur, t);
+            let id = match self.index.get(&key) {
+                Some(&id) => id,
+                None => {
+                    let id = self.nodes.len() as u32;
+                    self.nodes.push(key);
+                    self.index.insert(key, id);
+                    id
+                }
+            };
+            cur = Some(id);
+        }
+        cur
+    }
+}
+
+/// Engine-level settings read from configuration directives.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub mode: EngineMode,
+    pub request_body_access: bool,
+    pub request_body_limit: usize,
+    pub response_body_access: bool,
+    pub arguments_limit: usize,
+    pub json_depth_limit: usize,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            mode: EngineMode::On,
+            request_body_access: true,
+            request_body_limit: 13 * 1024 * 1024,
+            response_body_access: false,
+            arguments_limit: 1000,
+            json_depth_limit: 512,
+        }
+    }
+}
+
+/// Default actions of a phase (`SecDefaultAction`).
+#[derive(Debug, Clone)]
+struct Defaults {
+    disruptive: Disruptive,
+    log: bool,
+    transforms: Vec<Transform>,
+}
+
+/// A loaded, compiled rule set.
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    pub rules: Vec<Rule>,
+    /// Program per phase 1..=5 (index 0 unused).
+    pub phases: [Vec<Step>; 6],
+    /// For each phase, marker name → step index.
+    pub markers: [HashMap<String, usize>; 6],
+    pub chains: TransformChains,
+    pub settings: EngineSettings,
+    /// What `block` means in each phase.
+    pub block_action: [Disruptive; 6],
+}
+
+impl RuleSet {
+    /// Number of rules (chain heads and SecActions).
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    pub fn rule(&self, id: u32) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.id == id)
+    }
+}
+
+/// Directives that configure the host server or logging; accepted and
+/// ignored because they do not change what the rules detect.
+const IGNORED_DIRECTIVES: &[&str] = &[
+    "seccomponentsignature",
+    "secauditengine",
+    "secauditlog",
+    "secauditlog2",
+    "secauditlogparts",
+    "secauditlogrelevantstatus",
+    "secauditlogtype",
+    "secauditlogformat",
+    "secauditlogstoragedir",
+    "secauditlogdirmode",
+    "secauditlogfilemode",
+    "secdebuglog",
+    "secdebugloglevel",
+    "sectmpdir",
+    "secdatadir",
+    "secuploaddir",
+    "secuploadkeepfiles",
+    "secuploadfilemode",
+    "secuploadfilelimit",
+    "secstatusengine",
+    "secserversignature",
+    "secwebappid",
+    "seccollectiontimeout",
+    "secunicodemapfile",
+    "secunicodecodepage",
+    "secpcrematchlimit",
+    "secpcrematchlimitrecursion",
+    "secrequestbodyinmemorylimit",
+    "secrequestbodynofileslimit",
+    "secrequestbodylimitaction",
+    "secresponsebodylimit",
+    "secresponsebodylimitaction",
+    "secresponsebodymimetype",
+    "secresponsebodymimetypesclear",
+    "seccookieformat",
+    "secargumentseparator",
+    "sectmpsaveuploadedfiles",
+    "sechashengine",
+    "secsensorid",
+    "secconnengine",
+];
+
+/// Turns directives into a rule set, collecting every error.
+pub fn compile(directives: &[Directive]) -> Result<RuleSet, WafError> {
+    let mut c = Compiler::default();
+    for d in directives {
+        if let Err(message) = c.directive(d) {
+            c.errors
+                .push(format!("{}: {} {}", d.location, d.name, message));
+        }
+    }
+    if c.pending_chain.is_some() {
+        c.errors
+            .push("the last rule ends with `chain` but no rule follows".into());
+    }
+    if !c.errors.is_empty() {
+        return Err(WafError::Invalid(c.errors));
+    }
+    Ok(c.finish())
+}
+
+struct Compiler {
+    rules: Vec<Rule>,
+    /// Per rule: steps are built at the end from this order list.
+    order: Vec<Item>,
+    chains: TransformChains,
+    settings: EngineSettings,
+    defaults: [Option<Defaults>; 6],
+    pending_chain: Option<(usize, Vec<usize>)>,
+    errors: Vec<String>,
+    ids: HashMap<u32, Location>,
+}
+
+enum Item {
+    Rule(usize),
+    Marker(String),
+}
+
+impl Default for Compiler {
+    fn default() -> Self {
+        Compiler {
+            rules: Vec::new(),
+            order: Vec::new(),
+            chains: TransformChains::default(),
+            settings: EngineSettings::default(),
+            defaults: Default::default(),
+            pending_chain: None,
+            errors: Vec::new(),
+            ids: HashMap::new(),
+        }
+    }
+}
+
+fn on_off(v: Option<&String>) -> Result<bool, String> {
+    match v.map(|s| s.to_ascii_lowercase()).as_deref() {
+        Some("on") => Ok(true),
+        Some("off") => Ok(false),
+        _ => Err(format!("expects On or Off, got {v:?}")),
+    }
+}
+
+impl Compiler {
+    fn directive(&mut self, d: &Directive) -> Result<(), String> {
+        let name = d.name.to_ascii_lowercase();
+        match name.as_str() {
+            "secrule" => {
+                if d.args.len() < 2 || d.args.len() > 3 {
+                    return Err(format!("takes 2 or 3 arguments, got {}", d.args.len()));
+                }
+                let actions = d.args.get(2).map(String::as_str).unwrap_or("");
+                self.rule(d, Some((&d.args[0], &d.args[1])), actions)
+            }
+            "secaction" => {
+                if d.args.len() != 1 {
+                    return Err(format!("takes 1 argument, got {}", d.args.len()));
+                }
+                self.rule(d, None, &d.args[0])
+            }
+            "secmarker" => {
+                let m = d.args.first().ok_or("needs a name")?;
+                if self.pending_chain.is_some() {
+                    return Err("a marker cannot follow a rule ending in `chain`".into());
+                }
+                self.order
+                    .push(Item::Marker(m.trim_matches('\'').to_string()));
+                Ok(())
+            }
+            "secdefaultaction" => {
+                let text = d.args.first().ok_or("needs actions")?;
+                let acts = split_actions(text)?;
+                let mut phase = 2u8;
+                let mut disruptive = Disruptive::Pass;
+                let mut log = true;
+                let mut transforms = Vec::new();
+                for (n, v) in &acts {
+                    match n.to_ascii_lowercase().as_str() {
+                        "phase" => phase = parse_phase(v.as_deref())?,
+                        "log" => log = true,
+                        "nolog" => log = false,
+                        "auditlog" | "noauditlog" => {}
+                        "pass" => disruptive = Disruptive::Pass,
+                        "deny" => disruptive = Disruptive::Deny,
+                        "drop" => disruptive = Disruptive::Drop,
+                        "block" => return Err("`block` cannot be a default action".into()),
+                        "status" | "tag" => {}
+                        "t" => {
+                            let v = v.as_deref().unwrap_or("");
+                            if v.eq_ignore_ascii_case("none") {
+                                transforms.clear();
+                            } else {
+                                transforms.push(
+                                    Transform::from_name(v)
+                                        .ok_or_else(|| format!("unknown transformation t:{v}"))?,
+                                );
+                            }
+                        }
+                        other => return Err(format!("unsupported default action {other:?}")),
+                    }
+                }
+                self.defaults[phase as usize] = Some(Defaults {
+                    disruptive,
+                    log,
+                    transforms,
+                });
+                Ok(())
+            }
+            "secruleremovebyid" => {
+                let mut ranges = Vec::new();
+                for a in &d.args {
+                    for part in a.split([' ', ',']).filter(|p| !p.is_empty()) {
+                        ranges.push(IdRange::parse(part)?);
+                    }
+                }
+                self.remove(|r| ranges.iter().any(|x| x.contains(r.id)));
+                Ok(())
+            }
+            "secruleremovebytag" => {
+                let tag = d.args.first().ok_or("needs a tag")?.clone();
+                self.remove(|r| r.tags.iter().any(|t| t == &tag));
+                Ok(())
+            }
+            "secruleremovebymsg" => {
+                let msg = d.args.first().ok_or("needs a message")?.clone();
+                self.remove(|r| r.msg.as_ref().is_some_and(|m| m.literal() == msg));
+                Ok(())
+            }
+            "secruleupdatetargetbyid" | "secruleupdatetargetbytag" | "secruleupdatetargetbymsg" => {
+                if d.args.len() < 2 {
+                    return Err("needs a rule selector and targets".into());
+                }
+                let list = parse_targets(&d.args[1])?;
+                let replace = d.args.get(2).map(|s| s.as_str());
+                let sel = d.args[0].clone();
+                let by_id = name == "secruleupdatetargetbyid";
+                let by_tag = name == "secruleupdatetargetbytag";
+                let ranges = if by_id {
+                    sel.split([' ', ','])
+                        .filter(|p| !p.is_empty())
+                        .map(IdRange::parse)
+                        .collect::<Result<Vec<_>, _>>()?
+                } else {
+                    Vec::new()
+                };
+                let mut hit = false;
+                for r in self.rules.iter_mut() {
+                    let selected = if by_id {
+                        ranges.iter().any(|x| x.contains(r.id))
+                    } else if by_tag {
+                        r.tags.iter().any(|t| t == &sel)
+                    } else {
+                        r.msg.as_ref().is_some_and(|m| m.literal() == sel)
+                    };
+                    if !selected {
+                        continue;
+                    }
+                    hit = true;
+                    if let Some(old) = replace {
+                        let old = parse_targets(old)?;
+                        for o in &old.targets {
+                            r.targets.targets.retain(|t| {
+                                !(t.var == o.var && t.selector.text() == o.selector.text())
+                            });
+                        }
+                    }
+                    r.targets.targets.extend(list.targets.iter().cloned());
+                    r.targets.exclusions.extend(list.exclusions.iter().cloned());
+                }
+                let _ = hit; // updating rules that were removed is not an error
+                Ok(())
+            }
+            "secruleengine" => {
+                self.settings.mode = match d.args.first().map(|s| s.to_ascii_lowercase()).as_deref()
+                {
+                    Some("on") => EngineMode::On,
+                    Some("off") => EngineMode::Off,
+                    Some("detectiononly") => EngineMode::DetectionOnly,
+                    other => {
+                        return Err(format!("expects On, Off or DetectionOnly, got {other:?}"))
+                    }
+                };
+                Ok(())
+            }
+            "secrequestbodyaccess" => {
+                self.settings.request_body_access = on_off(d.args.first())?;
+                Ok(())
+            }
+            "secresponsebodyaccess" => {
+                self.settings.response_body_access = on_off(d.args.first())?;
+                Ok(())
+            }
+            "secrequestbodylimit" => {
+                self.settings.request_body_limit = parse_num(d.args.first())?;
+                Ok(())
+            }
+            "secargumentslimit" => {
+                self.settings.arguments_limit = parse_num(d.args.first())?;
+                Ok(())
+            }
+            "secrequestbodyjsondepthlimit" => {
+                self.settings.json_depth_limit = parse_num(d.args.first())?;
+                Ok(())
+            }
+            n if IGNORED_DIRECTIVES.contains(&n) => Ok(()),
+            _ => Err("is not a supported directive".into()),
+        }
+    }
+
+    fn remove(&mut self, pred: impl Fn(&Rule) -> bool) {
+        let removed: Vec<usize> = (0..self.rules.len())
+            .filter(|&i| pred(&self.rules[i]))
+            .collect();
+        if removed.is_empty() {
+            return;
+        }
+        self.order
+            .retain(|it| !matches!(it, Item::Rule(i) if removed.contains(i)));
+    }
+
+    fn rule(
+        &mut self,
+        d: &Directive,
+        target_op: Option<(&String, &String)>,
+        actions: &str,
+    ) -> Result<(), String> {
+        let (targets, operator, negated) = match target_op {
+            Some((t, op)) => {
+                let targets = parse_targets(t)?;
+                let (negated, op) = match op.trim_start().strip_prefix('!') {
+                    Some(rest) => (true, rest.trim_start()),
+                    None => (false, op.as_str()),
+                };
+                let (name, param) = match op.strip_prefix('@') {
+                    Some(rest) => match rest.split_once(|c: char| c.is_whitespace()) {
+                        Some((n, p)) => (n, p.trim_start()),
+                        None => (rest, ""),
+                    },
+                    None => ("rx", op),
+                };
+                (targets, Operator::compile(name, param, &d.dir)?, negated)
+            }
+            None => (TargetList::default(), Operator::UnconditionalMatch, false),
+        };
+        let acts = split_actions(actions)?;
+        let in_chain = self.pending_chain.is_some();
+        let mut rule = Rule {
+            id: 0,
+            phase: 2,
+            location: d.location.clone(),
+            targets,
+            operator,
+            negated,
+            transforms: Vec::new(),
+            chain_id: None,
+            msg: None,
+            logdata: None,
+            tags: Vec::new(),
+            severity: None,
+            setvars: Vec::new(),
+            ctls: Vec::new(),
+            capture: false,
+            multi_match: false,
+            log: true,
+            disruptive: None,
+            status: None,
+            skip_after: None,
+            skip: 0,
+            chained: None,
+            unconditional: target_op.is_none(),
+        };
+        let mut phase_set = false;
+        let mut chain = false;
+        let mut explicit_log = None;
+        let mut transforms_reset = false;
+        let mut own_transforms = Vec::new();
+        for (n, v) in &acts {
+            let arg = v.as_deref().unwrap_or("");
+            match n.to_ascii_lowercase().as_str() {
+                "id" => {
+                    let id: u32 = arg.trim().parse().map_err(|_| format!("bad id {arg:?}"))?;
+                    rule.id = id;
+                }
+                "phase" => {
+                    rule.phase = parse_phase(v.as_deref())?;
+                    phase_set = true;
+                }
+                "chain" => chain = true,
+                "t" => {
+                    if arg.eq_ignore_ascii_case("none") {
+                        transforms_reset = true;
+                        own_transforms.clear();
+                    } else {
+                        own_transforms.push(
+                            Transform::from_name(arg)
+                                .ok_or_else(|| format!("unknown transformation t:{arg}"))?,
+                        );
+                    }
+                }
+                "msg" => rule.msg = Some(MacroText::parse(arg)),
+                "logdata" => rule.logdata = Some(MacroText::parse(arg)),
+                "tag" => rule.tags.push(arg.to_string()),
+                "severity" => rule.severity = Some(parse_severity(arg)?),
+                "setvar" => rule.setvars.push(parse_setvar(arg)?),
+                "ctl" => rule.ctls.push(parse_ctl(arg)?),
+                "capture" => rule.capture = true,
+                "multimatch" => rule.multi_match = true,
+                "log" => explicit_log = Some(true),
+                "nolog" => explicit_log = Some(false),
+                "pass" => rule.disruptive = Some(Disruptive::Pass),
+                "block" => rule.disruptive = Some(Disruptive::Block),
+                "deny" => rule.disruptive = Some(Disruptive::Deny),
+                "drop" => rule.disruptive = Some(Disruptive::Drop),
+                "allow" => rule.disruptive = Some(Disruptive::Allow),
+                "redirect" => rule.disruptive = Some(Disruptive::Redirect(arg.to_string())),
+                "status" => {
+                    rule.status = Some(
+                        arg.trim()
+                            .parse()
+                            .map_err(|_| format!("bad status {arg:?}"))?,
+                    )
+                }
+                "skipafter" => rule.skip_after = Some(arg.trim().to_string()),
+                "skip" => {
+                    rule.skip = arg
+                        .trim()
+                        .parse()
+                        .map_err(|_| format!("bad skip {arg:?}"))?
+                }
+                // Metadata and logging knobs with no effect on detection.
+                "ver"
+                | "rev"
+                | "maturity"
+                | "accuracy"
+                | "auditlog"
+                | "noauditlog"
+                | "sanitisematched"
+                | "sanitisearg"
+                | "sanitiserequestheader"
+                | "sanitiseresponseheader"
+                | "sanitisematchedbytes" => {}
+                // Persistent collections are not kept between requests (CRS
+                // only initialises them for its optional sampling/DoS plugins).
+                "initcol" | "setsid" | "setuid" | "expirevar" | "deprecatevar" | "setenv" => {}
+                other => return Err(format!("unsupported action {other:?}")),
+            }
+        }
+        let _ = phase_set;
+        if in_chain {
+            if rule.id != 0 {
+                return Err(format!("id:{} is not allowed in a chained rule", rule.id));
+            }
+            if rule.disruptive.is_some() && rule.disruptive != Some(Disruptive::Pass) {
+                return Err(
+                    "disruptive actions are only allowed in the first rule of a chain".into(),
+                );
+            }
+        } else if rule.id == 0 {
+            return Err("rule has no id".into());
+        } else if let Some(prev) = self.ids.get(&rule.id) {
+            return Err(format!(
+                "duplicate rule id {} (first defined at {prev})",
+                rule.id
+            ));
+        }
+        // Chain links run in the head's phase.
+        let head_phase = self
+            .pending_chain
+            .as_ref()
+            .map(|(h, _)| self.rules[*h].phase);
+        if let Some(p) = head_phase {
+            rule.phase = p;
+        }
+        let defaults = self.defaults[rule.phase as usize].clone();
+        rule.transforms = if transforms_reset {
+            own_transforms
+        } else {
+            let mut t = defaults
+                .as_ref()
+                .map(|d| d.transforms.clone())
+                .unwrap_or_default();
+            t.extend(own_transforms);
+            t
+        };
+        rule.chain_id = self.chains.intern(&rule.transforms);
+        rule.log = explicit_log.unwrap_or(defaults.as_ref().map(|d| d.log).unwrap_or(true));
+
+        if let Some((head, mut links)) = self.pending_chain.take() {
+            // Attach to the end of the chain.
+            let mut slot = &mut self.rules[head];
+            for _ in 0..links.len() {
+                slot = slot.chained.as_deref_mut().expect("chain link present");
+            }
+            slot.chained = Some(Box::new(rule));
+            links.push(0);
+            if chain {
+                self.pending_chain = Some((head, links));
+            }
+        } else {
+            self.ids.insert(rule.id, d.location.clone());
+            let idx = self.rules.len();
+            self.rules.push(rule);
+            self.order.push(Item::Rule(idx));
+            if chain {
+                self.pending_chain = Some((idx, Vec::new()));
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> RuleSet {
+        let mut phases: [Vec<Step>; 6] = Default::default();
+        let mut markers: [HashMap<String, usize>; 6] = Default::default();
+        for item in &self.order {
+            match item {
+                Item::Rule(i) => {
+                    let p = self.rules[*i].phase as usize;
+                    phases[p].push(Step::Rule(*i));
+                }
+                Item::Marker(m) => {
+                    for p in 1..6 {
+                        markers[p].insert(m.clone(), phases[p].len());
+                        phases[p].push(Step::Marker(m.clone()));
+                    }
+                }
+            }
+        }
+        let mut block_action: [Disruptive; 6] = std::array::from_fn(|_| Disruptive::Pass);
+        for (p, d) in self.defaults.iter().enumerate() {
+            if let Some(d) = d {
+                block_action[p] = d.disruptive.clone();
+            }
+        }
+        RuleSet {
+            rules: self.rules,
+            phases,
+            markers,
+            chains: self.chains,
+            settings: self.settings,
+            block_action,
+        }
+    }
+}
+
+fn parse_num(v: Option<&String>) -> Result<usize, String> {
+    v.and_then(|s| s.trim().parse().ok())
+        .ok_or_else(|| format!("expects a number, got {v:?}"))
+}
+
+fn parse_phase(v: Option<&str>) -> Result<u8, String> {
+    match v.map(|s| s.trim().to_ascii_lowercase()).as_deref() {
+        Some("1") | Some("request_headers") => Ok(1),
+        Some("2") | Some("request") => Ok(2),
+        Some("3") | Some("response_headers") => Ok(3),
+        Some("4") | Some("response") => Ok(4),
+        Some("5") | Some("logging") => Ok(5),
+        other => Err(format!("bad phase {other:?}")),
+    }
+}
+
+fn parse_severity(s: &str) -> Result<u8, String> {
+    Ok(match s.trim().to_ascii_uppercase().as_str() {
+        "EMERGENCY" | "0" => 0,
+        "ALERT" | "1" => 1,
+        "CRITICAL" | "2" => 2,
+        "ERROR" | "3" => 3,
+        "WARNING" | "4" => 4,
+        "NOTICE" | "5" => 5,
+        "INFO" | "6" => 6,
+        "DEBUG" | "7" => 7,
+        other => return Err(format!("bad severity {other:?}")),
+    })
+}
+
+fn parse_setvar(s: &str) -> Result<SetVar, String> {
+    let s = s.trim();
+    let (delete, s) = match s.strip_prefix('!') {
+        Some(r) => (true, r),
+        None => (false, s),
+    };
+    let (lhs, op) = if delete {
+        (s, SetOp::Delete)
+    } else if let Some((l, r)) = s.split_once('=') {
+        if let Some(rest) = r.strip_prefix('+') {
+            (l, SetOp::Add(MacroText::parse(rest)))
+        } else if let Some(rest) = r.strip_prefix('-') {
+            (l, SetOp::Sub(MacroText::parse(rest)))
+        } else {
+            (l, SetOp::Set(MacroText::parse(r)))
+        }
+    } else {
+        (s, SetOp::Set(MacroText::parse("1")))
+    };
+    let (coll, name) = lhs
+        .split_once('.')
+        .ok_or_else(|| format!("setvar needs collection.name, got {lhs:?}"))?;
+    let coll = coll.trim().to_ascii_lowercase();
+    if !matches!(
+        coll.as_str(),
+        "tx" | "ip" | "global" | "session" | "user" | "resource"
+    ) {
+        return Err(format!("setvar: unknown collection {coll:?}"));
+    }
+    Ok(SetVar {
+        collection: coll,
+        name: MacroText::parse(&name.trim().to_ascii_lowercase()),
+        op,
+    })
+}
+
+fn parse_ctl(s: &str) -> Result<Ctl, String> {
+    let (name, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("ctl needs name=value, got {s:?}"))?;
+    let value = value.trim();
+    let target = |v: &str| -> Result<(Var, Selector), String> {
+        let list = parse_targets(v)?;
+        let t = list
+            .targets
+            .into_iter()
+            .next()
+            .ok_or_else(|| format!("ctl: no target in {v:?}"))?;
+        Ok((t.var, t.selector))
+    };
+    Ok(match name.trim().to_ascii_lowercase().as_str() {
+        "ruleremovebyid" => Ctl::RuleRemoveById(
+            value
+                .split([' ', ','])
+                .filter(|p| !p.is_empty())
+                .map(IdRange::parse)
+                .collect::<Result<_, _>>()?,
+        ),
+        "ruleremovebytag" => Ctl::RuleRemoveByTag(value.to_string()),
+        "ruleremovetargetbyid" => {
+            let (id, t) = value
+                .split_once(';')
+                .ok_or("ruleRemoveTargetById needs id;TARGET")?;
+            let (v, sel) = target(t)?;
+            Ctl::RuleRemoveTargetById(IdRange::parse(id)?, v, sel)
+        }
+        "ruleremovetargetbytag" => {
+            let (tag, t) = value
+                .split_once(';')
+                .ok_or("ruleRemoveTargetByTag needs tag;TARGET")?;
+            let (v, sel) = target(t)?;
+            Ctl::RuleRemoveTargetByTag(tag.to_string(), v, sel)
+        }
+        "ruleengine" => Ctl::RuleEngine(match value.to_ascii_lowercase().as_str() {
+            "on" => EngineMode::On,
+            "off" => EngineMode::Off,
+            "detectiononly" => EngineMode::DetectionOnly,
+            v => return Err(format!("ctl:ruleEngine: bad value {v:?}")),
+        }),
+        "requestbodyprocessor" => Ctl::RequestBodyProcessor(
+            Processor::from_name(value)
+                .ok_or_else(|| format!("unknown body processor {value:?}"))?,
+        ),
+        "forcerequestbodyvariable" => {
+            Ctl::ForceRequestBodyVariable(value.eq_ignore_ascii_case("on"))
+        }
+        "requestbodyaccess" => Ctl::RequestBodyAccess(value.eq_ignore_ascii_case("on")),
+        "auditengine" | "auditlogparts" | "debugloglevel" | "requestbodylimit"
+        | "responsebodyaccess" | "hashengine" => Ctl::Ignored,
+        other => return Err(format!("unsupported ctl:{other}")),
+    })
+}
+
+/// Loads a rule set from one path (file or directory of `*.conf`).
+pub fn load(path: &Path) -> Result<RuleSet, WafError> {
+    compile(&crate::parser::load_path(path)?)
+}
