@@ -17,11 +17,9 @@ pub mod rules;
 pub mod transaction;
 pub mod variables;
 
-#[path = "stubs/body.rs"]
 pub mod body;
 #[path = "stubs/injection.rs"]
 pub mod injection;
-#[path = "stubs/transform.rs"]
 pub mod transform;
 
 pub use config::{Waf, WafConfig, WafMode, WafVerdict};

@@ -240,6 +240,8 @@ impl Operator {
 fn rx_eval(re: &Regex, value: &[u8], caps: Option<&mut Captures>) -> bool {
     match caps {
         None => re.is_match(value),
+        // The DFA answers "no match" fast; captures need a slower engine.
+        Some(_) if !re.is_match(value) => false,
         Some(out) => match re.captures(value) {
             Some(c) => {
                 out.clear();

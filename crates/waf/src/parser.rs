@@ -343,7 +343,7 @@ mod tests {
         assert_eq!(d[0].args, vec!["ARGS", "@rx a\"b\\d", "id:1,    phase:2"]);
         assert_eq!(d[0].location.line, 2);
         assert_eq!(d[1].args, vec!["END"]);
-        assert_eq!(d[1].location.line, 7);
+        assert_eq!(d[1].location.line, 6);
     }
 
     #[test]

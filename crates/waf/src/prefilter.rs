@@ -1,11 +1,76 @@
-//! Regex evaluation cache (placeholder: direct evaluation).
-use regex::bytes::Regex;
+//! Helpers for the evaluation fast path: a fast hasher for the per-request
+//! caches and the "not computed" marker of match bitsets.
+//!
+//! The prefilter itself works like this: every literal `@rx` pattern of the
+//! rule set is compiled into one `RegexSet` ([`crate::rules::RuleSet::rx_set`]).
+//! Each distinct (transformed) value is matched against the whole set once,
+//! giving a bitset of the patterns it matches. Rules with the same targets
+//! and transformations form a group whose union bitset is computed once per
+//! request; a rule whose bit is not in its group's union is skipped without
+//! looking at any value.
 
-#[derive(Default)]
-pub struct PrefilterCache;
+use std::hash::{BuildHasherDefault, Hasher};
 
-impl PrefilterCache {
-    pub fn is_match(&mut self, re: &Regex, value: &[u8]) -> bool {
-        re.is_match(value)
+/// Marker: no bitset computed (or none available).
+pub const RX_NONE: u32 = u32::MAX;
+
+/// FxHash (as used by rustc): fast for short keys; the caches it serves
+/// are per request and keyed by addresses or request bytes.
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher {
+    hash: u64,
+}
+
+const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(SEED);
     }
 }
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes([
+                c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
+            ]));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut buf = [0u8; 8];
+            buf[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(buf));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(i as u64);
+    }
+
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.add(i as u64);
+    }
+
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
+
+pub type FxBuild = BuildHasherDefault<FxHasher>;

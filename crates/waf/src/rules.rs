@@ -114,6 +114,12 @@ pub struct Rule {
     pub chained: Option<Box<Rule>>,
     /// True for SecAction (no targets, always matches).
     pub unconditional: bool,
+    /// Index of this rule's pattern in [`RuleSet::attack_set`].
+    pub rx_index: Option<u32>,
+    /// Rules with the same static targets and transformations share a
+    /// group: one union of pattern matches per request tells which of them
+    /// can match at all.
+    pub group: Option<u32>,
 }
 
 /// A step of a phase's program.
@@ -196,6 +202,11 @@ pub struct RuleSet {
     pub settings: EngineSettings,
     /// What `block` means in each phase.
     pub block_action: [Disruptive; 6],
+    /// Every grouped rule's pattern as one set: a value on which the set
+    /// finds nothing (`is_match`, which stops early) cannot match any of them.
+    pub attack_set: Option<regex::bytes::RegexSet>,
+    /// Number of rule groups (see [`Rule::group`]).
+    pub groups: usize,
 }
 
 impl RuleSet {
@@ -212,6 +223,33 @@ impl RuleSet {
         self.rules.iter().find(|r| r.id == id)
     }
 }
+
+/// Ordinary request values: a pattern matching any of them is not an
+/// "attack" pattern and is always evaluated on its own.
+const BENIGN_SAMPLES: &[&str] = &[
+    "",
+    "a",
+    "0",
+    "1",
+    "running shoes",
+    "price_asc",
+    "/",
+    "/shop/search",
+    "search",
+    "localhost",
+    "shop.example.com",
+    "8f14e45fceea167a5a36dedd4bea2543",
+    "GA1.2.1234567890.1700000000",
+    "lang%3Den%7Ccur%3DEUR",
+    "jane.doe@example.com",
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+    "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8",
+    "en-US,en;q=0.9,de;q=0.8",
+    "gzip, deflate, br",
+    "https://shop.example.com/shop/sport",
+    "keep-alive",
+    "application/x-www-form-urlencoded",
+];
 
 /// Directives that configure the host server or logging; accepted and
 /// ignored because they do not change what the rules detect.
@@ -544,6 +582,8 @@ impl Compiler {
             skip: 0,
             chained: None,
             unconditional: target_op.is_none(),
+            rx_index: None,
+            group: None,
         };
         let mut phase_set = false;
         let mut chain = false;
@@ -707,13 +747,62 @@ impl Compiler {
                 block_action[p] = d.disruptive.clone();
             }
         }
+        let mut rules = self.rules;
+        // Request-side literal `@rx` rules over request data form groups by
+        // (targets, transformations). Patterns that match ordinary benign
+        // values (an empty string, a word, a browser header...) stay out of
+        // the "attack" set.
+        let mut patterns: Vec<String> = Vec::new();
+        let mut groups: HashMap<String, u32> = HashMap::new();
+        for head in rules.iter_mut() {
+            let mut link = Some(head);
+            while let Some(r) = link {
+                let static_targets = !r.targets.targets.is_empty()
+                    && r.targets
+                        .targets
+                        .iter()
+                        .all(|t| t.var.is_request_static() && !t.count);
+                if let (Some(re), true) = (r.operator.static_regex(), static_targets) {
+                    let benign_match = BENIGN_SAMPLES.iter().any(|s| re.is_match(s.as_bytes()));
+                    if r.phase <= 2 && !r.multi_match && !r.negated && !benign_match {
+                        // Exclusions only shrink what a rule sees: leaving them
+                        // out of the key lets more rules share a group.
+                        let key = format!("{:?}|{:?}", r.targets.targets, r.chain_id);
+                        let n = groups.len() as u32;
+                        r.group = Some(*groups.entry(key).or_insert(n));
+                        r.rx_index = Some(patterns.len() as u32);
+                        patterns.push(re.as_str().to_string());
+                    }
+                }
+                link = r.chained.as_deref_mut();
+            }
+        }
+        let attack_set = regex::bytes::RegexSetBuilder::new(&patterns)
+            .unicode(false)
+            .size_limit(256 << 20)
+            .dfa_size_limit(16 << 20)
+            .build()
+            .ok();
+        if attack_set.is_none() {
+            // Without the set every rule runs its own regex on every value.
+            for head in rules.iter_mut() {
+                let mut link = Some(head);
+                while let Some(r) = link {
+                    r.group = None;
+                    r.rx_index = None;
+                    link = r.chained.as_deref_mut();
+                }
+            }
+        }
         RuleSet {
-            rules: self.rules,
+            rules,
             phases,
             markers,
             chains: self.chains,
             settings: self.settings,
             block_action,
+            attack_set,
+            groups: groups.len(),
         }
     }
 }

@@ -12,7 +12,7 @@ use std::rc::Rc;
 use crate::body::{self, BodyLimits, ParsedBody, Processor};
 use crate::macros::Resolve;
 use crate::operators::Captures;
-use crate::prefilter::PrefilterCache;
+use crate::prefilter::{FxBuild, RX_NONE};
 use crate::rules::{Ctl, Disruptive, EngineMode, IdRange, Rule, RuleSet, SetOp, Step};
 use crate::transform::Transform;
 use crate::variables::{Selector, Target, TargetList, Var};
@@ -109,16 +109,17 @@ pub struct State {
     pub mode: EngineMode,
     body_processor: Option<Processor>,
     body_access: bool,
-    /// (value address, value length, chain node) → transformed value;
-    /// `None` = unchanged from the original.
-    cache: HashMap<(usize, usize, u32), Option<Rc<[u8]>>>,
+    /// (value address, value length, chain node) → transformed value
+    /// (`None` = unchanged from the original) and its pattern matches.
+    cache: HashMap<(usize, usize, u32), Cached, FxBuild>,
+    /// Per rule group: 0 = clean, 1 = some value may match, else not yet known.
+    group_bits: Vec<u32>,
     pub matched: Vec<MatchedRule>,
     pub interruption: Option<Interruption>,
     allowed: bool,
     rule_id: u32,
     rule_msg: Vec<u8>,
     captures: Captures,
-    pub prefilter: PrefilterCache,
 }
 
 /// A transaction: request data plus evaluation state.
@@ -306,6 +307,7 @@ impl<'r> Transaction<'r> {
         let state = State {
             mode: rules.settings.mode,
             body_access: rules.settings.request_body_access,
+            group_bits: vec![RX_NONE; rules.groups],
             ..State::default()
         };
         Transaction {
@@ -372,6 +374,8 @@ impl<'r> Transaction<'r> {
             None => ParsedBody::default(),
         };
         self.data.body = Some(parsed);
+        // Group unions computed before the body was parsed miss its values.
+        self.state.group_bits.iter_mut().for_each(|g| *g = RX_NONE);
     }
 
     fn run_phase(&mut self, phase: u8) {
@@ -571,15 +575,23 @@ impl Transaction<'_> {
             run_actions(&self.data, &mut self.state, rule);
             return true;
         }
+        let rs = self.rules;
         let data = &self.data;
+        let state = &mut self.state;
+        // Fast path: if no value of the rule's group (after its
+        // transformations) matches any attack pattern, skip the rule.
+        if let Some(g) = rule.group {
+            if !group_dirty(rs, data, state, rule, g) {
+                return false;
+            }
+        }
         let mut items: Vec<Item<'_>> = Vec::new();
         for t in &rule.targets.targets {
-            collect(data, &self.state, t, &rule.targets, head, &mut items);
+            collect(data, state, t, &rule.targets, Some(head), &mut items);
         }
-        let state = &mut self.state;
         state.matched_vars.clear();
         let mut matched = false;
-        let chains = &self.rules.chains;
+        let chains = &rs.chains;
         for item in &items {
             let cacheable = item.var.is_request_static() && matches!(item.value, Cow::Borrowed(_));
             let hit = if rule.multi_match {
@@ -596,7 +608,8 @@ impl Transaction<'_> {
                     Some(v) => v,
                     None => &item.value,
                 };
-                eval_op(rule, value, data, state).then(|| value.to_vec())
+                let hit = eval_op(rule, value, data, state);
+                hit.then(|| value.to_vec())
             };
             if let Some(v) = hit {
                 matched = true;
@@ -612,6 +625,47 @@ impl Transaction<'_> {
     }
 }
 
+/// Whether any value a rule group inspects may match an attack pattern.
+/// Ignores runtime target removals, so it over-approximates: it is only
+/// used to skip rules that cannot match.
+fn group_dirty(rs: &RuleSet, data: &RequestData, state: &mut State, rule: &Rule, g: u32) -> bool {
+    match state.group_bits.get(g as usize).copied() {
+        Some(0) => return false,
+        Some(1) => return true,
+        _ => {}
+    }
+    let Some(set) = &rs.attack_set else {
+        return true;
+    };
+    let mut items: Vec<Item<'_>> = Vec::new();
+    for t in &rule.targets.targets {
+        collect(data, state, t, &rule.targets, None, &mut items);
+    }
+    let mut dirty = false;
+    for item in &items {
+        let cacheable = matches!(item.value, Cow::Borrowed(_));
+        let v = transformed(
+            &rs.chains,
+            &mut state.cache,
+            &item.value,
+            rule.chain_id,
+            cacheable,
+        );
+        let value: &[u8] = match &v {
+            Some(v) => v,
+            None => &item.value,
+        };
+        if set.is_match(value) {
+            dirty = true;
+            break;
+        }
+    }
+    if let Some(slot) = state.group_bits.get_mut(g as usize) {
+        *slot = dirty as u32;
+    }
+    dirty
+}
+
 /// Runs the operator; on a match with `capture`, copies captures to TX.0-9.
 fn eval_op(rule: &Rule, value: &[u8], data: &RequestData, state: &mut State) -> bool {
     let want_caps = rule.capture && !rule.negated;
@@ -619,7 +673,7 @@ fn eval_op(rule: &Rule, value: &[u8], data: &RequestData, state: &mut State) -> 
     let hit = {
         let ctx = Ctx { data, state };
         if let (Some(re), false) = (rule.operator.static_regex(), want_caps) {
-            state.prefilter.is_match(re, value)
+            re.is_match(value)
         } else {
             rule.operator
                 .eval(value, &ctx, want_caps.then_some(&mut caps))
@@ -673,10 +727,17 @@ fn multi_match(
     None
 }
 
+/// A cached transformation result.
+#[derive(Clone)]
+struct Cached {
+    /// `None`: the transformations left the value unchanged.
+    value: Option<Rc<[u8]>>,
+}
+
 /// The value after the chain ending at `node`; `None` = unchanged.
 fn transformed(
     chains: &crate::rules::TransformChains,
-    cache: &mut HashMap<(usize, usize, u32), Option<Rc<[u8]>>>,
+    cache: &mut HashMap<(usize, usize, u32), Cached, FxBuild>,
     value: &[u8],
     node: Option<u32>,
     cacheable: bool,
@@ -685,7 +746,7 @@ fn transformed(
     let key = (value.as_ptr() as usize, value.len(), node);
     if cacheable {
         if let Some(hit) = cache.get(&key) {
-            return hit.clone();
+            return hit.value.clone();
         }
     }
     let (parent, t) = chains.nodes[node as usize];
@@ -702,7 +763,12 @@ fn transformed(
     };
     let result = out.or(input);
     if cacheable {
-        cache.insert(key, result.clone());
+        cache.insert(
+            key,
+            Cached {
+                value: result.clone(),
+            },
+        );
     }
     result
 }
@@ -725,25 +791,13 @@ fn num(v: &[u8]) -> i64 {
 /// The default body processor for a Content-Type, as ModSecurity's
 /// recommended configuration selects it.
 pub fn default_processor(ct: &[u8]) -> Option<Processor> {
-    let lower = ct.to_ascii_lowercase();
-    let ct = lower.as_slice();
-    if ct.starts_with(b"application/x-www-form-urlencoded") {
-        Some(Processor::UrlEncoded)
-    } else if ct.starts_with(b"multipart/form-data") {
-        Some(Processor::Multipart)
-    } else if ct.starts_with(b"application/json") {
-        Some(Processor::Json)
-    } else if ct.starts_with(b"application/xml")
-        || ct.starts_with(b"text/xml")
-        || ct.starts_with(b"application/soap+xml")
-    {
-        Some(Processor::Xml)
-    } else {
-        None
+    match Processor::for_content_type(ct) {
+        Processor::None => None,
+        p => Some(p),
     }
 }
 
-fn excluded(list: &TargetList, state: &State, head: &Rule, var: Var, key: &[u8]) -> bool {
+fn excluded(list: &TargetList, state: &State, head: Option<&Rule>, var: Var, key: &[u8]) -> bool {
     if list
         .exclusions
         .iter()
@@ -751,6 +805,9 @@ fn excluded(list: &TargetList, state: &State, head: &Rule, var: Var, key: &[u8])
     {
         return true;
     }
+    let Some(head) = head else {
+        return false;
+    };
     state.removed_targets.iter().any(|(sel, v, s)| {
         *v == var
             && s.matches(key)
@@ -767,7 +824,7 @@ fn collect<'d>(
     state: &State,
     t: &Target,
     list: &TargetList,
-    head: &Rule,
+    head: Option<&Rule>,
     out: &mut Vec<Item<'d>>,
 ) {
     let start = out.len();
@@ -872,9 +929,10 @@ fn collect<'d>(
         Var::Multipart(m) => {
             let v = body
                 .and_then(|b| b.multipart.as_ref())
-                .map(|f| f.get(m))
-                .unwrap_or(0);
-            scalar(Cow::Owned(v.to_string().into_bytes()), out)
+                .and_then(|f| f.get(m.name()))
+                .map(|v| v.to_bytes())
+                .unwrap_or_else(|| b"0".to_vec());
+            scalar(Cow::Owned(v), out)
         }
         Var::Xml => {
             if let Some(x) = body.and_then(|b| b.xml.as_ref()) {
@@ -886,6 +944,20 @@ fn collect<'d>(
                         key: Cow::Borrowed(b""),
                         value: Cow::Borrowed(v.as_slice()),
                     });
+                }
+            }
+        }
+        Var::Tx if matches!(t.selector, Selector::Key(_)) => {
+            if let Selector::Key(k) = &t.selector {
+                let lower = k.to_ascii_lowercase();
+                if let Some((k, v)) = state.tx.get_key_value(&lower) {
+                    if !excluded(list, state, head, var, k.as_bytes()) {
+                        out.push(Item {
+                            var,
+                            key: Cow::Owned(k.as_bytes().to_vec()),
+                            value: Cow::Owned(v.clone()),
+                        });
+                    }
                 }
             }
         }
@@ -992,9 +1064,11 @@ fn collect<'d>(
             scalar(Cow::Owned(s.to_string().into_bytes()), out)
         }
         Var::Duration => scalar(Cow::Borrowed(b"0"), out),
-        Var::InboundDataError | Var::OutboundDataError | Var::UrlencodedError => {
-            scalar(Cow::Borrowed(b"0"), out)
+        Var::UrlencodedError => {
+            let e = body.is_some_and(|b| b.urlencoded_error);
+            scalar(Cow::Borrowed(if e { b"1" } else { b"0" }), out)
         }
+        Var::InboundDataError | Var::OutboundDataError => scalar(Cow::Borrowed(b"0"), out),
         // Response-side and host variables are empty in request phases.
         _ => {}
     }

@@ -165,7 +165,10 @@ enum State {
 
 /// Runs the JSON processor.
 pub(crate) fn parse(body: &[u8], limits: &BodyLimits, out: &mut ParsedBody) {
-    let budget = body.len().saturating_mul(NAME_BUDGET_FACTOR).max(NAME_BUDGET_MIN);
+    let budget = body
+        .len()
+        .saturating_mul(NAME_BUDGET_FACTOR)
+        .max(NAME_BUDGET_MIN);
     let mut f = Flattener {
         stack: Vec::new(),
         path: Vec::new(),
@@ -208,7 +211,11 @@ fn run(s: &[u8], f: &mut Flattener) -> Result<(), &'static str> {
             i += 1;
         }
         if i >= s.len() {
-            return if state == State::Done { Ok(()) } else { Err(EOF) };
+            return if state == State::Done {
+                Ok(())
+            } else {
+                Err(EOF)
+            };
         }
         let c = s[i];
         match state {
@@ -341,7 +348,11 @@ fn lex_number(s: &[u8], mut i: usize) -> Result<usize, &'static str> {
         match s.get(i) {
             None => return Err(EOF),
             Some(c) if c.is_ascii_digit() => {}
-            Some(_) => return Err("lexical error: malformed number, a digit is required after the minus sign."),
+            Some(_) => {
+                return Err(
+                    "lexical error: malformed number, a digit is required after the minus sign.",
+                )
+            }
         }
     }
     if s[i] == b'0' {
@@ -357,7 +368,9 @@ fn lex_number(s: &[u8], mut i: usize) -> Result<usize, &'static str> {
             return Err(EOF);
         }
         if !s[i].is_ascii_digit() {
-            return Err("lexical error: malformed number, a digit is required after the decimal point.");
+            return Err(
+                "lexical error: malformed number, a digit is required after the decimal point.",
+            );
         }
         while i < s.len() && s[i].is_ascii_digit() {
             i += 1;
@@ -516,12 +529,19 @@ mod tests {
     fn args(p: &ParsedBody) -> Vec<(String, String)> {
         p.args
             .iter()
-            .map(|(a, b)| (String::from_utf8_lossy(a).into_owned(), String::from_utf8_lossy(b).into_owned()))
+            .map(|(a, b)| {
+                (
+                    String::from_utf8_lossy(a).into_owned(),
+                    String::from_utf8_lossy(b).into_owned(),
+                )
+            })
             .collect()
     }
 
     fn pairs(x: &[(&str, &str)]) -> Vec<(String, String)> {
-        x.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        x.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -551,15 +571,30 @@ mod tests {
             ])
         );
         let p = run_json(r#"[{"b":1},{"b":2}]"#);
-        assert_eq!(args(&p), pairs(&[("json.array_0.b", "1"), ("json.array_1.b", "2")]));
+        assert_eq!(
+            args(&p),
+            pairs(&[("json.array_0.b", "1"), ("json.array_1.b", "2")])
+        );
         let p = run_json(r#"[[1],[2]]"#);
-        assert_eq!(args(&p), pairs(&[("json.array_0.array_0", "1"), ("json.array_1.array_0", "2")]));
+        assert_eq!(
+            args(&p),
+            pairs(&[("json.array_0.array_0", "1"), ("json.array_1.array_0", "2")])
+        );
         let p = run_json(r#""top""#);
         assert_eq!(args(&p), pairs(&[("json", "top")]));
         let p = run_json(r#"{"":1,"x":{"":{"y":2}}}"#);
-        assert_eq!(args(&p), pairs(&[("json.empty-key", "1"), ("json.x.empty-key.y", "2")]));
+        assert_eq!(
+            args(&p),
+            pairs(&[("json.empty-key", "1"), ("json.x.empty-key.y", "2")])
+        );
         let p = run_json(r#"{"array":["php","test"]}"#);
-        assert_eq!(args(&p), pairs(&[("json.array.array_0", "php"), ("json.array.array_1", "test")]));
+        assert_eq!(
+            args(&p),
+            pairs(&[
+                ("json.array.array_0", "php"),
+                ("json.array.array_1", "test")
+            ])
+        );
         let p = run_json(r#"{"a":{},"b":[],"c":1}"#);
         assert_eq!(args(&p), pairs(&[("json.c", "1")]));
     }
@@ -580,12 +615,35 @@ mod tests {
     #[test]
     fn errors() {
         for bad in [
-            "{", "[1,]", "{\"a\" 1}", "{\"a\":1,}", "[1 2]", "01", "1.", "1e", "-", "tru", "nul", "{a:1}", "[1]x", "[\"\\x\"]",
-            "[\"a\nb\"]", "// c\n1", "[\"\\u12g4\"]", "   ", "[1}", "{\"a\":1]", "\"abc",
+            "{",
+            "[1,]",
+            "{\"a\" 1}",
+            "{\"a\":1,}",
+            "[1 2]",
+            "01",
+            "1.",
+            "1e",
+            "-",
+            "tru",
+            "nul",
+            "{a:1}",
+            "[1]x",
+            "[\"\\x\"]",
+            "[\"a\nb\"]",
+            "// c\n1",
+            "[\"\\u12g4\"]",
+            "   ",
+            "[1}",
+            "{\"a\":1]",
+            "\"abc",
         ] {
             let p = run_json(bad);
             assert!(p.error.is_some(), "{bad:?} should fail");
-            assert!(p.error.as_ref().unwrap().starts_with("JSON parsing error: "));
+            assert!(p
+                .error
+                .as_ref()
+                .unwrap()
+                .starts_with("JSON parsing error: "));
         }
         let p = run_bytes(b"[\"\xff\"]", &BodyLimits::default());
         assert!(p.error.as_ref().unwrap().contains("UTF8"));
@@ -596,7 +654,15 @@ mod tests {
         // Empty body: no error.
         let p = run_json("");
         assert!(p.error.is_none() && p.args.is_empty());
-        for ok in ["0", "-0.0e+1", " [ ] ", "{}", "1E5", "\"\"", "[null,true,false]"] {
+        for ok in [
+            "0",
+            "-0.0e+1",
+            " [ ] ",
+            "{}",
+            "1E5",
+            "\"\"",
+            "[null,true,false]",
+        ] {
             assert!(run_json(ok).error.is_none(), "{ok:?} should pass");
         }
     }

@@ -139,7 +139,12 @@ fn is_plus_json(lower: &[u8]) -> bool {
         return false;
     };
     let mut i = 0;
-    while i < rest.len() && (rest[i].is_ascii_lowercase() || rest[i].is_ascii_digit() || rest[i] == b'.' || rest[i] == b'-') {
+    while i < rest.len()
+        && (rest[i].is_ascii_lowercase()
+            || rest[i].is_ascii_digit()
+            || rest[i] == b'.'
+            || rest[i] == b'-')
+    {
         i += 1;
     }
     i > 0 && rest[i..].starts_with(b"+json")
@@ -212,13 +217,20 @@ impl ParsedBody {
 
     /// `FILES_COMBINED_SIZE`.
     pub fn files_combined_size(&self) -> usize {
-        self.files.iter().fold(0usize, |a, f| a.saturating_add(f.size))
+        self.files
+            .iter()
+            .fold(0usize, |a, f| a.saturating_add(f.size))
     }
 }
 
 /// Runs `processor` on `body`. `content_type` is the raw `Content-Type`
 /// request header value (needed for the multipart boundary).
-pub fn parse(processor: Processor, content_type: &[u8], body: &[u8], limits: &BodyLimits) -> ParsedBody {
+pub fn parse(
+    processor: Processor,
+    content_type: &[u8],
+    body: &[u8],
+    limits: &BodyLimits,
+) -> ParsedBody {
     let mut out = ParsedBody::default();
     let body = if body.len() > limits.max_body_bytes {
         out.body_truncated = true;
@@ -246,24 +258,62 @@ mod tests {
 
     #[test]
     fn content_type_selection() {
-        assert_eq!(Processor::for_content_type(b"application/x-www-form-urlencoded; charset=UTF-8"), Processor::UrlEncoded);
-        assert_eq!(Processor::for_content_type(b"Multipart/Form-Data; boundary=x"), Processor::Multipart);
-        assert_eq!(Processor::for_content_type(b"application/json"), Processor::Json);
-        assert_eq!(Processor::for_content_type(b"application/cloudevents+json"), Processor::Json);
-        assert_eq!(Processor::for_content_type(b"application/+json"), Processor::None);
-        assert_eq!(Processor::for_content_type(b"text/xml; charset=utf-8"), Processor::Xml);
-        assert_eq!(Processor::for_content_type(b"application/soap+xml"), Processor::Xml);
+        assert_eq!(
+            Processor::for_content_type(b"application/x-www-form-urlencoded; charset=UTF-8"),
+            Processor::UrlEncoded
+        );
+        assert_eq!(
+            Processor::for_content_type(b"Multipart/Form-Data; boundary=x"),
+            Processor::Multipart
+        );
+        assert_eq!(
+            Processor::for_content_type(b"application/json"),
+            Processor::Json
+        );
+        assert_eq!(
+            Processor::for_content_type(b"application/cloudevents+json"),
+            Processor::Json
+        );
+        assert_eq!(
+            Processor::for_content_type(b"application/+json"),
+            Processor::None
+        );
+        assert_eq!(
+            Processor::for_content_type(b"text/xml; charset=utf-8"),
+            Processor::Xml
+        );
+        assert_eq!(
+            Processor::for_content_type(b"application/soap+xml"),
+            Processor::Xml
+        );
         assert_eq!(Processor::for_content_type(b"text/plain"), Processor::None);
-        assert_eq!(Processor::for_content_type(b"multipart/related"), Processor::None);
-        assert_eq!(Processor::for_content_type_builtin(b"application/json"), Processor::None);
-        assert_eq!(Processor::for_content_type_builtin(b"multipart/form-data"), Processor::Multipart);
+        assert_eq!(
+            Processor::for_content_type(b"multipart/related"),
+            Processor::None
+        );
+        assert_eq!(
+            Processor::for_content_type_builtin(b"application/json"),
+            Processor::None
+        );
+        assert_eq!(
+            Processor::for_content_type_builtin(b"multipart/form-data"),
+            Processor::Multipart
+        );
     }
 
     #[test]
     fn names() {
-        for p in [Processor::UrlEncoded, Processor::Multipart, Processor::Json, Processor::Xml] {
+        for p in [
+            Processor::UrlEncoded,
+            Processor::Multipart,
+            Processor::Json,
+            Processor::Xml,
+        ] {
             assert_eq!(Processor::from_name(p.name()), Some(p));
-            assert_eq!(Processor::from_name(&p.name().to_ascii_lowercase()), Some(p));
+            assert_eq!(
+                Processor::from_name(&p.name().to_ascii_lowercase()),
+                Some(p)
+            );
         }
         assert_eq!(Processor::from_name("FOO"), None);
         assert_eq!(Processor::None.name(), "");
@@ -273,11 +323,20 @@ mod tests {
     fn dispatch_and_limits() {
         let l = BodyLimits::default();
         let p = parse(Processor::UrlEncoded, b"", b"a=1&b=%zz", &l);
-        assert_eq!(p.args, vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"%zz".to_vec())]);
+        assert_eq!(
+            p.args,
+            vec![
+                (b"a".to_vec(), b"1".to_vec()),
+                (b"b".to_vec(), b"%zz".to_vec())
+            ]
+        );
         assert!(p.urlencoded_error);
         assert!(p.error.is_none());
 
-        let small = BodyLimits { max_body_bytes: 3, ..l };
+        let small = BodyLimits {
+            max_body_bytes: 3,
+            ..l
+        };
         let p = parse(Processor::UrlEncoded, b"", b"a=12345", &small);
         assert!(p.body_truncated);
         assert_eq!(p.args, vec![(b"a".to_vec(), b"1".to_vec())]);
@@ -290,7 +349,12 @@ mod tests {
         let p = parse(Processor::None, b"", b"whatever", &l);
         assert!(p.args.is_empty() && p.error.is_none());
 
-        let p = parse(Processor::Json, b"application/json", br#"{"a":[1,{"b":null}]}"#, &l);
+        let p = parse(
+            Processor::Json,
+            b"application/json",
+            br#"{"a":[1,{"b":null}]}"#,
+            &l,
+        );
         assert_eq!(
             p.args,
             vec![

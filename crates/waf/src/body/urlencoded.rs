@@ -23,7 +23,11 @@ pub fn parse_urlencoded(input: &[u8], out: &mut Vec<(Vec<u8>, Vec<u8>)>) {
 }
 
 /// Like [`parse_urlencoded`], appending at most `max_args` pairs.
-pub fn parse_urlencoded_limited(input: &[u8], out: &mut Vec<(Vec<u8>, Vec<u8>)>, max_args: usize) -> UrlEncodedResult {
+pub fn parse_urlencoded_limited(
+    input: &[u8],
+    out: &mut Vec<(Vec<u8>, Vec<u8>)>,
+    max_args: usize,
+) -> UrlEncodedResult {
     let mut res = UrlEncodedResult::default();
     let mut added = 0usize;
     for piece in input.split(|&c| c == b'&') {
@@ -56,7 +60,10 @@ pub fn urldecode_nonstrict(input: &[u8], out: &mut Vec<u8>) -> bool {
     while i < input.len() {
         let c = input[i];
         if c == b'%' {
-            match (input.get(i + 1).and_then(|&h| hex(h)), input.get(i + 2).and_then(|&l| hex(l))) {
+            match (
+                input.get(i + 1).and_then(|&h| hex(h)),
+                input.get(i + 2).and_then(|&l| hex(l)),
+            ) {
                 (Some(h), Some(l)) => {
                     out.push((h << 4) | l);
                     i += 3;
@@ -94,12 +101,19 @@ mod tests {
         let mut v = Vec::new();
         parse_urlencoded(s, &mut v);
         v.into_iter()
-            .map(|(a, b)| (String::from_utf8_lossy(&a).into_owned(), String::from_utf8_lossy(&b).into_owned()))
+            .map(|(a, b)| {
+                (
+                    String::from_utf8_lossy(&a).into_owned(),
+                    String::from_utf8_lossy(&b).into_owned(),
+                )
+            })
             .collect()
     }
 
     fn pairs(x: &[(&str, &str)]) -> Vec<(String, String)> {
-        x.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        x.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
