@@ -35,6 +35,15 @@ fn main() {
             eprintln!("  body {:?}", String::from_utf8_lossy(&req.body));
             let mut tx = palisade_waf::Transaction::new(waf.rules(), req);
             tx.process_request();
+            eprintln!(
+                "processor {:?} body parsed {:?}",
+                tx.data.processor,
+                tx.data.body.as_ref().map(|b| (
+                    b.args.len(),
+                    b.xml.as_ref().map(|x| x.text.len()),
+                    &b.error
+                ))
+            );
             for m in &tx.state.matched {
                 eprintln!(
                     "matched {} {} [{}] {}",

@@ -109,6 +109,7 @@ pub struct State {
     pub mode: EngineMode,
     body_processor: Option<Processor>,
     body_access: bool,
+    force_body_var: bool,
     /// (value address, value length, chain node) → transformed value
     /// (`None` = unchanged from the original) and its pattern matches.
     cache: HashMap<(usize, usize, u32), Cached, FxBuild>,
@@ -550,7 +551,8 @@ fn run_actions(data: &RequestData, state: &mut State, rule: &Rule) {
             Ctl::RuleEngine(m) => state.mode = *m,
             Ctl::RequestBodyProcessor(p) => state.body_processor = Some(*p),
             Ctl::RequestBodyAccess(on) => state.body_access = *on,
-            Ctl::ForceRequestBodyVariable(_) | Ctl::Ignored => {}
+            Ctl::ForceRequestBodyVariable(on) => state.force_body_var = *on,
+            Ctl::Ignored => {}
         }
     }
 }
@@ -885,7 +887,9 @@ fn collect<'d>(
         Var::RequestMethod => scalar(Cow::Borrowed(&data.req.method), out),
         Var::RequestProtocol => scalar(Cow::Borrowed(&data.req.protocol), out),
         Var::RequestBody => {
-            if data.body.is_some() || !data.req.body.is_empty() {
+            // As in ModSecurity: only the URLENCODED processor (or
+            // ctl:forceRequestBodyVariable) exposes the raw body here.
+            if data.processor == Some(Processor::UrlEncoded) || state.force_body_var {
                 scalar(Cow::Borrowed(&data.req.body), out)
             }
         }
@@ -1032,9 +1036,9 @@ fn collect<'d>(
                 .processor
                 .or(state.body_processor)
                 .or_else(|| default_processor(data.header(b"content-type").unwrap_or(b"")));
-            if let Some(p) = p {
-                scalar(Cow::Borrowed(p.name().as_bytes()), out)
-            }
+            // Empty (not absent) without a processor: CRS tests it with `!@rx`.
+            let name: &'static [u8] = p.map(|p| p.name().as_bytes()).unwrap_or(b"");
+            scalar(Cow::Borrowed(name), out)
         }
         Var::RemoteAddr => scalar(Cow::Borrowed(data.req.remote_addr.as_bytes()), out),
         Var::RemotePort => scalar(

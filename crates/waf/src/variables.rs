@@ -437,7 +437,16 @@ fn split_targets(text: &str) -> Result<Vec<String>, String> {
     for c in text.chars() {
         match c {
             '\'' if !in_regex => in_quote = !in_quote,
-            '/' if after_colon && !in_quote && cur.ends_with(':') => in_regex = true,
+            '/' if after_colon
+                && !in_quote
+                && cur.ends_with(':')
+                && !cur
+                    .trim_start_matches(['!', '&'])
+                    .to_ascii_uppercase()
+                    .starts_with("XML:") =>
+            {
+                in_regex = true
+            }
             '/' if in_regex && prev != '\\' => in_regex = false,
             '|' if !in_regex && !in_quote => {
                 out.push(std::mem::take(&mut cur));
@@ -464,6 +473,9 @@ mod tests {
 
     #[test]
     fn parses_targets_exclusions_counts_and_regexes() {
+        let x = parse_targets("XML:/*|XML://@*|ARGS").unwrap();
+        assert_eq!(x.targets.len(), 3);
+        assert!(matches!(&x.targets[1].selector, Selector::XPath(p) if p == "//@*"));
         let l = parse_targets("ARGS|!ARGS:pass|&TX:x|REQUEST_COOKIES:/^(a|b)_/|XML:/*").unwrap();
         assert_eq!(l.targets.len(), 4);
         assert_eq!(l.exclusions.len(), 1);

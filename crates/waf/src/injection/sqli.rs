@@ -133,7 +133,9 @@ fn is_white(ch: u8) -> bool {
 
 /// Length of the prefix of `s` made of bytes in `accept`.
 fn span(s: &[u8], accept: &[u8]) -> usize {
-    s.iter().position(|b| !accept.contains(b)).unwrap_or(s.len())
+    s.iter()
+        .position(|b| !accept.contains(b))
+        .unwrap_or(s.len())
 }
 
 /// Length of the prefix of `s` made of bytes not in `reject`.
@@ -151,6 +153,82 @@ fn eq_upper(val: &[u8], upper: &[u8]) -> bool {
     val.eq_ignore_ascii_case(upper)
 }
 
+/// FNV-1a, usable in `const` context.
+const fn fnv1a(bytes: &[u8]) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    let mut i = 0;
+    while i < bytes.len() {
+        h ^= bytes[i] as u32;
+        h = h.wrapping_mul(0x0100_0193);
+        i += 1;
+    }
+    h
+}
+
+/// Open-addressing hash index over a word table, built at compile time.
+/// A slot holds `hash >> 16` in its high half and `index + 1` in its low
+/// half (0: empty).
+struct WordIndex<const N: usize> {
+    slots: [u32; N],
+}
+
+impl<const N: usize> WordIndex<N> {
+    const EMPTY: Self = {
+        assert!(N.is_power_of_two() && N <= 0x1_0000);
+        WordIndex { slots: [0; N] }
+    };
+
+    const fn insert(mut self, word: &[u8], i: usize) -> Self {
+        assert!(i + 1 < N / 2, "table too full");
+        let h = fnv1a(word);
+        let mut slot = h as usize & (N - 1);
+        while self.slots[slot] != 0 {
+            slot = (slot + 1) & (N - 1);
+        }
+        self.slots[slot] = (h & 0xffff_0000) | (i as u32 + 1);
+        self
+    }
+
+    /// Index of `key`, `word(i)` giving the table's entry `i`.
+    fn find<'w>(&self, key: &[u8], word: impl Fn(usize) -> Option<&'w [u8]>) -> Option<usize> {
+        let h = fnv1a(key);
+        let mut slot = h as usize & (N - 1);
+        loop {
+            let v = self.slots[slot];
+            if v == 0 {
+                return None;
+            }
+            if v & 0xffff_0000 == h & 0xffff_0000 {
+                let i = (v & 0xffff) as usize - 1;
+                if word(i) == Some(key) {
+                    return Some(i);
+                }
+            }
+            slot = (slot + 1) & (N - 1);
+        }
+    }
+}
+
+static KEYWORD_INDEX: WordIndex<4096> = {
+    let mut index = WordIndex::EMPTY;
+    let mut i = 0;
+    while i < KEYWORDS.len() {
+        index = index.insert(KEYWORDS[i].0, i);
+        i += 1;
+    }
+    index
+};
+
+static FINGERPRINT_INDEX: WordIndex<32768> = {
+    let mut index = WordIndex::EMPTY;
+    let mut i = 0;
+    while i < FINGERPRINTS.len() {
+        index = index.insert(FINGERPRINTS[i], i);
+        i += 1;
+    }
+    index
+};
+
 /// Type of a SQL word or phrase, `TYPE_NONE` when unknown.
 fn lookup_word(word: &[u8]) -> u8 {
     if word.is_empty() || word.len() > MAX_KEYWORD_LEN {
@@ -160,10 +238,9 @@ fn lookup_word(word: &[u8]) -> u8 {
     let key = &mut buf[..word.len()];
     key.copy_from_slice(word);
     key.make_ascii_uppercase();
-    match KEYWORDS.binary_search_by(|(w, _)| (*w).cmp(&*key)) {
-        Ok(i) => KEYWORDS[i].1,
-        Err(_) => TYPE_NONE,
-    }
+    KEYWORD_INDEX
+        .find(key, |i| KEYWORDS.get(i).map(|k| k.0))
+        .map_or(TYPE_NONE, |i| KEYWORDS[i].1)
 }
 
 /// Is the fingerprint one of libinjection's known SQLi fingerprints?
@@ -175,7 +252,9 @@ fn is_blacklisted(fp: &[u8]) -> bool {
     let key = &mut buf[..fp.len()];
     key.copy_from_slice(fp);
     key.make_ascii_uppercase();
-    FINGERPRINTS.binary_search_by(|f| (*f).cmp(&*key)).is_ok()
+    FINGERPRINT_INDEX
+        .find(key, |i| FINGERPRINTS.get(i).copied())
+        .is_some()
 }
 
 #[derive(Clone, Copy)]
@@ -366,9 +445,10 @@ impl<'a> Lexer<'a> {
     fn parse_dash(&mut self, cur: &mut Token) -> usize {
         let (s, pos) = (self.s, self.pos);
         let slen = s.len();
-        if pos + 2 < slen && s[pos + 1] == b'-' && is_white(s[pos + 2]) {
-            self.parse_eol_comment(cur)
-        } else if pos + 2 == slen && s[pos + 1] == b'-' {
+        // "--" followed by whitespace or the end is always a comment.
+        if (pos + 2 < slen && s[pos + 1] == b'-' && is_white(s[pos + 2]))
+            || (pos + 2 == slen && s[pos + 1] == b'-')
+        {
             self.parse_eol_comment(cur)
         } else if pos + 1 < slen && s[pos + 1] == b'-' && self.flags & FLAG_SQL_ANSI != 0 {
             self.stats_comment_ddx += 1;
@@ -721,13 +801,11 @@ impl<'a> Lexer<'a> {
         }
 
         // Oracle's float/double suffixes: "1.2f", "1d".
-        if pos < slen && matches!(s[pos], b'd' | b'D' | b'f' | b'F') {
-            if pos + 1 == slen
-                || is_white(s[pos + 1])
-                || matches!(s[pos + 1], b';' | b'u' | b'U')
-            {
-                pos += 1;
-            }
+        if pos < slen
+            && matches!(s[pos], b'd' | b'D' | b'f' | b'F')
+            && (pos + 1 == slen || is_white(s[pos + 1]) || matches!(s[pos + 1], b';' | b'u' | b'U'))
+        {
+            pos += 1;
         }
 
         // "1234.e", "10.10E": a word, not a number.
@@ -755,7 +833,11 @@ fn parse_string_core(s: &[u8], pos: usize, cur: &mut Token, delim: u8, offset: u
             cur.str_close = 0;
             return slen;
         };
-        let backslashes = s[start..qp].iter().rev().take_while(|&&b| b == b'\\').count();
+        let backslashes = s[start..qp]
+            .iter()
+            .rev()
+            .take_while(|&&b| b == b'\\')
+            .count();
         if backslashes % 2 == 1 {
             q = memchr::memchr(delim, &s[qp + 1..]).map(|i| qp + 1 + i);
         } else if qp + 1 < slen && s[qp + 1] == s[qp] {
@@ -926,10 +1008,10 @@ impl<'a> Sqli<'a> {
             // Two-token folding.
             let a = self.tokens[left];
             let b = self.tokens[left + 1];
-            if a.ty == TYPE_STRING && b.ty == TYPE_STRING {
-                pos -= 1;
-                continue;
-            } else if a.ty == TYPE_SEMICOLON && b.ty == TYPE_SEMICOLON {
+            if (a.ty == TYPE_STRING && b.ty == TYPE_STRING)
+                || (a.ty == TYPE_SEMICOLON && b.ty == TYPE_SEMICOLON)
+            {
+                // "foo" "bar" is valid SQL; repeated ';' are dropped.
                 pos -= 1;
                 continue;
             } else if (a.ty == TYPE_OPERATOR || a.ty == TYPE_LOGIC_OPERATOR)
@@ -938,11 +1020,9 @@ impl<'a> Sqli<'a> {
                 pos -= 1;
                 left = 0;
                 continue;
-            } else if a.ty == TYPE_LEFTPARENS && b.is_unary_op() {
-                pos -= 1;
-                left = left.saturating_sub(1);
-                continue;
-            } else if merge_words(&mut self.tokens[left], &b) {
+            } else if (a.ty == TYPE_LEFTPARENS && b.is_unary_op())
+                || merge_words(&mut self.tokens[left], &b)
+            {
                 pos -= 1;
                 left = left.saturating_sub(1);
                 continue;
@@ -1010,11 +1090,9 @@ impl<'a> Sqli<'a> {
                 }
                 left = 0;
                 continue;
-            } else if a.ty == TYPE_LEFTPARENS && b.ty == TYPE_LEFTPARENS {
-                pos -= 1;
-                left = 0;
-                continue;
-            } else if a.ty == TYPE_RIGHTPARENS && b.ty == TYPE_RIGHTPARENS {
+            } else if (a.ty == TYPE_LEFTPARENS && b.ty == TYPE_LEFTPARENS)
+                || (a.ty == TYPE_RIGHTPARENS && b.ty == TYPE_RIGHTPARENS)
+            {
                 pos -= 1;
                 left = 0;
                 continue;
@@ -1055,64 +1133,41 @@ impl<'a> Sqli<'a> {
             let a = self.tokens[left].ty;
             let b = self.tokens[left + 1];
             let c = self.tokens[left + 2].ty;
-            if a == TYPE_NUMBER && b.ty == TYPE_OPERATOR && c == TYPE_NUMBER {
+            let drop_two = (a == TYPE_NUMBER && b.ty == TYPE_OPERATOR && c == TYPE_NUMBER)
+                || (a == TYPE_OPERATOR && b.ty != TYPE_LEFTPARENS && c == TYPE_OPERATOR)
+                || (a == TYPE_LOGIC_OPERATOR && c == TYPE_LOGIC_OPERATOR)
+                || (a == TYPE_VARIABLE
+                    && b.ty == TYPE_OPERATOR
+                    && matches!(c, TYPE_VARIABLE | TYPE_NUMBER | TYPE_BAREWORD))
+                || (matches!(a, TYPE_BAREWORD | TYPE_NUMBER)
+                    && b.ty == TYPE_OPERATOR
+                    && matches!(c, TYPE_NUMBER | TYPE_BAREWORD))
+                || (matches!(a, TYPE_BAREWORD | TYPE_NUMBER | TYPE_VARIABLE | TYPE_STRING)
+                    && b.ty == TYPE_OPERATOR
+                    && b.cstr() == b"::"
+                    && c == TYPE_SQLTYPE)
+                || (matches!(a, TYPE_BAREWORD | TYPE_NUMBER | TYPE_STRING | TYPE_VARIABLE)
+                    && b.ty == TYPE_COMMA
+                    && matches!(c, TYPE_NUMBER | TYPE_BAREWORD | TYPE_STRING | TYPE_VARIABLE));
+            // Drop the unary operator of "SELECT + (", "LIMIT + (", "SELECT - 1".
+            let drop_unary = b.is_unary_op()
+                && ((matches!(a, TYPE_EXPRESSION | TYPE_GROUP | TYPE_COMMA)
+                    && c == TYPE_LEFTPARENS)
+                    || (matches!(a, TYPE_KEYWORD | TYPE_EXPRESSION | TYPE_GROUP)
+                        && matches!(
+                            c,
+                            TYPE_NUMBER
+                                | TYPE_BAREWORD
+                                | TYPE_VARIABLE
+                                | TYPE_STRING
+                                | TYPE_FUNCTION
+                        )));
+            if drop_two {
+                // "1+1", "a,b", "x::int" ... fold to their first token.
                 pos -= 2;
                 left = 0;
                 continue;
-            } else if a == TYPE_OPERATOR && b.ty != TYPE_LEFTPARENS && c == TYPE_OPERATOR {
-                left = 0;
-                pos -= 2;
-                continue;
-            } else if a == TYPE_LOGIC_OPERATOR && c == TYPE_LOGIC_OPERATOR {
-                pos -= 2;
-                left = 0;
-                continue;
-            } else if a == TYPE_VARIABLE
-                && b.ty == TYPE_OPERATOR
-                && matches!(c, TYPE_VARIABLE | TYPE_NUMBER | TYPE_BAREWORD)
-            {
-                pos -= 2;
-                left = 0;
-                continue;
-            } else if matches!(a, TYPE_BAREWORD | TYPE_NUMBER)
-                && b.ty == TYPE_OPERATOR
-                && matches!(c, TYPE_NUMBER | TYPE_BAREWORD)
-            {
-                pos -= 2;
-                left = 0;
-                continue;
-            } else if matches!(a, TYPE_BAREWORD | TYPE_NUMBER | TYPE_VARIABLE | TYPE_STRING)
-                && b.ty == TYPE_OPERATOR
-                && b.cstr() == b"::"
-                && c == TYPE_SQLTYPE
-            {
-                pos -= 2;
-                left = 0;
-                continue;
-            } else if matches!(a, TYPE_BAREWORD | TYPE_NUMBER | TYPE_STRING | TYPE_VARIABLE)
-                && b.ty == TYPE_COMMA
-                && matches!(c, TYPE_NUMBER | TYPE_BAREWORD | TYPE_STRING | TYPE_VARIABLE)
-            {
-                pos -= 2;
-                left = 0;
-                continue;
-            } else if matches!(a, TYPE_EXPRESSION | TYPE_GROUP | TYPE_COMMA)
-                && b.is_unary_op()
-                && c == TYPE_LEFTPARENS
-            {
-                // "SELECT + (", "LIMIT + (": drop the unary operator.
-                self.tokens[left + 1] = self.tokens[left + 2];
-                pos -= 1;
-                left = 0;
-                continue;
-            } else if matches!(a, TYPE_KEYWORD | TYPE_EXPRESSION | TYPE_GROUP)
-                && b.is_unary_op()
-                && matches!(
-                    c,
-                    TYPE_NUMBER | TYPE_BAREWORD | TYPE_VARIABLE | TYPE_STRING | TYPE_FUNCTION
-                )
-            {
-                // "SELECT - 1": drop the unary operator.
+            } else if drop_unary {
                 self.tokens[left + 1] = self.tokens[left + 2];
                 pos -= 1;
                 left = 0;
@@ -1186,7 +1241,11 @@ impl<'a> Sqli<'a> {
         for (f, t) in self.fingerprint.iter_mut().zip(&self.tokens[..tlen]) {
             *f = t.ty;
         }
-        self.fp_len = self.fingerprint.iter().position(|&b| b == 0).unwrap_or(tlen);
+        self.fp_len = self
+            .fingerprint
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(tlen);
 
         // Unparsable input.
         if self.fingerprint[..self.fp_len].contains(&TYPE_EVIL) {
@@ -1276,8 +1335,7 @@ impl<'a> Sqli<'a> {
                     if stats_tokens == 3 {
                         return false;
                     }
-                } else if t1.ty == TYPE_KEYWORD
-                    && (t1.len < 5 || !eq_upper(&t1.val[..4], b"INTO"))
+                } else if t1.ty == TYPE_KEYWORD && (t1.len < 5 || !eq_upper(&t1.val[..4], b"INTO"))
                 {
                     // Only "INTO OUTFILE" / "INTO DUMPFILE" keywords count.
                     return false;

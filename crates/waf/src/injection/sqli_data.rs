@@ -1,7 +1,7 @@
 //! Keyword and fingerprint tables of the SQLi detector.
 //!
 //! Generated from libinjection's `libinjection_sqli_data.h` (the `sql_keywords`
-//! table); keep both tables sorted by bytes, the lookups binary-search them.
+//! table), both sorted by bytes.
 //!
 //! Copyright (c) 2012-2016, Nick Galbreath; Copyright 2021 LibInjection.
 //! All rights reserved. Used under the BSD-3-Clause license:

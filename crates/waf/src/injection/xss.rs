@@ -94,25 +94,25 @@ enum Attr {
 }
 
 static BLACK_ATTRS: &[(&[u8], Attr)] = &[
-    (b"ACTION", Attr::Url),          // form
+    (b"ACTION", Attr::Url),             // form
     (b"ATTRIBUTENAME", Attr::Indirect), // SVG
-    (b"BY", Attr::Url),              // SVG
-    (b"BACKGROUND", Attr::Url),      // IE6, O11
-    (b"DATAFORMATAS", Attr::Black),  // IE
-    (b"DATASRC", Attr::Black),       // IE
-    (b"DYNSRC", Attr::Url),          // obsolete img attribute
-    (b"FILTER", Attr::Style),        // Opera, SVG inline style
-    (b"FORMACTION", Attr::Url),      // HTML 5
-    (b"FOLDER", Attr::Url),          // A tags, IE only
-    (b"FROM", Attr::Url),            // SVG
-    (b"HANDLER", Attr::Url),         // SVG Tiny, Opera
+    (b"BY", Attr::Url),                 // SVG
+    (b"BACKGROUND", Attr::Url),         // IE6, O11
+    (b"DATAFORMATAS", Attr::Black),     // IE
+    (b"DATASRC", Attr::Black),          // IE
+    (b"DYNSRC", Attr::Url),             // obsolete img attribute
+    (b"FILTER", Attr::Style),           // Opera, SVG inline style
+    (b"FORMACTION", Attr::Url),         // HTML 5
+    (b"FOLDER", Attr::Url),             // A tags, IE only
+    (b"FROM", Attr::Url),               // SVG
+    (b"HANDLER", Attr::Url),            // SVG Tiny, Opera
     (b"HREF", Attr::Url),
-    (b"LOWSRC", Attr::Url),          // obsolete img attribute
-    (b"POSTER", Attr::Url),          // Opera 10, 11
+    (b"LOWSRC", Attr::Url), // obsolete img attribute
+    (b"POSTER", Attr::Url), // Opera 10, 11
     (b"SRC", Attr::Url),
     (b"STYLE", Attr::Style),
-    (b"TO", Attr::Url),              // SVG
-    (b"VALUES", Attr::Url),          // SVG
+    (b"TO", Attr::Url),     // SVG
+    (b"VALUES", Attr::Url), // SVG
     (b"XLINK:HREF", Attr::Url),
 ];
 
@@ -142,6 +142,13 @@ static BLACK_TAGS: &[&[u8]] = &[
 /// Does `s` equal the upper-case `name`, ignoring ASCII case and NUL bytes
 /// in `s`? (C: `cstrcasecmp_with_null(name, s, len) == 0`.)
 fn eq_ignoring_nul(name: &[u8], s: &[u8]) -> bool {
+    // Skipping NULs only makes `s` shorter.
+    if s.len() == name.len() {
+        return s.eq_ignore_ascii_case(name);
+    }
+    if s.len() < name.len() || !s.contains(&0) {
+        return false;
+    }
     let mut chars = s.iter().filter(|&&b| b != 0).map(u8::to_ascii_uppercase);
     name.iter().all(|&n| chars.next() == Some(n)) && chars.next().is_none()
 }
@@ -267,10 +274,7 @@ fn htmlencode_starts_with(prefix: &[u8], mut s: &[u8]) -> bool {
 
 fn is_black_url(s: &[u8]) -> bool {
     // Skip whitespace, control and non-ASCII bytes.
-    let start = s
-        .iter()
-        .position(|&b| b > 32 && b < 127)
-        .unwrap_or(s.len());
+    let start = s.iter().position(|&b| b > 32 && b < 127).unwrap_or(s.len());
     let s = &s[start..];
     [&b"DATA"[..], b"VIEW-SOURCE", b"JAVA", b"VBSCRIPT"]
         .iter()
@@ -288,11 +292,7 @@ fn is_xss(s: &[u8], start: Start) -> bool {
         }
         match h5.token_type {
             TokenType::Doctype => return true,
-            TokenType::TagNameOpen => {
-                if is_black_tag(tok) {
-                    return true;
-                }
-            }
+            TokenType::TagNameOpen if is_black_tag(tok) => return true,
             TokenType::AttrName => attr = is_black_attr(tok),
             TokenType::AttrValue => {
                 match attr {
@@ -325,7 +325,8 @@ fn is_xss(s: &[u8], start: Start) -> bool {
                 }
                 // IE <?import pseudo-tag, XML entity definitions.
                 if tok.len() > 5
-                    && (eq_ignoring_nul(b"IMPORT", &tok[..6]) || eq_ignoring_nul(b"ENTITY", &tok[..6]))
+                    && (eq_ignoring_nul(b"IMPORT", &tok[..6])
+                        || eq_ignoring_nul(b"ENTITY", &tok[..6]))
                 {
                     return true;
                 }
