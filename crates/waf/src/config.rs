@@ -102,6 +102,12 @@ pub struct Waf {
     inbound_threshold: i64,
 }
 
+/// Refuse request bodies the processors could not parse, like rules
+/// 200002/200003 of ModSecurity's recommended configuration.
+const BODY_ERROR_RULES: &str = r#"SecRule REQBODY_ERROR "!@eq 0" "id:200002,phase:2,t:none,log,deny,status:400,msg:'Failed to parse request body.',logdata:'%{reqbody_error_msg}',severity:2"
+SecRule MULTIPART_STRICT_ERROR "!@eq 0" "id:200003,phase:2,t:none,log,deny,status:400,msg:'Multipart request body failed strict validation',logdata:'%{reqbody_error_msg}'"
+"#;
+
 /// Ids for rules generated from the policy, far from CRS' 900000-999999.
 const GENERATED_ID_BASE: u32 = 9_100_000;
 
@@ -195,6 +201,9 @@ impl WafConfig {
                 GENERATED_ID_BASE
             );
         }
+        // As ModSecurity's recommended configuration: a body that cannot be
+        // parsed cannot be inspected, so it is refused (400).
+        s.push_str(BODY_ERROR_RULES);
         s
     }
 

@@ -175,9 +175,12 @@ pub fn parse_raw(raw: &[u8]) -> Option<HttpRequest> {
             None => (raw, &b""[..]),
         },
     };
+    // Like Apache httpd (which the CRS suite's expectations follow): a
+    // bare CR also ends a header line.
     let mut lines = head
         .split(|&b| b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .flat_map(|l| l.split(|&b| b == b'\r'));
     let line = lines.next()?;
     let parts: Vec<&[u8]> = line
         .split(|&b| b == b' ')
@@ -213,19 +216,38 @@ pub fn parse_raw(raw: &[u8]) -> Option<HttpRequest> {
             None => headers.push((l.trim_ascii().to_vec(), Vec::new())),
         }
     }
+    // httpd joins repeated headers into one value.
+    let mut merged: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    for (k, v) in headers {
+        match merged
+            .iter_mut()
+            .find(|(mk, _)| mk.eq_ignore_ascii_case(&k))
+        {
+            Some((_, mv)) => {
+                mv.extend_from_slice(b", ");
+                mv.extend_from_slice(&v);
+            }
+            None => merged.push((k, v)),
+        }
+    }
+    let mut headers = merged;
     let chunked = headers.iter().any(|(k, v)| {
         k.eq_ignore_ascii_case(b"transfer-encoding") && v.eq_ignore_ascii_case(b"chunked")
     });
     let body = if chunked {
+        // Transfer-Encoding wins over Content-Length, which the server drops.
+        headers.retain(|(k, _)| !k.eq_ignore_ascii_case(b"content-length"));
         dechunk(body).unwrap_or_else(|| body.to_vec())
     } else {
         let len = headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(b"content-length"))
             .and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse::<usize>().ok());
+        // Without a length HTTP/1.1 has no body.
         match len {
             Some(n) if n < body.len() => body[..n].to_vec(),
-            _ => body.to_vec(),
+            Some(_) => body.to_vec(),
+            None => Vec::new(),
         }
     };
     Some(HttpRequest {
@@ -264,6 +286,19 @@ fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
+/// Escapes control characters the way ModSecurity's log does (`\x0a`).
+fn log_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if (c as u32) < 0x20 || c as u32 == 0x7f {
+            out.push_str(&format!("\\x{:02x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Runs every case.
 pub fn run(waf: &Waf, cases: &[Case]) -> Report {
     let mut report = Report::default();
@@ -291,7 +326,9 @@ pub fn run(waf: &Waf, cases: &[Case]) -> Report {
             .map(|m| {
                 format!(
                     "[id \"{}\"] [msg \"{}\"] [data \"{}\"]\n",
-                    m.id, m.msg, m.logdata
+                    m.id,
+                    log_escape(&m.msg),
+                    log_escape(&m.logdata)
                 )
             })
             .collect();

@@ -292,6 +292,45 @@ impl Resolve for Ctx<'_> {
             }
             "REQUEST_FILENAME" => out.extend_from_slice(&self.data.path_decoded),
             "REQUEST_METHOD" => out.extend_from_slice(&self.data.req.method),
+            "ARGS"
+            | "ARGS_GET"
+            | "ARGS_POST"
+            | "REQUEST_COOKIES"
+            | "FILES"
+            | "MULTIPART_PART_HEADERS"
+            | "REQUEST_URI"
+            | "REQUEST_URI_RAW"
+            | "REQUEST_LINE"
+            | "REQUEST_BASENAME"
+            | "QUERY_STRING"
+            | "REQUEST_PROTOCOL"
+            | "REQBODY_PROCESSOR"
+            | "SERVER_NAME"
+            | "REMOTE_PORT" => {
+                let Some(v) = Var::from_name(var) else {
+                    return;
+                };
+                let target = Target {
+                    var: v,
+                    selector: match key {
+                        Some(k) => Selector::Key(k.to_string()),
+                        None => Selector::All,
+                    },
+                    count: false,
+                };
+                let mut items = Vec::new();
+                collect(
+                    self.data,
+                    s,
+                    &target,
+                    &TargetList::default(),
+                    None,
+                    &mut items,
+                );
+                if let Some(first) = items.first() {
+                    out.extend_from_slice(&first.value);
+                }
+            }
             "IP" | "GLOBAL" | "SESSION" | "USER" | "RESOURCE" => {
                 let coll = var.to_ascii_lowercase();
                 if let Some(v) = key.and_then(|k| s.colls.get(&coll).and_then(|c| c.get(k))) {
@@ -887,9 +926,14 @@ fn collect<'d>(
         Var::RequestMethod => scalar(Cow::Borrowed(&data.req.method), out),
         Var::RequestProtocol => scalar(Cow::Borrowed(&data.req.protocol), out),
         Var::RequestBody => {
-            // As in ModSecurity: only the URLENCODED processor (or
-            // ctl:forceRequestBodyVariable) exposes the raw body here.
-            if data.processor == Some(Processor::UrlEncoded) || state.force_body_var {
+            // The URLENCODED and JSON processors (as in Coraza, which the CRS
+            // suite runs against) or ctl:forceRequestBodyVariable expose the
+            // raw body here; XML and MULTIPART do not.
+            let exposed = matches!(
+                data.processor,
+                Some(Processor::UrlEncoded | Processor::Json)
+            );
+            if exposed || state.force_body_var {
                 scalar(Cow::Borrowed(&data.req.body), out)
             }
         }
