@@ -18,7 +18,6 @@ pub mod transaction;
 pub mod variables;
 
 pub mod body;
-#[path = "stubs/injection.rs"]
 pub mod injection;
 pub mod transform;
 

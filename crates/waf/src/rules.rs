@@ -114,7 +114,7 @@ pub struct Rule {
     pub chained: Option<Box<Rule>>,
     /// True for SecAction (no targets, always matches).
     pub unconditional: bool,
-    /// Index of this rule's pattern in [`RuleSet::attack_set`].
+    /// Index of this rule's pattern in its group's set.
     pub rx_index: Option<u32>,
     /// Rules with the same static targets and transformations share a
     /// group: one union of pattern matches per request tells which of them
@@ -202,11 +202,10 @@ pub struct RuleSet {
     pub settings: EngineSettings,
     /// What `block` means in each phase.
     pub block_action: [Disruptive; 6],
-    /// Every grouped rule's pattern as one set: a value on which the set
-    /// finds nothing (`is_match`, which stops early) cannot match any of them.
-    pub attack_set: Option<regex::bytes::RegexSet>,
-    /// Number of rule groups (see [`Rule::group`]).
-    pub groups: usize,
+    /// Per rule group (see [`Rule::group`]), its rules' patterns as one set:
+    /// a value on which the set finds nothing (`is_match`, which stops at
+    /// the first hit) cannot match any rule of the group.
+    pub group_sets: Vec<Option<regex::bytes::RegexSet>>,
 }
 
 impl RuleSet {
@@ -752,8 +751,8 @@ impl Compiler {
         // (targets, transformations). Patterns that match ordinary benign
         // values (an empty string, a word, a browser header...) stay out of
         // the "attack" set.
-        let mut patterns: Vec<String> = Vec::new();
         let mut groups: HashMap<String, u32> = HashMap::new();
+        let mut group_patterns: Vec<Vec<String>> = Vec::new();
         for head in rules.iter_mut() {
             let mut link = Some(head);
             while let Some(r) = link {
@@ -769,29 +768,38 @@ impl Compiler {
                         // out of the key lets more rules share a group.
                         let key = format!("{:?}|{:?}", r.targets.targets, r.chain_id);
                         let n = groups.len() as u32;
-                        r.group = Some(*groups.entry(key).or_insert(n));
-                        r.rx_index = Some(patterns.len() as u32);
-                        patterns.push(re.as_str().to_string());
+                        let g = *groups.entry(key).or_insert(n);
+                        if g as usize == group_patterns.len() {
+                            group_patterns.push(Vec::new());
+                        }
+                        r.group = Some(g);
+                        r.rx_index = Some(group_patterns[g as usize].len() as u32);
+                        group_patterns[g as usize].push(re.as_str().to_string());
                     }
                 }
                 link = r.chained.as_deref_mut();
             }
         }
-        let attack_set = regex::bytes::RegexSetBuilder::new(&patterns)
-            .unicode(false)
-            .size_limit(256 << 20)
-            .dfa_size_limit(16 << 20)
-            .build()
-            .ok();
-        if attack_set.is_none() {
-            // Without the set every rule runs its own regex on every value.
-            for head in rules.iter_mut() {
-                let mut link = Some(head);
-                while let Some(r) = link {
+        let group_sets: Vec<Option<regex::bytes::RegexSet>> = group_patterns
+            .iter()
+            .map(|p| {
+                regex::bytes::RegexSetBuilder::new(p)
+                    .unicode(false)
+                    .size_limit(64 << 20)
+                    .dfa_size_limit(2 << 20)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        // A group whose set did not build: its rules run their own regexes.
+        for head in rules.iter_mut() {
+            let mut link = Some(head);
+            while let Some(r) = link {
+                if r.group.is_some_and(|g| group_sets[g as usize].is_none()) {
                     r.group = None;
                     r.rx_index = None;
-                    link = r.chained.as_deref_mut();
                 }
+                link = r.chained.as_deref_mut();
             }
         }
         RuleSet {
@@ -801,8 +809,7 @@ impl Compiler {
             chains: self.chains,
             settings: self.settings,
             block_action,
-            attack_set,
-            groups: groups.len(),
+            group_sets,
         }
     }
 }

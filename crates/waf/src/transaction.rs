@@ -347,7 +347,7 @@ impl<'r> Transaction<'r> {
         let state = State {
             mode: rules.settings.mode,
             body_access: rules.settings.request_body_access,
-            group_bits: vec![RX_NONE; rules.groups],
+            group_bits: vec![RX_NONE; rules.group_sets.len()],
             ..State::default()
         };
         Transaction {
@@ -675,7 +675,7 @@ fn group_dirty(rs: &RuleSet, data: &RequestData, state: &mut State, rule: &Rule,
         Some(1) => return true,
         _ => {}
     }
-    let Some(set) = &rs.attack_set else {
+    let Some(Some(set)) = rs.group_sets.get(g as usize) else {
         return true;
     };
     let mut items: Vec<Item<'_>> = Vec::new();
