@@ -9,7 +9,14 @@ fn main() {
         std::process::exit(2);
     }
     let pl: u8 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(4);
-    let cfg = palisade_waf::conformance::regression_config(&PathBuf::from(&args[1]), pl);
+    let mut cfg = palisade_waf::conformance::regression_config(&PathBuf::from(&args[1]), pl);
+    for (i, a) in args.iter().enumerate() {
+        if a == "--tx" {
+            if let Some((k, v)) = args.get(i + 1).and_then(|kv| kv.split_once('=')) {
+                cfg.tx.push((k.to_string(), v.to_string()));
+            }
+        }
+    }
     let t = std::time::Instant::now();
     let waf = match palisade_waf::Waf::build(&cfg) {
         Ok(w) => w,

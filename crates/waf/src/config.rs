@@ -59,6 +59,9 @@ pub struct WafConfig {
     pub extra_rules: Vec<PathBuf>,
     /// Largest request body inspected.
     pub max_body_bytes: usize,
+    /// Leave out (and list) rules the engine cannot run instead of failing,
+    /// e.g. PCRE-only regexes of CRS 3.x. Off by default.
+    pub skip_unsupported_rules: bool,
 }
 
 impl Default for WafConfig {
@@ -75,6 +78,7 @@ impl Default for WafConfig {
             exclusions: Vec::new(),
             extra_rules: Vec::new(),
             max_body_bytes: 13 * 1024 * 1024,
+            skip_unsupported_rules: false,
         }
     }
 }
@@ -343,7 +347,7 @@ impl WafConfig {
 impl Waf {
     /// Loads and compiles CRS with these settings. Every problem is reported.
     pub fn build(config: &WafConfig) -> Result<Waf, WafError> {
-        let rules = rules::compile(&config.directives()?)?;
+        let rules = rules::compile_with(&config.directives()?, config.skip_unsupported_rules)?;
         Ok(Waf {
             rules: Arc::new(rules),
             mode: config.mode,
@@ -353,6 +357,12 @@ impl Waf {
 
     pub fn rules(&self) -> &RuleSet {
         &self.rules
+    }
+
+    /// Rules left out because the engine cannot run them (only with
+    /// `skip_unsupported_rules`), one line each with file, line and reason.
+    pub fn skipped_rules(&self) -> &[String] {
+        &self.rules.skipped
     }
 
     pub fn mode(&self) -> WafMode {

@@ -82,15 +82,58 @@ pub fn rewrite_pcre(pattern: &str) -> String {
                     }
                 }
             }
+            // `\x{...}`, `\p{...}`: copy the braces with the escape.
+            if b[i + 1].is_ascii_alphabetic() && b.get(i + 2) == Some(&b'{') {
+                if let Some(end) = pattern[i + 3..].find('}') {
+                    out.push_str(&pattern[i..i + 3 + end + 1]);
+                    i += 3 + end + 1;
+                    continue;
+                }
+            }
             out.push_str(&pattern[i..i + 2]);
             i += 2;
             continue;
         }
+        if b[i] == b'{' && !is_quantifier(&b[i + 1..]) {
+            // PCRE reads a `{` that does not start `{n}`, `{n,}` or `{n,m}`
+            // as a literal.
+            out.push_str("\\{");
+            i += 1;
+            continue;
+        }
         let ch = pattern[i..].chars().next().unwrap_or('\u{fffd}');
-        out.push(ch);
+        if ch.is_ascii() {
+            out.push(ch);
+        } else {
+            // PCRE without UTF reads a non-ASCII literal as its bytes (also
+            // inside a class, where each byte becomes a member).
+            let mut buf = [0u8; 4];
+            for b in ch.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("\\x{b:02x}"));
+            }
+        }
         i += ch.len_utf8();
     }
     out
+}
+
+/// Whether `rest` (after a `{`) is a counted repetition: `n}`, `n,}`, `n,m}`.
+fn is_quantifier(rest: &[u8]) -> bool {
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 {
+        return false;
+    }
+    match rest.get(digits) {
+        Some(b'}') => true,
+        Some(b',') => {
+            let more = rest[digits + 1..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .count();
+            rest.get(digits + 1 + more) == Some(&b'}')
+        }
+        _ => false,
+    }
 }
 
 impl Operator {
@@ -414,6 +457,13 @@ mod tests {
     #[test]
     fn rewrites_pcre_hex_bytes() {
         assert_eq!(rewrite_pcre(r"\x{0b}\x{a}\x{1F600}"), r"\x0b\x0a\x{1F600}");
+        assert_eq!(rewrite_pcre("[´]"), r"[\xc2\xb4]");
+        assert_eq!(
+            rewrite_pcre(r"a{2}b{1,}c{1,3}{{x}}"),
+            r"a{2}b{1,}c{1,3}\{\{x}}"
+        );
+        let re = compile_regex("[a´]").unwrap();
+        assert!(re.is_match(b"\xb4"));
         let re = compile_regex(r"[\x{80}-\x{ff}]").unwrap();
         assert!(re.is_match(b"\xc3"));
     }

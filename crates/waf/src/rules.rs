@@ -206,6 +206,8 @@ pub struct RuleSet {
     /// a value on which the set finds nothing (`is_match`, which stops at
     /// the first hit) cannot match any rule of the group.
     pub group_sets: Vec<Option<regex::bytes::RegexSet>>,
+    /// Rules left out by [`compile_with`] (`skip_unsupported`), with why.
+    pub skipped: Vec<String>,
 }
 
 impl RuleSet {
@@ -297,9 +299,46 @@ const IGNORED_DIRECTIVES: &[&str] = &[
 
 /// Turns directives into a rule set, collecting every error.
 pub fn compile(directives: &[Directive]) -> Result<RuleSet, WafError> {
+    compile_with(directives, false)
+}
+
+/// Like [`compile`]; with `skip_unsupported`, a rule the engine cannot run
+/// (a PCRE-only regex such as a look-around, an unsupported operator) is
+/// left out together with its chain instead of failing the load. Every
+/// skipped rule is listed in [`RuleSet::skipped`]: nothing is dropped
+/// silently. Syntax errors and other problems still fail.
+pub fn compile_with(directives: &[Directive], skip_unsupported: bool) -> Result<RuleSet, WafError> {
     let mut c = Compiler::default();
+    let mut skipping_chain = false;
     for d in directives {
+        let is_rule =
+            d.name.eq_ignore_ascii_case("SecRule") || d.name.eq_ignore_ascii_case("SecAction");
+        let has_chain = || {
+            d.args
+                .last()
+                .and_then(|a| split_actions(a).ok())
+                .is_some_and(|acts| acts.iter().any(|(n, _)| n.eq_ignore_ascii_case("chain")))
+        };
+        if skip_unsupported && skipping_chain && is_rule {
+            // A link of a chain whose head (or an earlier link) was skipped.
+            skipping_chain = has_chain();
+            continue;
+        }
         if let Err(message) = c.directive(d) {
+            let unsupported = message.contains("does not compile")
+                || message.contains("unsupported operator")
+                || message.contains("unsupported action");
+            if skip_unsupported && is_rule && unsupported {
+                c.skipped
+                    .push(format!("{}: {} {}", d.location, d.name, message));
+                // Drop the chain this rule belongs to.
+                if let Some((head, _)) = c.pending_chain.take() {
+                    c.order
+                        .retain(|it| !matches!(it, Item::Rule(i) if *i == head));
+                }
+                skipping_chain = has_chain();
+                continue;
+            }
             c.errors
                 .push(format!("{}: {} {}", d.location, d.name, message));
         }
@@ -311,7 +350,10 @@ pub fn compile(directives: &[Directive]) -> Result<RuleSet, WafError> {
     if !c.errors.is_empty() {
         return Err(WafError::Invalid(c.errors));
     }
-    Ok(c.finish())
+    let skipped = std::mem::take(&mut c.skipped);
+    let mut rs = c.finish();
+    rs.skipped = skipped;
+    Ok(rs)
 }
 
 struct Compiler {
@@ -323,6 +365,7 @@ struct Compiler {
     defaults: [Option<Defaults>; 6],
     pending_chain: Option<(usize, Vec<usize>)>,
     errors: Vec<String>,
+    skipped: Vec<String>,
     ids: HashMap<u32, Location>,
 }
 
@@ -341,6 +384,7 @@ impl Default for Compiler {
             defaults: Default::default(),
             pending_chain: None,
             errors: Vec::new(),
+            skipped: Vec::new(),
             ids: HashMap::new(),
         }
     }
@@ -810,6 +854,7 @@ impl Compiler {
             settings: self.settings,
             block_action,
             group_sets,
+            skipped: Vec::new(),
         }
     }
 }
