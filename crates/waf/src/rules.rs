@@ -135,6 +135,8 @@ pub enum Step {
 pub struct TransformChains {
     /// (parent, transformation) for each node.
     pub nodes: Vec<(Option<u32>, Transform)>,
+    /// Per node: union of the trigger masks from the root to it.
+    pub masks: Vec<u32>,
     index: HashMap<(Option<u32>, Transform), u32>,
 }
 
@@ -148,6 +150,8 @@ impl TransformChains {
                 None => {
                     let id = self.nodes.len() as u32;
                     self.nodes.push(key);
+                    let parent = cur.map(|p: u32| self.masks[p as usize]).unwrap_or(0);
+                    self.masks.push(parent | t.trigger_mask());
                     self.index.insert(key, id);
                     id
                 }

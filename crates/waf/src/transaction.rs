@@ -784,6 +784,11 @@ fn transformed(
     cacheable: bool,
 ) -> Option<Rc<[u8]>> {
     let node = node?;
+    // No byte this chain reacts to: every step leaves the value alone.
+    let mask = chains.masks.get(node as usize).copied().unwrap_or(u32::MAX);
+    if mask != u32::MAX && crate::transform::byte_flags(value) & mask == 0 {
+        return None;
+    }
     let key = (value.as_ptr() as usize, value.len(), node);
     if cacheable {
         if let Some(hit) = cache.get(&key) {

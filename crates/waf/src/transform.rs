@@ -54,6 +54,89 @@ pub enum Transform {
     ParityZero7bit,
 }
 
+/// Classes of bytes that make a transformation do something. A value
+/// whose [`byte_flags`] share no bit with a chain's triggers is left
+/// unchanged by the whole chain (each step sees the same value), so the
+/// engine skips the chain without running or caching it.
+pub mod flags {
+    pub const UPPER: u32 = 1;
+    pub const LOWER: u32 = 1 << 1;
+    pub const PERCENT_PLUS: u32 = 1 << 2;
+    pub const AMP: u32 = 1 << 3;
+    pub const BACKSLASH: u32 = 1 << 4;
+    pub const NUL: u32 = 1 << 5;
+    pub const SPACE: u32 = 1 << 6;
+    pub const NON_ASCII: u32 = 1 << 7;
+    pub const SLASH_DOT: u32 = 1 << 8;
+    pub const COMMENT: u32 = 1 << 9;
+    pub const CMDLINE: u32 = 1 << 10;
+    pub const CONTROL: u32 = 1 << 11;
+    /// Triggered by anything (the transformation may change any value).
+    pub const ALWAYS: u32 = u32::MAX;
+}
+
+const fn class_of(b: u8) -> u32 {
+    use flags::*;
+    match b {
+        b'A'..=b'Z' => UPPER,
+        b'a'..=b'z' => LOWER,
+        b'%' | b'+' => PERCENT_PLUS,
+        b'&' => AMP,
+        b'\\' => BACKSLASH,
+        0 => NUL,
+        b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r' => SPACE,
+        0x80..=0xff => NON_ASCII,
+        b'/' => SLASH_DOT | COMMENT,
+        b'.' => SLASH_DOT,
+        b'-' | b'#' | b'*' => COMMENT,
+        b'"' | b'\'' | b'^' | b',' | b';' | b'(' => CMDLINE,
+        0x01..=0x1f | 0x7f => CONTROL,
+        _ => 0,
+    }
+}
+
+const BYTE_CLASS: [u32; 256] = {
+    let mut t = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = class_of(i as u8);
+        i += 1;
+    }
+    t
+};
+
+/// The union of the byte classes present in `value`.
+pub fn byte_flags(value: &[u8]) -> u32 {
+    value.iter().fold(0, |acc, &b| acc | BYTE_CLASS[b as usize])
+}
+
+impl Transform {
+    /// The byte classes whose presence may make this transformation change
+    /// a value (conservative: `ALWAYS` when unsure).
+    pub fn trigger_mask(self) -> u32 {
+        use flags::*;
+        match self {
+            Transform::None => 0,
+            Transform::Lowercase => UPPER,
+            Transform::Uppercase => LOWER,
+            Transform::UrlDecode | Transform::UrlDecodeUni => PERCENT_PLUS,
+            Transform::HtmlEntityDecode => AMP,
+            Transform::JsDecode | Transform::CssDecode | Transform::EscapeSeqDecode => BACKSLASH,
+            Transform::CmdLine => UPPER | BACKSLASH | CMDLINE | SPACE,
+            Transform::Utf8ToUnicode => NON_ASCII | NUL,
+            Transform::NormalizePath => SLASH_DOT,
+            Transform::NormalizePathWin => SLASH_DOT | BACKSLASH,
+            Transform::RemoveNulls | Transform::ReplaceNulls => NUL,
+            Transform::ReplaceComments => COMMENT,
+            Transform::CompressWhitespace | Transform::RemoveWhitespace => SPACE | NON_ASCII,
+            Transform::Trim | Transform::TrimLeft | Transform::TrimRight => {
+                SPACE | NON_ASCII | CONTROL | NUL
+            }
+            _ => ALWAYS,
+        }
+    }
+}
+
 /// Accepted spellings (matched case-insensitively). The first spelling of
 /// each transformation is its canonical [`Transform::name`].
 const NAMES: &[(&str, Transform)] = &[
@@ -1652,6 +1735,40 @@ fn md5(input: &[u8]) -> [u8; 16] {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn trigger_masks_are_sound() {
+        // A value without any trigger byte must come back unchanged.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for &(_, t) in NAMES {
+            let mask = t.trigger_mask();
+            if mask == flags::ALWAYS {
+                continue;
+            }
+            let allowed: Vec<u8> = (0..=255u8)
+                .filter(|&b| BYTE_CLASS[b as usize] & mask == 0)
+                .collect();
+            for _ in 0..300 {
+                let len = (next() % 24) as usize;
+                let v: Vec<u8> = (0..len)
+                    .map(|_| allowed[(next() % allowed.len() as u64) as usize])
+                    .collect();
+                assert_eq!(
+                    t.apply(&v),
+                    None,
+                    "{} changed {:?}",
+                    t.name(),
+                    String::from_utf8_lossy(&v)
+                );
+            }
+        }
+    }
+
     use super::*;
 
     /// Output of `t` (the input itself when `apply` says "unchanged"), also
