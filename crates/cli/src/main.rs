@@ -7,6 +7,7 @@ mod origin;
 mod policy_cmd;
 mod runtime;
 mod up;
+mod waf_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -63,6 +64,11 @@ enum Command {
         #[command(subcommand)]
         command: client::DecisionsCommand,
     },
+    /// Check a CRS directory and measure the WAF engine against the CRS regression suite (offline).
+    Waf {
+        #[command(subcommand)]
+        command: waf_cmd::WafCommand,
+    },
 }
 
 fn init_logging(format: &str) {
@@ -105,6 +111,7 @@ fn main() {
         Command::Nodes { api } => client::nodes(api),
         Command::Events { api, filter } => client::events(api, filter),
         Command::Decisions { api, command } => client::run(api, command),
+        Command::Waf { command } => waf_cmd::run(command),
     };
     match result {
         Ok(code) => std::process::exit(code),

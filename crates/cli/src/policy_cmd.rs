@@ -47,13 +47,17 @@ fn validate(file: &PathBuf) -> anyhow::Result<i32> {
     match Policy::from_toml(&src, &name) {
         Ok(p) => {
             println!(
-                "{name}: ok ({} rules, {} rate limits{})",
+                "{name}: ok ({} rules, {} rate limits{}{})",
                 p.rules.len(),
                 p.rate_limits.len(),
                 if p.allowlist.is_some() {
                     ", allowlist"
                 } else {
                     ""
+                },
+                match &p.waf {
+                    Some(w) => format!(", waf ({}, {})", w.mode.as_str(), w.crs_dir),
+                    None => String::new(),
                 }
             );
             Ok(0)

@@ -168,6 +168,7 @@ mod tests {
             host: "h".into(),
             path: "/".into(),
             status: Some(403),
+            waf: None,
         }
     }
 

@@ -277,6 +277,7 @@ mod tests {
             host: "h".into(),
             path: "/".into(),
             status: Some(403),
+            waf: None,
         }
     }
 
@@ -318,6 +319,30 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(s.query(&f).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn waf_evidence_round_trips() {
+        let s = EventStore::in_memory().unwrap();
+        let mut e = ev("e1", "w", "949110", 10, "192.0.2.1");
+        e.check = CheckKind::Waf;
+        e.waf = Some(palisade_policy::WafEventDetail {
+            anomaly_score: 10,
+            rules: vec![palisade_policy::WafRuleHit {
+                id: 942100,
+                msg: "SQL Injection Attack Detected via libinjection".into(),
+                data: "Matched Data: s&sos found within ARGS:q: 1' OR '1'='1".into(),
+            }],
+        });
+        s.insert(&e).unwrap();
+        s.insert(&ev("e1", "x", "r1", 20, "192.0.2.1")).unwrap();
+        let f = EventFilter {
+            rule: Some("949110".into()),
+            ..Default::default()
+        };
+        assert_eq!(s.query(&f).unwrap(), vec![e]);
+        let all = s.query(&EventFilter::default()).unwrap();
+        assert_eq!(all[0].waf, None);
     }
 
     #[test]

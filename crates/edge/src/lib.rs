@@ -7,11 +7,12 @@
 //! snapshot in an `ArcSwap`, the decision table, rate-limit counters), the
 //! mapping of verdicts to responses ([`respond`], the only place that writes a
 //! synthetic response), metrics ([`metrics`]), security events ([`events`]),
-//! GeoIP lookups ([`geoip`]) and policy hot reload ([`reload`]).
+//! GeoIP lookups ([`geoip`]), policy hot reload ([`reload`]) and the bridge
+//! to the WAF engine ([`waf`]: settings to engine, request to engine input).
 //!
 //! What it must not do: decide anything itself. Every decision is made by
-//! `palisade_policy::pipeline`; this crate gathers the request facts, calls it,
-//! and carries out the verdict.
+//! `palisade_policy::pipeline` (and, after it, by the `palisade_waf` engine);
+//! this crate gathers the request facts, calls them, and carries out the verdict.
 
 pub mod client_ip;
 pub mod config;
@@ -28,10 +29,11 @@ pub mod spool;
 pub mod state;
 pub mod sync;
 pub mod upstream;
+pub mod waf;
 
 pub use config::{EdgeConfig, Limits, TlsConfig, UpstreamSpec};
 pub use server::EdgeServer;
-pub use state::EdgeState;
+pub use state::{ApplyError, EdgeState};
 
 /// Milliseconds since the Unix epoch, from the wall clock.
 pub fn now_ms() -> u64 {

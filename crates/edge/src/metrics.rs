@@ -36,6 +36,28 @@ pub struct Metrics {
     pub bad_requests: IntCounterVec,
     /// Security events dropped because the event writer fell behind.
     pub events_dropped: IntCounter,
+    /// Requests inspected by the WAF, by result (`pass`, `block`, `detect`).
+    pub waf_requests: IntCounterVec,
+    pub(crate) waf_results: [IntCounter; 3],
+    /// Time spent in the WAF engine per request.
+    pub waf_seconds: Histogram,
+    /// WAF rule matches, by CRS rule id (only ids that matched appear).
+    pub waf_rule_matches: IntCounterVec,
+    /// Requests whose body the WAF did not inspect, by reason.
+    pub waf_body_uninspected: IntCounterVec,
+    /// Rules in the running WAF (0: no WAF).
+    pub waf_rules: IntGauge,
+}
+
+/// The result of a WAF inspection, as counted in `palisade_waf_requests_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WafResult {
+    /// Under the threshold.
+    Pass,
+    /// Blocked.
+    Block,
+    /// Would have been blocked (detect mode).
+    Detect,
 }
 
 impl Default for Metrics {
@@ -71,7 +93,60 @@ impl Metrics {
         );
         let requests_by_class =
             ["1xx", "2xx", "3xx", "4xx", "5xx", "other"].map(|c| requests.with_label_values(&[c]));
+        let waf_requests = reg(
+            &r,
+            IntCounterVec::new(
+                Opts::new(
+                    "palisade_waf_requests_total",
+                    "Requests inspected by the WAF, by result (pass, block, detect)",
+                ),
+                &["result"],
+            )
+            .expect("static metric"),
+        );
+        let waf_results = ["pass", "block", "detect"].map(|c| waf_requests.with_label_values(&[c]));
+        let waf_seconds = reg(
+            &r,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "palisade_waf_seconds",
+                    "Time spent in the WAF engine per request (body reading excluded)",
+                )
+                .buckets(latency_buckets.clone()),
+            )
+            .expect("static metric"),
+        );
         Metrics {
+            waf_requests,
+            waf_results,
+            waf_seconds,
+            waf_rule_matches: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "palisade_waf_rule_matches_total",
+                        "WAF rule matches, by CRS rule id",
+                    ),
+                    &["rule_id"],
+                )
+                .expect("static metric"),
+            ),
+            waf_body_uninspected: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "palisade_waf_body_uninspected_total",
+                        "Requests whose body the WAF did not inspect (too large, unknown length, or disabled), by reason",
+                    ),
+                    &["reason"],
+                )
+                .expect("static metric"),
+            ),
+            waf_rules: reg(
+                &r,
+                IntGauge::new("palisade_waf_rules", "Rules in the running WAF (0: none)")
+                    .expect("static metric"),
+            ),
             requests,
             requests_by_class,
             verdicts: reg(
@@ -197,6 +272,16 @@ impl Metrics {
             _ => 5,
         };
         self.requests_by_class[idx].inc();
+    }
+
+    /// Counts one WAF inspection.
+    pub fn count_waf(&self, result: WafResult) {
+        let idx = match result {
+            WafResult::Pass => 0,
+            WafResult::Block => 1,
+            WafResult::Detect => 2,
+        };
+        self.waf_results[idx].inc();
     }
 
     /// The Prometheus text exposition of every metric.

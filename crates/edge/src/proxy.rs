@@ -2,22 +2,26 @@
 //!
 //! Phases used (see `docs/phase_chart.md`):
 //! - `request_filter`: request id, input limits, client address, GeoIP, the
-//!   pipeline; a block is answered here through [`crate::respond`].
+//!   pipeline, then the WAF (reading a small body first, see [`crate::waf`]);
+//!   a block is answered here through [`crate::respond`].
 //! - `request_body_filter`: enforces the body size limit on streamed bodies.
 //! - `upstream_peer`: round robin over healthy upstreams not yet tried.
 //! - `fail_to_connect` / `error_while_proxy`: passive failure detection and failover.
-//! - `upstream_request_filter` / `response_filter`: `X-Request-Id`, `X-Forwarded-For`.
+//! - `upstream_request_filter` / `response_filter`: `X-Request-Id`, `X-Forwarded-For`
+//!   (and no `Expect` when the body was already read).
 //! - `fail_to_proxy`: 502/503/504 with a clear body.
 //! - `logging`: status and latency metrics.
 
+use crate::metrics::WafResult;
 use crate::respond;
 use crate::state::EdgeState;
 use crate::upstream::{Tried, UpstreamPool};
+use crate::waf::{ActiveWaf, BodyPlan};
 use crate::{now_ms, request_id::RequestId};
 use async_trait::async_trait;
 use bytes::Bytes;
 use palisade_policy::pipeline::{Checks, Match};
-use palisade_policy::{CheckKind, Request, SecurityEvent, Verdict};
+use palisade_policy::{CheckKind, Geo, Request, SecurityEvent, Verdict};
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
@@ -28,6 +32,9 @@ use std::time::Instant;
 
 const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
 pub(crate) const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+
+/// How long the edge waits for a body it reads for the WAF (at most 64 KiB).
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The edge proxy.
 pub struct EdgeProxy {
@@ -51,6 +58,8 @@ pub struct Ctx {
     upstream: Option<usize>,
     upstream_failed: bool,
     body_bytes: u64,
+    /// The whole body was read in `request_filter` (for the WAF); Pingora replays it.
+    body_prefetched: bool,
 }
 
 /// Why a request was rejected before the pipeline ran.
@@ -119,10 +128,146 @@ impl EdgeProxy {
             host: req.host.to_string(),
             path: req.path().to_string(),
             status,
+            waf: None,
         };
         if !st.events.emit(ev) {
             st.metrics.events_dropped.inc();
         }
+    }
+
+    /// Runs the WAF on a request that passed the pipeline: reads a small body
+    /// first (Pingora keeps it and replays it to the upstream), inspects, and
+    /// records metrics, the event and the escalation count.
+    async fn inspect_waf(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        waf: &ActiveWaf,
+        geo: Geo,
+    ) -> Result<Verdict> {
+        let st = &self.state;
+        let peer = session.client_addr().and_then(|a| a.as_inet()).copied();
+        let port = peer
+            .filter(|p| p.ip() == ctx.client_ip)
+            .map_or(0, |p| p.port());
+        let mut input =
+            crate::waf::http_request(session.req_header(), ctx.client_ip, port, ctx.id.as_str());
+        let body_empty = session.as_mut().is_body_empty();
+        match crate::waf::body_plan(
+            session.req_header(),
+            body_empty,
+            waf.settings.max_body_bytes,
+        ) {
+            BodyPlan::None => {}
+            BodyPlan::Uninspected(reason) => st
+                .metrics
+                .waf_body_uninspected
+                .with_label_values(&[reason])
+                .inc(),
+            BodyPlan::Read(len) => {
+                if crate::waf::expects_continue(session.req_header()) {
+                    respond::send_continue(session).await?;
+                }
+                // Keeps what is read so that Pingora sends it to the upstream
+                // (at most 64 KiB, which `body_plan` guarantees).
+                session.as_mut().enable_retry_buffering();
+                let read = async {
+                    let mut body = Vec::with_capacity(len);
+                    while let Some(chunk) = session.read_request_body().await? {
+                        body.extend_from_slice(&chunk);
+                        if body.len() > len {
+                            return Error::e_explain(
+                                ErrorType::HTTPStatus(400),
+                                "request body longer than its Content-Length",
+                            );
+                        }
+                    }
+                    Ok(body)
+                };
+                let body = match tokio::time::timeout(BODY_READ_TIMEOUT, read).await {
+                    Ok(body) => body?,
+                    Err(_) => {
+                        return Error::e_explain(
+                            ErrorType::HTTPStatus(408),
+                            "request body not received in time",
+                        )
+                    }
+                };
+                ctx.body_prefetched = true;
+                input.body = body;
+            }
+        }
+
+        let t0 = Instant::now();
+        let v = waf.waf.inspect(input);
+        st.metrics.waf_seconds.observe(t0.elapsed().as_secs_f64());
+        for m in &v.matched {
+            st.metrics
+                .waf_rule_matches
+                .with_label_values(&[&m.id.to_string()])
+                .inc();
+        }
+        let verdict = if v.blocked {
+            Verdict::Block {
+                status: crate::waf::block_status(&v),
+                retry_after_secs: None,
+            }
+        } else {
+            Verdict::Continue
+        };
+        st.metrics.count_waf(match (v.blocked, v.would_block) {
+            (true, _) => WafResult::Block,
+            (false, true) => WafResult::Detect,
+            (false, false) => WafResult::Pass,
+        });
+        if !(v.blocked || v.would_block) {
+            return Ok(verdict);
+        }
+
+        let now = now_ms();
+        let rule_id = crate::waf::event_rule_id(&v);
+        let simulate = waf.detect_only();
+        st.metrics
+            .verdicts
+            .with_label_values(&[
+                CheckKind::Waf.as_str(),
+                &rule_id,
+                verdict.as_str(),
+                if simulate { "true" } else { "false" },
+            ])
+            .inc();
+        let req = session.req_header();
+        let host = req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri.authority().map(|a| a.as_str()))
+            .unwrap_or("");
+        let ev = SecurityEvent {
+            time_ms: now,
+            node: st.node_id.clone(),
+            request_id: ctx.id.as_str().to_string(),
+            client_ip: ctx.client_ip,
+            check: CheckKind::Waf,
+            rule_id,
+            action: if v.blocked { "block" } else { "log" }.to_string(),
+            simulate,
+            method: req.method.as_str().to_string(),
+            host: host.to_string(),
+            path: req.uri.path().to_string(),
+            status: match verdict {
+                Verdict::Block { status, .. } => Some(status),
+                _ => None,
+            },
+            waf: Some(crate::waf::event_detail(&v)),
+        };
+        if !st.events.emit(ev) {
+            st.metrics.events_dropped.inc();
+        }
+        if v.blocked {
+            st.escalate(&st.policy(), CheckKind::Waf, ctx.client_ip, geo, now);
+        }
+        Ok(verdict)
     }
 }
 
@@ -139,6 +284,7 @@ impl ProxyHttp for EdgeProxy {
             upstream: None,
             upstream_failed: false,
             body_bytes: 0,
+            body_prefetched: false,
         }
     }
 
@@ -197,30 +343,40 @@ impl ProxyHttp for EdgeProxy {
 
         let now = now_ms();
         let t0 = Instant::now();
-        let policy = st.policy();
         let id = ctx.id;
-        let escalating = !policy.escalations.is_empty();
-        let mut blocked_by = None;
-        let verdict = st.with_decisions(|decisions| {
-            Checks {
-                policy: &policy,
-                decisions,
-                limiter: &st.limiter,
-            }
-            .evaluate(&request, now, &mut |m| {
-                if escalating && matches!(m.verdict, Verdict::Block { .. }) {
-                    blocked_by = Some(m.check);
+        let verdict = {
+            let policy = st.policy();
+            let escalating = !policy.escalations.is_empty();
+            let mut blocked_by = None;
+            let verdict = st.with_decisions(|decisions| {
+                Checks {
+                    policy: &policy,
+                    decisions,
+                    limiter: &st.limiter,
                 }
-                self.record_match(m, &request, id, now)
-            })
-        });
-        // Outside the decision table's read lock: an escalation may write to it.
-        if let Some(kind) = blocked_by {
-            st.escalate(&policy, kind, ctx.client_ip, geo, now);
-        }
+                .evaluate(&request, now, &mut |m| {
+                    if escalating && matches!(m.verdict, Verdict::Block { .. }) {
+                        blocked_by = Some(m.check);
+                    }
+                    self.record_match(m, &request, id, now)
+                })
+            });
+            // Outside the decision table's read lock: an escalation may write to it.
+            if let Some(kind) = blocked_by {
+                st.escalate(&policy, kind, ctx.client_ip, geo, now);
+            }
+            verdict
+        };
         st.metrics
             .pipeline_seconds
             .observe(t0.elapsed().as_secs_f64());
+
+        // The WAF runs after the pipeline, on requests it let through without
+        // an explicit allow.
+        let verdict = match (verdict, st.waf()) {
+            (Verdict::Continue, Some(waf)) => self.inspect_waf(session, ctx, &waf, geo).await?,
+            (v, _) => v,
+        };
 
         match verdict {
             Verdict::Block {
@@ -323,6 +479,10 @@ impl ProxyHttp for EdgeProxy {
         ctx: &mut Ctx,
     ) -> Result<()> {
         upstream_request.insert_header(X_REQUEST_ID, ctx.id.as_str())?;
+        if ctx.body_prefetched {
+            // The client already sent its body (after our 100 Continue, if it asked).
+            upstream_request.remove_header(&http::header::EXPECT);
+        }
         // Append the address we saw to X-Forwarded-For.
         let mut buf = [0u8; 64];
         let ip = format_ip(&mut buf, ctx.client_ip);
@@ -370,7 +530,11 @@ impl ProxyHttp for EdgeProxy {
         if code >= 500 {
             tracing::warn!(request_id = ctx.id.as_str(), status = code, error = %e, "proxy failure");
         }
-        if code > 0 && session.response_written().is_none() {
+        // Nothing but an interim 100 Continue written yet: the error can still be answered.
+        let answered = session
+            .response_written()
+            .is_some_and(|r| !r.status.is_informational());
+        if code > 0 && !answered {
             if let Err(err) = respond::send(session, code, None, ctx.id.as_str(), true).await {
                 tracing::debug!(error = %err, "could not send error response");
             }

@@ -1,8 +1,11 @@
 //! Policy hot reload: on a change of the policy file (watched through its
 //! directory, so editors that write a new file and rename it are seen) and on
-//! SIGHUP. A new file is compiled first; only a policy that compiled replaces
-//! the running one, in one atomic swap. An invalid file keeps the running
-//! policy, logs every error, and counts `palisade_policy_reloads_total{result="invalid"}`.
+//! SIGHUP. A new file is compiled first (and its WAF built, when its `[waf]`
+//! section changed); only a policy that compiled replaces the running one, in
+//! one atomic swap. An invalid file, or one whose WAF rules do not load, keeps
+//! the running policy and WAF, logs every error, and counts
+//! `palisade_policy_reloads_total{result="invalid"}`. A reload with an
+//! unchanged `[waf]` section keeps the running WAF (CRS is not read again).
 
 use crate::state::EdgeState;
 use notify::{RecursiveMode, Watcher};
@@ -25,7 +28,7 @@ pub enum ReloadOutcome {
     Applied { digest: String, rules: usize },
     /// The file did not change.
     Unchanged,
-    /// The file is invalid or unreadable; the running policy stays.
+    /// The file is invalid or unreadable, or its WAF does not build; the running policy stays.
     Rejected(String),
 }
 
@@ -38,8 +41,10 @@ pub fn reload(state: &EdgeState, path: &Path, trigger: &str) -> ReloadOutcome {
                 digest: p.digest.clone(),
                 rules: p.rules.len(),
             };
-            state.set_policy(p);
-            out
+            match state.set_policy(p) {
+                Ok(()) => out,
+                Err(e) => ReloadOutcome::Rejected(format!("{}: {e}", path.display())),
+            }
         }
         Err(e) => ReloadOutcome::Rejected(e),
     };

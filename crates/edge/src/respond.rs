@@ -1,6 +1,7 @@
 //! The one place that turns a verdict or an error into a synthetic response.
 //! Every answer the edge writes itself carries `X-Request-Id`, `Cache-Control:
-//! no-store` and a short plain-text body saying what happened.
+//! no-store` and a short plain-text body saying what happened. (The only
+//! other thing the edge writes itself is an interim `100 Continue`, also here.)
 
 use bytes::Bytes;
 use pingora_http::ResponseHeader;
@@ -11,6 +12,7 @@ pub fn body_for(status: u16) -> &'static str {
     match status {
         400 => "400 Bad Request: the request is malformed.\n",
         403 => "403 Forbidden: this request was blocked by Palisade.\n",
+        408 => "408 Request Timeout: the request body did not arrive in time.\n",
         413 => "413 Content Too Large: the request body exceeds the limit.\n",
         414 => "414 URI Too Long: the request target exceeds the limit.\n",
         429 => "429 Too Many Requests: rate limit exceeded, retry later.\n",
@@ -49,4 +51,11 @@ pub async fn send(
         .write_response_body(Some(Bytes::from_static(body.as_bytes())), true)
         .await?;
     Ok(())
+}
+
+/// Tells an HTTP/1.1 client that sent `Expect: 100-continue` to send its body
+/// (the edge reads it for the WAF before choosing an upstream).
+pub async fn send_continue(session: &mut Session) -> pingora_core::Result<()> {
+    let resp = ResponseHeader::build(100, Some(0))?;
+    session.write_response_header(Box::new(resp), false).await
 }

@@ -45,15 +45,22 @@ impl EdgeServer {
             .map_err(anyhow::Error::msg)?;
         let events =
             EventSink::new(cfg.events_path.as_deref()).context("opening the events output")?;
-        let state = Arc::new(EdgeState::new(
-            cfg.node_id.clone(),
-            policy,
-            RateLimiter::new(cfg.ratelimit_max_keys),
-            geo,
-            events,
-            TrustedProxies::new(cfg.trusted_proxies.clone()),
-            cfg.limits.clone(),
-        ));
+        let policy_name = cfg
+            .policy_path
+            .as_ref()
+            .map_or_else(|| "the policy".to_string(), |p| p.display().to_string());
+        let state = Arc::new(
+            EdgeState::new(
+                cfg.node_id.clone(),
+                policy,
+                RateLimiter::new(cfg.ratelimit_max_keys),
+                geo,
+                events,
+                TrustedProxies::new(cfg.trusted_proxies.clone()),
+                cfg.limits.clone(),
+            )
+            .map_err(|e| anyhow::anyhow!("{policy_name}: cannot start the WAF: {e}"))?,
+        );
 
         let conf = ServerConf {
             threads: cfg.threads.max(1),

@@ -133,6 +133,7 @@ mod tests {
             host: "h".into(),
             path: "/".into(),
             status: Some(403),
+            waf: None,
         }
     }
 

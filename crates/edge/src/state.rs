@@ -1,5 +1,6 @@
 //! The live state of an edge that the request path reads: the policy snapshot
-//! (swapped atomically on reload), the decision table, the rate-limit counters,
+//! and the WAF built from it (swapped on reload; a policy whose WAF does not
+//! build is refused as a whole), the decision table, the rate-limit counters,
 //! and the shared services (GeoIP, metrics, events).
 
 use crate::client_ip::TrustedProxies;
@@ -8,7 +9,8 @@ use crate::events::EventSink;
 use crate::geoip::GeoIp;
 use crate::metrics::Metrics;
 use crate::request_id::RequestIds;
-use arc_swap::ArcSwap;
+use crate::waf::ActiveWaf;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use palisade_mesh::replica::{Applied, DecisionReplica, ReplicaSnapshot};
 use palisade_mesh::DecisionUpdate;
 use palisade_policy::decisions::DecisionError;
@@ -18,11 +20,24 @@ use parking_lot::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+/// Why a policy was not applied.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApplyError {
+    /// The policy's `[waf]` section names rule files that do not load.
+    #[error("[waf]: {0}")]
+    Waf(#[from] palisade_waf::WafError),
+}
+
 /// Shared by every worker thread of one edge.
 pub struct EdgeState {
     /// This node's id.
     pub node_id: String,
     policy: ArcSwap<Policy>,
+    /// The WAF built from `policy.waf` (None: no `[waf]` section).
+    waf: ArcSwapOption<ActiveWaf>,
+    /// Serializes policy changes (a WAF build takes a while).
+    apply_lock: parking_lot::Mutex<()>,
     decisions: RwLock<DecisionReplica>,
     /// Version of the cluster policy in force (0: none from the mesh).
     policy_version: AtomicU64,
@@ -48,7 +63,7 @@ pub struct EdgeState {
 }
 
 impl EdgeState {
-    /// New state with an initial policy.
+    /// New state with an initial policy. Fails when its WAF does not build.
     pub fn new(
         node_id: String,
         policy: Policy,
@@ -57,25 +72,27 @@ impl EdgeState {
         events: EventSink,
         trusted: TrustedProxies,
         limits: Limits,
-    ) -> EdgeState {
-        let metrics = Metrics::new();
-        metrics.policy_rules.set(policy.rules.len() as i64);
-        EdgeState {
+    ) -> Result<EdgeState, ApplyError> {
+        let state = EdgeState {
             node_id,
-            policy: ArcSwap::from_pointee(policy),
+            policy: ArcSwap::from_pointee(Policy::empty()),
+            waf: ArcSwapOption::empty(),
+            apply_lock: parking_lot::Mutex::new(()),
             decisions: RwLock::new(DecisionReplica::new()),
             policy_version: AtomicU64::new(0),
             next_decision_id: AtomicU64::new(1),
             limiter,
             geo,
-            metrics,
+            metrics: Metrics::new(),
             events,
             trusted,
             limits,
             ids: RequestIds::default(),
             escalations: Default::default(),
             escalation_tx: std::sync::OnceLock::new(),
-        }
+        };
+        state.set_policy(policy)?;
+        Ok(state)
     }
 
     /// The active policy snapshot.
@@ -83,10 +100,43 @@ impl EdgeState {
         self.policy.load()
     }
 
-    /// Atomically replaces the active policy. Requests in flight finish with the old one.
-    pub fn set_policy(&self, policy: Policy) {
+    /// The WAF of the active policy, if it has a `[waf]` section.
+    pub fn waf(&self) -> Option<Arc<ActiveWaf>> {
+        self.waf.load_full()
+    }
+
+    /// Replaces the active policy. When its `[waf]` settings differ from the
+    /// running ones, the WAF is built first (reading CRS from disk, off the
+    /// request path); if that fails, the running policy and WAF stay and the
+    /// error is returned. Unchanged settings keep the running WAF. Requests in
+    /// flight finish with what they started with.
+    pub fn set_policy(&self, policy: Policy) -> Result<(), ApplyError> {
+        let _one_at_a_time = self.apply_lock.lock();
+        let running = self.waf.load_full();
+        let waf = match (&policy.waf, running) {
+            (None, _) => None,
+            (Some(s), Some(w)) if w.settings == *s => Some(w),
+            (Some(s), _) => {
+                let t = std::time::Instant::now();
+                let built = ActiveWaf::build(s)?;
+                tracing::info!(
+                    rules = built.waf.rules().len(),
+                    mode = s.mode.as_str(),
+                    crs_dir = %s.crs_dir,
+                    seconds = t.elapsed().as_secs_f64(),
+                    "WAF built"
+                );
+                Some(Arc::new(built))
+            }
+        };
+        self.metrics
+            .waf_rules
+            .set(waf.as_ref().map_or(0, |w| w.waf.rules().len() as i64));
         self.metrics.policy_rules.set(policy.rules.len() as i64);
+        // The WAF first: a request that sees the new policy sees its WAF.
+        self.waf.store(waf);
         self.policy.store(Arc::new(policy));
+        Ok(())
     }
 
     /// Runs `f` with the decision table (read lock).
@@ -94,10 +144,11 @@ impl EdgeState {
         f(self.decisions.read().set())
     }
 
-    /// Replaces the policy with a cluster policy version.
-    pub fn set_cluster_policy(&self, policy: Policy, version: u64) {
-        self.set_policy(policy);
+    /// Replaces the policy with a cluster policy version (see [`EdgeState::set_policy`]).
+    pub fn set_cluster_policy(&self, policy: Policy, version: u64) -> Result<(), ApplyError> {
+        self.set_policy(policy)?;
         self.policy_version.store(version, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Version of the cluster policy in force (None: none received).
@@ -234,5 +285,90 @@ impl EdgeState {
         self.metrics
             .ratelimit_evictions
             .set(self.limiter.evictions() as i64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(policy: Policy) -> Result<EdgeState, ApplyError> {
+        EdgeState::new(
+            "test".into(),
+            policy,
+            RateLimiter::new(1000),
+            None,
+            EventSink::new(None).unwrap(),
+            TrustedProxies::new(Vec::new()),
+            Limits::default(),
+        )
+    }
+
+    fn policy(src: &str) -> Policy {
+        Policy::from_toml(src, "p.toml").unwrap()
+    }
+
+    /// The CRS shipped next to the workspace, when present.
+    fn crs() -> Option<String> {
+        let d = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/crs/rules");
+        d.is_dir().then(|| d.display().to_string())
+    }
+
+    #[test]
+    fn a_waf_that_does_not_build_keeps_the_running_policy() {
+        let bad = policy("[waf]\ncrs_dir = \"/nonexistent/crs\"\n");
+        let e = state(bad.clone()).err().expect("start refused");
+        assert!(e.to_string().contains("/nonexistent/crs"), "{e}");
+
+        let st = state(policy(
+            "[[rules]]\nid = \"a\"\nexpression = 'http.host eq \"x\"'\naction = \"block\"\n",
+        ))
+        .unwrap();
+        let before = st.policy().digest.clone();
+        assert!(matches!(
+            st.set_policy(bad.clone()),
+            Err(ApplyError::Waf(_))
+        ));
+        assert_eq!(st.policy().digest, before);
+        assert_eq!(st.policy().rules.len(), 1);
+        assert!(st.waf().is_none());
+        assert!(st.set_cluster_policy(bad, 7).is_err());
+        assert_eq!(st.policy_version(), None);
+    }
+
+    #[test]
+    fn unchanged_waf_settings_keep_the_running_waf() {
+        let Some(crs) = crs() else {
+            eprintln!("skipped: no CRS at ../shared/crs/rules");
+            return;
+        };
+        let waf = format!("[waf]\ncrs_dir = {crs:?}\n");
+        let st = state(policy(&waf)).unwrap();
+        let first = st.waf().expect("a WAF");
+        assert_eq!(st.metrics.waf_rules.get(), first.waf.rules().len() as i64);
+
+        // Same [waf], other rules: the running WAF stays.
+        let more = format!(
+            "{waf}\n[[rules]]\nid = \"a\"\nexpression = 'http.host eq \"x\"'\naction = \"block\"\n"
+        );
+        st.set_policy(policy(&more)).unwrap();
+        assert!(Arc::ptr_eq(&first, &st.waf().unwrap()));
+        assert_eq!(st.policy().rules.len(), 1);
+
+        // A failed build keeps both the policy and the WAF.
+        let broken = format!("{waf}extra_rules = [\"/nonexistent/rules.conf\"]\n");
+        assert!(st.set_policy(policy(&broken)).is_err());
+        assert!(Arc::ptr_eq(&first, &st.waf().unwrap()));
+        assert_eq!(st.policy().rules.len(), 1);
+
+        // Changed settings build a new one; no [waf] removes it.
+        st.set_policy(policy(&format!("{waf}mode = \"detect\"\n")))
+            .unwrap();
+        let detect = st.waf().unwrap();
+        assert!(!Arc::ptr_eq(&first, &detect));
+        assert!(detect.detect_only());
+        st.set_policy(Policy::empty()).unwrap();
+        assert!(st.waf().is_none());
+        assert_eq!(st.metrics.waf_rules.get(), 0);
     }
 }

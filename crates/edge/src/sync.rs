@@ -109,10 +109,13 @@ pub fn restore(state: &EdgeState, data_dir: &Path) -> Result<(Option<u64>, usize
     let mut version = None;
     if let Some(pv) = p.policy {
         match Policy::from_toml(&pv.source, &format!("policy v{}", pv.version)) {
-            Ok(policy) => {
-                state.set_cluster_policy(policy, pv.version);
-                version = Some(pv.version);
-            }
+            Ok(policy) => match state.set_cluster_policy(policy, pv.version) {
+                Ok(()) => version = Some(pv.version),
+                Err(e) => tracing::error!(
+                    "persisted policy v{} cannot be applied, ignored: {e}",
+                    pv.version
+                ),
+            },
             Err(e) => tracing::error!(
                 "persisted policy v{} does not compile, ignored:\n{e}",
                 pv.version
@@ -329,11 +332,28 @@ async fn follow_policy<M: Mesh>(
                             {
                                 continue;
                             }
-                            match Policy::from_toml(&pv.source, &format!("policy v{}", pv.version))
-                            {
+                            let compiled =
+                                Policy::from_toml(&pv.source, &format!("policy v{}", pv.version))
+                                    .map_err(|e| e.to_string());
+                            // Building a WAF reads and compiles CRS: off the async threads.
+                            let applied = match compiled {
                                 Ok(p) => {
                                     let rules = p.rules.len();
-                                    state.set_cluster_policy(p, pv.version);
+                                    let (st, version) = (state.clone(), pv.version);
+                                    match tokio::task::spawn_blocking(move || {
+                                        st.set_cluster_policy(p, version)
+                                    })
+                                    .await
+                                    {
+                                        Ok(Ok(())) => Ok(rules),
+                                        Ok(Err(e)) => Err(e.to_string()),
+                                        Err(e) => Err(format!("applying the policy: {e}")),
+                                    }
+                                }
+                                Err(e) => Err(e),
+                            };
+                            match applied {
+                                Ok(rules) => {
                                     state
                                         .metrics
                                         .policy_reloads

@@ -34,4 +34,83 @@ pub struct SecurityEvent {
     /// The status sent when the request was blocked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
+    /// What the WAF matched (events of `check: waf` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waf: Option<WafEventDetail>,
+}
+
+/// The WAF's evidence for an event: the anomaly score and the rules that matched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WafEventDetail {
+    /// The request's inbound anomaly score.
+    pub anomaly_score: i64,
+    /// Rules that matched, in evaluation order (at most [`WafEventDetail::MAX_RULES`]).
+    pub rules: Vec<WafRuleHit>,
+}
+
+impl WafEventDetail {
+    /// Rules kept per event; further matches are counted in metrics only.
+    pub const MAX_RULES: usize = 32;
+}
+
+/// One WAF rule that matched a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WafRuleHit {
+    /// The CRS rule id (e.g. 942100).
+    pub id: u32,
+    /// The rule's message.
+    #[serde(default)]
+    pub msg: String,
+    /// The rule's log data (what matched, truncated by the rule set).
+    #[serde(default)]
+    pub data: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verdict::CheckKind;
+
+    fn event() -> SecurityEvent {
+        SecurityEvent {
+            time_ms: 1,
+            node: "n".into(),
+            request_id: "r".into(),
+            client_ip: "192.0.2.1".parse().unwrap(),
+            check: CheckKind::Waf,
+            rule_id: "949110".into(),
+            action: "block".into(),
+            simulate: false,
+            method: "GET".into(),
+            host: "h".into(),
+            path: "/".into(),
+            status: Some(403),
+            waf: None,
+        }
+    }
+
+    #[test]
+    fn waf_detail_is_optional_and_round_trips() {
+        let plain = event();
+        let json = serde_json::to_string(&plain).unwrap();
+        assert!(!json.contains("\"waf\":{"), "{json}");
+        assert!(json.contains("\"check\":\"waf\""), "{json}");
+        // Events written before the field existed still parse.
+        let old = json.replace(",\"status\":403", "");
+        let back: SecurityEvent = serde_json::from_str(&old).unwrap();
+        assert_eq!(back.waf, None);
+
+        let mut ev = event();
+        ev.waf = Some(WafEventDetail {
+            anomaly_score: 10,
+            rules: vec![WafRuleHit {
+                id: 942100,
+                msg: "SQL Injection Attack Detected via libinjection".into(),
+                data: "Matched Data: s&sos found within ARGS:q".into(),
+            }],
+        });
+        let json = serde_json::to_string(&ev).unwrap();
+        assert!(json.contains("\"anomaly_score\":10"), "{json}");
+        assert_eq!(serde_json::from_str::<SecurityEvent>(&json).unwrap(), ev);
+    }
 }

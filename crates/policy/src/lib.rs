@@ -3,7 +3,8 @@
 //! Owns the lexicon types ([`Verdict`], [`Action`], [`Decision`], [`Policy`],
 //! [`SecurityEvent`]), the rule-expression language ([`expr`]), decision sets
 //! keyed by scope ([`decisions`]), sliding-window rate-limit math
-//! ([`ratelimit`]) and the policy file loader ([`policy`]).
+//! ([`ratelimit`]), the policy file loader ([`policy`]) and the settings of
+//! the WAF ([`waf`]; the engine itself is `palisade-waf`, built by the edge).
 //!
 //! What it must not do: I/O, threads, async, or reading the clock. Every
 //! time-dependent function takes `now` (milliseconds since the Unix epoch) as
@@ -19,12 +20,14 @@ pub mod policy;
 pub mod ratelimit;
 pub mod request;
 pub mod verdict;
+pub mod waf;
 
 pub use decisions::{Decision, DecisionAction, DecisionSet, Scope};
-pub use event::SecurityEvent;
+pub use event::{SecurityEvent, WafEventDetail, WafRuleHit};
 pub use policy::{Policy, PolicyError, PolicyErrors};
 pub use request::{Geo, Request};
 pub use verdict::{Action, CheckKind, Verdict};
+pub use waf::WafSettings;
 
 /// Milliseconds since the Unix epoch. The only notion of time in this crate.
 pub type UnixMillis = u64;

@@ -3,7 +3,8 @@
 //! Loading is all-or-nothing: [`Policy::from_toml`] either returns a policy in
 //! which every expression is compiled, or every problem it found, each with the
 //! file, line and column it points at. A running edge only ever swaps in a
-//! policy that compiled, so an invalid file never replaces a good one.
+//! policy that compiled, so an invalid file never replaces a good one. The
+//! `[waf]` section is validated by [`crate::waf`] with the same diagnostics.
 //!
 //! ```toml
 //! [lists]
@@ -33,6 +34,7 @@ use crate::expr::{Expr, ExprIndex, Lists};
 use crate::ratelimit::{Characteristic, LimitSpec};
 use crate::verdict::Action;
 use crate::verdict::CheckKind;
+use crate::waf::{RawWaf, WafSettings};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -132,6 +134,8 @@ pub struct Policy {
     pub escalations: Vec<Escalation>,
     /// Literal prefilter over the rules' expressions (bit `i` = `rules[i]`).
     pub rule_index: ExprIndex,
+    /// The WAF (OWASP CRS) settings, when the policy has a `[waf]` section.
+    pub waf: Option<WafSettings>,
     /// A digest of the source, to tell versions apart in logs and metrics.
     pub digest: String,
 }
@@ -149,6 +153,8 @@ struct RawPolicy {
     rate_limits: Vec<Spanned<RawRateLimit>>,
     #[serde(default)]
     escalations: Vec<Spanned<RawEscalation>>,
+    #[serde(default)]
+    waf: Option<RawWaf>,
 }
 
 #[derive(Deserialize)]
@@ -230,7 +236,7 @@ fn yes() -> bool {
 }
 
 /// Collects errors with positions resolved against the source text.
-struct Diagnostics<'a> {
+pub(crate) struct Diagnostics<'a> {
     file: &'a str,
     src: &'a str,
     errors: Vec<(usize, PolicyError)>,
@@ -250,8 +256,13 @@ impl<'a> Diagnostics<'a> {
         ));
     }
 
-    fn span(&mut self, span: Range<usize>, message: impl Into<String>) {
+    pub(crate) fn span(&mut self, span: Range<usize>, message: impl Into<String>) {
         self.at(span.start, message)
+    }
+
+    /// Errors collected so far.
+    pub(crate) fn len(&self) -> usize {
+        self.errors.len()
     }
 
     fn finish(self) -> Result<(), PolicyErrors> {
@@ -669,7 +680,8 @@ impl Policy {
                         match k.get_ref().as_str() {
                             "rule" => kinds.push(CheckKind::Rule),
                             "rate_limit" => kinds.push(CheckKind::RateLimit),
-                            other => diag.span(k.span(), format!("escalation `{id}`: unknown kind `{other}` (expected rule or rate_limit)")),
+                            "waf" => kinds.push(CheckKind::Waf),
+                            other => diag.span(k.span(), format!("escalation `{id}`: unknown kind `{other}` (expected rule, rate_limit or waf)")),
                         }
                     }
                 }
@@ -737,6 +749,8 @@ impl Policy {
             }
         }
 
+        let waf = raw.waf.as_ref().and_then(|w| w.compile(&mut diag));
+
         diag.finish()?;
         let rule_index = ExprIndex::new(rules.iter().map(|r| &r.expression));
         Ok(Policy {
@@ -745,6 +759,7 @@ impl Policy {
             rule_index,
             rules,
             rate_limits,
+            waf,
             digest: digest_of(src),
         })
     }
@@ -965,7 +980,7 @@ period = "10parsecs"
             (p.escalations[0].window_ms, p.escalations[0].duration_ms),
             (60_000, 3_600_000)
         );
-        let bad = "[[escalations]]\nid = \"x\"\nsource = \"planet\"\nkinds = [\"waf\"]\nthreshold = 1\nwindow = \"0s\"\nduration = \"x\"\n";
+        let bad = "[[escalations]]\nid = \"x\"\nsource = \"planet\"\nkinds = [\"planet\"]\nthreshold = 1\nwindow = \"0s\"\nduration = \"x\"\n";
         let e = Policy::from_toml(bad, "f").unwrap_err();
         let lines: Vec<usize> = e.0.iter().map(|e| e.line).collect();
         assert_eq!(lines, vec![3, 4, 5, 6, 7], "{e}");

@@ -40,6 +40,8 @@ pub enum CheckKind {
     RateLimit,
     /// Custom rules.
     Rule,
+    /// The WAF (OWASP Core Rule Set), after custom rules.
+    Waf,
 }
 
 impl CheckKind {
@@ -50,6 +52,7 @@ impl CheckKind {
             CheckKind::Decision => "decision",
             CheckKind::RateLimit => "rate_limit",
             CheckKind::Rule => "rule",
+            CheckKind::Waf => "waf",
         }
     }
 }

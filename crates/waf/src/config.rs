@@ -225,6 +225,15 @@ impl WafConfig {
                 "detection_paranoia_level".to_string(),
                 detection.to_string(),
             ),
+            // The same levels under their CRS 3.x names.
+            (
+                "paranoia_level".to_string(),
+                self.blocking_paranoia_level.to_string(),
+            ),
+            (
+                "executing_paranoia_level".to_string(),
+                detection.to_string(),
+            ),
             (
                 "inbound_anomaly_score_threshold".to_string(),
                 self.inbound_threshold.to_string(),

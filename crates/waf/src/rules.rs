@@ -360,6 +360,7 @@ pub fn compile_with(directives: &[Directive], skip_unsupported: bool) -> Result<
     Ok(rs)
 }
 
+#[derive(Default)]
 struct Compiler {
     rules: Vec<Rule>,
     /// Per rule: steps are built at the end from this order list.
@@ -376,22 +377,6 @@ struct Compiler {
 enum Item {
     Rule(usize),
     Marker(String),
-}
-
-impl Default for Compiler {
-    fn default() -> Self {
-        Compiler {
-            rules: Vec::new(),
-            order: Vec::new(),
-            chains: TransformChains::default(),
-            settings: EngineSettings::default(),
-            defaults: Default::default(),
-            pending_chain: None,
-            errors: Vec::new(),
-            skipped: Vec::new(),
-            ids: HashMap::new(),
-        }
-    }
 }
 
 fn on_off(v: Option<&String>) -> Result<bool, String> {

@@ -59,6 +59,7 @@ pub fn event(i: u64) -> SecurityEvent {
         host: "example.test".into(),
         path: "/".into(),
         status: Some(403),
+        waf: None,
     }
 }
 

@@ -1,0 +1,144 @@
+//! `palisade waf …`: offline tools for the WAF engine and a CRS directory.
+
+use clap::Subcommand;
+use palisade_waf::{conformance, Waf, WafConfig};
+use std::path::PathBuf;
+
+#[derive(Subcommand)]
+pub enum WafCommand {
+    /// Replay CRS regression cases (JSON lines) through the engine and report the pass rate.
+    Conformance {
+        /// The CRS rules directory (or the CRS directory above it).
+        #[arg(long)]
+        rules: PathBuf,
+        /// The cases, one JSON object per line (e.g. crs/cases/crs_cases.jsonl).
+        #[arg(long)]
+        cases: PathBuf,
+        /// Paranoia level to run at (the official suite runs at 4).
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=4))]
+        pl: u8,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Exit with status 1 when the overall pass rate is below this percentage.
+        #[arg(long)]
+        min_percent: Option<f64>,
+        /// Extra CRS setting on top of the regression settings, as `name=value`
+        /// (e.g. `--tx arg_name_length=100`); repeatable.
+        #[arg(long = "tx", value_name = "NAME=VALUE")]
+        tx: Vec<String>,
+        /// Leave out (and list) rules the engine cannot run, e.g. CRS 3.x's
+        /// PCRE-only regexes, instead of refusing the rule set.
+        #[arg(long)]
+        skip_unsupported: bool,
+    },
+    /// Load a CRS directory with default settings: print the rule count, or every error.
+    Check {
+        /// The CRS rules directory (or the CRS directory above it).
+        #[arg(long)]
+        rules: PathBuf,
+        /// Leave out (and list) rules the engine cannot run instead of failing.
+        #[arg(long)]
+        skip_unsupported: bool,
+    },
+}
+
+/// Parses `name=value` settings.
+fn tx_pairs(items: &[String]) -> Result<Vec<(String, String)>, String> {
+    items
+        .iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => {
+                Ok((k.trim().to_string(), v.trim().to_string()))
+            }
+            _ => Err(format!("--tx expects NAME=VALUE, got {kv:?}")),
+        })
+        .collect()
+}
+
+fn print_skipped(waf: &Waf) {
+    for s in waf.skipped_rules() {
+        eprintln!("skipped: {s}");
+    }
+}
+
+pub fn run(command: WafCommand) -> anyhow::Result<i32> {
+    match command {
+        WafCommand::Conformance {
+            rules,
+            cases,
+            pl,
+            json,
+            min_percent,
+            tx,
+            skip_unsupported,
+        } => {
+            let mut cfg = conformance::regression_config(&rules, pl);
+            cfg.skip_unsupported_rules = skip_unsupported;
+            match tx_pairs(&tx) {
+                Ok(pairs) => cfg.tx.extend(pairs),
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(2);
+                }
+            }
+            let waf = match Waf::build(&cfg) {
+                Ok(w) => {
+                    print_skipped(&w);
+                    w
+                }
+                Err(e) => {
+                    eprintln!("{}: {e}", rules.display());
+                    return Ok(1);
+                }
+            };
+            let cases = match conformance::load_cases(&cases) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(1);
+                }
+            };
+            let report = conformance::run(&waf, &cases);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.render(true));
+            }
+            let percent = report.overall.percent();
+            match min_percent {
+                Some(min) if percent < min => {
+                    eprintln!("overall pass rate {percent:.2}% is below --min-percent {min}");
+                    Ok(1)
+                }
+                _ => Ok(0),
+            }
+        }
+        WafCommand::Check {
+            rules,
+            skip_unsupported,
+        } => {
+            let cfg = WafConfig {
+                crs_dir: rules.clone(),
+                skip_unsupported_rules: skip_unsupported,
+                ..WafConfig::default()
+            };
+            match Waf::build(&cfg) {
+                Ok(waf) => {
+                    print_skipped(&waf);
+                    println!(
+                        "{}: ok ({} rules, {} skipped)",
+                        rules.display(),
+                        waf.rules().len(),
+                        waf.skipped_rules().len()
+                    );
+                    Ok(0)
+                }
+                Err(e) => {
+                    eprintln!("{}: {e}", rules.display());
+                    Ok(1)
+                }
+            }
+        }
+    }
+}
