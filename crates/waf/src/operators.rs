@@ -90,8 +90,19 @@ pub fn rewrite_pcre(pattern: &str) -> String {
                     continue;
                 }
             }
-            out.push_str(&pattern[i..i + 2]);
-            i += 2;
+            // An escaped character (which may be non-ASCII: keep it whole,
+            // as bytes like any other non-ASCII literal).
+            let next = pattern[i + 1..].chars().next().unwrap_or('\\');
+            if next.is_ascii() {
+                out.push('\\');
+                out.push(next);
+            } else {
+                let mut buf = [0u8; 4];
+                for b in next.encode_utf8(&mut buf).bytes() {
+                    out.push_str(&format!("\\x{b:02x}"));
+                }
+            }
+            i += 1 + next.len_utf8();
             continue;
         }
         if b[i] == b'{' && !is_quantifier(&b[i + 1..]) {
@@ -461,6 +472,8 @@ mod tests {
     fn rewrites_pcre_hex_bytes() {
         assert_eq!(rewrite_pcre(r"\x{0b}\x{a}\x{1F600}"), r"\x0b\x0a\x{1F600}");
         assert_eq!(rewrite_pcre("[´]"), r"[\xc2\xb4]");
+        // Found by fuzzing: an escaped non-ASCII character.
+        assert_eq!(rewrite_pcre("a\\փb"), r"a\xd6\x83b");
         assert_eq!(
             rewrite_pcre(r"a{2}b{1,}c{1,3}{{x}}"),
             r"a{2}b{1,}c{1,3}\{\{x}}"
