@@ -47,6 +47,9 @@ pub struct Metrics {
     pub waf_body_uninspected: IntCounterVec,
     /// Rules in the running WAF (0: no WAF).
     pub waf_rules: IntGauge,
+    /// Lazy-DFA searches of the WAF that gave up (cache thrashing on hostile
+    /// input) and fell back to the linear NFA simulation; process-wide.
+    pub waf_dfa_giveups: IntGauge,
 }
 
 /// The result of a WAF inspection, as counted in `palisade_waf_requests_total`.
@@ -146,6 +149,14 @@ impl Metrics {
                 &r,
                 IntGauge::new("palisade_waf_rules", "Rules in the running WAF (0: none)")
                     .expect("static metric"),
+            ),
+            waf_dfa_giveups: reg(
+                &r,
+                IntGauge::new(
+                    "palisade_waf_dfa_giveups",
+                    "WAF pattern searches whose lazy DFA gave up (hostile input) and fell back to the linear NFA, since start",
+                )
+                .expect("static metric"),
             ),
             requests,
             requests_by_class,

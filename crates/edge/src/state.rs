@@ -285,6 +285,9 @@ impl EdgeState {
         self.metrics
             .ratelimit_evictions
             .set(self.limiter.evictions() as i64);
+        self.metrics
+            .waf_dfa_giveups
+            .set(palisade_waf::lazydfa::giveups() as i64);
     }
 }
 

@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod conformance;
+pub mod lazydfa;
 pub mod macros;
 pub mod operators;
 pub mod parser;

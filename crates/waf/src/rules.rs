@@ -195,7 +195,7 @@ struct Defaults {
 }
 
 /// A loaded, compiled rule set.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RuleSet {
     pub rules: Vec<Rule>,
     /// Program per phase 1..=5 (index 0 unused).
@@ -209,7 +209,7 @@ pub struct RuleSet {
     /// Per rule group (see [`Rule::group`]), its rules' patterns as one set:
     /// a value on which the set finds nothing (`is_match`, which stops at
     /// the first hit) cannot match any rule of the group.
-    pub group_sets: Vec<Option<regex::bytes::RegexSet>>,
+    pub group_sets: Vec<Option<crate::lazydfa::AnySet>>,
     /// Rules left out by [`compile_with`] (`skip_unsupported`), with why.
     pub skipped: Vec<String>,
 }
@@ -813,16 +813,9 @@ impl Compiler {
                 link = r.chained.as_deref_mut();
             }
         }
-        let group_sets: Vec<Option<regex::bytes::RegexSet>> = group_patterns
+        let group_sets: Vec<Option<crate::lazydfa::AnySet>> = group_patterns
             .iter()
-            .map(|p| {
-                regex::bytes::RegexSetBuilder::new(p)
-                    .unicode(false)
-                    .size_limit(64 << 20)
-                    .dfa_size_limit(2 << 20)
-                    .build()
-                    .ok()
-            })
+            .map(|p| crate::lazydfa::AnySet::new(p))
             .collect();
         // A group whose set did not build: its rules run their own regexes.
         for head in rules.iter_mut() {
