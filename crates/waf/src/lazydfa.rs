@@ -26,22 +26,30 @@ pub fn giveups() -> u64 {
     GIVEUPS.load(Ordering::Relaxed)
 }
 
-// Per-thread caches, one per `AnySet` in use on this thread.
+// Per-thread caches of the sets of one family (one rule set), indexed by
+// the set's slot; a different family on this thread replaces them.
 thread_local! {
-    static CACHES: RefCell<Vec<(u64, Cache)>> = const { RefCell::new(Vec::new()) };
+    static CACHES: RefCell<(u64, Vec<Option<Cache>>)> = const { RefCell::new((0, Vec::new())) };
+}
+
+/// Identifies a family of sets whose caches live together (one per rule set).
+pub fn new_family() -> u64 {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
 }
 
 /// A set of patterns answering "any match?".
 #[derive(Debug)]
 pub struct AnySet {
-    id: u64,
+    family: u64,
+    slot: usize,
     dfa: Option<DFA>,
     set: RegexSet,
 }
 
 impl AnySet {
-    /// Builds the set; `None` if the patterns do not compile.
-    pub fn new(patterns: &[String]) -> Option<AnySet> {
+    /// Builds the set; `None` if the patterns do not compile. `family` and
+    /// `slot` (unique within the family) place its per-thread cache.
+    pub fn new(patterns: &[String], family: u64, slot: usize) -> Option<AnySet> {
         let set = regex::bytes::RegexSetBuilder::new(patterns)
             .unicode(false)
             .size_limit(64 << 20)
@@ -62,7 +70,8 @@ impl AnySet {
             .build_many(patterns)
             .ok();
         Some(AnySet {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            family,
+            slot,
             dfa,
             set,
         })
@@ -75,15 +84,17 @@ impl AnySet {
         };
         let input = Input::new(value).earliest(true);
         let outcome = CACHES.with(|caches| {
-            let mut caches = caches.borrow_mut();
-            let i = match caches.iter().position(|(id, _)| *id == self.id) {
-                Some(i) => i,
-                None => {
-                    caches.push((self.id, dfa.create_cache()));
-                    caches.len() - 1
-                }
-            };
-            dfa.try_search_fwd(&mut caches[i].1, &input)
+            let mut guard = caches.borrow_mut();
+            let (family, caches) = &mut *guard;
+            if *family != self.family {
+                *family = self.family;
+                caches.clear();
+            }
+            if caches.len() <= self.slot {
+                caches.resize_with(self.slot + 1, || None);
+            }
+            let cache = caches[self.slot].get_or_insert_with(|| dfa.create_cache());
+            dfa.try_search_fwd(cache, &input)
         });
         match outcome {
             Ok(m) => m.is_some(),
@@ -92,15 +103,6 @@ impl AnySet {
                 self.set.is_match(value)
             }
         }
-    }
-}
-
-impl Drop for AnySet {
-    fn drop(&mut self) {
-        // Free this set's cache on the dropping thread (others are freed
-        // when their thread ends or the slot is reused).
-        let id = self.id;
-        let _ = CACHES.try_with(|c| c.borrow_mut().retain(|(i, _)| *i != id));
     }
 }
 
@@ -114,7 +116,7 @@ mod tests {
             r"(?i)\bunion\b.{0,20}\bselect\b".to_string(),
             r"<script".to_string(),
         ];
-        let s = AnySet::new(&pats).unwrap();
+        let s = AnySet::new(&pats, new_family(), 0).unwrap();
         assert!(s.is_match(b"1 UNION all SELECT x"));
         assert!(s.is_match(b"a<script>"));
         assert!(!s.is_match(b"running shoes"));
@@ -125,7 +127,7 @@ mod tests {
     fn hostile_input_gives_up_and_still_answers() {
         // A pattern whose DFA explodes: the n-th byte from the end is 'a'.
         let pats = vec![r"a[ab]{18}$".to_string(), r"zzz".to_string()];
-        let s = AnySet::new(&pats).unwrap();
+        let s = AnySet::new(&pats, new_family(), 3).unwrap();
         let mut seed = 7u64;
         let hostile: Vec<u8> = (0..200_000)
             .map(|_| {

@@ -813,9 +813,11 @@ impl Compiler {
                 link = r.chained.as_deref_mut();
             }
         }
+        let family = crate::lazydfa::new_family();
         let group_sets: Vec<Option<crate::lazydfa::AnySet>> = group_patterns
             .iter()
-            .map(|p| crate::lazydfa::AnySet::new(p))
+            .enumerate()
+            .map(|(slot, p)| crate::lazydfa::AnySet::new(p, family, slot))
             .collect();
         // A group whose set did not build: its rules run their own regexes.
         for head in rules.iter_mut() {
