@@ -786,7 +786,28 @@ fn transformed(
     let node = node?;
     // No byte this chain reacts to: every step leaves the value alone.
     let mask = chains.masks.get(node as usize).copied().unwrap_or(u32::MAX);
-    if mask != u32::MAX && crate::transform::byte_flags(value) & mask == 0 {
+    let flags = if mask == u32::MAX {
+        u32::MAX
+    } else {
+        crate::transform::byte_flags(value)
+    };
+    if flags & mask == 0 {
+        return None;
+    }
+    transformed_from(chains, cache, value, node, flags, cacheable)
+}
+
+/// [`transformed`] once the value's byte classes are known.
+fn transformed_from(
+    chains: &crate::rules::TransformChains,
+    cache: &mut HashMap<(usize, usize, u32), Cached, FxBuild>,
+    value: &[u8],
+    node: u32,
+    flags: u32,
+    cacheable: bool,
+) -> Option<Rc<[u8]>> {
+    let mask = chains.masks.get(node as usize).copied().unwrap_or(u32::MAX);
+    if flags & mask == 0 {
         return None;
     }
     let key = (value.as_ptr() as usize, value.len(), node);
@@ -796,7 +817,10 @@ fn transformed(
         }
     }
     let (parent, t) = chains.nodes[node as usize];
-    let input = transformed(chains, cache, value, parent, cacheable);
+    let input = match parent {
+        Some(p) => transformed_from(chains, cache, value, p, flags, cacheable),
+        None => None,
+    };
     let out = {
         let src: &[u8] = match &input {
             Some(v) => v,
