@@ -296,6 +296,15 @@ fn rx_eval(re: &Regex, value: &[u8], caps: Option<&mut Captures>) -> bool {
         None => re.is_match(value),
         // The DFA answers "no match" fast; captures need a slower engine.
         Some(_) if !re.is_match(value) => false,
+        // Only the whole match is wanted: `find` stays on the DFA.
+        Some(out) if re.captures_len() == 1 => match re.find(value) {
+            Some(m) => {
+                out.clear();
+                out.push(m.as_bytes().to_vec());
+                true
+            }
+            None => false,
+        },
         Some(out) => match re.captures(value) {
             Some(c) => {
                 out.clear();

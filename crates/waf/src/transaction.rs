@@ -345,6 +345,8 @@ impl Resolve for Ctx<'_> {
 impl<'r> Transaction<'r> {
     pub fn new(rules: &'r RuleSet, req: HttpRequest) -> Transaction<'r> {
         let state = State {
+            // CRS sets about a hundred TX variables per request.
+            tx: HashMap::with_capacity(128),
             mode: rules.settings.mode,
             body_access: rules.settings.request_body_access,
             group_bits: vec![RX_NONE; rules.group_sets.len()],
