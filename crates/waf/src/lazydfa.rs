@@ -5,15 +5,17 @@
 //! bounded cache. Hostile input can make it create states faster than the
 //! cache holds them; rather than thrashing, the search then gives up. Each
 //! give-up is counted ([`giveups`], exported by the edge as
-//! `palisade_waf_dfa_giveups_total`) and the question is answered by the
-//! `regex` crate's set instead, which falls back to its linear-time NFA
-//! simulation. Either way matching stays linear in the input: there is no
+//! `palisade_waf_dfa_giveups`) and the question is answered by the
+//! patterns' own regexes instead (the `regex` crate, whose engines fall
+//! back to a linear-time NFA simulation). Either way matching stays linear in the input: there is no
 //! backtracking engine anywhere.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use regex::bytes::RegexSet;
+use std::sync::Arc;
+
+use regex::bytes::Regex;
 use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::util::syntax;
 use regex_automata::{Input, MatchKind};
@@ -42,20 +44,23 @@ pub fn new_family() -> u64 {
 pub struct AnySet {
     family: u64,
     slot: usize,
-    dfa: Option<DFA>,
-    set: RegexSet,
+    dfa: DFA,
+    /// The same patterns one by one, for when the DFA gives up.
+    fallback: Vec<Arc<Regex>>,
 }
 
 impl AnySet {
     /// Builds the set; `None` if the patterns do not compile. `family` and
     /// `slot` (unique within the family) place its per-thread cache.
-    pub fn new(patterns: &[String], family: u64, slot: usize) -> Option<AnySet> {
-        let set = regex::bytes::RegexSetBuilder::new(patterns)
-            .unicode(false)
-            .size_limit(64 << 20)
-            .dfa_size_limit(2 << 20)
-            .build()
-            .ok()?;
+    pub fn new(
+        patterns: &[String],
+        fallback: Vec<Arc<Regex>>,
+        family: u64,
+        slot: usize,
+    ) -> Option<AnySet> {
+        if patterns.is_empty() || fallback.len() != patterns.len() {
+            return None;
+        }
         let dfa = DFA::builder()
             .configure(
                 DFA::config()
@@ -68,20 +73,18 @@ impl AnySet {
             )
             .syntax(syntax::Config::new().unicode(false).utf8(false))
             .build_many(patterns)
-            .ok();
+            .ok()?;
         Some(AnySet {
             family,
             slot,
             dfa,
-            set,
+            fallback,
         })
     }
 
     /// Whether any pattern matches somewhere in `value`.
     pub fn is_match(&self, value: &[u8]) -> bool {
-        let Some(dfa) = &self.dfa else {
-            return self.set.is_match(value);
-        };
+        let dfa = &self.dfa;
         let input = Input::new(value).earliest(true);
         let outcome = CACHES.with(|caches| {
             let mut guard = caches.borrow_mut();
@@ -100,7 +103,7 @@ impl AnySet {
             Ok(m) => m.is_some(),
             Err(_) => {
                 GIVEUPS.fetch_add(1, Ordering::Relaxed);
-                self.set.is_match(value)
+                self.fallback.iter().any(|r| r.is_match(value))
             }
         }
     }
@@ -110,13 +113,19 @@ impl AnySet {
 mod tests {
     use super::*;
 
+    fn regexes(pats: &[String]) -> Vec<Arc<Regex>> {
+        pats.iter()
+            .map(|p| Arc::new(crate::operators::compile_regex(p).unwrap()))
+            .collect()
+    }
+
     #[test]
     fn answers_like_a_regex_set() {
         let pats = vec![
             r"(?i)\bunion\b.{0,20}\bselect\b".to_string(),
             r"<script".to_string(),
         ];
-        let s = AnySet::new(&pats, new_family(), 0).unwrap();
+        let s = AnySet::new(&pats, regexes(&pats), new_family(), 0).unwrap();
         assert!(s.is_match(b"1 UNION all SELECT x"));
         assert!(s.is_match(b"a<script>"));
         assert!(!s.is_match(b"running shoes"));
@@ -127,7 +136,7 @@ mod tests {
     fn hostile_input_gives_up_and_still_answers() {
         // A pattern whose DFA explodes: the n-th byte from the end is 'a'.
         let pats = vec![r"a[ab]{18}$".to_string(), r"zzz".to_string()];
-        let s = AnySet::new(&pats, new_family(), 3).unwrap();
+        let s = AnySet::new(&pats, regexes(&pats), new_family(), 3).unwrap();
         let mut seed = 7u64;
         let hostile: Vec<u8> = (0..200_000)
             .map(|_| {

@@ -223,6 +223,14 @@ impl Operator {
         }
     }
 
+    /// The shared regex of a literal `@rx`.
+    pub fn static_regex_arc(&self) -> Option<Arc<Regex>> {
+        match self {
+            Operator::Rx(r) => Some(r.clone()),
+            _ => None,
+        }
+    }
+
     /// Runs the operator on one value. `caps`, when given, receives the
     /// captures of a match.
     pub fn eval(&self, value: &[u8], ctx: &dyn Resolve, caps: Option<&mut Captures>) -> bool {

@@ -786,6 +786,7 @@ impl Compiler {
         // the "attack" set.
         let mut groups: HashMap<String, u32> = HashMap::new();
         let mut group_patterns: Vec<Vec<String>> = Vec::new();
+        let mut group_regexes: Vec<Vec<std::sync::Arc<regex::bytes::Regex>>> = Vec::new();
         for head in rules.iter_mut() {
             let mut link = Some(head);
             while let Some(r) = link {
@@ -804,10 +805,14 @@ impl Compiler {
                         let g = *groups.entry(key).or_insert(n);
                         if g as usize == group_patterns.len() {
                             group_patterns.push(Vec::new());
+                            group_regexes.push(Vec::new());
                         }
                         r.group = Some(g);
                         r.rx_index = Some(group_patterns[g as usize].len() as u32);
                         group_patterns[g as usize].push(re.as_str().to_string());
+                        if let Some(arc) = r.operator.static_regex_arc() {
+                            group_regexes[g as usize].push(arc);
+                        }
                     }
                 }
                 link = r.chained.as_deref_mut();
@@ -817,7 +822,14 @@ impl Compiler {
         let group_sets: Vec<Option<crate::lazydfa::AnySet>> = group_patterns
             .iter()
             .enumerate()
-            .map(|(slot, p)| crate::lazydfa::AnySet::new(p, family, slot))
+            .map(|(slot, p)| {
+                crate::lazydfa::AnySet::new(
+                    p,
+                    std::mem::take(&mut group_regexes[slot]),
+                    family,
+                    slot,
+                )
+            })
             .collect();
         // A group whose set did not build: its rules run their own regexes.
         for head in rules.iter_mut() {
