@@ -1,13 +1,9 @@
 //! Helpers for the evaluation fast path: a fast hasher for the per-request
-//! caches and the "not computed" marker of match bitsets.
+//! caches, and the "not computed" marker of per-request group results.
 //!
-//! The prefilter itself works like this: every literal `@rx` pattern of the
-//! rule set is compiled into one `RegexSet` ([`crate::rules::RuleSet::rx_set`]).
-//! Each distinct (transformed) value is matched against the whole set once,
-//! giving a bitset of the patterns it matches. Rules with the same targets
-//! and transformations form a group whose union bitset is computed once per
-//! request; a rule whose bit is not in its group's union is skipped without
-//! looking at any value.
+//! How rules are skipped is described in `docs/waf.md` ("Speed"): rule
+//! groups checked once per request on a lazy DFA ([`crate::lazydfa`]), and
+//! transformation chains skipped by byte classes ([`crate::transform::flags`]).
 
 use std::hash::{BuildHasherDefault, Hasher};
 
