@@ -74,11 +74,22 @@ fn bench(c: &mut Criterion) {
         eprintln!("no CRS directory found; set PALISADE_CRS_DIR");
         return;
     };
-    let waf = Waf::build(&WafConfig {
+    let mut cfg = WafConfig {
         crs_dir: dir,
         ..WafConfig::default()
-    })
-    .expect("CRS loads");
+    };
+    let waf = match Waf::build(&cfg) {
+        Ok(w) => w,
+        Err(e) => {
+            // CRS 3.x has a few PCRE-only rules: leave them out (listed).
+            eprintln!("strict load failed ({e}); retrying with skip_unsupported_rules");
+            cfg.skip_unsupported_rules = true;
+            Waf::build(&cfg).expect("CRS loads")
+        }
+    };
+    for s in waf.skipped_rules() {
+        eprintln!("skipped: {}", s.lines().next().unwrap_or(""));
+    }
     let get = benign_get();
     let post = form_post();
     assert!(!waf.inspect(get.clone()).blocked, "benign GET must pass");
