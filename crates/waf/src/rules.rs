@@ -114,8 +114,6 @@ pub struct Rule {
     pub chained: Option<Box<Rule>>,
     /// True for SecAction (no targets, always matches).
     pub unconditional: bool,
-    /// Index of this rule's pattern in its group's set.
-    pub rx_index: Option<u32>,
     /// Rules with the same static targets and transformations share a
     /// group: one union of pattern matches per request tells which of them
     /// can match at all.
@@ -614,7 +612,6 @@ impl Compiler {
             skip: 0,
             chained: None,
             unconditional: target_op.is_none(),
-            rx_index: None,
             group: None,
         };
         let mut phase_set = false;
@@ -808,7 +805,6 @@ impl Compiler {
                             group_regexes.push(Vec::new());
                         }
                         r.group = Some(g);
-                        r.rx_index = Some(group_patterns[g as usize].len() as u32);
                         group_patterns[g as usize].push(re.as_str().to_string());
                         if let Some(arc) = r.operator.static_regex_arc() {
                             group_regexes[g as usize].push(arc);
@@ -837,7 +833,6 @@ impl Compiler {
             while let Some(r) = link {
                 if r.group.is_some_and(|g| group_sets[g as usize].is_none()) {
                     r.group = None;
-                    r.rx_index = None;
                 }
                 link = r.chained.as_deref_mut();
             }

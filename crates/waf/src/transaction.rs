@@ -359,14 +359,6 @@ impl<'r> Transaction<'r> {
         }
     }
 
-    /// Sets a TX variable before evaluation (engine settings such as
-    /// paranoia levels, like a `crs-setup.conf` would).
-    pub fn set_tx(&mut self, name: &str, value: &str) {
-        self.state
-            .tx
-            .insert(name.to_ascii_lowercase(), value.as_bytes().to_vec());
-    }
-
     /// Runs phases 1 and 2 (request headers and body).
     pub fn process_request(&mut self) -> Option<&Interruption> {
         if self.state.mode == EngineMode::Off {
