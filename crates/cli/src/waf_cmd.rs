@@ -1,7 +1,7 @@
 //! `palisade waf …`: offline tools for the WAF engine and a CRS directory.
 
 use clap::Subcommand;
-use palisade_waf::{conformance, Waf, WafConfig};
+use palisade_waf::{conformance, Waf, WafSettings};
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
@@ -118,10 +118,10 @@ pub fn run(command: WafCommand) -> anyhow::Result<i32> {
             rules,
             skip_unsupported,
         } => {
-            let cfg = WafConfig {
-                crs_dir: rules.clone(),
+            let cfg = WafSettings {
+                crs_dir: rules.display().to_string(),
                 skip_unsupported_rules: skip_unsupported,
-                ..WafConfig::default()
+                ..WafSettings::default()
             };
             match Waf::build(&cfg) {
                 Ok(waf) => {

@@ -156,7 +156,7 @@ impl EdgeProxy {
         match crate::waf::body_plan(
             session.req_header(),
             body_empty,
-            waf.settings.max_body_bytes,
+            waf.settings.body.limit_no_files,
         ) {
             BodyPlan::None => {}
             BodyPlan::Uninspected(reason) => st

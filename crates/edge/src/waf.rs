@@ -11,13 +11,14 @@
 //! upstream). Larger or chunked bodies are passed on uninspected (headers,
 //! path and query still are), counted in `palisade_waf_body_uninspected_total`.
 
-use palisade_policy::waf::{WafMode, WafSettings, MAX_INSPECTED_BODY_BYTES};
+use palisade_policy::waf::{WafMode, WafSettings};
+
+/// Pingora replays at most this much of a body read before proxying.
+const MAX_INSPECTED_BODY_BYTES: usize = 64 * 1024;
 use palisade_policy::{WafEventDetail, WafRuleHit};
-use palisade_waf::config::WafExclusion;
-use palisade_waf::{HttpRequest, Waf, WafConfig, WafError, WafVerdict};
+use palisade_waf::{HttpRequest, Waf, WafError, WafVerdict};
 use pingora_http::RequestHeader;
 use std::net::IpAddr;
-use std::path::PathBuf;
 
 /// A built WAF and the settings it was built from (to tell whether a new
 /// policy needs a new build).
@@ -33,7 +34,7 @@ impl ActiveWaf {
     /// Loads CRS and compiles it with these settings (reads the rule files;
     /// takes a fraction of a second, more in debug builds).
     pub fn build(settings: &WafSettings) -> Result<ActiveWaf, WafError> {
-        let waf = Waf::build(&config_of(settings))?;
+        let waf = Waf::build(settings)?;
         for skipped in waf.skipped_rules() {
             tracing::warn!(rule = %skipped, "WAF rule left out: the engine cannot run it (skip_unsupported_rules)");
         }
@@ -46,38 +47,6 @@ impl ActiveWaf {
     /// Whether matches are enforced (block) or only reported (detect).
     pub fn detect_only(&self) -> bool {
         self.settings.mode == WafMode::Detect
-    }
-}
-
-/// The engine configuration for a policy's `[waf]` section. Relative paths
-/// are relative to the edge's current directory.
-pub fn config_of(s: &WafSettings) -> WafConfig {
-    WafConfig {
-        crs_dir: PathBuf::from(&s.crs_dir),
-        setup: s.setup.as_ref().map(PathBuf::from),
-        mode: match s.mode {
-            WafMode::Block => palisade_waf::WafMode::Block,
-            WafMode::Detect => palisade_waf::WafMode::Detect,
-        },
-        blocking_paranoia_level: s.blocking_paranoia_level,
-        detection_paranoia_level: s.detection_paranoia_level,
-        inbound_threshold: s.inbound_threshold,
-        outbound_threshold: s.outbound_threshold,
-        tx: s.tx.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-        exclusions: s
-            .exclusions
-            .iter()
-            .map(|e| WafExclusion {
-                host: e.host.clone(),
-                path_prefix: e.path_prefix.clone(),
-                rule_ids: e.rule_ids.iter().map(|r| r.to_string()).collect(),
-                tags: e.tags.clone(),
-                targets: e.targets.clone(),
-            })
-            .collect(),
-        extra_rules: s.extra_rules.iter().map(PathBuf::from).collect(),
-        max_body_bytes: s.max_body_bytes.min(MAX_INSPECTED_BODY_BYTES),
-        skip_unsupported_rules: s.skip_unsupported_rules,
     }
 }
 
@@ -212,7 +181,6 @@ pub fn block_status(v: &WafVerdict) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use palisade_policy::waf::{RuleIdRange, WafExclusion as PolicyExclusion};
     use palisade_waf::MatchedRule;
 
     fn rule(id: u32) -> MatchedRule {
@@ -226,62 +194,6 @@ mod tests {
             matched_var_name: "ARGS:q".into(),
             log: true,
         }
-    }
-
-    #[test]
-    fn settings_map_to_the_engine_config() {
-        let mut s = WafSettings {
-            crs_dir: "crs".into(),
-            setup: Some("setup.conf".into()),
-            mode: WafMode::Detect,
-            blocking_paranoia_level: 2,
-            detection_paranoia_level: Some(3),
-            inbound_threshold: 7,
-            outbound_threshold: 6,
-            max_body_bytes: 1000,
-            extra_rules: vec!["x.conf".into()],
-            ..WafSettings::default()
-        };
-        s.tx.insert("arg_length".into(), "400".into());
-        s.exclusions.push(PolicyExclusion {
-            host: Some("a.example".into()),
-            path_prefix: Some("/p".into()),
-            rule_ids: vec![
-                RuleIdRange {
-                    first: 942100,
-                    last: 942100,
-                },
-                RuleIdRange {
-                    first: 942200,
-                    last: 942299,
-                },
-            ],
-            tags: vec!["attack-sqli".into()],
-            targets: vec!["ARGS:q".into()],
-        });
-        let c = config_of(&s);
-        assert_eq!(c.crs_dir, PathBuf::from("crs"));
-        assert_eq!(c.setup, Some(PathBuf::from("setup.conf")));
-        assert_eq!(c.mode, palisade_waf::WafMode::Detect);
-        assert_eq!(
-            (
-                c.blocking_paranoia_level,
-                c.detection_paranoia_level,
-                c.inbound_threshold,
-                c.outbound_threshold,
-                c.max_body_bytes
-            ),
-            (2, Some(3), 7, 6, 1000)
-        );
-        assert_eq!(c.tx, vec![("arg_length".to_string(), "400".to_string())]);
-        assert_eq!(c.extra_rules, vec![PathBuf::from("x.conf")]);
-        let e = &c.exclusions[0];
-        assert_eq!(e.rule_ids, vec!["942100", "942200-942299"]);
-        assert_eq!(
-            (e.host.as_deref(), e.path_prefix.as_deref()),
-            (Some("a.example"), Some("/p"))
-        );
-        assert!(c.validate().is_empty(), "{:?}", c.validate());
     }
 
     #[test]

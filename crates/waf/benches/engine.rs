@@ -5,7 +5,7 @@
 //! `cargo bench -p palisade-waf --bench engine`
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use palisade_waf::{HttpRequest, Waf, WafConfig};
+use palisade_waf::{HttpRequest, Waf, WafSettings};
 use std::path::PathBuf;
 
 fn crs_dir() -> Option<PathBuf> {
@@ -74,9 +74,9 @@ fn bench(c: &mut Criterion) {
         eprintln!("no CRS directory found; set PALISADE_CRS_DIR");
         return;
     };
-    let mut cfg = WafConfig {
-        crs_dir: dir,
-        ..WafConfig::default()
+    let mut cfg = WafSettings {
+        crs_dir: dir.display().to_string(),
+        ..WafSettings::default()
     };
     let waf = match Waf::build(&cfg) {
         Ok(w) => w,

@@ -13,7 +13,7 @@ fn main() {
     for (i, a) in args.iter().enumerate() {
         if a == "--tx" {
             if let Some((k, v)) = args.get(i + 1).and_then(|kv| kv.split_once('=')) {
-                cfg.tx.push((k.to_string(), v.to_string()));
+                cfg.tx.insert(k.to_string(), v.to_string());
             }
         }
     }

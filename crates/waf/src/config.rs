@@ -1,87 +1,21 @@
-//! Building a WAF from a CRS directory and a few settings, and asking it
-//! for a verdict on a request.
+//! Building a WAF from a CRS directory and the policy's [`WafSettings`],
+//! and asking it for a verdict on a request.
 //!
 //! The settings a user puts in a policy (`mode`, paranoia levels,
-//! thresholds, exclusions) become SecLang directives placed before the CRS
-//! rules, exactly where a `crs-setup.conf` and `REQUEST-900` exclusions
-//! would go; the engine has no second configuration path.
+//! thresholds, exclusions, body limits) become SecLang directives placed
+//! before the CRS rules, exactly where a `crs-setup.conf` and `REQUEST-900`
+//! exclusions would go; the engine has no second configuration type or path.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use palisade_policy::waf::{WafMode, WafSettings};
+
 use crate::parser::{self, Directive};
 use crate::rules::{self, RuleSet};
 use crate::transaction::{HttpRequest, MatchedRule, Transaction};
 use crate::WafError;
-
-/// Block requests or only report what would be blocked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum WafMode {
-    #[default]
-    Block,
-    Detect,
-}
-
-/// Skip some rules (or some targets of them) for a host and/or path prefix.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WafExclusion {
-    /// Exact host (without port); `None` = any host.
-    pub host: Option<String>,
-    /// Path prefix; `None` = any path.
-    pub path_prefix: Option<String>,
-    /// Rule ids or ranges (`942100` or `942100-942199`) to skip.
-    pub rule_ids: Vec<String>,
-    /// CRS tags (e.g. `attack-sqli`) whose rules are skipped.
-    pub tags: Vec<String>,
-    /// Targets to stop inspecting, e.g. `ARGS:password`; applied to
-    /// `rule_ids` when given, else to every rule.
-    pub targets: Vec<String>,
-}
-
-/// How to build a [`Waf`].
-#[derive(Debug, Clone)]
-pub struct WafConfig {
-    /// CRS directory: the `rules/` directory itself or its parent.
-    pub crs_dir: PathBuf,
-    /// Optional `crs-setup.conf`; when absent an equivalent minimal setup is used.
-    pub setup: Option<PathBuf>,
-    pub mode: WafMode,
-    pub blocking_paranoia_level: u8,
-    /// Defaults to the blocking level.
-    pub detection_paranoia_level: Option<u8>,
-    pub inbound_threshold: u32,
-    pub outbound_threshold: u32,
-    /// Extra `tx.` settings (name without `tx.`, value).
-    pub tx: Vec<(String, String)>,
-    pub exclusions: Vec<WafExclusion>,
-    /// Extra rule files loaded after CRS (user rules, `RESPONSE-999`-style exclusions).
-    pub extra_rules: Vec<PathBuf>,
-    /// Largest request body inspected.
-    pub max_body_bytes: usize,
-    /// Leave out (and list) rules the engine cannot run instead of failing,
-    /// e.g. PCRE-only regexes of CRS 3.x. Off by default.
-    pub skip_unsupported_rules: bool,
-}
-
-impl Default for WafConfig {
-    fn default() -> Self {
-        WafConfig {
-            crs_dir: PathBuf::new(),
-            setup: None,
-            mode: WafMode::Block,
-            blocking_paranoia_level: 1,
-            detection_paranoia_level: None,
-            inbound_threshold: 5,
-            outbound_threshold: 4,
-            tx: Vec::new(),
-            exclusions: Vec::new(),
-            extra_rules: Vec::new(),
-            max_body_bytes: 13 * 1024 * 1024,
-            skip_unsupported_rules: false,
-        }
-    }
-}
 
 /// The result of inspecting a request.
 #[derive(Debug, Clone, Default)]
@@ -125,77 +59,29 @@ pub fn rules_dir(dir: &Path) -> PathBuf {
     }
 }
 
-impl WafConfig {
-    /// Problems with the settings themselves (not the rule files).
-    pub fn validate(&self) -> Vec<String> {
-        let mut errs = Vec::new();
-        if !(1..=4).contains(&self.blocking_paranoia_level) {
-            errs.push(format!(
-                "blocking_paranoia_level must be 1 to 4, got {}",
-                self.blocking_paranoia_level
-            ));
-        }
-        if let Some(d) = self.detection_paranoia_level {
-            if !(1..=4).contains(&d) || d < self.blocking_paranoia_level {
-                errs.push(format!(
-                    "detection_paranoia_level must be 1 to 4 and at least blocking_paranoia_level, got {d}"
-                ));
-            }
-        }
-        if self.inbound_threshold == 0 {
-            errs.push("inbound_threshold must be at least 1".into());
-        }
-        let safe = |s: &str| !s.contains(['"', '\'', '\\', '\n', ',', ';', '|']);
-        for (i, e) in self.exclusions.iter().enumerate() {
-            if e.rule_ids.is_empty() && e.tags.is_empty() && e.targets.is_empty() {
-                errs.push(format!(
-                    "exclusions[{i}]: names no rule_ids, tags or targets"
-                ));
-            }
-            for id in &e.rule_ids {
-                let ok = id
-                    .split('-')
-                    .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
-                if !ok {
-                    errs.push(format!("exclusions[{i}]: bad rule id {id:?}"));
-                }
-            }
-            for s in e.host.iter().chain(&e.path_prefix).chain(&e.tags) {
-                if !safe(s) || s.contains(' ') {
-                    errs.push(format!(
-                        "exclusions[{i}]: {s:?} has characters not allowed here"
-                    ));
-                }
-            }
-            for t in &e.targets {
-                if !safe(t) {
-                    errs.push(format!("exclusions[{i}]: bad target {t:?}"));
-                } else if let Err(m) = crate::variables::parse_targets(t) {
-                    errs.push(format!("exclusions[{i}]: target {t:?}: {m}"));
-                }
-            }
-        }
-        for (k, v) in &self.tx {
-            if !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || !safe(v) {
-                errs.push(format!(
-                    "tx setting {k:?} = {v:?} has characters not allowed here"
-                ));
-            }
-        }
-        errs
-    }
+/// Every directive `settings` stand for, in load order: the generated
+/// preamble, the setup file, the generated `tx.` settings and exclusions,
+/// CRS' rule files, then `extra_rules`. Invalid settings are refused with
+/// every problem listed.
+pub fn directives(settings: &WafSettings) -> Result<Vec<Directive>, WafError> {
+    Settings(settings).directives()
+}
 
+/// The SecLang a policy's settings stand for, and the files to load.
+struct Settings<'a>(&'a WafSettings);
+
+impl Settings<'_> {
     /// The SecLang this configuration stands for, placed before CRS.
     fn preamble(&self) -> String {
         let mut s = String::new();
-        let engine = match self.mode {
+        let engine = match self.0.mode {
             WafMode::Block => "On",
             WafMode::Detect => "DetectionOnly",
         };
         let _ = writeln!(s, "SecRuleEngine {engine}");
         let _ = writeln!(s, "SecRequestBodyAccess On");
-        let _ = writeln!(s, "SecRequestBodyLimit {}", self.max_body_bytes);
-        if self.setup.is_none() {
+        let _ = writeln!(s, "SecRequestBodyLimit {}", self.0.body.limit);
+        if self.0.setup.is_none() {
             for p in 1..=5 {
                 let _ = writeln!(s, "SecDefaultAction \"phase:{p},log,auditlog,pass\"");
             }
@@ -213,13 +99,11 @@ impl WafConfig {
 
     fn settings_rules(&self) -> String {
         let mut s = String::new();
-        let detection = self
-            .detection_paranoia_level
-            .unwrap_or(self.blocking_paranoia_level);
+        let detection = self.0.effective_detection_level();
         let mut vars = vec![
             (
                 "blocking_paranoia_level".to_string(),
-                self.blocking_paranoia_level.to_string(),
+                self.0.blocking_paranoia_level.to_string(),
             ),
             (
                 "detection_paranoia_level".to_string(),
@@ -228,7 +112,7 @@ impl WafConfig {
             // The same levels under their CRS 3.x names.
             (
                 "paranoia_level".to_string(),
-                self.blocking_paranoia_level.to_string(),
+                self.0.blocking_paranoia_level.to_string(),
             ),
             (
                 "executing_paranoia_level".to_string(),
@@ -236,14 +120,14 @@ impl WafConfig {
             ),
             (
                 "inbound_anomaly_score_threshold".to_string(),
-                self.inbound_threshold.to_string(),
+                self.0.inbound_threshold.to_string(),
             ),
             (
                 "outbound_anomaly_score_threshold".to_string(),
-                self.outbound_threshold.to_string(),
+                self.0.outbound_threshold.to_string(),
             ),
         ];
-        vars.extend(self.tx.iter().cloned());
+        vars.extend(self.0.tx.iter().map(|(k, v)| (k.clone(), v.clone())));
         let setvars: Vec<String> = vars
             .iter()
             .map(|(k, v)| format!("setvar:'tx.{}={}'", k.to_ascii_lowercase(), v))
@@ -254,7 +138,7 @@ impl WafConfig {
             GENERATED_ID_BASE + 1,
             setvars.join(",")
         );
-        for (i, e) in self.exclusions.iter().enumerate() {
+        for (i, e) in self.0.exclusions.iter().enumerate() {
             let id = GENERATED_ID_BASE + 100 + i as u32;
             let mut ctls = Vec::new();
             for r in &e.rule_ids {
@@ -311,16 +195,23 @@ impl WafConfig {
     }
 
     /// Every directive, in load order.
-    pub fn directives(&self) -> Result<Vec<Directive>, WafError> {
-        let errs = self.validate();
+    fn directives(&self) -> Result<Vec<Directive>, WafError> {
+        let mut errs = self.0.validate();
+        for (i, e) in self.0.exclusions.iter().enumerate() {
+            for t in &e.targets {
+                if let Err(m) = crate::variables::parse_targets(t) {
+                    errs.push(format!("waf exclusion #{}: target {t:?}: {m}", i + 1));
+                }
+            }
+        }
         if !errs.is_empty() {
             return Err(WafError::Invalid(errs));
         }
-        let dir = rules_dir(&self.crs_dir);
+        let dir = rules_dir(Path::new(&self.0.crs_dir));
         if !dir.is_dir() {
             return Err(WafError::Config(format!(
                 "crs_dir {}: not a directory (install OWASP CRS and point crs_dir at it)",
-                self.crs_dir.display()
+                self.0.crs_dir
             )));
         }
         let files = parser::conf_files_in(&dir)?;
@@ -335,8 +226,8 @@ impl WafConfig {
         }
         let here: Arc<Path> = Arc::from(dir.as_path());
         let mut out = parser::parse_str(&self.preamble(), &Arc::from("<waf settings>"), &here)?;
-        if let Some(setup) = &self.setup {
-            out.extend(parser::load_path(setup)?);
+        if let Some(setup) = &self.0.setup {
+            out.extend(parser::load_path(Path::new(setup))?);
         }
         out.extend(parser::parse_str(
             &self.settings_rules(),
@@ -346,8 +237,8 @@ impl WafConfig {
         for f in files {
             out.extend(parser::load_path(&f)?);
         }
-        for f in &self.extra_rules {
-            out.extend(parser::load_path(f)?);
+        for f in &self.0.extra_rules {
+            out.extend(parser::load_path(Path::new(f))?);
         }
         Ok(out)
     }
@@ -355,12 +246,12 @@ impl WafConfig {
 
 impl Waf {
     /// Loads and compiles CRS with these settings. Every problem is reported.
-    pub fn build(config: &WafConfig) -> Result<Waf, WafError> {
-        let rules = rules::compile_with(&config.directives()?, config.skip_unsupported_rules)?;
+    pub fn build(settings: &WafSettings) -> Result<Waf, WafError> {
+        let rules = rules::compile_with(&directives(settings)?, settings.skip_unsupported_rules)?;
         Ok(Waf {
             rules: Arc::new(rules),
-            mode: config.mode,
-            inbound_threshold: config.inbound_threshold as i64,
+            mode: settings.mode,
+            inbound_threshold: settings.inbound_threshold as i64,
         })
     }
 

@@ -11,9 +11,10 @@ use std::path::Path;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Waf, WafConfig, WafMode};
+use crate::config::Waf;
 use crate::transaction::HttpRequest;
 use crate::WafError;
+use palisade_policy::waf::{WafMode, WafSettings};
 
 /// One stage of a regression test.
 #[derive(Debug, Clone, Deserialize)]
@@ -93,19 +94,22 @@ pub struct Report {
 }
 
 /// The settings CRS' regression suite runs with.
-pub fn regression_config(rules: &Path, pl: u8) -> WafConfig {
-    WafConfig {
-        crs_dir: rules.to_path_buf(),
+pub fn regression_config(rules: &Path, pl: u8) -> WafSettings {
+    WafSettings {
+        crs_dir: rules.display().to_string(),
         mode: WafMode::Detect,
         blocking_paranoia_level: pl,
         detection_paranoia_level: Some(pl),
-        tx: vec![
-            ("arg_length".into(), "400".into()),
-            ("total_arg_length".into(), "6400".into()),
-            ("max_file_size".into(), "64100".into()),
-            ("combined_file_sizes".into(), "65535".into()),
-        ],
-        ..WafConfig::default()
+        tx: [
+            ("arg_length", "400"),
+            ("total_arg_length", "6400"),
+            ("max_file_size", "64100"),
+            ("combined_file_sizes", "65535"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+        ..WafSettings::default()
     }
 }
 

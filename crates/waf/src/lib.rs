@@ -22,7 +22,8 @@ pub mod body;
 pub mod injection;
 pub mod transform;
 
-pub use config::{Waf, WafConfig, WafMode, WafVerdict};
+pub use config::{Waf, WafVerdict};
+pub use palisade_policy::waf::{WafMode, WafSettings};
 pub use rules::{EngineMode, RuleSet};
 pub use transaction::{HttpRequest, Interruption, MatchedRule, Transaction};
 

@@ -5,8 +5,8 @@
 //! command). CRS 3.3 has a few PCRE-only regexes, so it is loaded with
 //! `skip_unsupported_rules` and the skipped rules are checked to be listed.
 
-use palisade_waf::config::WafExclusion;
-use palisade_waf::{HttpRequest, Waf, WafConfig, WafMode};
+use palisade_policy::waf::WafExclusion;
+use palisade_waf::{HttpRequest, Waf, WafMode, WafSettings};
 use std::path::PathBuf;
 
 fn crs_dir() -> Option<PathBuf> {
@@ -23,12 +23,12 @@ fn crs_dir() -> Option<PathBuf> {
 
 /// CRS v4 must load strictly; older releases with PCRE-only rules load in
 /// skip mode, and the skipped rules must all be named.
-fn build(mut cfg: WafConfig) -> Option<Waf> {
+fn build(mut cfg: WafSettings) -> Option<Waf> {
     let Some(dir) = crs_dir() else {
         eprintln!("no CRS directory found (set PALISADE_CRS_DIR); skipping");
         return None;
     };
-    cfg.crs_dir = dir.clone();
+    cfg.crs_dir = dir.display().to_string();
     match Waf::build(&cfg) {
         Ok(w) => Some(w),
         Err(strict) => {
@@ -83,7 +83,7 @@ fn req(method: &str, uri: &str, headers: &[(&str, &str)], body: &str) -> HttpReq
 
 #[test]
 fn blocks_attacks_and_passes_benign_traffic() {
-    let Some(waf) = build(WafConfig::default()) else {
+    let Some(waf) = build(WafSettings::default()) else {
         return;
     };
     let benign = waf.inspect(req(
@@ -154,9 +154,9 @@ fn blocks_attacks_and_passes_benign_traffic() {
 
 #[test]
 fn detect_mode_reports_without_blocking() {
-    let Some(waf) = build(WafConfig {
+    let Some(waf) = build(WafSettings {
         mode: WafMode::Detect,
-        ..WafConfig::default()
+        ..WafSettings::default()
     }) else {
         return;
     };
@@ -173,13 +173,13 @@ fn detect_mode_reports_without_blocking() {
 
 #[test]
 fn exclusions_apply_per_path_only() {
-    let Some(waf) = build(WafConfig {
+    let Some(waf) = build(WafSettings {
         exclusions: vec![WafExclusion {
             path_prefix: Some("/api/sql".into()),
             tags: vec!["attack-sqli".into()],
             ..WafExclusion::default()
         }],
-        ..WafConfig::default()
+        ..WafSettings::default()
     }) else {
         return;
     };
@@ -196,12 +196,12 @@ fn exclusions_apply_per_path_only() {
 
 #[test]
 fn paranoia_level_changes_what_is_checked() {
-    let Some(pl1) = build(WafConfig::default()) else {
+    let Some(pl1) = build(WafSettings::default()) else {
         return;
     };
-    let pl4 = build(WafConfig {
+    let pl4 = build(WafSettings {
         blocking_paranoia_level: 4,
-        ..WafConfig::default()
+        ..WafSettings::default()
     })
     .expect("loads");
     // A request only higher paranoia levels complain about (many special characters).
@@ -218,17 +218,17 @@ fn paranoia_level_changes_what_is_checked() {
 
 #[test]
 fn bad_settings_and_missing_directories_are_reported() {
-    let e = Waf::build(&WafConfig {
+    let e = Waf::build(&WafSettings {
         crs_dir: "/nonexistent/crs".into(),
-        ..WafConfig::default()
+        ..WafSettings::default()
     })
     .unwrap_err();
     assert!(e.to_string().contains("/nonexistent/crs"), "{e}");
-    let e = Waf::build(&WafConfig {
+    let e = Waf::build(&WafSettings {
         crs_dir: "/nonexistent/crs".into(),
         blocking_paranoia_level: 7,
         inbound_threshold: 0,
-        ..WafConfig::default()
+        ..WafSettings::default()
     })
     .unwrap_err()
     .to_string();
