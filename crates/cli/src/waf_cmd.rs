@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 #[derive(Subcommand)]
 pub enum WafCommand {
-    /// Replay CRS regression cases (JSON lines) through the engine and report the pass rate.
+    /// Replay CRS regression cases (JSON lines) through the engine, request and
+    /// response phases (against a built-in albedo-like backend), and report the pass rates.
     Conformance {
         /// The CRS rules directory (or the CRS directory above it).
         #[arg(long)]
@@ -20,9 +21,14 @@ pub enum WafCommand {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
-        /// Exit with status 1 when the overall pass rate is below this percentage.
+        /// Exit with status 1 when the overall pass rate (block and pass cases)
+        /// is below this percentage.
         #[arg(long)]
         min_percent: Option<f64>,
+        /// Exit with status 1 when the pass rate of the judged `other` cases
+        /// (response phases, log lines) is below this percentage.
+        #[arg(long)]
+        min_other_percent: Option<f64>,
         /// Extra CRS setting on top of the regression settings, as `name=value`
         /// (e.g. `--tx arg_name_length=100`); repeatable.
         #[arg(long = "tx", value_name = "NAME=VALUE")]
@@ -70,6 +76,7 @@ pub fn run(command: WafCommand) -> anyhow::Result<i32> {
             pl,
             json,
             min_percent,
+            min_other_percent,
             tx,
             skip_unsupported,
         } => {
@@ -105,14 +112,18 @@ pub fn run(command: WafCommand) -> anyhow::Result<i32> {
             } else {
                 print!("{}", report.render(true));
             }
+            let mut status = 0;
             let percent = report.overall.percent();
-            match min_percent {
-                Some(min) if percent < min => {
-                    eprintln!("overall pass rate {percent:.2}% is below --min-percent {min}");
-                    Ok(1)
-                }
-                _ => Ok(0),
+            if let Some(min) = min_percent.filter(|&min| percent < min) {
+                eprintln!("overall pass rate {percent:.2}% is below --min-percent {min}");
+                status = 1;
             }
+            let other = report.other.percent();
+            if let Some(min) = min_other_percent.filter(|&min| other < min) {
+                eprintln!("other pass rate {other:.2}% is below --min-other-percent {min}");
+                status = 1;
+            }
+            Ok(status)
         }
         WafCommand::Check {
             rules,

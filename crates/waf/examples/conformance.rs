@@ -28,8 +28,8 @@ fn main() {
     eprintln!("loaded {} rules in {:?}", waf.rules().len(), t.elapsed());
     let cases = palisade_waf::conformance::load_cases(&PathBuf::from(&args[2])).unwrap();
     if let Some(pos) = args.iter().position(|a| a == "--case") {
-        let id = &args[pos + 1];
-        for c in cases.iter().filter(|c| &c.id == id) {
+        let id = args.get(pos + 1).cloned().unwrap_or_default();
+        for c in cases.iter().filter(|c| c.id == id) {
             let req = palisade_waf::conformance::case_request(c);
             eprintln!("{:?}", String::from_utf8_lossy(&req.uri));
             for (k, v) in &req.headers {
@@ -40,27 +40,23 @@ fn main() {
                 );
             }
             eprintln!("  body {:?}", String::from_utf8_lossy(&req.body));
-            let mut tx = palisade_waf::Transaction::new(waf.rules(), req);
-            tx.process_request();
-            eprintln!(
-                "processor {:?} body parsed {:?}",
-                tx.data.processor,
-                tx.data.body.as_ref().map(|b| (
-                    b.args.len(),
-                    b.xml.as_ref().map(|x| x.text.len()),
-                    &b.error
-                ))
-            );
-            for m in &tx.state.matched {
-                eprintln!(
-                    "matched {} {} [{}] {}",
-                    m.id, m.msg, m.matched_var_name, m.logdata
-                );
+            let run = palisade_waf::conformance::run_case(&waf, req);
+            if let Some(r) = &run.response {
+                eprintln!("response {}", r.status);
+                for (k, v) in &r.headers {
+                    eprintln!(
+                        "  {}: {}",
+                        String::from_utf8_lossy(k),
+                        String::from_utf8_lossy(v)
+                    );
+                }
+                eprintln!("  body {:?}", String::from_utf8_lossy(&r.body));
             }
-            let mut keys: Vec<_> = tx.state.tx.iter().collect();
-            keys.sort();
-            for (k, v) in keys {
-                eprintln!("  tx.{k} = {}", String::from_utf8_lossy(v));
+            for m in &run.matched {
+                eprintln!(
+                    "matched {} (phase {}) {} [{}] {}",
+                    m.id, m.phase, m.msg, m.matched_var_name, m.logdata
+                );
             }
         }
         return;

@@ -5,27 +5,36 @@
 //! thresholds, exclusions, body limits) become SecLang directives placed
 //! before the CRS rules, exactly where a `crs-setup.conf` and `REQUEST-900`
 //! exclusions would go; the engine has no second configuration type or path.
+//! What to do with bodies (limits, encodings, which responses to inspect) is
+//! read from the same settings by [`crate::exchange`].
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use palisade_policy::waf::{WafMode, WafSettings};
+use palisade_policy::waf::{BodyLimitAction, WafMode, WafSettings};
 
+use crate::exchange::Exchange;
 use crate::parser::{self, Directive};
 use crate::rules::{self, RuleSet};
-use crate::transaction::{HttpRequest, MatchedRule, Transaction};
+use crate::transaction::HttpRequest;
 use crate::WafError;
 
-/// The result of inspecting a request.
+pub use crate::transaction::MatchedRule;
+
+/// The result of inspecting a request (or, from an [`Exchange`], of one of
+/// its steps: see [`crate::exchange::ExchangeVerdict`], which adds the
+/// phase, the outbound score and a reason).
 #[derive(Debug, Clone, Default)]
 pub struct WafVerdict {
     /// The engine decided to block (only in `block` mode).
     pub blocked: bool,
-    /// The inbound score reached the threshold (in either mode).
+    /// The anomaly score reached the threshold, or a rule or limit would
+    /// have refused the transaction (in either mode).
     pub would_block: bool,
     pub status: u16,
-    /// Rule that blocked (949110 for CRS anomaly scoring).
+    /// Rule that blocked (949110 / 959100 for CRS anomaly scoring; `None`
+    /// for a body refused by a limit or its encoding).
     pub rule_id: Option<u32>,
     pub inbound_score: i64,
     /// Detection rules that matched (logged ones), in evaluation order.
@@ -35,9 +44,8 @@ pub struct WafVerdict {
 /// A loaded WAF, cheap to share between threads.
 #[derive(Debug, Clone)]
 pub struct Waf {
-    rules: Arc<RuleSet>,
-    mode: WafMode,
-    inbound_threshold: i64,
+    pub(crate) rules: Arc<RuleSet>,
+    pub(crate) settings: Arc<WafSettings>,
 }
 
 /// Refuse request bodies the processors could not parse, like rules
@@ -47,7 +55,7 @@ SecRule MULTIPART_STRICT_ERROR "!@eq 0" "id:200003,phase:2,t:none,log,deny,statu
 "#;
 
 /// Ids for rules generated from the policy, far from CRS' 900000-999999.
-const GENERATED_ID_BASE: u32 = 9_100_000;
+pub(crate) const GENERATED_ID_BASE: u32 = 9_100_000;
 
 /// The CRS `rules/` directory for `dir` (the directory itself or `dir/rules`).
 pub fn rules_dir(dir: &Path) -> PathBuf {
@@ -79,8 +87,37 @@ impl Settings<'_> {
             WafMode::Detect => "DetectionOnly",
         };
         let _ = writeln!(s, "SecRuleEngine {engine}");
+        let body = &self.0.body;
+        let limit_action = |a: BodyLimitAction| match a {
+            BodyLimitAction::Reject => "Reject",
+            BodyLimitAction::InspectPrefix => "ProcessPartial",
+        };
         let _ = writeln!(s, "SecRequestBodyAccess On");
-        let _ = writeln!(s, "SecRequestBodyLimit {}", self.0.body.limit);
+        let _ = writeln!(s, "SecRequestBodyLimit {}", body.limit);
+        let _ = writeln!(s, "SecRequestBodyNoFilesLimit {}", body.limit_no_files);
+        let _ = writeln!(
+            s,
+            "SecRequestBodyLimitAction {}",
+            limit_action(body.limit_action)
+        );
+        // Phases 3 and 4 run when responses are enabled; bodies are read
+        // (and this limit applies) only for these media types.
+        let resp = &self.0.response;
+        let access = if resp.enabled && resp.body_limit > 0 {
+            "On"
+        } else {
+            "Off"
+        };
+        let _ = writeln!(s, "SecResponseBodyAccess {access}");
+        let _ = writeln!(s, "SecResponseBodyLimit {}", resp.body_limit);
+        let _ = writeln!(
+            s,
+            "SecResponseBodyLimitAction {}",
+            limit_action(resp.limit_action)
+        );
+        if !resp.mime_types.is_empty() {
+            let _ = writeln!(s, "SecResponseBodyMimeType {}", resp.mime_types.join(" "));
+        }
         if self.0.setup.is_none() {
             for p in 1..=5 {
                 let _ = writeln!(s, "SecDefaultAction \"phase:{p},log,auditlog,pass\"");
@@ -250,13 +287,22 @@ impl Waf {
         let rules = rules::compile_with(&directives(settings)?, settings.skip_unsupported_rules)?;
         Ok(Waf {
             rules: Arc::new(rules),
-            mode: settings.mode,
-            inbound_threshold: settings.inbound_threshold as i64,
+            settings: Arc::new(settings.clone()),
         })
     }
 
     pub fn rules(&self) -> &RuleSet {
         &self.rules
+    }
+
+    /// The compiled rule set, shared (what a transaction holds).
+    pub fn rule_set(&self) -> Arc<RuleSet> {
+        Arc::clone(&self.rules)
+    }
+
+    /// The settings the WAF was built from.
+    pub fn settings(&self) -> &WafSettings {
+        &self.settings
     }
 
     /// Rules left out because the engine cannot run them (only with
@@ -266,28 +312,20 @@ impl Waf {
     }
 
     pub fn mode(&self) -> WafMode {
-        self.mode
+        self.settings.mode
     }
 
-    /// Runs the request phases (headers and body) over `req`.
-    pub fn inspect(&self, req: HttpRequest) -> WafVerdict {
-        let mut tx = Transaction::new(&self.rules, req);
-        let interruption = tx.process_request().cloned();
-        let score = tx.inbound_score();
-        let matched: Vec<MatchedRule> = std::mem::take(&mut tx.state.matched)
-            .into_iter()
-            .filter(|m| m.log && m.id < GENERATED_ID_BASE)
-            .collect();
-        let anomaly_rule = matched.iter().find(|m| m.id == 949110).map(|m| m.id);
-        WafVerdict {
-            blocked: interruption.is_some(),
-            would_block: interruption.is_some()
-                || anomaly_rule.is_some()
-                || score >= self.inbound_threshold,
-            status: interruption.as_ref().map(|i| i.status).unwrap_or(0),
-            rule_id: interruption.as_ref().map(|i| i.rule_id).or(anomaly_rule),
-            inbound_score: score,
-            matched,
-        }
+    /// Runs the request phases (headers and body) over `req`, its body
+    /// (if any) as one piece: [`Waf::begin`] → `request_headers` → the body
+    /// plan → `finish_request_body`. A body the plan refuses gives the
+    /// refusal's verdict (413 / 415, `rule_id` `None`).
+    pub fn inspect(&self, mut req: HttpRequest) -> WafVerdict {
+        let body = std::mem::take(&mut req.body);
+        self.begin(req).inspect_request(body)
+    }
+
+    /// Starts the inspection of one HTTP exchange (see [`Exchange`]).
+    pub fn begin(&self, req: HttpRequest) -> Exchange {
+        Exchange::new(self, req)
     }
 }

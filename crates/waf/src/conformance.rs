@@ -1,9 +1,18 @@
 //! Replays the CRS regression suite (flattened to JSON lines) through the
 //! engine and reports the pass rate.
 //!
-//! A case passes when every `expect_ids` rule matched and no
-//! `no_expect_ids` rule matched, with the regression settings: detection
-//! only, the paranoia level under test, and the CRS test `tx.` values.
+//! Every case goes through an [`Exchange`], the code the edge uses: request
+//! headers (phase 1), the body pushed in chunks and finished (phase 2), then
+//! the response of a backend that answers like go-ftw's backend "albedo"
+//! ([`backend_response`]): its headers (phase 3), its body pushed in chunks
+//! and finished (phase 4), and logging (phase 5).
+//!
+//! A case passes when every `expect_ids` rule matched, no `no_expect_ids`
+//! rule matched, and the log lines of the matched rules (ModSecurity's
+//! `[id "N"] [msg "..."] [data "..."]`) match `match_regex` and not
+//! `no_match_regex`, with the regression settings: detection only, the
+//! paranoia level under test, and the CRS test `tx.` values. Cases judged
+//! only by the response status are not judged here (`not_judged`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -12,7 +21,8 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Waf;
-use crate::transaction::HttpRequest;
+use crate::exchange::{BodyPush, Exchange, RequestBodyPlan, ResponseBodyPlan};
+use crate::transaction::{HttpRequest, MatchedRule};
 use crate::WafError;
 use palisade_policy::waf::{WafMode, WafSettings};
 
@@ -88,7 +98,10 @@ pub struct Report {
     pub by_file: BTreeMap<String, Tally>,
     /// Over `block` and `pass` cases.
     pub overall: Tally,
-    /// Cases judged only by status or log regex (not counted).
+    /// Over judged `other` cases (response phases, log lines, statuses of
+    /// rules outside categories 913-944).
+    pub other: Tally,
+    /// Cases judged only by the response status (not counted).
     pub not_judged: usize,
     pub failures: Vec<CaseResult>,
 }
@@ -303,6 +316,278 @@ fn log_escape(s: &str) -> String {
     out
 }
 
+/// What the engine did with one case.
+#[derive(Debug, Clone, Default)]
+pub struct CaseRun {
+    /// Every logged rule that matched, in order (request and response phases).
+    pub matched: Vec<MatchedRule>,
+    /// Their log lines, as ModSecurity writes them.
+    pub log: String,
+    /// The backend's response (none when the request was refused).
+    pub response: Option<BackendResponse>,
+}
+
+/// A backend's answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackendResponse {
+    pub status: u16,
+    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub body: Vec<u8>,
+}
+
+/// The body of a response to any request but `POST /reflect`.
+const DEFAULT_BODY: &[u8] = b"<html><body>palisade conformance backend</body></html>\n";
+
+/// What go-ftw's backend "albedo" answers: `POST /reflect` with a JSON
+/// body `{"status": N, "headers": {...}, "body": "...", "encodedBody":
+/// "base64"}` gets that response (status 200 when none is given; 400 for a
+/// status outside 100-599; `body` wins over `encodedBody`). A body on
+/// `/reflect` that is not that JSON is reflected as it is (case 956110-4:
+/// "reflect body is not JSON"; albedo itself answers 400 with an error
+/// text there, which CRS' rules do not match either). Any other request
+/// gets 200 with a small HTML page (albedo: an empty body; no rule matches
+/// either). Like Go's server, a response without `Content-Type` gets one
+/// sniffed from its body, and `Content-Length` is set.
+pub fn backend_response(method: &[u8], uri: &[u8], body: &[u8]) -> BackendResponse {
+    let path = uri.split(|&b| b == b'?').next().unwrap_or(b"");
+    let reflect = method == b"POST" && (path == b"/reflect" || path == b"/reflect/");
+    let mut resp = if !reflect {
+        BackendResponse {
+            status: 200,
+            headers: vec![(
+                b"Content-Type".to_vec(),
+                b"text/html; charset=utf-8".to_vec(),
+            )],
+            body: DEFAULT_BODY.to_vec(),
+        }
+    } else {
+        reflect_response(body)
+    };
+    // No body for 1xx, 204, 304.
+    if resp.status < 200 || resp.status == 204 || resp.status == 304 {
+        resp.body.clear();
+    } else {
+        let has =
+            |h: &[(Vec<u8>, Vec<u8>)], n: &[u8]| h.iter().any(|(k, _)| k.eq_ignore_ascii_case(n));
+        if !resp.body.is_empty() && !has(&resp.headers, b"content-type") {
+            let ct = sniff_content_type(&resp.body);
+            resp.headers
+                .push((b"Content-Type".to_vec(), ct.as_bytes().to_vec()));
+        }
+        if !has(&resp.headers, b"content-length") && !has(&resp.headers, b"transfer-encoding") {
+            let len = resp.body.len().to_string().into_bytes();
+            resp.headers.push((b"Content-Length".to_vec(), len));
+        }
+    }
+    resp.headers
+        .push((b"Date".to_vec(), b"Mon, 01 Jan 2024 00:00:00 GMT".to_vec()));
+    resp
+}
+
+/// albedo's `/reflect`.
+fn reflect_response(body: &[u8]) -> BackendResponse {
+    let plain = |status: u16, text: &[u8]| BackendResponse {
+        status,
+        headers: Vec::new(),
+        body: text.to_vec(),
+    };
+    let Ok(serde_json::Value::Object(spec)) = serde_json::from_slice::<serde_json::Value>(body)
+    else {
+        return plain(200, body);
+    };
+    // Go's JSON decoding matches field names case-insensitively.
+    let field = |name: &str| {
+        spec.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    };
+    let status = match field("status") {
+        None | Some(serde_json::Value::Null) => 0,
+        Some(v) => match v.as_u64() {
+            Some(n) => n,
+            None => return plain(400, b"Invalid JSON in request body"),
+        },
+    };
+    if status > 0 && !(100..600).contains(&status) {
+        return plain(400, format!("Invalid status code: {status}").as_bytes());
+    }
+    let status = if status == 0 { 200 } else { status as u16 };
+    let mut headers = Vec::new();
+    if let Some(serde_json::Value::Object(h)) = field("headers") {
+        for (k, v) in h {
+            let Some(v) = v.as_str() else {
+                return plain(400, b"Invalid JSON in request body");
+            };
+            let valid_name = !k.is_empty() && k.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+            let valid_value = !v.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0);
+            if valid_name && valid_value {
+                headers.push((canonical_header(k).into_bytes(), v.as_bytes().to_vec()));
+            }
+        }
+    }
+    let text = |name| field(name).and_then(|v| v.as_str()).unwrap_or("");
+    let body = if !text("body").is_empty() {
+        text("body").as_bytes().to_vec()
+    } else if !text("encodedBody").is_empty() {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        match b64.decode(text("encodedBody")) {
+            Ok(b) => b,
+            Err(_) => b"invalid base64 encoding of response body".to_vec(),
+        }
+    } else {
+        Vec::new()
+    };
+    BackendResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// Go's `CanonicalMIMEHeaderKey`: `content-type` → `Content-Type`.
+fn canonical_header(name: &str) -> String {
+    let mut upper = true;
+    name.chars()
+        .map(|c| {
+            let out = if upper {
+                c.to_ascii_uppercase()
+            } else {
+                c.to_ascii_lowercase()
+            };
+            upper = c == '-';
+            out
+        })
+        .collect()
+}
+
+/// The media type Go's `http.DetectContentType` gives a text body (the
+/// signatures that matter for CRS' response rules).
+pub fn sniff_content_type(body: &[u8]) -> &'static str {
+    let start = body
+        .iter()
+        .position(|&b| !matches!(b, b'\t' | b'\n' | 0x0c | b'\r' | b' '))
+        .unwrap_or(body.len());
+    let b = &body[start..];
+    const HTML: &[&[u8]] = &[
+        b"<!DOCTYPE HTML",
+        b"<HTML",
+        b"<HEAD",
+        b"<SCRIPT",
+        b"<IFRAME",
+        b"<H1",
+        b"<DIV",
+        b"<FONT",
+        b"<TABLE",
+        b"<A",
+        b"<STYLE",
+        b"<TITLE",
+        b"<B",
+        b"<BODY",
+        b"<BR",
+        b"<P",
+        b"<!--",
+    ];
+    for sig in HTML {
+        if b.len() > sig.len()
+            && b[..sig.len()].eq_ignore_ascii_case(sig)
+            && matches!(b[sig.len()], b' ' | b'>')
+        {
+            return "text/html; charset=utf-8";
+        }
+    }
+    if b.starts_with(b"<?xml") {
+        return "text/xml; charset=utf-8";
+    }
+    let binary = body[..body.len().min(512)].iter().any(|&c| {
+        c <= 0x08 || c == 0x0b || (0x0e..=0x1a).contains(&c) || (0x1c..=0x1f).contains(&c)
+    });
+    if binary {
+        "application/octet-stream"
+    } else {
+        "text/plain; charset=utf-8"
+    }
+}
+
+/// Chunk sizes a body is pushed in, in turn (odd sizes on purpose).
+const CHUNKS: &[usize] = &[1, 7, 64, 1000, 4093];
+
+/// Pushes `body` in chunks until the push says stop.
+fn push_chunks(body: &[u8], mut push: impl FnMut(&[u8]) -> BodyPush) {
+    let mut rest = body;
+    for &n in CHUNKS.iter().cycle() {
+        if rest.is_empty() {
+            return;
+        }
+        let (chunk, tail) = rest.split_at(n.min(rest.len()));
+        rest = tail;
+        if push(chunk) != BodyPush::Continue {
+            return;
+        }
+    }
+}
+
+/// ModSecurity's log line of a matched rule.
+pub fn log_line(m: &MatchedRule) -> String {
+    format!(
+        "[id \"{}\"] [msg \"{}\"] [data \"{}\"]\n",
+        m.id,
+        log_escape(&m.msg),
+        log_escape(&m.logdata)
+    )
+}
+
+/// Runs one request and its backend's response through an exchange.
+pub fn run_case(waf: &Waf, mut req: HttpRequest) -> CaseRun {
+    let body = std::mem::take(&mut req.body);
+    let (method, uri) = (req.method.clone(), req.uri.clone());
+    let mut ex = waf.begin(req);
+    let response = run_exchange(&mut ex, &body, &method, &uri);
+    ex.logging();
+    let matched: Vec<MatchedRule> = ex.matched().cloned().collect();
+    let log = matched.iter().map(log_line).collect();
+    CaseRun {
+        matched,
+        log,
+        response,
+    }
+}
+
+/// The steps of an exchange as the edge drives them; the backend's
+/// response, unless the request was refused.
+fn run_exchange(
+    ex: &mut Exchange,
+    body: &[u8],
+    method: &[u8],
+    uri: &[u8],
+) -> Option<BackendResponse> {
+    if ex.request_headers().blocked {
+        return None;
+    }
+    match ex.request_body_plan(!body.is_empty()) {
+        RequestBodyPlan::Refuse { .. } => return None,
+        RequestBodyPlan::Inspect { .. } => push_chunks(body, |c| ex.push_request_body(c)),
+        RequestBodyPlan::None | RequestBodyPlan::Uninspected { .. } => {}
+    }
+    if ex.finish_request_body().blocked {
+        return None;
+    }
+    // What the upstream gets: the bytes held, then the rest as it comes.
+    let mut forwarded = ex.take_request_body();
+    if forwarded.len() < body.len() {
+        forwarded.extend_from_slice(&body[forwarded.len()..]);
+    }
+    let resp = backend_response(method, uri, &forwarded);
+    let (v, plan) = ex.response_headers(resp.status, b"HTTP/1.1", resp.headers.clone());
+    if v.blocked {
+        return Some(resp);
+    }
+    if let ResponseBodyPlan::Inspect { .. } = plan {
+        push_chunks(&resp.body, |c| ex.push_response_body(c));
+    }
+    ex.finish_response_body();
+    Some(resp)
+}
+
 /// Runs every case.
 pub fn run(waf: &Waf, cases: &[Case]) -> Report {
     let mut report = Report::default();
@@ -322,20 +607,9 @@ pub fn run(waf: &Waf, cases: &[Case]) -> Report {
         }
         let mut req = case_request(case);
         req.unique_id = case.id.clone();
-        let verdict = waf.inspect(req);
-        let ids: Vec<u32> = verdict.matched.iter().map(|m| m.id).collect();
-        let log: String = verdict
-            .matched
-            .iter()
-            .map(|m| {
-                format!(
-                    "[id \"{}\"] [msg \"{}\"] [data \"{}\"]\n",
-                    m.id,
-                    log_escape(&m.msg),
-                    log_escape(&m.logdata)
-                )
-            })
-            .collect();
+        let run = run_case(waf, req);
+        let ids: Vec<u32> = run.matched.iter().map(|m| m.id).collect();
+        let log = run.log;
         let mut missing: Vec<u32> = case
             .expect_ids
             .iter()
@@ -368,10 +642,13 @@ pub fn run(waf: &Waf, cases: &[Case]) -> Report {
             t.total += 1;
             t.passed += passed as usize;
         }
-        if label == "block" || label == "pass" {
-            report.overall.total += 1;
-            report.overall.passed += passed as usize;
-        }
+        let tally = if label == "block" || label == "pass" {
+            &mut report.overall
+        } else {
+            &mut report.other
+        };
+        tally.total += 1;
+        tally.passed += passed as usize;
         if !passed {
             report.failures.push(CaseResult {
                 id: case.id.clone(),
@@ -404,7 +681,7 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "  not judged by rule ids (status or log regex only): {}",
+            "  not judged (response status only): {}",
             self.not_judged
         );
         let _ = writeln!(s, "by rule file:");
@@ -427,6 +704,13 @@ impl Report {
                 );
             }
         }
+        let _ = writeln!(
+            s,
+            "other: {:.2}% ({}/{})",
+            self.other.percent(),
+            self.other.passed,
+            self.other.total
+        );
         let _ = writeln!(
             s,
             "overall: {:.2}% ({}/{})",

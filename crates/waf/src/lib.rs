@@ -3,12 +3,16 @@
 //!
 //! Owns: parsing SecLang ([`parser`]), compiling rules ([`rules`]),
 //! request body processing ([`body`]), transformations ([`transform`]),
-//! operators ([`operators`]) and evaluation ([`transaction`]).
+//! operators ([`operators`]), evaluation ([`transaction`]), decoding
+//! compressed bodies ([`decompress`]) and the step-by-step inspection of an
+//! HTTP exchange, request and response ([`exchange`]).
 //! Must not: do network I/O, read the clock, or panic on request input.
 //! Files are read only when a rule set is loaded.
 
 pub mod config;
 pub mod conformance;
+pub mod decompress;
+pub mod exchange;
 pub mod lazydfa;
 pub mod macros;
 pub mod operators;
@@ -23,9 +27,10 @@ pub mod injection;
 pub mod transform;
 
 pub use config::{Waf, WafVerdict};
+pub use exchange::{BodyPush, Exchange, ExchangeVerdict, RequestBodyPlan, ResponseBodyPlan};
 pub use palisade_policy::waf::{WafMode, WafSettings};
 pub use rules::{EngineMode, RuleSet};
-pub use transaction::{HttpRequest, Interruption, MatchedRule, Transaction};
+pub use transaction::{HttpRequest, Interruption, MatchedRule, ResponseData, Transaction};
 
 /// Errors loading or compiling a rule set.
 #[derive(Debug, thiserror::Error)]

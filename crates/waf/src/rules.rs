@@ -255,7 +255,10 @@ const BENIGN_SAMPLES: &[&str] = &[
 ];
 
 /// Directives that configure the host server or logging; accepted and
-/// ignored because they do not change what the rules detect.
+/// ignored because they do not change what the rules detect. Body limits,
+/// limit actions and response media types are applied by
+/// [`crate::exchange`] from the policy's settings (the generated preamble
+/// states them as these directives).
 const IGNORED_DIRECTIVES: &[&str] = &[
     "seccomponentsignature",
     "secauditengine",

@@ -1,13 +1,19 @@
 //! Evaluation of one HTTP transaction against a [`RuleSet`], phase by phase.
 //!
 //! The request is parsed once into [`RequestData`] (arguments, cookies,
-//! body). Mutable evaluation state (TX collection, matched variables,
-//! runtime `ctl:` changes, transformation cache) lives in [`State`], so
-//! rules can read request data by reference while updating state.
+//! body), the response (when there is one) into [`ResponseData`]. Mutable
+//! evaluation state (TX collection, matched variables, runtime `ctl:`
+//! changes) lives in [`State`], and transformation results in a cache of
+//! their own, so rules can read request data and transformed values by
+//! reference while updating state.
+//!
+//! A transaction owns an `Arc` of its rule set and is `Send + Sync`: it may
+//! live between the hooks of a proxy, on any thread. Which phase runs when,
+//! and what happens to bodies, is decided by [`crate::exchange`].
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::body::{self, BodyLimits, ParsedBody, Processor};
 use crate::macros::Resolve;
@@ -54,10 +60,127 @@ pub struct MatchedRule {
     pub log: bool,
 }
 
+/// The response as the engine sees it (phases 3 and 4).
+#[derive(Debug, Clone, Default)]
+pub struct ResponseData {
+    /// Response headers were given: response variables exist.
+    pub seen: bool,
+    pub status: u16,
+    /// `HTTP/1.1`, `HTTP/2.0`, ...
+    pub protocol: Vec<u8>,
+    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+    /// `RESPONSE_STATUS`: the status as text.
+    pub status_text: Vec<u8>,
+    /// `STATUS_LINE`: `HTTP/1.1 200 OK`.
+    pub status_line: Vec<u8>,
+    /// `RESPONSE_BODY`: what phase 4 inspects (decoded, at most the limit).
+    pub body: Vec<u8>,
+    /// The body was read for phase 4 (`RESPONSE_CONTENT_LENGTH` falls back
+    /// to its length when the response declared none).
+    pub body_read: bool,
+    /// `OUTBOUND_DATA_ERROR`: the body was longer than the limit.
+    pub body_over_limit: bool,
+}
+
+impl ResponseData {
+    /// The response headers a backend sent, for phase 3.
+    pub fn new(status: u16, protocol: &[u8], headers: Vec<(Vec<u8>, Vec<u8>)>) -> ResponseData {
+        let status_text = status.to_string().into_bytes();
+        let mut status_line = protocol.to_vec();
+        status_line.push(b' ');
+        status_line.extend_from_slice(&status_text);
+        if let Some(reason) = reason_phrase(status) {
+            status_line.push(b' ');
+            status_line.extend_from_slice(reason.as_bytes());
+        }
+        ResponseData {
+            seen: true,
+            status,
+            protocol: protocol.to_vec(),
+            headers,
+            status_text,
+            status_line,
+            body: Vec::new(),
+            body_read: false,
+            body_over_limit: false,
+        }
+    }
+
+    /// The first header of this name (case-insensitive).
+    pub fn header(&self, name: &[u8]) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+}
+
+/// The reason phrase of a status code (RFC 9110), for `STATUS_LINE`.
+pub fn reason_phrase(status: u16) -> Option<&'static str> {
+    Some(match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        103 => "Early Hints",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        203 => "Non-Authoritative Information",
+        204 => "No Content",
+        205 => "Reset Content",
+        206 => "Partial Content",
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
+        412 => "Precondition Failed",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Range Not Satisfiable",
+        417 => "Expectation Failed",
+        421 => "Misdirected Request",
+        422 => "Unprocessable Content",
+        426 => "Upgrade Required",
+        428 => "Precondition Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        451 => "Unavailable For Legal Reasons",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => return None,
+    })
+}
+
 /// Request data derived once per transaction.
 #[derive(Debug, Default)]
 pub struct RequestData {
     pub req: HttpRequest,
+    /// How much of `req.body` is inspected (`None`: all of it). A body
+    /// inspected by its prefix keeps every byte received, to be forwarded.
+    pub inspect_len: Option<usize>,
+    /// `req.body` (as far as inspected) is only the start of the body.
+    pub body_partial: bool,
+    /// `INBOUND_DATA_ERROR`: the body was longer than the limit.
+    pub body_over_limit: bool,
+    /// The response, once its headers are known.
+    pub resp: ResponseData,
     pub path_decoded: Vec<u8>,
     pub uri_decoded: Vec<u8>,
     pub basename: Vec<u8>,
@@ -97,6 +220,8 @@ enum RuleSel {
 /// Mutable evaluation state.
 #[derive(Default)]
 pub struct State {
+    // Every field is owned data (no `Rc`, no cells): a transaction can move
+    // between threads with the proxy hook that drives it.
     pub tx: HashMap<String, Vec<u8>>,
     /// Other collections written by setvar (ip, global, ...), per request.
     colls: HashMap<String, HashMap<String, Vec<u8>>>,
@@ -109,10 +234,8 @@ pub struct State {
     pub mode: EngineMode,
     body_processor: Option<Processor>,
     body_access: bool,
+    response_body_access: bool,
     force_body_var: bool,
-    /// (value address, value length, chain node) → transformed value
-    /// (`None` = unchanged from the original) and its pattern matches.
-    cache: HashMap<(usize, usize, u32), Cached, FxBuild>,
     /// Per rule group: 0 = clean, 1 = some value may match, else not yet known.
     group_bits: Vec<u32>,
     pub matched: Vec<MatchedRule>,
@@ -123,11 +246,47 @@ pub struct State {
     captures: Captures,
 }
 
-/// A transaction: request data plus evaluation state.
-pub struct Transaction<'r> {
-    rules: &'r RuleSet,
+/// A transaction: request data plus evaluation state, and the rule set
+/// it is evaluated against.
+pub struct Transaction {
+    rules: Arc<RuleSet>,
     pub data: RequestData,
     pub state: State,
+    /// Transformation results (apart from `state`: rules borrow values from
+    /// it while they update the state).
+    cache: TransformCache,
+}
+
+/// Transformation results of a transaction, by (value address, value
+/// length, chain node). Valid while the values they were computed from
+/// live: cleared whenever values are freed or replaced.
+#[derive(Default)]
+struct TransformCache {
+    /// Key → index in `values`, or `None`: the chain left the value unchanged.
+    index: HashMap<(usize, usize, u32), Option<u32>, FxBuild>,
+    values: Vec<Vec<u8>>,
+}
+
+impl TransformCache {
+    fn clear(&mut self) {
+        self.index.clear();
+        self.values.clear();
+    }
+
+    fn bytes<'a>(&'a self, v: &'a Transformed) -> &'a [u8] {
+        match v {
+            Transformed::Cached(i) => self.values.get(*i as usize).map_or(&[], |v| v.as_slice()),
+            Transformed::Owned(v) => v,
+        }
+    }
+}
+
+/// A value after its transformations (when they changed it).
+enum Transformed {
+    /// In the cache, at this index.
+    Cached(u32),
+    /// Not cacheable (a value computed for this rule only).
+    Owned(Vec<u8>),
 }
 
 /// URL percent-decoding (`%XX` only; `+` kept), ModSecurity-style:
@@ -225,7 +384,20 @@ impl RequestData {
             body: None,
             processor: None,
             server_name,
+            inspect_len: None,
+            body_partial: false,
+            body_over_limit: false,
+            resp: ResponseData::default(),
             req,
+        }
+    }
+
+    /// The request body as far as it is inspected.
+    pub fn inspected_body(&self) -> &[u8] {
+        let b = &self.req.body;
+        match self.inspect_len {
+            Some(n) => &b[..n.min(b.len())],
+            None => b,
         }
     }
 
@@ -285,6 +457,11 @@ impl Resolve for Ctx<'_> {
                     out.extend_from_slice(v);
                 }
             }
+            "RESPONSE_HEADERS" => {
+                if let Some(v) = key.and_then(|k| self.data.resp.header(k.as_bytes())) {
+                    out.extend_from_slice(v);
+                }
+            }
             "REQBODY_ERROR_MSG" => {
                 if let Some(e) = self.data.body.as_ref().and_then(|b| b.error.as_ref()) {
                     out.extend_from_slice(e.as_bytes());
@@ -306,7 +483,12 @@ impl Resolve for Ctx<'_> {
             | "REQUEST_PROTOCOL"
             | "REQBODY_PROCESSOR"
             | "SERVER_NAME"
-            | "REMOTE_PORT" => {
+            | "REMOTE_PORT"
+            | "RESPONSE_STATUS"
+            | "RESPONSE_PROTOCOL"
+            | "RESPONSE_CONTENT_TYPE"
+            | "RESPONSE_CONTENT_LENGTH"
+            | "STATUS_LINE" => {
                 let Some(v) = Var::from_name(var) else {
                     return;
                 };
@@ -342,13 +524,14 @@ impl Resolve for Ctx<'_> {
     }
 }
 
-impl<'r> Transaction<'r> {
-    pub fn new(rules: &'r RuleSet, req: HttpRequest) -> Transaction<'r> {
+impl Transaction {
+    pub fn new(rules: Arc<RuleSet>, req: HttpRequest) -> Transaction {
         let state = State {
             // CRS sets about a hundred TX variables per request.
             tx: HashMap::with_capacity(128),
             mode: rules.settings.mode,
             body_access: rules.settings.request_body_access,
+            response_body_access: rules.settings.response_body_access,
             group_bits: vec![RX_NONE; rules.group_sets.len()],
             ..State::default()
         };
@@ -356,35 +539,140 @@ impl<'r> Transaction<'r> {
             rules,
             data: RequestData::new(req),
             state,
+            cache: TransformCache::default(),
         }
+    }
+
+    /// The rule set this transaction runs.
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
     }
 
     /// Runs phases 1 and 2 (request headers and body).
     pub fn process_request(&mut self) -> Option<&Interruption> {
-        if self.state.mode == EngineMode::Off {
-            return None;
-        }
+        self.process_request_headers();
+        self.process_request_body()
+    }
+
+    /// Phase 1: request headers.
+    pub fn process_request_headers(&mut self) -> Option<&Interruption> {
         self.run_phase(1);
-        if self.state.interruption.is_none() {
+        self.state.interruption.as_ref()
+    }
+
+    /// Parses `data.req.body` (as far as inspected) and runs phase 2,
+    /// unless an earlier phase interrupted the transaction.
+    pub fn process_request_body(&mut self) -> Option<&Interruption> {
+        if self.state.interruption.is_none() && self.state.mode != EngineMode::Off {
             self.parse_body();
             self.run_phase(2);
         }
         self.state.interruption.as_ref()
     }
 
+    /// Gives the request body back and drops what was derived from it
+    /// (`REQUEST_BODY`, `ARGS_POST`, `FILES`, `XML`...): later phases see
+    /// a request without body.
+    pub fn take_request_body(&mut self) -> Vec<u8> {
+        let body = std::mem::take(&mut self.data.req.body);
+        self.data.inspect_len = None;
+        if let Some(b) = self.data.body.as_mut() {
+            // Keep the error flags (`REQBODY_ERROR`...), drop the values.
+            b.args = Vec::new();
+            b.files = Vec::new();
+            b.multipart_part_headers = Vec::new();
+            b.xml = None;
+        }
+        self.values_replaced();
+        body
+    }
+
+    /// Sets the response headers (phase 3 data).
+    pub fn set_response(&mut self, resp: ResponseData) {
+        self.data.resp = resp;
+        self.values_replaced();
+    }
+
+    /// Phase 3: response headers, unless an earlier phase interrupted.
+    pub fn process_response_headers(&mut self) -> Option<&Interruption> {
+        if self.state.interruption.is_none() {
+            self.run_phase(3);
+        }
+        self.state.interruption.as_ref()
+    }
+
+    /// Sets `RESPONSE_BODY` (what phase 4 inspects). Without body access
+    /// (`SecResponseBodyAccess Off`) the body stays empty.
+    pub fn set_response_body(&mut self, body: Vec<u8>, over_limit: bool) {
+        self.data.resp.body = if self.state.response_body_access {
+            body
+        } else {
+            Vec::new()
+        };
+        self.data.resp.body_read = true;
+        self.data.resp.body_over_limit = over_limit;
+        self.values_replaced();
+    }
+
+    /// Frees `RESPONSE_BODY` (after phase 4).
+    pub fn release_response_body(&mut self) {
+        self.data.resp.body = Vec::new();
+        self.values_replaced();
+    }
+
+    /// The body processor a `ctl:requestBodyProcessor` chose, if any.
+    pub fn request_body_processor(&self) -> Option<Processor> {
+        self.state.body_processor
+    }
+
+    /// Phase 4: response body, unless an earlier phase interrupted.
+    pub fn process_response_body(&mut self) -> Option<&Interruption> {
+        if self.state.interruption.is_none() {
+            self.run_phase(4);
+        }
+        self.state.interruption.as_ref()
+    }
+
+    /// Phase 5: logging. Runs even after an interruption; nothing it
+    /// matches can interrupt.
+    pub fn process_logging(&mut self) {
+        self.run_phase(5);
+    }
+
+    /// Whether response bodies are inspected (`SecResponseBodyAccess`).
+    pub fn response_body_access(&self) -> bool {
+        self.state.response_body_access
+    }
+
+    /// Values were freed or replaced: cached results keyed by their
+    /// address must go, and group checks must see the new values.
+    fn values_replaced(&mut self) {
+        self.cache.clear();
+        self.state.group_bits.iter_mut().for_each(|g| *g = RX_NONE);
+    }
+
     /// Inbound anomaly score CRS computed (`tx.blocking_inbound_anomaly_score`).
     pub fn inbound_score(&self) -> i64 {
-        let get = |k: &str| {
-            self.state
-                .tx
-                .get(k)
-                .and_then(|v| std::str::from_utf8(v).ok())
-                .and_then(|s| s.trim().parse::<i64>().ok())
-        };
-        get("blocking_inbound_anomaly_score")
-            .or_else(|| get("inbound_anomaly_score"))
-            .or_else(|| get("anomaly_score"))
+        self.tx_num("blocking_inbound_anomaly_score")
+            .or_else(|| self.tx_num("inbound_anomaly_score"))
+            .or_else(|| self.tx_num("anomaly_score"))
             .unwrap_or(0)
+    }
+
+    /// Outbound anomaly score CRS computed (`tx.blocking_outbound_anomaly_score`).
+    pub fn outbound_score(&self) -> i64 {
+        self.tx_num("blocking_outbound_anomaly_score")
+            .or_else(|| self.tx_num("outbound_anomaly_score"))
+            .unwrap_or(0)
+    }
+
+    /// A `tx.` variable as a number.
+    pub fn tx_num(&self, name: &str) -> Option<i64> {
+        self.state
+            .tx
+            .get(name)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|s| s.trim().parse::<i64>().ok())
     }
 
     fn parse_body(&mut self) {
@@ -402,9 +690,9 @@ impl<'r> Transaction<'r> {
             max_args: self.rules.settings.arguments_limit,
             max_json_depth: self.rules.settings.json_depth_limit,
         };
-        let body = &self.data.req.body;
+        let body = self.data.inspected_body();
         let parsed = match processor {
-            Some(p) => body::parse(p, &ct, body, &limits),
+            Some(p) => body::parse_with(p, &ct, body, &limits, self.data.body_partial),
             None => ParsedBody::default(),
         };
         self.data.body = Some(parsed);
@@ -413,10 +701,12 @@ impl<'r> Transaction<'r> {
     }
 
     fn run_phase(&mut self, phase: u8) {
-        if self.state.allowed {
+        // `allow` ends the transaction's rule processing, but not logging.
+        if self.state.mode == EngineMode::Off || (self.state.allowed && phase != 5) {
             return;
         }
-        let rs = self.rules;
+        let holder = Arc::clone(&self.rules);
+        let rs: &RuleSet = &holder;
         let steps = &rs.phases[phase as usize];
         let mut i = 0;
         let mut skip = 0u32;
@@ -435,7 +725,7 @@ impl<'r> Transaction<'r> {
                 i += 1;
                 continue;
             }
-            if self.eval_chain(rule) {
+            if self.eval_chain(rs, rule) {
                 if let Some(m) = &rule.skip_after {
                     match rs.markers[phase as usize].get(m) {
                         Some(&pos) if pos > i => i = pos,
@@ -443,13 +733,15 @@ impl<'r> Transaction<'r> {
                     }
                 }
                 skip = rule.skip;
-                if let Some(action) = self.disruptive_of(rule) {
+                if let Some(action) = disruptive_of(rs, rule) {
                     match action {
                         Disruptive::Pass | Disruptive::Block => {}
                         Disruptive::Allow => {
                             self.state.allowed = true;
                             return;
                         }
+                        // Too late to interrupt anything in logging.
+                        _ if phase == 5 => {}
                         other => {
                             if self.state.mode == EngineMode::On {
                                 let status = rule.status.unwrap_or(match other {
@@ -472,14 +764,6 @@ impl<'r> Transaction<'r> {
         }
     }
 
-    fn disruptive_of(&self, rule: &Rule) -> Option<Disruptive> {
-        match &rule.disruptive {
-            Some(Disruptive::Block) => Some(self.rules.block_action[rule.phase as usize].clone()),
-            Some(d) => Some(d.clone()),
-            None => None,
-        }
-    }
-
     fn is_removed(&self, rule: &Rule) -> bool {
         let s = &self.state;
         s.removed_ids.iter().any(|r| r.contains(rule.id))
@@ -488,14 +772,14 @@ impl<'r> Transaction<'r> {
 
     /// Evaluates a rule and its chain; on a full match runs the actions of
     /// every link and records the match. Returns whether it matched.
-    fn eval_chain(&mut self, head: &Rule) -> bool {
+    fn eval_chain(&mut self, rs: &RuleSet, head: &Rule) -> bool {
         self.state.rule_id = head.id;
         self.state.rule_msg.clear();
         // Like ModSecurity, the non-disruptive actions of a link run as soon
         // as that link matches: later links may read what earlier ones set.
         let mut link = head;
         loop {
-            if !self.eval_rule(head, link) {
+            if !self.eval_rule(rs, head, link) {
                 return false;
             }
             match &link.chained {
@@ -533,6 +817,14 @@ impl<'r> Transaction<'r> {
         self.state.rule_msg = entry.msg.as_bytes().to_vec();
         self.state.matched.push(entry);
         true
+    }
+}
+
+fn disruptive_of(rs: &RuleSet, rule: &Rule) -> Option<Disruptive> {
+    match &rule.disruptive {
+        Some(Disruptive::Block) => Some(rs.block_action[rule.phase as usize].clone()),
+        Some(d) => Some(d.clone()),
+        None => None,
     }
 }
 
@@ -602,21 +894,21 @@ fn coll_get<'s>(state: &'s State, coll: &str, name: &str) -> Option<&'s [u8]> {
     }
 }
 
-impl Transaction<'_> {
+impl Transaction {
     /// Evaluates one link against its targets. Sets MATCHED_VAR(S) and
     /// captures. `head` carries the id and tags used by exclusions.
-    fn eval_rule(&mut self, head: &Rule, rule: &Rule) -> bool {
+    fn eval_rule(&mut self, rs: &RuleSet, head: &Rule, rule: &Rule) -> bool {
         if rule.unconditional {
             run_actions(&self.data, &mut self.state, rule);
             return true;
         }
-        let rs = self.rules;
         let data = &self.data;
         let state = &mut self.state;
+        let cache = &mut self.cache;
         // Fast path: if no value of the rule's group (after its
         // transformations) matches any attack pattern, skip the rule.
         if let Some(g) = rule.group {
-            if !group_dirty(rs, data, state, rule, g) {
+            if !group_dirty(rs, data, state, cache, rule, g) {
                 return false;
             }
         }
@@ -630,17 +922,11 @@ impl Transaction<'_> {
         for item in &items {
             let cacheable = item.var.is_request_static() && matches!(item.value, Cow::Borrowed(_));
             let hit = if rule.multi_match {
-                multi_match(chains, state, data, rule, &item.value, cacheable)
+                multi_match(chains, state, cache, data, rule, &item.value, cacheable)
             } else {
-                let value = transformed(
-                    chains,
-                    &mut state.cache,
-                    &item.value,
-                    rule.chain_id,
-                    cacheable,
-                );
+                let value = transformed(chains, cache, &item.value, rule.chain_id, cacheable);
                 let value: &[u8] = match &value {
-                    Some(v) => v,
+                    Some(v) => cache.bytes(v),
                     None => &item.value,
                 };
                 let hit = eval_op(rule, value, data, state);
@@ -663,7 +949,14 @@ impl Transaction<'_> {
 /// Whether any value a rule group inspects may match an attack pattern.
 /// Ignores runtime target removals, so it over-approximates: it is only
 /// used to skip rules that cannot match.
-fn group_dirty(rs: &RuleSet, data: &RequestData, state: &mut State, rule: &Rule, g: u32) -> bool {
+fn group_dirty(
+    rs: &RuleSet,
+    data: &RequestData,
+    state: &mut State,
+    cache: &mut TransformCache,
+    rule: &Rule,
+    g: u32,
+) -> bool {
     match state.group_bits.get(g as usize).copied() {
         Some(0) => return false,
         Some(1) => return true,
@@ -679,15 +972,9 @@ fn group_dirty(rs: &RuleSet, data: &RequestData, state: &mut State, rule: &Rule,
     let mut dirty = false;
     for item in &items {
         let cacheable = matches!(item.value, Cow::Borrowed(_));
-        let v = transformed(
-            &rs.chains,
-            &mut state.cache,
-            &item.value,
-            rule.chain_id,
-            cacheable,
-        );
+        let v = transformed(&rs.chains, cache, &item.value, rule.chain_id, cacheable);
         let value: &[u8] = match &v {
-            Some(v) => v,
+            Some(v) => cache.bytes(v),
             None => &item.value,
         };
         if set.is_match(value) {
@@ -727,6 +1014,7 @@ fn eval_op(rule: &Rule, value: &[u8], data: &RequestData, state: &mut State) -> 
 fn multi_match(
     chains: &crate::rules::TransformChains,
     state: &mut State,
+    cache: &mut TransformCache,
     data: &RequestData,
     rule: &Rule,
     original: &[u8],
@@ -742,41 +1030,30 @@ fn multi_match(
         path.push(id);
         n = chains.nodes[id as usize].0;
     }
-    let mut last: Option<Rc<[u8]>> = None;
+    let mut last: Option<Vec<u8>> = None;
     for &id in path.iter().rev() {
-        let v = transformed(chains, &mut state.cache, original, Some(id), cacheable);
-        let changed = match (&v, &last) {
-            (None, _) => false,
-            (Some(a), Some(b)) => a != b,
-            (Some(_), None) => true,
+        let Some(v) = transformed(chains, cache, original, Some(id), cacheable) else {
+            continue;
         };
-        if changed {
-            if let Some(val) = &v {
-                if eval_op(rule, val, data, state) {
-                    return Some(val.to_vec());
-                }
+        let val = cache.bytes(&v);
+        if last.as_deref() != Some(val) {
+            if eval_op(rule, val, data, state) {
+                return Some(val.to_vec());
             }
+            last = Some(val.to_vec());
         }
-        last = v;
     }
     None
-}
-
-/// A cached transformation result.
-#[derive(Clone)]
-struct Cached {
-    /// `None`: the transformations left the value unchanged.
-    value: Option<Rc<[u8]>>,
 }
 
 /// The value after the chain ending at `node`; `None` = unchanged.
 fn transformed(
     chains: &crate::rules::TransformChains,
-    cache: &mut HashMap<(usize, usize, u32), Cached, FxBuild>,
+    cache: &mut TransformCache,
     value: &[u8],
     node: Option<u32>,
     cacheable: bool,
-) -> Option<Rc<[u8]>> {
+) -> Option<Transformed> {
     let node = node?;
     // No byte this chain reacts to: every step leaves the value alone.
     let mask = chains.masks.get(node as usize).copied().unwrap_or(u32::MAX);
@@ -794,20 +1071,20 @@ fn transformed(
 /// [`transformed`] once the value's byte classes are known.
 fn transformed_from(
     chains: &crate::rules::TransformChains,
-    cache: &mut HashMap<(usize, usize, u32), Cached, FxBuild>,
+    cache: &mut TransformCache,
     value: &[u8],
     node: u32,
     flags: u32,
     cacheable: bool,
-) -> Option<Rc<[u8]>> {
+) -> Option<Transformed> {
     let mask = chains.masks.get(node as usize).copied().unwrap_or(u32::MAX);
     if flags & mask == 0 {
         return None;
     }
     let key = (value.as_ptr() as usize, value.len(), node);
     if cacheable {
-        if let Some(hit) = cache.get(&key) {
-            return hit.value.clone();
+        if let Some(hit) = cache.index.get(&key) {
+            return hit.map(Transformed::Cached);
         }
     }
     let (parent, t) = chains.nodes[node as usize];
@@ -817,22 +1094,30 @@ fn transformed_from(
     };
     let out = {
         let src: &[u8] = match &input {
-            Some(v) => v,
+            Some(v) => cache.bytes(v),
             None => value,
         };
         match t {
             Transform::None => None,
-            t => t.apply(src).map(Rc::from),
+            t => t.apply(src),
         }
     };
-    let result = out.or(input);
+    let result = match out {
+        Some(v) if cacheable => {
+            cache.values.push(v);
+            Some(Transformed::Cached((cache.values.len() - 1) as u32))
+        }
+        Some(v) => Some(Transformed::Owned(v)),
+        None => input,
+    };
     if cacheable {
-        cache.insert(
-            key,
-            Cached {
-                value: result.clone(),
-            },
-        );
+        let slot = match &result {
+            Some(Transformed::Cached(i)) => Some(*i),
+            // Not reached: cacheable chains produce cached values.
+            Some(Transformed::Owned(_)) => return result,
+            None => None,
+        };
+        cache.index.insert(key, slot);
     }
     result
 }
@@ -957,11 +1242,11 @@ fn collect<'d>(
                 Some(Processor::UrlEncoded | Processor::Json)
             );
             if exposed || state.force_body_var {
-                scalar(Cow::Borrowed(&data.req.body), out)
+                scalar(Cow::Borrowed(data.inspected_body()), out)
             }
         }
         Var::RequestBodyLength => scalar(
-            Cow::Owned(data.req.body.len().to_string().into_bytes()),
+            Cow::Owned(data.inspected_body().len().to_string().into_bytes()),
             out,
         ),
         Var::QueryString => scalar(Cow::Borrowed(&data.query), out),
@@ -1122,7 +1407,7 @@ fn collect<'d>(
                     .iter()
                     .map(|(k, v)| k.len() + v.len() + 4)
                     .sum::<usize>()
-                + data.req.body.len();
+                + data.inspected_body().len();
             scalar(Cow::Owned(n.to_string().into_bytes()), out)
         }
         Var::HighestSeverity => {
@@ -1139,8 +1424,35 @@ fn collect<'d>(
             let e = body.is_some_and(|b| b.urlencoded_error);
             scalar(Cow::Borrowed(if e { b"1" } else { b"0" }), out)
         }
-        Var::InboundDataError | Var::OutboundDataError => scalar(Cow::Borrowed(b"0"), out),
-        // Response-side and host variables are empty in request phases.
+        Var::InboundDataError => {
+            let e = data.body_over_limit;
+            scalar(Cow::Borrowed(if e { b"1" } else { b"0" }), out)
+        }
+        Var::OutboundDataError => {
+            let e = data.resp.body_over_limit;
+            scalar(Cow::Borrowed(if e { b"1" } else { b"0" }), out)
+        }
+        // Response variables exist once the response headers are known.
+        Var::ResponseHeaders if data.resp.seen => kv(&data.resp.headers, false, out),
+        Var::ResponseHeadersNames if data.resp.seen => kv(&data.resp.headers, true, out),
+        Var::ResponseStatus if data.resp.seen => scalar(Cow::Borrowed(&data.resp.status_text), out),
+        Var::ResponseProtocol if data.resp.seen => scalar(Cow::Borrowed(&data.resp.protocol), out),
+        Var::StatusLine if data.resp.seen => scalar(Cow::Borrowed(&data.resp.status_line), out),
+        Var::ResponseContentType if data.resp.seen => {
+            if let Some(v) = data.resp.header(b"content-type") {
+                scalar(Cow::Borrowed(v), out)
+            }
+        }
+        Var::ResponseContentLength if data.resp.seen => match data.resp.header(b"content-length") {
+            Some(v) => scalar(Cow::Borrowed(v), out),
+            None if data.resp.body_read => scalar(
+                Cow::Owned(data.resp.body.len().to_string().into_bytes()),
+                out,
+            ),
+            None => {}
+        },
+        Var::ResponseBody if data.resp.body_read => scalar(Cow::Borrowed(&data.resp.body), out),
+        // Host variables, and response variables before the response.
         _ => {}
     }
     if t.count {

@@ -6,7 +6,9 @@
 //! `skip_unsupported_rules` and the skipped rules are checked to be listed.
 
 use palisade_policy::waf::WafExclusion;
-use palisade_waf::{HttpRequest, Waf, WafMode, WafSettings};
+use palisade_waf::{
+    BodyPush, Exchange, HttpRequest, RequestBodyPlan, ResponseBodyPlan, Waf, WafMode, WafSettings,
+};
 use std::path::PathBuf;
 
 fn crs_dir() -> Option<PathBuf> {
@@ -236,4 +238,149 @@ fn bad_settings_and_missing_directories_are_reported() {
         e.contains("blocking_paranoia_level") && e.contains("inbound_threshold"),
         "{e}"
     );
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3];
+    out.extend(miniz_oxide::deflate::compress_to_vec(data, 6));
+    let mut h = crc32fast::Hasher::new();
+    h.update(data);
+    out.extend(h.finalize().to_le_bytes());
+    out.extend((data.len() as u32).to_le_bytes());
+    out
+}
+
+/// A benign GET through the request phases of an exchange.
+fn benign_exchange(waf: &Waf) -> Exchange {
+    let mut ex = waf.begin(req("GET", "/account", &[], ""));
+    assert!(!ex.request_headers().blocked);
+    assert_eq!(ex.request_body_plan(false), RequestBodyPlan::None);
+    assert!(!ex.finish_request_body().blocked);
+    ex
+}
+
+fn html(extra: &[(&str, &str)]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut h = vec![(
+        b"Content-Type".to_vec(),
+        b"text/html; charset=utf-8".to_vec(),
+    )];
+    h.extend(
+        extra
+            .iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec())),
+    );
+    h
+}
+
+#[test]
+fn response_phases_catch_leaks() {
+    let Some(waf) = build(WafSettings::default()) else {
+        return;
+    };
+    let leak = b"<html><body><?php echo $db_password; ?></body></html>";
+    let mut ex = benign_exchange(&waf);
+    let (v, plan) = ex.response_headers(200, b"HTTP/1.1", html(&[]));
+    assert!(!v.blocked && v.phase == 3);
+    assert!(matches!(plan, ResponseBodyPlan::Inspect { .. }));
+    for c in leak.chunks(10) {
+        assert_eq!(ex.push_response_body(c), BodyPush::Continue);
+    }
+    let v = ex.finish_response_body();
+    assert!(v.blocked, "PHP source leak not blocked: {:?}", v.matched);
+    assert_eq!((v.status, v.phase, v.rule_id), (403, 4, Some(959100)));
+    assert!(v.outbound_score >= 4);
+    assert!(
+        v.matched.iter().any(|m| m.id / 1000 == 953),
+        "{:?}",
+        v.matched
+    );
+    ex.logging();
+    assert!(
+        ex.matched().any(|m| m.id == 980170),
+        "phase 5 reports the scores"
+    );
+
+    // The same page, gzip-compressed by the application: decoded to be inspected.
+    let mut ex = benign_exchange(&waf);
+    ex.response_headers(200, b"HTTP/1.1", html(&[("Content-Encoding", "gzip")]));
+    ex.push_response_body(&gzip(leak));
+    assert!(ex.finish_response_body().blocked);
+
+    // A clean page passes, and so does a leak in detection mode (reported).
+    let mut ex = benign_exchange(&waf);
+    ex.response_headers(200, b"HTTP/1.1", html(&[]));
+    ex.push_response_body(b"<html><body>Your account</body></html>");
+    let v = ex.finish_response_body();
+    assert!(!v.blocked && !v.would_block, "{:?}", v.matched);
+    assert_eq!(v.outbound_score, 0);
+    let Some(detect) = build(WafSettings {
+        mode: WafMode::Detect,
+        ..WafSettings::default()
+    }) else {
+        return;
+    };
+    let mut ex = benign_exchange(&detect);
+    ex.response_headers(200, b"HTTP/1.1", html(&[]));
+    ex.push_response_body(leak);
+    let v = ex.finish_response_body();
+    assert!(!v.blocked && v.would_block);
+}
+
+#[test]
+fn compressed_and_partial_request_bodies() {
+    let Some(waf) = build(WafSettings::default()) else {
+        return;
+    };
+    let attack = gzip(b"q=1%27%20OR%20%271%27%3D%271");
+    let mut ex = waf.begin(req(
+        "POST",
+        "/search",
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Content-Encoding", "gzip"),
+            ("Content-Length", &attack.len().to_string()),
+        ],
+        "",
+    ));
+    assert!(!ex.request_headers().blocked);
+    assert!(matches!(
+        ex.request_body_plan(true),
+        RequestBodyPlan::Inspect { .. }
+    ));
+    ex.push_request_body(&attack);
+    let v = ex.finish_request_body();
+    assert!(
+        v.blocked,
+        "SQLi in a gzip body not blocked: {:?}",
+        v.matched
+    );
+    assert_eq!(v.rule_id, Some(949110));
+
+    // A long JSON body inspected by its first bytes: not refused as malformed.
+    let Some(prefix) = build(WafSettings {
+        body: palisade_policy::waf::RequestBodySettings {
+            limit_no_files: 64,
+            limit_action: palisade_policy::waf::BodyLimitAction::InspectPrefix,
+            ..Default::default()
+        },
+        ..WafSettings::default()
+    }) else {
+        return;
+    };
+    let body = format!(
+        r#"{{"items":[{}]}}"#,
+        r#"{"name":"shoe","size":42},"#.repeat(20)
+    );
+    let mut ex = prefix.begin(req(
+        "POST",
+        "/api/cart",
+        &[("Content-Type", "application/json")],
+        "",
+    ));
+    ex.request_headers();
+    assert_eq!(ex.push_request_body(body.as_bytes()), BodyPush::Full);
+    let v = ex.finish_request_body();
+    assert!(!v.blocked, "a JSON prefix was refused: {:?}", v.matched);
+    assert!(v.matched.iter().all(|m| m.id != 200002));
+    assert_eq!(ex.take_request_body(), body.as_bytes());
 }

@@ -24,6 +24,10 @@
 //! error are kept, as with libmodsecurity. An empty body is not an error.
 //! Exceeding the depth limit, the argument limit or the name-size budget
 //! cancels the parse like a yajl callback returning 0.
+//!
+//! A *partial* body (only the first bytes of a longer one, cut at a limit)
+//! may end anywhere: running out of input there is not an error, and a
+//! string value cut by the end is still reported with what it holds.
 
 use super::{BodyLimits, ParsedBody};
 
@@ -163,8 +167,8 @@ enum State {
     Done,
 }
 
-/// Runs the JSON processor.
-pub(crate) fn parse(body: &[u8], limits: &BodyLimits, out: &mut ParsedBody) {
+/// Runs the JSON processor; `partial`: `body` is a prefix of the real body.
+pub(crate) fn parse(body: &[u8], limits: &BodyLimits, out: &mut ParsedBody, partial: bool) {
     let budget = body
         .len()
         .saturating_mul(NAME_BUDGET_FACTOR)
@@ -180,7 +184,11 @@ pub(crate) fn parse(body: &[u8], limits: &BodyLimits, out: &mut ParsedBody) {
         args_exceeded: false,
         depth_exceeded: false,
     };
-    let res = run(body, &mut f);
+    let res = match run(body, &mut f, partial) {
+        // A prefix ends where it ends.
+        Err(EOF) if partial => Ok(()),
+        r => r,
+    };
     let (args_exceeded, depth_exceeded) = (f.args_exceeded, f.depth_exceeded);
     out.args_exceeded |= args_exceeded;
     if let Err(msg) = res {
@@ -203,7 +211,7 @@ fn is_ws(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\n' | b'\r')
 }
 
-fn run(s: &[u8], f: &mut Flattener) -> Result<(), &'static str> {
+fn run(s: &[u8], f: &mut Flattener, partial: bool) -> Result<(), &'static str> {
     let mut i = 0usize;
     let mut state = State::Value;
     loop {
@@ -233,8 +241,8 @@ fn run(s: &[u8], f: &mut Flattener) -> Result<(), &'static str> {
                     f.close();
                     state = after_value(f);
                 } else if c == b'"' {
-                    let (k, ni) = lex_string(s, i)?;
-                    i = ni;
+                    let mut k = Vec::new();
+                    i = lex_string(s, i, &mut k)?;
                     f.current_key = k;
                     state = State::Colon;
                 } else {
@@ -292,8 +300,16 @@ fn run(s: &[u8], f: &mut Flattener) -> Result<(), &'static str> {
                     state = State::ValueOrClose;
                 }
                 b'"' => {
-                    let (v, ni) = lex_string(s, i)?;
-                    i = ni;
+                    let mut v = Vec::new();
+                    match lex_string(s, i, &mut v) {
+                        Ok(ni) => i = ni,
+                        Err(EOF) if partial => {
+                            // The value the prefix ends in, as far as it goes.
+                            f.scalar(v);
+                            return Err(EOF);
+                        }
+                        Err(e) => return Err(e),
+                    }
                     if !f.scalar(v) {
                         return Err(CANCELLED);
                     }
@@ -425,10 +441,10 @@ fn push_utf32(out: &mut Vec<u8>, cp: u32) {
     }
 }
 
-/// Lexes and decodes the string starting at the `"` at `s[start]`; returns
-/// the decoded bytes and the index after the closing quote.
-fn lex_string(s: &[u8], start: usize) -> Result<(Vec<u8>, usize), &'static str> {
-    let mut out = Vec::new();
+/// Lexes and decodes the string starting at the `"` at `s[start]` into
+/// `out`; returns the index after the closing quote. On an error, `out`
+/// holds what was decoded before it.
+fn lex_string(s: &[u8], start: usize, out: &mut Vec<u8>) -> Result<usize, &'static str> {
     let mut i = start + 1;
     loop {
         // Copy a run of plain bytes.
@@ -441,7 +457,7 @@ fn lex_string(s: &[u8], start: usize) -> Result<(Vec<u8>, usize), &'static str> 
             return Err(EOF);
         };
         match c {
-            b'"' => return Ok((out, i + 1)),
+            b'"' => return Ok(i + 1),
             b'\\' => {
                 let Some(&e) = s.get(i + 1) else {
                     return Err(EOF);
@@ -478,7 +494,7 @@ fn lex_string(s: &[u8], start: usize) -> Result<(Vec<u8>, usize), &'static str> 
                                 continue;
                             }
                         }
-                        push_utf32(&mut out, cp);
+                        push_utf32(out, cp);
                         continue;
                     }
                     _ => return Err("lexical error: inside a string, '\\' occurs before a character which it may not."),
@@ -522,7 +538,7 @@ mod tests {
 
     fn run_bytes(s: &[u8], l: &BodyLimits) -> ParsedBody {
         let mut out = ParsedBody::default();
-        parse(s, l, &mut out);
+        parse(s, l, &mut out, false);
         out
     }
 

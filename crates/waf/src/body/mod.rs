@@ -12,6 +12,12 @@
 //!
 //! Every processor works on untrusted network input: no panics, linear time,
 //! memory bounded by a small multiple of the input size.
+//!
+//! A body longer than the inspection limit may be inspected by its first
+//! bytes only ([`parse_with`] with `partial`): truncation is not an attack, so
+//! the processors then accept a document that ends inside an element, a
+//! string or a part (no `REQBODY_ERROR`, no "final boundary missing"), and
+//! [`prefix_len`] leaves out a character or `%` escape cut in two.
 
 pub mod json;
 pub mod multipart;
@@ -231,7 +237,21 @@ pub fn parse(
     body: &[u8],
     limits: &BodyLimits,
 ) -> ParsedBody {
+    parse_with(processor, content_type, body, limits, false)
+}
+
+/// [`parse`]; `partial`: `body` is only the first part of the request body
+/// (cut at a limit), so ending before the document does is not an error.
+pub fn parse_with(
+    processor: Processor,
+    content_type: &[u8],
+    body: &[u8],
+    limits: &BodyLimits,
+    partial: bool,
+) -> ParsedBody {
     let mut out = ParsedBody::default();
+    // Cut here too: what is not processed must not look complete.
+    let partial = partial || body.len() > limits.max_body_bytes;
     let body = if body.len() > limits.max_body_bytes {
         out.body_truncated = true;
         &body[..limits.max_body_bytes]
@@ -244,12 +264,47 @@ pub fn parse(
             out.urlencoded_error = r.invalid_encoding;
             out.args_exceeded = r.exceeded;
         }
-        Processor::Multipart => multipart::parse(content_type, body, limits, &mut out),
-        Processor::Json => json::parse(body, limits, &mut out),
-        Processor::Xml => xml::parse(body, &mut out),
+        Processor::Multipart => multipart::parse(content_type, body, limits, &mut out, partial),
+        Processor::Json => json::parse(body, limits, &mut out, partial),
+        Processor::Xml => xml::parse(body, &mut out, partial),
         Processor::None => {}
     }
     out
+}
+
+/// How many bytes of a body prefix to inspect: all but a UTF-8 character
+/// cut by its end, and for URLENCODED bodies a `%` escape cut by it (either
+/// would look malformed only because of the cut).
+pub fn prefix_len(processor: Option<Processor>, prefix: &[u8]) -> usize {
+    let mut n = utf8_complete_len(prefix);
+    if processor == Some(Processor::UrlEncoded) {
+        let p = &prefix[..n];
+        if p.ends_with(b"%") {
+            n -= 1;
+        } else if p.len() >= 2 && p[p.len() - 2] == b'%' && p[p.len() - 1].is_ascii_hexdigit() {
+            n -= 2;
+        }
+    }
+    n
+}
+
+/// `b` without a UTF-8 sequence that its end cuts short.
+fn utf8_complete_len(b: &[u8]) -> usize {
+    let n = b.len();
+    for back in 1..=n.min(3) {
+        let c = b[n - back];
+        if c & 0xC0 == 0x80 {
+            continue;
+        }
+        let need = match c {
+            0xC0..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF7 => 4,
+            _ => return n,
+        };
+        return if need > back { n - back } else { n };
+    }
+    n
 }
 
 #[cfg(test)]
@@ -317,6 +372,109 @@ mod tests {
         }
         assert_eq!(Processor::from_name("FOO"), None);
         assert_eq!(Processor::None.name(), "");
+    }
+
+    #[test]
+    fn prefixes_end_on_whole_characters_and_escapes() {
+        let ue = Some(Processor::UrlEncoded);
+        assert_eq!(prefix_len(None, b"abc"), 3);
+        assert_eq!(prefix_len(None, "aé".as_bytes()), 3);
+        assert_eq!(prefix_len(None, &"aé".as_bytes()[..2]), 1);
+        assert_eq!(prefix_len(None, &"a€".as_bytes()[..3]), 1);
+        assert_eq!(prefix_len(None, &"a😀".as_bytes()[..4]), 1);
+        assert_eq!(prefix_len(None, "a😀".as_bytes()), 5);
+        assert_eq!(prefix_len(None, b"a\xff"), 2);
+        assert_eq!(prefix_len(None, b"a\x80\x80\x80"), 4);
+        assert_eq!(prefix_len(None, b"a%"), 2);
+        assert_eq!(prefix_len(ue, b"a=b%"), 3);
+        assert_eq!(prefix_len(ue, b"a=b%4"), 3);
+        assert_eq!(prefix_len(ue, b"a=b%41"), 6);
+        assert_eq!(prefix_len(ue, b"a=b%zz"), 6);
+        assert_eq!(prefix_len(ue, b""), 0);
+    }
+
+    #[test]
+    fn partial_bodies_are_not_malformed() {
+        let l = BodyLimits::default();
+        let json = br#"{"a":"x","b":[1,2,{"c":"<script>alert(1)"#;
+        let whole = parse(Processor::Json, b"application/json", json, &l);
+        assert!(whole.error.is_some());
+        let p = parse_with(Processor::Json, b"application/json", json, &l, true);
+        assert!(p.error.is_none(), "{:?}", p.error);
+        assert_eq!(
+            p.args.last(),
+            Some(&(b"json.b.array_2.c".to_vec(), b"<script>alert(1)".to_vec()))
+        );
+        // Cut in an escape, a number, a literal, between tokens: not errors.
+        for cut in [
+            &br#"{"a":"x\u00"#[..],
+            br#"{"a":1."#,
+            br#"{"a":tr"#,
+            br#"{"a""#,
+            br#"["#,
+        ] {
+            let p = parse_with(Processor::Json, b"application/json", cut, &l, true);
+            assert!(p.error.is_none(), "{}", String::from_utf8_lossy(cut));
+        }
+        // Real errors stay errors.
+        let p = parse_with(Processor::Json, b"application/json", br#"{"a":x"#, &l, true);
+        assert!(p.error.is_some());
+
+        let xml = b"<?xml version='1.0'?><root><a x='1'>hello</a><b y='2'>wor";
+        assert!(parse(Processor::Xml, b"text/xml", xml, &l).error.is_some());
+        let p = parse_with(Processor::Xml, b"text/xml", xml, &l, true);
+        assert!(p.error.is_none());
+        let x = p.xml.unwrap();
+        assert_eq!(x.text, vec![b"hellowor".to_vec()]);
+        assert_eq!(x.attributes, vec![b"1".to_vec(), b"2".to_vec()]);
+        for cut in [
+            &b"<root><a"[..],
+            b"<root a='",
+            b"<root a",
+            b"<root></ro",
+            b"<root><!-",
+            b"<root><!-- x",
+            b"<root><![CDATA[x",
+            b"<root>&am",
+            b"<root><?pi x",
+            b"<!DOCTYPE",
+            b"<root>\xc3",
+            b"<",
+        ] {
+            let p = parse_with(Processor::Xml, b"text/xml", cut, &l, true);
+            assert!(p.error.is_none(), "{}", String::from_utf8_lossy(cut));
+        }
+        for bad in [&b"<root><a></b>"[..], b"<root x='1' x='2'>", b"<root>\x01"] {
+            let p = parse_with(Processor::Xml, b"text/xml", bad, &l, true);
+            assert!(p.error.is_some(), "{}", String::from_utf8_lossy(bad));
+        }
+
+        let ct = b"multipart/form-data; boundary=XX";
+        let mp: &[u8] = b"--XX\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nvalue-a\r\n--XX\r\nContent-Disposition: form-data; name=\"b\"\r\n\r\n<script>al";
+        let whole = parse(Processor::Multipart, ct, mp, &l);
+        assert!(whole
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("Final boundary missing"));
+        let p = parse_with(Processor::Multipart, ct, mp, &l, true);
+        assert!(p.error.is_none(), "{:?}", p.error);
+        assert!(!p.multipart.as_ref().unwrap().strict_error());
+        assert_eq!(
+            p.args,
+            vec![
+                (b"a".to_vec(), b"value-a".to_vec()),
+                (b"b".to_vec(), b"<script>al".to_vec())
+            ]
+        );
+        // Cut inside a part's headers, or before the first line ends.
+        for cut in [&mp[..40], &mp[..3]] {
+            let p = parse_with(Processor::Multipart, ct, cut, &l, true);
+            assert!(p.error.is_none(), "{:?}", p.error);
+        }
+        // Lines without any boundary are still not multipart.
+        let p = parse_with(Processor::Multipart, ct, b"junk\r\nmore junk", &l, true);
+        assert!(p.error.is_some());
     }
 
     #[test]

@@ -29,6 +29,10 @@
 //!
 //! The first error wins for `REQBODY_ERROR_MSG`
 //! (`Multipart parsing error: Multipart: ...`).
+//!
+//! A *partial* body (the first bytes of a longer one, cut at a limit) lacks
+//! its final boundary by construction: that is not reported as an error, and
+//! the part it ends in is reported with the data it holds.
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
@@ -318,10 +322,18 @@ struct Parser<'o> {
     /// Bytes left for `MULTIPART_PART_HEADERS` (each line repeats the part
     /// name, so cap the total to keep memory linear in the input).
     header_budget: usize,
+    /// The body is a prefix of the real one.
+    partial: bool,
 }
 
-/// Runs the multipart processor.
-pub(crate) fn parse(content_type: &[u8], body: &[u8], limits: &BodyLimits, out: &mut ParsedBody) {
+/// Runs the multipart processor; `partial`: `body` is a prefix of the real body.
+pub(crate) fn parse(
+    content_type: &[u8],
+    body: &[u8],
+    limits: &BodyLimits,
+    out: &mut ParsedBody,
+    partial: bool,
+) {
     let mut flags = MultipartFlags::default();
     let boundary = match parse_boundary(content_type, &mut flags) {
         Ok(b) => b,
@@ -348,6 +360,7 @@ pub(crate) fn parse(content_type: &[u8], body: &[u8], limits: &BodyLimits, out: 
         is_complete: false,
         nfiles: 0,
         header_budget: body.len().saturating_mul(4).max(1 << 20),
+        partial,
     };
     p.run(body);
     let Parser {
@@ -536,11 +549,27 @@ impl Parser<'_> {
                 return;
             }
         }
-        self.complete(leftover, contains_line, prev_lf_only);
+        self.complete(leftover, contains_line, prev_lf_only, pos > 0);
     }
 
     /// End of input without the final boundary having been processed.
-    fn complete(&mut self, leftover: &[u8], contains_line: bool, prev_lf_only: bool) {
+    /// `lines_seen`: at least one whole line was processed.
+    fn complete(
+        &mut self,
+        leftover: &[u8],
+        contains_line: bool,
+        prev_lf_only: bool,
+        lines_seen: bool,
+    ) {
+        if self.partial {
+            // Cut before its end: the part in progress is all there is.
+            // (A prefix that is one unfinished line may be a boundary's start.)
+            if self.boundary_count == 0 && lines_seen {
+                self.set_error("Multipart: No boundaries found in payload.".into());
+            }
+            self.finish_in_progress(leftover);
+            return;
+        }
         if self.boundary_count == 0 {
             self.set_error("Multipart: No boundaries found in payload.".into());
             self.finish_in_progress(leftover);

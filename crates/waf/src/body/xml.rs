@@ -24,7 +24,13 @@
 //!
 //! Entity expansion is bounded (nesting depth, loops, and total expanded
 //! size at most max(10 × input, 1 MiB)), like libxml2's amplification checks.
+//!
+//! A *partial* body (the first bytes of a longer one, cut at a limit) is not
+//! malformed for ending inside an element, a tag, an attribute, a comment or
+//! a character: a fatal error found only by running out of input (the
+//! parser looked past the end) is not reported for it.
 
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
@@ -243,12 +249,12 @@ fn parse_xpath(expr: &str) -> Option<Vec<(Axis, Test)>> {
     Some(steps)
 }
 
-/// Runs the XML processor.
-pub(crate) fn parse(body: &[u8], out: &mut ParsedBody) {
+/// Runs the XML processor; `partial`: `body` is a prefix of the real body.
+pub(crate) fn parse(body: &[u8], out: &mut ParsedBody, partial: bool) {
     if body.is_empty() {
         return;
     }
-    let (doc, ok) = parse_document(body);
+    let (doc, ok) = parse_document_partial(body, partial);
     out.xml = doc;
     if !ok {
         out.error = Some(ERROR_MSG.to_string());
@@ -258,7 +264,12 @@ pub(crate) fn parse(body: &[u8], out: &mut ParsedBody) {
 /// Parses a document; returns the (possibly partial) tree and whether the
 /// document was well-formed.
 pub fn parse_document(body: &[u8]) -> (Option<XmlDoc>, bool) {
-    let (text, mut ok) = match decode(body) {
+    parse_document_partial(body, false)
+}
+
+/// [`parse_document`]; with `partial`, running out of input is not an error.
+pub fn parse_document_partial(body: &[u8], partial: bool) -> (Option<XmlDoc>, bool) {
+    let (text, mut ok) = match decode(body, partial) {
         Some(v) => v,
         None => return (None, false),
     };
@@ -280,8 +291,9 @@ pub fn parse_document(body: &[u8]) -> (Option<XmlDoc>, bool) {
         budget: body.len().saturating_mul(10).max(1 << 20),
         open_text: None,
         expanding: Vec::new(),
+        eof: Cell::new(false),
     };
-    if p.document().is_err() {
+    if p.document().is_err() && !(partial && p.eof.get()) {
         ok = false;
     }
     let (doc, started) = p.finish();
@@ -290,21 +302,27 @@ pub fn parse_document(body: &[u8]) -> (Option<XmlDoc>, bool) {
 
 /// Decodes the input to UTF-8. Returns `None` for an unsupported encoding;
 /// the flag is false when decoding stopped at an invalid sequence.
-fn decode(b: &[u8]) -> Option<(Vec<u8>, bool)> {
+/// With `partial`, a character cut by the end of the input is left out
+/// without making the decoding fail.
+fn decode(b: &[u8], partial: bool) -> Option<(Vec<u8>, bool)> {
     if b.starts_with(&[0xFF, 0xFE]) || b.starts_with(&[b'<', 0, b'?', 0]) {
         let start = if b[0] == 0xFF { 2 } else { 0 };
-        return Some(decode_utf16(&b[start..], false));
+        return Some(decode_utf16(&b[start..], false, partial));
     }
     if b.starts_with(&[0xFE, 0xFF]) || b.starts_with(&[0, b'<', 0, b'?']) {
         let start = if b[0] == 0xFE { 2 } else { 0 };
-        return Some(decode_utf16(&b[start..], true));
+        return Some(decode_utf16(&b[start..], true, partial));
     }
     let b = b.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(b);
     let enc = declared_encoding(b).map(|e| e.to_ascii_lowercase());
     match enc.as_deref() {
         None | Some(b"utf-8") | Some(b"utf8") => match std::str::from_utf8(b) {
             Ok(_) => Some((b.to_vec(), true)),
-            Err(e) => Some((b[..e.valid_up_to()].to_vec(), false)),
+            // `error_len() == None`: a sequence cut by the end of the input.
+            Err(e) => Some((
+                b[..e.valid_up_to()].to_vec(),
+                partial && e.error_len().is_none(),
+            )),
         },
         Some(b"iso-8859-1") | Some(b"iso8859-1") | Some(b"iso_8859-1") | Some(b"latin1")
         | Some(b"latin-1") | Some(b"l1") => Some((from_single_byte(b, |c| c as u32), true)),
@@ -323,7 +341,7 @@ fn decode(b: &[u8]) -> Option<(Vec<u8>, bool)> {
     }
 }
 
-fn decode_utf16(b: &[u8], be: bool) -> (Vec<u8>, bool) {
+fn decode_utf16(b: &[u8], be: bool, partial: bool) -> (Vec<u8>, bool) {
     let units = b.chunks_exact(2).map(|c| {
         if be {
             u16::from_be_bytes([c[0], c[1]])
@@ -331,14 +349,25 @@ fn decode_utf16(b: &[u8], be: bool) -> (Vec<u8>, bool) {
             u16::from_le_bytes([c[0], c[1]])
         }
     });
-    let mut out = String::with_capacity(b.len() / 2);
+    let n_units = b.len() / 2;
+    let mut out = String::with_capacity(n_units);
+    let mut seen = 0usize;
     for r in char::decode_utf16(units) {
         match r {
-            Ok(c) => out.push(c),
-            Err(_) => return (out.into_bytes(), false),
+            Ok(c) => {
+                seen += c.len_utf16();
+                out.push(c);
+            }
+            Err(e) => {
+                // A high surrogate in the last unit was cut from its pair.
+                let cut = partial
+                    && seen + 1 == n_units
+                    && (0xD800..0xDC00).contains(&e.unpaired_surrogate());
+                return (out.into_bytes(), cut);
+            }
         }
     }
-    (out.into_bytes(), b.len() & 1 == 0)
+    (out.into_bytes(), b.len() & 1 == 0 || partial)
 }
 
 fn from_single_byte(b: &[u8], map: fn(u8) -> u32) -> Vec<u8> {
@@ -488,6 +517,8 @@ struct Parser<'a> {
     open_text: Option<(usize, usize)>,
     /// Entities being expanded (loop detection).
     expanding: Vec<Vec<u8>>,
+    /// The parser needed input past the end (a cut document fails so).
+    eof: Cell<bool>,
 }
 
 impl<'a> Parser<'a> {
@@ -507,11 +538,38 @@ impl<'a> Parser<'a> {
     }
 
     fn starts_with(&self, p: &[u8]) -> bool {
-        self.s[self.i..].starts_with(p)
+        let rest = self.s.get(self.i..).unwrap_or_default();
+        if rest.len() < p.len() && p.starts_with(rest) {
+            self.eof.set(true);
+        }
+        rest.starts_with(p)
     }
 
     fn peek(&self) -> Option<u8> {
-        self.s.get(self.i).copied()
+        let c = self.s.get(self.i).copied();
+        if c.is_none() {
+            self.eof.set(true);
+        }
+        c
+    }
+
+    /// `None` from a search that reached the end of the input.
+    fn at_end<T>(&self, found: Option<T>) -> R<T> {
+        found.ok_or_else(|| {
+            self.eof.set(true);
+            Fatal
+        })
+    }
+
+    /// Whitespace that must be there (at the end of the input it may be
+    /// what comes next).
+    fn require_ws(&mut self) -> R<()> {
+        if self.skip_ws() {
+            Ok(())
+        } else {
+            self.peek();
+            Err(Fatal)
+        }
     }
 
     fn skip_ws(&mut self) -> bool {
@@ -534,7 +592,7 @@ impl<'a> Parser<'a> {
     fn name(&mut self) -> R<&'a [u8]> {
         let s: &'a [u8] = self.s;
         let st = self.i;
-        if !s.get(st).is_some_and(|&c| is_name_start(c)) {
+        if !is_name_start(*self.at_end(s.get(st))?) {
             return Err(Fatal);
         }
         let mut i = st + 1;
@@ -552,7 +610,7 @@ impl<'a> Parser<'a> {
             return Err(Fatal);
         }
         let rest = &s[self.i + 1..];
-        let e = memchr::memchr(q, rest).ok_or(Fatal)?;
+        let e = self.at_end(memchr::memchr(q, rest))?;
         self.i += e + 2;
         Ok(&rest[..e])
     }
@@ -640,8 +698,8 @@ impl<'a> Parser<'a> {
     fn comment(&mut self) -> R<()> {
         self.i += 4;
         let rest = &self.s[self.i..];
-        let dd = memchr::memmem::find(rest, b"--").ok_or(Fatal)?;
-        if rest.get(dd + 2) != Some(&b'>') {
+        let dd = self.at_end(memchr::memmem::find(rest, b"--"))?;
+        if self.at_end(rest.get(dd + 2))? != &b'>' {
             // "--" inside a comment.
             return Err(Fatal);
         }
@@ -660,10 +718,8 @@ impl<'a> Parser<'a> {
             self.i += 2;
             return Ok(());
         }
-        if !self.skip_ws() {
-            return Err(Fatal);
-        }
-        let e = memchr::memmem::find(&self.s[self.i..], b"?>").ok_or(Fatal)?;
+        self.require_ws()?;
+        let e = self.at_end(memchr::memmem::find(&self.s[self.i..], b"?>"))?;
         self.i += e + 2;
         Ok(())
     }
@@ -671,20 +727,14 @@ impl<'a> Parser<'a> {
     fn external_id(&mut self) -> R<bool> {
         if self.starts_with(b"SYSTEM") {
             self.i += 6;
-            if !self.skip_ws() {
-                return Err(Fatal);
-            }
+            self.require_ws()?;
             self.quoted()?;
             Ok(true)
         } else if self.starts_with(b"PUBLIC") {
             self.i += 6;
-            if !self.skip_ws() {
-                return Err(Fatal);
-            }
+            self.require_ws()?;
             self.quoted()?;
-            if !self.skip_ws() {
-                return Err(Fatal);
-            }
+            self.require_ws()?;
             self.quoted()?;
             Ok(true)
         } else {
@@ -694,9 +744,7 @@ impl<'a> Parser<'a> {
 
     fn doctype(&mut self) -> R<()> {
         self.i += 9;
-        if !self.skip_ws() {
-            return Err(Fatal);
-        }
+        self.require_ws()?;
         self.name()?;
         let ws = self.skip_ws();
         if ws && self.external_id()? {
@@ -762,21 +810,15 @@ impl<'a> Parser<'a> {
 
     fn entity_decl(&mut self) -> R<()> {
         self.i += 8;
-        if !self.skip_ws() {
-            return Err(Fatal);
-        }
+        self.require_ws()?;
         let mut pe = false;
         if self.peek() == Some(b'%') {
             self.i += 1;
-            if !self.skip_ws() {
-                return Err(Fatal);
-            }
+            self.require_ws()?;
             pe = true;
         }
         let name = self.name()?.to_vec();
-        if !self.skip_ws() {
-            return Err(Fatal);
-        }
+        self.require_ws()?;
         let entity = if matches!(self.peek(), Some(b'"') | Some(b'\'')) {
             let raw = self.quoted()?;
             Entity::Internal(Rc::from(self.entity_value(raw)?))
@@ -787,9 +829,7 @@ impl<'a> Parser<'a> {
                     return Err(Fatal);
                 }
                 self.i += 5;
-                if !self.skip_ws() {
-                    return Err(Fatal);
-                }
+                self.require_ws()?;
                 self.name()?;
             }
             Entity::External
@@ -915,7 +955,7 @@ impl<'a> Parser<'a> {
                     } else if self.starts_with(b"<![CDATA[") {
                         self.close_text();
                         self.i += 9;
-                        let e = memchr::memmem::find(&self.s[self.i..], b"]]>").ok_or(Fatal)?;
+                        let e = self.at_end(memchr::memmem::find(&self.s[self.i..], b"]]>"))?;
                         let start = self.content.len();
                         self.content.extend_from_slice(&self.s[self.i..self.i + e]);
                         if e > 0 {
@@ -1017,10 +1057,10 @@ impl<'a> Parser<'a> {
     /// Parses the reference at `self.i` (a `&`) and appends its value.
     fn reference(&mut self, out: &mut Vec<u8>, in_attr: bool) -> R<()> {
         let rest = &self.s[self.i + 1..];
-        let semi = rest
-            .iter()
-            .position(|&c| c == b';' || c == b'<' || c == b'&' || is_ws(c))
-            .ok_or(Fatal)?;
+        let semi = self.at_end(
+            rest.iter()
+                .position(|&c| c == b';' || c == b'<' || c == b'&' || is_ws(c)),
+        )?;
         if rest[semi] != b';' {
             return Err(Fatal);
         }
@@ -1297,10 +1337,10 @@ mod tests {
         assert_eq!(strs(&d.text), vec!["helloworld"]);
         assert_eq!(strs(&d.attributes), vec!["1"]);
         let mut out = ParsedBody::default();
-        parse(b"<a>", &mut out);
+        parse(b"<a>", &mut out, false);
         assert_eq!(out.error.as_deref(), Some(ERROR_MSG));
         let mut out = ParsedBody::default();
-        parse(b"", &mut out);
+        parse(b"", &mut out, false);
         assert!(out.error.is_none() && out.xml.is_none());
     }
 

@@ -1,0 +1,1577 @@
+//! One HTTP exchange (request and response) through the engine, step by
+//! step, without doing any I/O: the caller (the edge's proxy hooks, the
+//! conformance runner, [`Waf::inspect`]) feeds what arrives and is told what
+//! to do.
+//!
+//! Owns: the decisions about bodies and responses — whether a request body
+//! is expected, refused (413 / 415), inspected whole or by its prefix, how
+//! it is decoded (`Content-Encoding`), when phase 2 runs; whether a
+//! response body is inspected (enabled, media type, limit, status, method,
+//! encoding); the running of phases 1 to 5 at the right moment; the
+//! verdicts, with the phase and the reason. This is the one place those
+//! rules live: the edge and the conformance runner both use it.
+//!
+//! Must not: do I/O, read the clock, panic on any input or call order, or
+//! hold more body than the limits allow (the request's raw bytes up to its
+//! limit plus the chunk that crossed it; the decoded copy of an encoded
+//! body up to the limit; the response up to its limit).
+//!
+//! An [`Exchange`] owns an `Arc` of the rule set and is
+//! `Send + Sync + 'static`, so it can live in a proxy's per-request context
+//! between hooks.
+//!
+//! ```text
+//! request headers ─▶ request_headers()            phase 1
+//!                    request_body_plan(expected)  None | Refuse | Uninspected | Inspect
+//! body chunks     ─▶ push_request_body(chunk)*    Continue | Full | TooLarge
+//! end of body     ─▶ finish_request_body()        decode, phase 2
+//!                    take_request_body()          the bytes to forward, as received
+//! response header ─▶ response_headers(..)         phase 3, ResponseBodyPlan
+//! body chunks     ─▶ push_response_body(chunk)*   Continue | Full | TooLarge
+//! end of body     ─▶ finish_response_body()       decode, phase 4
+//! done            ─▶ logging()                    phase 5
+//! ```
+//!
+//! After [`Exchange::take_request_body`] the request body and what was
+//! parsed from it (`REQUEST_BODY`, `ARGS_POST`, `FILES`, `XML`, ...) are
+//! gone: the response phases see the request without its body (CRS' response
+//! rules do not read it). The response body is kept only until phase 4 ran.
+//!
+//! Detection mode never refuses: where block mode would (a body over a
+//! `reject` limit, an encoding refused or not decodable, corrupt compressed
+//! data), the exchange inspects what it can, and the verdict says
+//! `would_block` with the reason.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use palisade_policy::waf::{BodyLimitAction, ContentEncodingAction, WafMode, WafSettings};
+
+use crate::body::{self, Processor};
+use crate::config::{Waf, WafVerdict, GENERATED_ID_BASE};
+use crate::decompress::{self, Codings, DecompressError};
+use crate::rules::Disruptive;
+use crate::transaction::{
+    default_processor, HttpRequest, Interruption, MatchedRule, ResponseData, Transaction,
+};
+
+/// Reasons an [`ExchangeVerdict`] or a plan gives (metric labels).
+pub mod reason {
+    /// The request body (declared or received) is longer than its limit.
+    pub const BODY_TOO_LARGE: &str = "body_too_large";
+    /// The decoded body is longer than the limit (a compression bomb, or
+    /// just a large compressed body).
+    pub const DECODED_TOO_LARGE: &str = "decoded_too_large";
+    /// Only the first `limit` bytes of the body were inspected.
+    pub const BODY_TRUNCATED: &str = "body_truncated";
+    /// A `Content-Encoding` with `body_content_encoding = "refuse"`.
+    pub const ENCODING_REFUSED: &str = "encoding_refused";
+    /// A `Content-Encoding` the engine cannot decode.
+    pub const ENCODING_UNSUPPORTED: &str = "encoding_unsupported";
+    /// The compressed body is not valid data of its encoding.
+    pub const ENCODING_CORRUPT: &str = "encoding_corrupt";
+    /// Body inspection is switched off (limit 0, responses disabled,
+    /// `SecResponseBodyAccess Off`).
+    pub const DISABLED: &str = "disabled";
+    /// The response's media type is not one of `response_body_mime_types`.
+    pub const MIME_TYPE: &str = "mime_type";
+    /// The response has no body (HEAD, 1xx, 204, 304).
+    pub const NO_BODY: &str = "no_body";
+    /// The exchange was already blocked.
+    pub const BLOCKED: &str = "blocked";
+}
+
+/// What to do with a request body, decided from the request headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestBodyPlan {
+    /// There is no body: call [`Exchange::finish_request_body`] at once.
+    None,
+    /// Answer `status` (413 or 415) without reading the body.
+    Refuse { status: u16, reason: &'static str },
+    /// Forward the body as it comes without inspecting it (`reason`: a
+    /// metric label); still call [`Exchange::finish_request_body`] (phase 2
+    /// runs on the headers) before forwarding.
+    Uninspected { reason: &'static str },
+    /// Hold the body back and push it: up to `limit` bytes are inspected.
+    /// `declared`: its `Content-Length` (not with chunked framing).
+    Inspect { limit: usize, declared: Option<u64> },
+}
+
+/// What to do with a response body, decided from the response headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseBodyPlan {
+    /// Hold the body back and push it: up to `limit` bytes are inspected.
+    Inspect { limit: usize },
+    /// Forward the body as it comes; call
+    /// [`Exchange::finish_response_body`] at once (phase 4 runs without
+    /// `RESPONSE_BODY`). `reason`: a metric label.
+    Skip { reason: &'static str },
+}
+
+/// What a pushed chunk did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyPush {
+    /// Held; push the next chunk (or finish at the end of the body).
+    Continue,
+    /// The limit is reached (`inspect_prefix`, or detection mode): stop
+    /// pushing, call finish now, then forward what was held and stream the
+    /// rest uninspected. The chunk that crossed the limit is held whole.
+    Full,
+    /// Over the limit with `reject` in block mode: refuse the request
+    /// (413), or cut the response. Nothing more is held.
+    TooLarge,
+}
+
+/// A verdict of one step of an exchange: the [`WafVerdict`] (also reached
+/// through `Deref`: `v.blocked`, `v.matched`), the phase it is about, the
+/// outbound score and why a body was refused or only partly inspected.
+#[derive(Debug, Clone, Default)]
+pub struct ExchangeVerdict {
+    /// Blocked / would block, status, rule, inbound score and every rule
+    /// matched so far in the exchange (request and response).
+    pub verdict: WafVerdict,
+    /// The phase that blocked, else the last phase this step ran (1-5; 2
+    /// for a request body refused by a limit or its encoding).
+    pub phase: u8,
+    /// CRS' blocking outbound anomaly score (0 before the response).
+    pub outbound_score: i64,
+    /// Why the body was refused, not inspected, or inspected by its first
+    /// bytes only (see [`reason`]).
+    pub reason: Option<&'static str>,
+}
+
+impl Deref for ExchangeVerdict {
+    type Target = WafVerdict;
+    fn deref(&self) -> &WafVerdict {
+        &self.verdict
+    }
+}
+
+impl From<ExchangeVerdict> for WafVerdict {
+    fn from(v: ExchangeVerdict) -> WafVerdict {
+        v.verdict
+    }
+}
+
+/// How far a body has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fill {
+    /// Under the limit.
+    Open,
+    /// The limit was crossed; the rest is not inspected.
+    Full,
+    /// The limit was crossed with `reject` in block mode.
+    TooLarge,
+}
+
+/// A request or response body being received.
+#[derive(Debug)]
+struct Inbox {
+    limit: usize,
+    /// Reject (in block mode) or inspect the prefix.
+    reject: bool,
+    /// Keep the whole chunk that crosses the limit (to forward it).
+    keep_crossing: bool,
+    raw: Vec<u8>,
+    fill: Fill,
+    /// The declared length (at most the limit), allocated at once.
+    expected: usize,
+}
+
+impl Inbox {
+    fn new(limit: usize, reject: bool, keep_crossing: bool) -> Inbox {
+        Inbox {
+            limit,
+            reject,
+            keep_crossing,
+            raw: Vec::new(),
+            fill: Fill::Open,
+            expected: 0,
+        }
+    }
+
+    fn push(&mut self, chunk: &[u8]) -> BodyPush {
+        match self.fill {
+            Fill::TooLarge => return BodyPush::TooLarge,
+            Fill::Full => return BodyPush::Full,
+            Fill::Open => {}
+        }
+        let len = self.raw.len().saturating_add(chunk.len());
+        if len > self.limit {
+            if self.reject {
+                self.fill = Fill::TooLarge;
+                self.raw = Vec::new();
+                return BodyPush::TooLarge;
+            }
+            self.fill = Fill::Full;
+            let keep = if self.keep_crossing {
+                chunk
+            } else {
+                &chunk[..self.limit - self.raw.len()]
+            };
+            self.reserve(self.raw.len() + keep.len());
+            self.raw.extend_from_slice(keep);
+            return BodyPush::Full;
+        }
+        self.reserve(len);
+        self.raw.extend_from_slice(chunk);
+        BodyPush::Continue
+    }
+
+    /// Grows the buffer geometrically, but not past the limit (or `len`).
+    fn reserve(&mut self, len: usize) {
+        if self.raw.capacity() >= len {
+            return;
+        }
+        if self.raw.capacity() == 0 && self.expected >= len {
+            self.raw.reserve_exact(self.expected);
+            return;
+        }
+        let target = self
+            .raw
+            .capacity()
+            .saturating_mul(2)
+            .max(4096)
+            .min(self.limit)
+            .max(len);
+        self.raw.reserve_exact(target - self.raw.len());
+    }
+
+    fn over_limit(&self) -> bool {
+        self.fill != Fill::Open
+    }
+}
+
+/// Where the exchange is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Step {
+    Begun,
+    RequestHeaders,
+    RequestBody,
+    ResponseHeaders,
+    ResponseBody,
+    Logged,
+}
+
+/// One request and its response going through the WAF (see the module
+/// documentation for the order of calls).
+pub struct Exchange {
+    tx: Transaction,
+    settings: Arc<WafSettings>,
+    step: Step,
+    /// `Content-Encoding` of the request body.
+    req_codings: Result<Codings, DecompressError>,
+    req: Inbox,
+    /// The tx holds the raw request body (not a decoded copy).
+    raw_in_tx: bool,
+    /// A refusal decided by the exchange itself (status, reason).
+    refused: Option<(u16, &'static str)>,
+    req_reason: Option<&'static str>,
+    /// Block mode would have refused the body (detection mode reports it).
+    req_would_refuse: bool,
+    resp_plan: ResponseBodyPlan,
+    resp_codings: Codings,
+    resp: Inbox,
+    resp_reason: Option<&'static str>,
+}
+
+// The per-request context of a proxy must be `Send + Sync + 'static`.
+const _: fn() = || {
+    fn assert<T: Send + Sync + 'static>() {}
+    assert::<Exchange>();
+};
+
+impl std::fmt::Debug for Exchange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exchange")
+            .field("step", &self.step)
+            .field("request_body_bytes", &self.req.raw.len())
+            .field("response_body_bytes", &self.resp.raw.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every value of a header, joined with `, ` (as one list).
+fn joined_header(headers: &[(Vec<u8>, Vec<u8>)], name: &[u8]) -> Option<Vec<u8>> {
+    let mut out: Option<Vec<u8>> = None;
+    for (k, v) in headers {
+        if k.eq_ignore_ascii_case(name) {
+            match &mut out {
+                Some(o) => {
+                    o.extend_from_slice(b", ");
+                    o.extend_from_slice(v);
+                }
+                None => out = Some(v.clone()),
+            }
+        }
+    }
+    out
+}
+
+fn header<'h>(headers: &'h [(Vec<u8>, Vec<u8>)], name: &[u8]) -> Option<&'h [u8]> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_slice())
+}
+
+impl Exchange {
+    pub(crate) fn new(waf: &Waf, mut req: HttpRequest) -> Exchange {
+        let settings = Arc::clone(&waf.settings);
+        let ct = header(&req.headers, b"content-type").unwrap_or(b"");
+        let limit = settings.body.limit_for(ct);
+        let block = settings.mode == WafMode::Block;
+        let reject = block && settings.body.limit_action == BodyLimitAction::Reject;
+        let req_codings = match joined_header(&req.headers, b"content-encoding") {
+            Some(v) => decompress::parse_codings(&v),
+            None => Ok(Codings::default()),
+        };
+        let declared = header(&req.headers, b"content-length")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        let early_body = std::mem::take(&mut req.body);
+        let mut ex = Exchange {
+            tx: Transaction::new(Arc::clone(&waf.rules), req),
+            settings,
+            step: Step::Begun,
+            req_codings,
+            req: Inbox::new(limit, reject, true),
+            raw_in_tx: false,
+            refused: None,
+            req_reason: None,
+            req_would_refuse: false,
+            resp_plan: ResponseBodyPlan::Skip {
+                reason: reason::NO_BODY,
+            },
+            resp_codings: Codings::default(),
+            resp: Inbox::new(0, false, false),
+            resp_reason: None,
+        };
+        ex.req.expected = declared.unwrap_or(0).min(limit);
+        if !early_body.is_empty() {
+            ex.push_owned_request_body(early_body);
+        }
+        ex
+    }
+
+    fn block_mode(&self) -> bool {
+        self.settings.mode == WafMode::Block
+    }
+
+    /// Phase 1, on the request line and headers. Call it once the headers
+    /// are known; a blocked verdict ends the exchange (answer its status,
+    /// then call [`Exchange::logging`]).
+    pub fn request_headers(&mut self) -> ExchangeVerdict {
+        self.run_request_headers();
+        self.request_verdict(1)
+    }
+
+    fn run_request_headers(&mut self) {
+        if self.step < Step::RequestHeaders {
+            self.step = Step::RequestHeaders;
+            self.tx.process_request_headers();
+        }
+    }
+
+    /// What to do with the request body. `body_expected`: the request has
+    /// one (for HTTP/1: a `Content-Length` over 0 or chunked framing; for
+    /// HTTP/2 and 3: no END_STREAM on the headers) — the framing is the
+    /// caller's to know.
+    pub fn request_body_plan(&self, body_expected: bool) -> RequestBodyPlan {
+        if !body_expected {
+            return RequestBodyPlan::None;
+        }
+        let headers = &self.tx.data.req.headers;
+        let chunked = joined_header(headers, b"transfer-encoding").is_some_and(|te| {
+            te.split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+        });
+        // With chunked framing a Content-Length means nothing.
+        let declared = if chunked {
+            None
+        } else {
+            header(headers, b"content-length")
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        if declared == Some(0) {
+            return RequestBodyPlan::None;
+        }
+        if let Some(why) = self.refused_encoding() {
+            return if self.block_mode() {
+                RequestBodyPlan::Refuse {
+                    status: 415,
+                    reason: why,
+                }
+            } else {
+                RequestBodyPlan::Uninspected { reason: why }
+            };
+        }
+        if self.req.limit == 0 {
+            return RequestBodyPlan::Uninspected {
+                reason: reason::DISABLED,
+            };
+        }
+        if self.req.reject && declared.is_some_and(|n| n > self.req.limit as u64) {
+            return RequestBodyPlan::Refuse {
+                status: 413,
+                reason: reason::BODY_TOO_LARGE,
+            };
+        }
+        RequestBodyPlan::Inspect {
+            limit: self.req.limit,
+            declared,
+        }
+    }
+
+    /// Why the request's `Content-Encoding` is not inspected, if it is not.
+    fn refused_encoding(&self) -> Option<&'static str> {
+        match &self.req_codings {
+            Err(_) => Some(reason::ENCODING_UNSUPPORTED),
+            Ok(c)
+                if !c.is_empty()
+                    && self.settings.body.content_encoding == ContentEncodingAction::Refuse =>
+            {
+                Some(reason::ENCODING_REFUSED)
+            }
+            Ok(_) => None,
+        }
+    }
+
+    /// Holds a chunk of the request body (as received, still encoded).
+    /// Up to the limit is kept for inspection; see [`BodyPush`].
+    pub fn push_request_body(&mut self, chunk: &[u8]) -> BodyPush {
+        if self.step >= Step::RequestBody {
+            // Phase 2 ran: nothing more is inspected.
+            return BodyPush::Full;
+        }
+        if self.req.limit == 0 || self.refused_encoding().is_some() {
+            // Not inspected, but what is pushed is held to be forwarded.
+            self.req.raw.extend_from_slice(chunk);
+            self.req.fill = Fill::Full;
+            return BodyPush::Full;
+        }
+        self.req.push(chunk)
+    }
+
+    /// [`Exchange::push_request_body`] for a whole body already in memory
+    /// (moved, not copied, when it fits).
+    pub(crate) fn push_owned_request_body(&mut self, body: Vec<u8>) -> BodyPush {
+        if self.req.raw.is_empty()
+            && self.step < Step::RequestBody
+            && body.len() <= self.req.limit
+            && self.refused_encoding().is_none()
+        {
+            self.req.raw = body;
+            return BodyPush::Continue;
+        }
+        self.push_request_body(&body)
+    }
+
+    /// Ends the request body: decodes it (per `Content-Encoding`, within
+    /// the same limit) and runs phase 2 (also for a request without body:
+    /// CRS' blocking evaluation is in phase 2). Runs phase 1 first if that
+    /// was not done. Refusals: 413 for a body (or its decoded form) over a
+    /// `reject` limit, 415 for an encoding refused or unsupported, 400 for
+    /// corrupt compressed data; in detection mode these are reported
+    /// (`would_block`, `reason`) and what can be is inspected.
+    pub fn finish_request_body(&mut self) -> ExchangeVerdict {
+        let phase = self.run_request_body();
+        self.request_verdict(phase)
+    }
+
+    /// What [`Exchange::finish_request_body`] does; returns the phase its
+    /// verdict is about.
+    fn run_request_body(&mut self) -> u8 {
+        if self.step >= Step::RequestBody {
+            return 2;
+        }
+        self.run_request_headers();
+        self.step = Step::RequestBody;
+        if self.tx.state.interruption.is_some() {
+            return 1;
+        }
+        if self.req.fill == Fill::TooLarge {
+            self.mark_refused(413, reason::BODY_TOO_LARGE);
+            return 2;
+        }
+        match self.prepare_request_body() {
+            Ok((why, would_refuse)) => {
+                self.req_reason = why;
+                self.req_would_refuse = would_refuse;
+            }
+            Err((status, why)) => {
+                self.mark_refused(status, why);
+                return 2;
+            }
+        }
+        self.tx.process_request_body();
+        2
+    }
+
+    /// The request declares a body (`Content-Length` over 0, or chunked).
+    fn body_declared(&self) -> bool {
+        let headers = &self.tx.data.req.headers;
+        header(headers, b"transfer-encoding").is_some()
+            || header(headers, b"content-length")
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .is_some_and(|n| n > 0)
+    }
+
+    /// Puts what is inspected of the request body into the transaction.
+    /// `Ok((reason, would_refuse))`; `Err((status, reason))`: refuse it
+    /// (block mode only).
+    fn prepare_request_body(
+        &mut self,
+    ) -> Result<(Option<&'static str>, bool), (u16, &'static str)> {
+        let block = self.block_mode();
+        let has_body = !self.req.raw.is_empty() || self.req.fill != Fill::Open;
+        if let Some(why) = self.refused_encoding() {
+            // Held (if pushed) to be forwarded, never inspected.
+            if !has_body && !self.body_declared() {
+                return Ok((None, false));
+            }
+            if block {
+                return Err((415, why));
+            }
+            return Ok((Some(why), true));
+        }
+        let limit = self.req.limit;
+        if limit == 0 {
+            return Ok((has_body.then_some(reason::DISABLED), false));
+        }
+        let raw = std::mem::take(&mut self.req.raw);
+        let over = self.req.over_limit();
+        let reject = self.settings.body.limit_action == BodyLimitAction::Reject;
+        let processor = self.request_processor();
+        let (mut why, mut would_refuse) = match (over, reject) {
+            (false, _) => (None, false),
+            // Detection mode: the reject limit is reported, the prefix inspected.
+            (true, true) => (Some(reason::BODY_TOO_LARGE), true),
+            (true, false) => (Some(reason::BODY_TRUNCATED), false),
+        };
+        let codings = self.req_codings.unwrap_or_default();
+        if codings.is_empty() || raw.is_empty() {
+            let data = &mut self.tx.data;
+            data.body_partial = over;
+            data.body_over_limit = over;
+            data.inspect_len =
+                over.then(|| body::prefix_len(processor, &raw[..raw.len().min(limit)]));
+            data.req.body = raw;
+            self.raw_in_tx = true;
+            return Ok((why, would_refuse));
+        }
+        let decoded = decompress::decode(&raw[..raw.len().min(limit)], &codings, limit, !over);
+        // Forwarded as received; the decoded copy is what is inspected.
+        self.req.raw = raw;
+        let d = match decoded {
+            Ok(d) => d,
+            Err(_) if block => return Err((400, reason::ENCODING_CORRUPT)),
+            Err(_) => return Ok((Some(reason::ENCODING_CORRUPT), true)),
+        };
+        if d.over_limit {
+            if reject {
+                if block {
+                    return Err((413, reason::DECODED_TOO_LARGE));
+                }
+                why = Some(reason::DECODED_TOO_LARGE);
+                would_refuse = true;
+            } else if why.is_none() {
+                why = Some(reason::BODY_TRUNCATED);
+            }
+        }
+        let partial = over || d.over_limit || d.unfinished;
+        let data = &mut self.tx.data;
+        data.body_partial = partial;
+        data.body_over_limit = over || d.over_limit;
+        data.inspect_len = partial.then(|| body::prefix_len(processor, &d.data));
+        data.req.body = d.data;
+        self.raw_in_tx = false;
+        Ok((why, would_refuse))
+    }
+
+    /// The body processor phase 2 will use (a `ctl:` of phase 1, else the
+    /// one for the `Content-Type`).
+    fn request_processor(&self) -> Option<Processor> {
+        self.tx.request_body_processor().or_else(|| {
+            default_processor(header(&self.tx.data.req.headers, b"content-type").unwrap_or(b""))
+        })
+    }
+
+    /// The request body as received (still encoded) to forward upstream,
+    /// without a copy; everything held for the body (the decoded copy, the
+    /// parsed arguments, files and XML) is released. Call it after
+    /// [`Exchange::finish_request_body`].
+    pub fn take_request_body(&mut self) -> Vec<u8> {
+        let in_tx = self.tx.take_request_body();
+        let raw = std::mem::take(&mut self.req.raw);
+        if self.raw_in_tx {
+            self.raw_in_tx = false;
+            in_tx
+        } else {
+            raw
+        }
+    }
+
+    /// A refusal decided here (a limit or an encoding): blocks in block
+    /// mode (later phases do not run).
+    fn mark_refused(&mut self, status: u16, why: &'static str) {
+        if self.block_mode() {
+            self.refused = Some((status, why));
+            if self.tx.state.interruption.is_none() {
+                self.tx.state.interruption = Some(Interruption {
+                    rule_id: 0,
+                    status,
+                    action: Disruptive::Deny,
+                    phase: 2,
+                });
+            }
+        }
+        self.req_reason = Some(why);
+        self.req_would_refuse = true;
+        if self.step < Step::RequestBody {
+            self.step = Step::RequestBody;
+        }
+    }
+
+    /// Runs the request phases of [`Waf::inspect`]: phase 1, then the body
+    /// (given whole), then phase 2; the verdict takes the matched rules
+    /// along instead of copying them.
+    pub(crate) fn inspect_request(mut self, body: Vec<u8>) -> WafVerdict {
+        self.run_request_headers();
+        let phase = if self.tx.state.interruption.is_some() {
+            1
+        } else {
+            match self.request_body_plan(!body.is_empty()) {
+                RequestBodyPlan::Refuse { status, reason } => {
+                    self.mark_refused(status, reason);
+                    2
+                }
+                RequestBodyPlan::Inspect { .. } => {
+                    self.push_owned_request_body(body);
+                    self.run_request_body()
+                }
+                RequestBodyPlan::None | RequestBodyPlan::Uninspected { .. } => {
+                    self.run_request_body()
+                }
+            }
+        };
+        let matched = std::mem::take(&mut self.tx.state.matched)
+            .into_iter()
+            .filter(|m| m.log && m.id < GENERATED_ID_BASE)
+            .collect();
+        self.request_verdict_with(phase, matched).verdict
+    }
+
+    /// Phase 3 on the response headers, and what to do with the body.
+    /// Runs phase 2 first if the request body was not finished.
+    pub fn response_headers(
+        &mut self,
+        status: u16,
+        protocol: &[u8],
+        headers: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> (ExchangeVerdict, ResponseBodyPlan) {
+        if self.step < Step::RequestBody {
+            self.finish_request_body();
+        }
+        let skip = |reason| ResponseBodyPlan::Skip { reason };
+        if self.step >= Step::ResponseHeaders {
+            return (self.response_verdict(3), self.resp_plan);
+        }
+        self.step = Step::ResponseHeaders;
+        if self.tx.state.interruption.is_some() {
+            self.resp_plan = skip(reason::BLOCKED);
+            return (self.response_verdict(3), self.resp_plan);
+        }
+        let settings = Arc::clone(&self.settings);
+        let rs = &settings.response;
+        let codings = joined_header(&headers, b"content-encoding")
+            .map(|v| decompress::parse_codings(&v))
+            .unwrap_or(Ok(Codings::default()));
+        let content_type = header(&headers, b"content-type").map(<[u8]>::to_vec);
+        if !rs.enabled {
+            self.resp_plan = skip(reason::DISABLED);
+            return (self.response_verdict(3), self.resp_plan);
+        }
+        self.tx
+            .set_response(ResponseData::new(status, protocol, headers));
+        self.tx.process_response_headers();
+        let v = self.response_verdict(3);
+        let head = self.tx.data.req.method.eq_ignore_ascii_case(b"HEAD");
+        self.resp_plan = if self.tx.state.interruption.is_some() {
+            skip(reason::BLOCKED)
+        } else if head || status < 200 || status == 204 || status == 304 {
+            skip(reason::NO_BODY)
+        } else if rs.body_limit == 0 || !self.tx.response_body_access() {
+            skip(reason::DISABLED)
+        } else if !content_type.is_some_and(|ct| rs.inspects_type(&ct)) {
+            skip(reason::MIME_TYPE)
+        } else {
+            match codings {
+                Err(_) => skip(reason::ENCODING_UNSUPPORTED),
+                Ok(c) => {
+                    self.resp_codings = c;
+                    let reject = self.block_mode() && rs.limit_action == BodyLimitAction::Reject;
+                    self.resp = Inbox::new(rs.body_limit, reject, false);
+                    ResponseBodyPlan::Inspect {
+                        limit: rs.body_limit,
+                    }
+                }
+            }
+        };
+        (v, self.resp_plan)
+    }
+
+    /// Holds a chunk of the response body (as received, for inspection
+    /// only: the caller forwards its own copy). See [`BodyPush`].
+    pub fn push_response_body(&mut self, chunk: &[u8]) -> BodyPush {
+        if self.step != Step::ResponseHeaders
+            || !matches!(self.resp_plan, ResponseBodyPlan::Inspect { .. })
+        {
+            return BodyPush::Full;
+        }
+        self.resp.push(chunk)
+    }
+
+    /// Ends the response body: decodes it for inspection (gzip, deflate,
+    /// br, within the limit) and runs phase 4 with `RESPONSE_BODY`; for a
+    /// skipped body, phase 4 runs without it. A body over a `reject` limit
+    /// (block mode) gives a blocked verdict (500): cut the response.
+    pub fn finish_response_body(&mut self) -> ExchangeVerdict {
+        if self.step >= Step::ResponseBody {
+            return self.response_verdict(4);
+        }
+        if self.step < Step::ResponseHeaders {
+            // No response headers were given: nothing to inspect.
+            return self.response_verdict(3);
+        }
+        self.step = Step::ResponseBody;
+        if self.tx.state.interruption.is_some() || !self.settings.response.enabled {
+            return self.response_verdict(4);
+        }
+        if self.resp.fill == Fill::TooLarge {
+            self.resp_reason = Some(reason::BODY_TOO_LARGE);
+            self.tx.state.interruption = Some(Interruption {
+                rule_id: 0,
+                status: 500,
+                action: Disruptive::Deny,
+                phase: 4,
+            });
+            return self.response_verdict(4);
+        }
+        if let ResponseBodyPlan::Inspect { limit } = self.resp_plan {
+            let raw = std::mem::take(&mut self.resp.raw);
+            let mut over = self.resp.over_limit();
+            let mut reason = over.then_some(reason::BODY_TRUNCATED);
+            let body = if self.resp_codings.is_empty() {
+                raw
+            } else {
+                match decompress::decode(&raw, &self.resp_codings, limit, !over) {
+                    Ok(d) => {
+                        over |= d.over_limit;
+                        if over {
+                            reason = Some(reason::BODY_TRUNCATED);
+                        }
+                        // What phase 4 sees is no longer encoded (as after
+                        // Apache's mod_inflate), so CRS' "compressed
+                        // response" skips do not apply to it.
+                        self.tx
+                            .data
+                            .resp
+                            .headers
+                            .retain(|(k, _)| !k.eq_ignore_ascii_case(b"content-encoding"));
+                        d.data
+                    }
+                    Err(_) => {
+                        reason = Some(reason::ENCODING_CORRUPT);
+                        Vec::new()
+                    }
+                }
+            };
+            self.resp_reason = reason;
+            self.tx.set_response_body(body, over);
+        } else if let ResponseBodyPlan::Skip { reason } = self.resp_plan {
+            self.resp_reason = Some(reason);
+        }
+        self.tx.process_response_body();
+        // RESPONSE_BODY is not needed any more.
+        self.tx.release_response_body();
+        self.response_verdict(4)
+    }
+
+    /// Phase 5 (logging, CRS' reporting rules). Call it last, whatever
+    /// happened (also after a block).
+    pub fn logging(&mut self) {
+        if self.step < Step::Logged {
+            self.step = Step::Logged;
+            self.tx.process_logging();
+        }
+    }
+
+    /// Every logged rule that matched so far, in evaluation order.
+    pub fn matched(&self) -> impl Iterator<Item = &MatchedRule> + '_ {
+        self.tx
+            .state
+            .matched
+            .iter()
+            .filter(|m| m.log && m.id < GENERATED_ID_BASE)
+    }
+
+    /// The transaction (variables and evaluation state), read-only.
+    pub fn transaction(&self) -> &Transaction {
+        &self.tx
+    }
+
+    fn interruption(&self) -> Option<&Interruption> {
+        self.tx.state.interruption.as_ref()
+    }
+
+    fn base_verdict(&self, matched: Vec<MatchedRule>) -> WafVerdict {
+        let i = self.interruption();
+        let refused = self.refused;
+        WafVerdict {
+            blocked: i.is_some(),
+            would_block: i.is_some(),
+            status: refused.map(|(s, _)| s).or(i.map(|i| i.status)).unwrap_or(0),
+            rule_id: i.map(|i| i.rule_id).filter(|&id| id != 0),
+            inbound_score: self.tx.inbound_score(),
+            matched,
+        }
+    }
+
+    /// The verdict of a request step (`phase` 1 or 2).
+    fn request_verdict(&self, phase: u8) -> ExchangeVerdict {
+        self.request_verdict_with(phase, self.matched().cloned().collect())
+    }
+
+    fn request_verdict_with(&self, phase: u8, matched: Vec<MatchedRule>) -> ExchangeVerdict {
+        let mut v = self.base_verdict(matched);
+        v.would_block |= self.req_would_refuse;
+        let anomaly = v.matched.iter().any(|m| m.id == 949110 || m.id == 949111);
+        v.would_block |= anomaly || v.inbound_score >= i64::from(self.settings.inbound_threshold);
+        if v.rule_id.is_none() && anomaly && self.refused.is_none() {
+            v.rule_id = v
+                .matched
+                .iter()
+                .find(|m| m.id == 949110 || m.id == 949111)
+                .map(|m| m.id);
+        }
+        let why = if phase >= 2 { self.req_reason } else { None };
+        ExchangeVerdict {
+            phase: self.interruption().map(|i| i.phase).unwrap_or(phase),
+            outbound_score: 0,
+            reason: self.refused.map(|(_, r)| r).or(why),
+            verdict: v,
+        }
+    }
+
+    /// The verdict of a response step (`phase` 3 or 4): about the response
+    /// (outbound), not the request.
+    fn response_verdict(&self, phase: u8) -> ExchangeVerdict {
+        let mut v = self.base_verdict(self.matched().cloned().collect());
+        let outbound = self.tx.outbound_score();
+        let request_blocked = self.interruption().is_some_and(|i| i.phase <= 2);
+        if request_blocked {
+            return ExchangeVerdict {
+                phase: self.interruption().map(|i| i.phase).unwrap_or(phase),
+                outbound_score: outbound,
+                reason: Some(reason::BLOCKED),
+                verdict: v,
+            };
+        }
+        let anomaly = v.matched.iter().find(|m| m.id == 959100 || m.id == 959101);
+        let phase4 = self.step >= Step::ResponseBody;
+        v.would_block |= anomaly.is_some()
+            || (phase4 && outbound >= i64::from(self.settings.outbound_threshold));
+        if v.rule_id.is_none() {
+            v.rule_id = anomaly.map(|m| m.id);
+        }
+        ExchangeVerdict {
+            phase: self.interruption().map(|i| i.phase).unwrap_or(phase),
+            outbound_score: outbound,
+            reason: self.resp_reason,
+            verdict: v,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use palisade_policy::waf::ResponseSettings;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Rules that stand in for CRS: one per thing to observe.
+    const RULES: &str = r#"
+SecRule REQUEST_HEADERS:User-Agent "@contains badbot" "id:1001,phase:1,deny,status:403,msg:'bad bot'"
+SecRule ARGS "@contains attack" "id:1002,phase:2,deny,status:403,msg:'attack',logdata:'%{MATCHED_VAR_NAME}=%{MATCHED_VAR}'"
+SecRule REQUEST_BODY "@contains evil" "id:1003,phase:2,deny,status:403,msg:'evil body'"
+SecRule INBOUND_DATA_ERROR "@eq 1" "id:1004,phase:2,pass,msg:'inbound over limit'"
+SecAction "id:1005,phase:2,pass,nolog,setvar:tx.phase2=1"
+SecRule RESPONSE_STATUS "@streq 500" "id:2001,phase:3,deny,status:502,msg:'server error'"
+SecRule RESPONSE_HEADERS:X-Leak "@rx ." "id:2002,phase:3,pass,msg:'leak',logdata:'%{MATCHED_VAR}'"
+SecRule &RESPONSE_HEADERS:Set-Cookie "@eq 2" "id:2003,phase:3,pass,msg:'two cookies'"
+SecRule RESPONSE_HEADERS_NAMES "@streq X-Powered-By" "id:2004,phase:3,pass,msg:'powered by'"
+SecRule STATUS_LINE "@streq HTTP/1.1 404 Not Found" "id:2005,phase:3,pass,msg:'status line'"
+SecRule RESPONSE_PROTOCOL "@streq HTTP/2.0" "id:2006,phase:3,pass,msg:'h2'"
+SecRule RESPONSE_CONTENT_TYPE "@beginsWith text/html" "id:2007,phase:3,pass,msg:'html'"
+SecRule RESPONSE_CONTENT_LENGTH "@eq 12" "id:2008,phase:4,pass,msg:'length 12'"
+SecRule RESPONSE_BODY "@contains SECRET" "id:2009,phase:4,pass,msg:'secret',setvar:'tx.outbound_anomaly_score_pl1=+5'"
+SecRule OUTBOUND_DATA_ERROR "@eq 1" "id:2010,phase:4,pass,msg:'outbound over limit'"
+SecRule &RESPONSE_HEADERS:Content-Encoding "@eq 0" "id:2011,phase:4,pass,msg:'no content-encoding'"
+SecAction "id:2012,phase:4,pass,nolog,setvar:'tx.blocking_outbound_anomaly_score=+%{tx.outbound_anomaly_score_pl1}'"
+SecRule TX:BLOCKING_OUTBOUND_ANOMALY_SCORE "@ge %{tx.outbound_anomaly_score_threshold}" "id:959100,phase:4,deny,msg:'Outbound Anomaly Score Exceeded (Total Score: %{tx.blocking_outbound_anomaly_score})'"
+SecAction "id:3001,phase:5,pass,msg:'logging ran'"
+"#;
+
+    fn waf(configure: impl FnOnce(&mut WafSettings)) -> Waf {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "palisade-exchange-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("REQUEST-900-TEST.conf"), RULES).unwrap();
+        let mut s = WafSettings {
+            crs_dir: dir.display().to_string(),
+            ..WafSettings::default()
+        };
+        configure(&mut s);
+        let w = Waf::build(&s).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        w
+    }
+
+    fn request(method: &str, headers: &[(&str, &str)]) -> HttpRequest {
+        HttpRequest {
+            method: method.as_bytes().to_vec(),
+            uri: b"/path?x=1".to_vec(),
+            protocol: b"HTTP/1.1".to_vec(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+                .collect(),
+            ..HttpRequest::default()
+        }
+    }
+
+    fn form(len: Option<usize>) -> HttpRequest {
+        let cl = len.map(|n| n.to_string());
+        let mut h = vec![("Content-Type", "application/x-www-form-urlencoded")];
+        if let Some(cl) = &cl {
+            h.push(("Content-Length", cl));
+        }
+        request("POST", &h)
+    }
+
+    fn ids(ex: &Exchange) -> Vec<u32> {
+        ex.matched().map(|m| m.id).collect()
+    }
+
+    fn phase2_ran(ex: &Exchange) -> bool {
+        ex.transaction().tx_num("phase2") == Some(1)
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3];
+        out.extend(miniz_oxide::deflate::compress_to_vec(data, 6));
+        let mut h = crc32fast::Hasher::new();
+        h.update(data);
+        out.extend(h.finalize().to_le_bytes());
+        out.extend((data.len() as u32).to_le_bytes());
+        out
+    }
+
+    fn headers(h: &[(&str, &str)]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        h.iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+            .collect()
+    }
+
+    fn limits(limit: usize, action: BodyLimitAction) -> impl FnOnce(&mut WafSettings) {
+        move |s| {
+            s.body.limit = limit;
+            s.body.limit_no_files = limit;
+            s.body.limit_action = action;
+        }
+    }
+
+    #[test]
+    fn request_body_plans() {
+        let w = waf(|_| {});
+        let plan = |r: HttpRequest, expected| w.begin(r).request_body_plan(expected);
+        assert_eq!(plan(form(Some(10)), false), RequestBodyPlan::None);
+        assert_eq!(plan(form(Some(0)), true), RequestBodyPlan::None);
+        assert_eq!(
+            plan(form(Some(10)), true),
+            RequestBodyPlan::Inspect {
+                limit: 131_072,
+                declared: Some(10)
+            }
+        );
+        // HTTP/2: no length, a body all the same.
+        assert_eq!(
+            plan(form(None), true),
+            RequestBodyPlan::Inspect {
+                limit: 131_072,
+                declared: None
+            }
+        );
+        // Files: the larger limit.
+        let mp = request(
+            "POST",
+            &[("Content-Type", "multipart/form-data; boundary=x")],
+        );
+        assert_eq!(
+            plan(mp, true),
+            RequestBodyPlan::Inspect {
+                limit: 13_107_200,
+                declared: None
+            }
+        );
+        // Chunked framing wins over Content-Length.
+        let chunked = request(
+            "POST",
+            &[
+                ("Transfer-Encoding", "chunked"),
+                ("Content-Length", "999999999"),
+            ],
+        );
+        assert_eq!(
+            plan(chunked, true),
+            RequestBodyPlan::Inspect {
+                limit: 131_072,
+                declared: None
+            }
+        );
+        // Declared over the limit: refused (reject), held in part (inspect_prefix).
+        assert_eq!(
+            plan(form(Some(131_073)), true),
+            RequestBodyPlan::Refuse {
+                status: 413,
+                reason: reason::BODY_TOO_LARGE
+            }
+        );
+        let prefix = waf(limits(100, BodyLimitAction::InspectPrefix));
+        assert_eq!(
+            prefix.begin(form(Some(1000))).request_body_plan(true),
+            RequestBodyPlan::Inspect {
+                limit: 100,
+                declared: Some(1000)
+            }
+        );
+        // Detection mode never refuses.
+        let detect = waf(|s| s.mode = WafMode::Detect);
+        assert!(matches!(
+            detect.begin(form(Some(1 << 20))).request_body_plan(true),
+            RequestBodyPlan::Inspect { .. }
+        ));
+        // Encodings.
+        let enc = |w: &Waf, ce: &str| {
+            w.begin(request(
+                "POST",
+                &[("Content-Length", "10"), ("Content-Encoding", ce)],
+            ))
+            .request_body_plan(true)
+        };
+        assert!(matches!(enc(&w, "gzip"), RequestBodyPlan::Inspect { .. }));
+        assert!(matches!(
+            enc(&w, "identity"),
+            RequestBodyPlan::Inspect { .. }
+        ));
+        assert!(matches!(
+            enc(&w, "gzip, br"),
+            RequestBodyPlan::Inspect { .. }
+        ));
+        let unsupported = RequestBodyPlan::Refuse {
+            status: 415,
+            reason: reason::ENCODING_UNSUPPORTED,
+        };
+        assert_eq!(enc(&w, "zstd"), unsupported);
+        assert_eq!(enc(&w, "gzip, deflate, br"), unsupported);
+        let refuse = waf(|s| s.body.content_encoding = ContentEncodingAction::Refuse);
+        assert_eq!(
+            enc(&refuse, "gzip"),
+            RequestBodyPlan::Refuse {
+                status: 415,
+                reason: reason::ENCODING_REFUSED
+            }
+        );
+        assert!(matches!(
+            enc(&refuse, "identity"),
+            RequestBodyPlan::Inspect { .. }
+        ));
+        assert_eq!(
+            enc(&detect, "zstd"),
+            RequestBodyPlan::Uninspected {
+                reason: reason::ENCODING_UNSUPPORTED
+            }
+        );
+        // Limit 0: bodies are not inspected.
+        let off = waf(limits(0, BodyLimitAction::Reject));
+        assert_eq!(
+            off.begin(form(Some(10))).request_body_plan(true),
+            RequestBodyPlan::Uninspected {
+                reason: reason::DISABLED
+            }
+        );
+    }
+
+    #[test]
+    fn reject_limit_refuses_with_413() {
+        let w = waf(limits(10, BodyLimitAction::Reject));
+        let mut ex = w.begin(form(None));
+        assert!(!ex.request_headers().blocked);
+        assert_eq!(ex.push_request_body(b"a=12345"), BodyPush::Continue);
+        assert_eq!(ex.push_request_body(b"678"), BodyPush::Continue);
+        assert_eq!(ex.push_request_body(b"9"), BodyPush::TooLarge);
+        assert_eq!(ex.push_request_body(b"more"), BodyPush::TooLarge);
+        let v = ex.finish_request_body();
+        assert!(v.blocked && v.would_block);
+        assert_eq!(
+            (v.status, v.phase, v.reason),
+            (413, 2, Some(reason::BODY_TOO_LARGE))
+        );
+        assert_eq!(v.rule_id, None);
+        assert!(!phase2_ran(&ex));
+        assert!(ex.take_request_body().is_empty());
+        // The response side knows the exchange is over.
+        let (rv, plan) = ex.response_headers(200, b"HTTP/1.1", Vec::new());
+        assert_eq!(
+            plan,
+            ResponseBodyPlan::Skip {
+                reason: reason::BLOCKED
+            }
+        );
+        assert!(rv.blocked);
+        ex.logging();
+        assert!(ids(&ex).contains(&3001));
+    }
+
+    #[test]
+    fn inspect_prefix_inspects_the_first_bytes_and_keeps_all() {
+        let w = waf(limits(16, BodyLimitAction::InspectPrefix));
+        let mut ex = w.begin(form(None));
+        ex.request_headers();
+        assert_eq!(ex.push_request_body(b"a=attack&b="), BodyPush::Continue);
+        // Crosses the limit: held whole (to be forwarded), inspected to 16.
+        assert_eq!(ex.push_request_body(b"evil-evil-evil"), BodyPush::Full);
+        assert_eq!(ex.push_request_body(b"not held"), BodyPush::Full);
+        let held = ex.req.raw.as_ptr();
+        let v = ex.finish_request_body();
+        assert!(v.blocked);
+        assert_eq!(
+            (v.rule_id, v.phase, v.reason),
+            (Some(1002), 2, Some(reason::BODY_TRUNCATED))
+        );
+        // REQUEST_BODY is the prefix: "evil" starts at byte 11 and is cut.
+        assert_eq!(ex.transaction().data.inspected_body(), b"a=attack&b=evil-");
+        let body = ex.take_request_body();
+        assert_eq!(body, b"a=attack&b=evil-evil-evil");
+        assert_eq!(body.as_ptr(), held, "given back without a copy");
+        // After the body: nothing of it is left.
+        assert!(ex.transaction().data.req.body.is_empty());
+        assert!(ex.transaction().data.body.as_ref().unwrap().args.is_empty());
+
+        // Only past the limit: passes.
+        let mut ex = w.begin(form(None));
+        assert_eq!(
+            ex.push_request_body(b"a=b&c=ddddddddddddattack"),
+            BodyPush::Full
+        );
+        let v = ex.finish_request_body();
+        assert!(!v.blocked && !v.would_block);
+        assert_eq!(v.reason, Some(reason::BODY_TRUNCATED));
+        assert!(phase2_ran(&ex));
+        assert!(ids(&ex).contains(&1004), "INBOUND_DATA_ERROR");
+    }
+
+    #[test]
+    fn detect_mode_reports_a_reject_limit() {
+        let w = waf(|s| {
+            limits(8, BodyLimitAction::Reject)(s);
+            s.mode = WafMode::Detect;
+        });
+        let mut ex = w.begin(form(None));
+        assert_eq!(ex.push_request_body(b"a=attack-and-more"), BodyPush::Full);
+        let v = ex.finish_request_body();
+        assert!(!v.blocked && v.would_block);
+        assert_eq!(v.reason, Some(reason::BODY_TOO_LARGE));
+        assert!(ids(&ex).contains(&1002), "the prefix is inspected");
+        assert_eq!(ex.take_request_body(), b"a=attack-and-more");
+    }
+
+    #[test]
+    fn bodies_without_pushes_still_run_phase_2() {
+        let w = waf(|_| {});
+        let mut ex = w.begin(request("GET", &[("User-Agent", "curl")]));
+        assert!(!ex.request_headers().blocked);
+        assert_eq!(ex.request_body_plan(false), RequestBodyPlan::None);
+        let v = ex.finish_request_body();
+        assert_eq!((v.phase, v.blocked), (2, false));
+        assert!(phase2_ran(&ex));
+        // Phase 1 blocks: phase 2 does not run, the verdict says phase 1.
+        let mut ex = w.begin(request("GET", &[("User-Agent", "badbot")]));
+        let v = ex.request_headers();
+        assert_eq!(
+            (v.blocked, v.status, v.phase, v.rule_id),
+            (true, 403, 1, Some(1001))
+        );
+        let v = ex.finish_request_body();
+        assert_eq!((v.blocked, v.phase), (true, 1));
+        assert!(!phase2_ran(&ex));
+        // Out of order: finishing runs phase 1 first; a second finish repeats.
+        let mut ex = w.begin(form(Some(8)));
+        ex.push_request_body(b"a=attack");
+        assert!(ex.finish_request_body().blocked);
+        assert!(ex.finish_request_body().blocked);
+        assert_eq!(ex.push_request_body(b"x"), BodyPush::Full);
+    }
+
+    #[test]
+    fn compressed_request_bodies() {
+        let w = waf(|_| {});
+        let gz = |w: &Waf, body: &[u8]| {
+            let mut ex = w.begin(request(
+                "POST",
+                &[
+                    ("Content-Type", "application/x-www-form-urlencoded"),
+                    ("Content-Encoding", "gzip"),
+                ],
+            ));
+            ex.request_headers();
+            for c in body.chunks(5) {
+                ex.push_request_body(c);
+            }
+            let v = ex.finish_request_body();
+            (ex, v)
+        };
+        let attack = gzip(b"q=attack");
+        let (mut ex, v) = gz(&w, &attack);
+        assert!(v.blocked && v.rule_id == Some(1002), "{v:?}");
+        assert_eq!(ex.take_request_body(), attack, "forwarded as received");
+        let (_, v) = gz(&w, &gzip(b"q=fine"));
+        assert!(!v.blocked && v.reason.is_none());
+
+        // Corrupt data: 400 (detection mode: reported, phase 2 runs).
+        let mut corrupt = gzip(b"q=fine");
+        corrupt[12] ^= 0xff;
+        let (ex, v) = gz(&w, &corrupt);
+        assert_eq!(
+            (v.blocked, v.status, v.reason),
+            (true, 400, Some(reason::ENCODING_CORRUPT))
+        );
+        assert!(!phase2_ran(&ex));
+        let detect = waf(|s| s.mode = WafMode::Detect);
+        let (ex, v) = gz(&detect, &corrupt);
+        assert!(!v.blocked && v.would_block && v.reason == Some(reason::ENCODING_CORRUPT));
+        assert!(phase2_ran(&ex));
+
+        // A bomb: 413 with reject; its first bytes inspected with inspect_prefix.
+        let mut big = b"q=attack&pad=".to_vec();
+        big.resize(1 << 20, b'a');
+        let bomb = gzip(&big);
+        let small = waf(limits(4096, BodyLimitAction::Reject));
+        let (_, v) = gz(&small, &bomb);
+        assert_eq!(
+            (v.blocked, v.status, v.reason),
+            (true, 413, Some(reason::DECODED_TOO_LARGE))
+        );
+        let prefix = waf(limits(4096, BodyLimitAction::InspectPrefix));
+        let (mut ex, v) = gz(&prefix, &bomb);
+        assert_eq!(
+            (v.rule_id, v.reason),
+            (Some(1002), Some(reason::BODY_TRUNCATED))
+        );
+        assert_eq!(ex.transaction().data.inspected_body().len(), 4096);
+        assert_eq!(ex.take_request_body(), bomb);
+
+        // Refused and unsupported encodings (block mode refuses even when pushed).
+        let refuse = waf(|s| s.body.content_encoding = ContentEncodingAction::Refuse);
+        let (_, v) = gz(&refuse, &attack);
+        assert_eq!(
+            (v.blocked, v.status, v.reason),
+            (true, 415, Some(reason::ENCODING_REFUSED))
+        );
+        let mut ex = detect.begin(request(
+            "POST",
+            &[("Content-Length", "5"), ("Content-Encoding", "zstd")],
+        ));
+        assert_eq!(ex.push_request_body(b"q=evil"), BodyPush::Full);
+        let v = ex.finish_request_body();
+        assert!(!v.blocked && v.would_block && v.reason == Some(reason::ENCODING_UNSUPPORTED));
+        assert!(!ids(&ex).contains(&1003), "not inspected");
+        assert_eq!(ex.take_request_body(), b"q=evil");
+    }
+
+    #[test]
+    fn a_prefix_is_not_a_malformed_body() {
+        let w = waf(limits(22, BodyLimitAction::InspectPrefix));
+        let json = br#"{"a":"fine","b":"attack","c":"more text"}"#;
+        let mut ex = w.begin(request("POST", &[("Content-Type", "application/json")]));
+        assert_eq!(ex.push_request_body(json), BodyPush::Full);
+        let v = ex.finish_request_body();
+        assert!(!ids(&ex).contains(&200002), "{:?}", ids(&ex));
+        // json.b is cut ("attac"): not found, but nothing is refused either.
+        assert!(!v.blocked, "{v:?}");
+        assert_eq!(v.reason, Some(reason::BODY_TRUNCATED));
+        let args = &ex.transaction().data.body.as_ref().unwrap().args;
+        assert_eq!(args.last(), Some(&(b"json.b".to_vec(), b"attac".to_vec())));
+        // The same JSON, truncated by its sender, is malformed.
+        let mut ex = w.begin(request("POST", &[("Content-Type", "application/json")]));
+        ex.push_request_body(&json[..20]);
+        let v = ex.finish_request_body();
+        assert_eq!((v.blocked, v.status, v.rule_id), (true, 400, Some(200002)));
+    }
+
+    fn response_waf(configure: impl FnOnce(&mut ResponseSettings)) -> Waf {
+        waf(|s| configure(&mut s.response))
+    }
+
+    fn through_request(w: &Waf, method: &str) -> Exchange {
+        let mut ex = w.begin(request(method, &[("User-Agent", "curl")]));
+        ex.request_headers();
+        ex.finish_request_body();
+        ex
+    }
+
+    #[test]
+    fn response_body_plans() {
+        let w = response_waf(|_| {});
+        let plan = |w: &Waf, method: &str, status: u16, h: &[(&str, &str)]| {
+            let mut ex = through_request(w, method);
+            ex.response_headers(status, b"HTTP/1.1", headers(h)).1
+        };
+        let skip = |reason| ResponseBodyPlan::Skip { reason };
+        assert_eq!(
+            plan(&w, "GET", 200, &[("Content-Type", "text/html")]),
+            ResponseBodyPlan::Inspect { limit: 524_288 }
+        );
+        assert_eq!(
+            plan(
+                &w,
+                "GET",
+                200,
+                &[
+                    ("Content-Type", "TEXT/plain; charset=x"),
+                    ("Content-Encoding", "gzip")
+                ]
+            ),
+            ResponseBodyPlan::Inspect { limit: 524_288 }
+        );
+        assert_eq!(
+            plan(&w, "GET", 200, &[("Content-Type", "image/png")]),
+            skip(reason::MIME_TYPE)
+        );
+        assert_eq!(plan(&w, "GET", 200, &[]), skip(reason::MIME_TYPE));
+        assert_eq!(
+            plan(&w, "HEAD", 200, &[("Content-Type", "text/html")]),
+            skip(reason::NO_BODY)
+        );
+        for status in [101, 204, 304] {
+            assert_eq!(
+                plan(&w, "GET", status, &[("Content-Type", "text/html")]),
+                skip(reason::NO_BODY)
+            );
+        }
+        assert_eq!(
+            plan(
+                &w,
+                "GET",
+                200,
+                &[("Content-Type", "text/html"), ("Content-Encoding", "zstd")]
+            ),
+            skip(reason::ENCODING_UNSUPPORTED)
+        );
+        let zero = response_waf(|r| r.body_limit = 0);
+        assert_eq!(
+            plan(&zero, "GET", 200, &[("Content-Type", "text/html")]),
+            skip(reason::DISABLED)
+        );
+        // Disabled: phase 3 does not even run.
+        let off = response_waf(|r| r.enabled = false);
+        let mut ex = through_request(&off, "GET");
+        let (_, p) = ex.response_headers(200, b"HTTP/1.1", headers(&[("X-Powered-By", "x")]));
+        assert_eq!(p, skip(reason::DISABLED));
+        ex.finish_response_body();
+        assert!(!ids(&ex).contains(&2004));
+    }
+
+    #[test]
+    fn response_variables_in_phase_3_and_4() {
+        let w = response_waf(|_| {});
+        let mut ex = through_request(&w, "GET");
+        let (v, plan) = ex.response_headers(
+            404,
+            b"HTTP/1.1",
+            headers(&[
+                ("Content-Type", "text/html"),
+                ("X-Leak", "internal-host-7"),
+                ("Set-Cookie", "a=1"),
+                ("Set-Cookie", "b=2"),
+                ("X-Powered-By", "PHP"),
+            ]),
+        );
+        assert_eq!((v.phase, v.blocked), (3, false));
+        assert_eq!(plan, ResponseBodyPlan::Inspect { limit: 524_288 });
+        let found = ids(&ex);
+        for id in [2002, 2003, 2004, 2005, 2007] {
+            assert!(found.contains(&id), "{id} in {found:?}");
+        }
+        assert!(!found.contains(&2006));
+        let leak = ex.matched().find(|m| m.id == 2002).unwrap();
+        assert_eq!(leak.logdata, "internal-host-7");
+        assert_eq!(leak.matched_var_name, "RESPONSE_HEADERS:X-Leak");
+        assert_eq!(ex.push_response_body(b"hello "), BodyPush::Continue);
+        assert_eq!(ex.push_response_body(b"world!"), BodyPush::Continue);
+        let v = ex.finish_response_body();
+        assert_eq!((v.phase, v.blocked, v.outbound_score), (4, false, 0));
+        // No Content-Length: the length read.
+        assert!(ids(&ex).contains(&2008));
+        assert!(!ids(&ex).contains(&3001));
+        ex.logging();
+        assert!(ids(&ex).contains(&3001));
+
+        let mut ex = through_request(&w, "GET");
+        ex.response_headers(200, b"HTTP/2.0", headers(&[("content-type", "text/plain")]));
+        assert!(ids(&ex).contains(&2006));
+        assert!(!ids(&ex).contains(&2005));
+    }
+
+    #[test]
+    fn outbound_blocking_and_detection() {
+        let leak = |w: &Waf, h: &[(&str, &str)], body: &[u8]| {
+            let mut ex = through_request(w, "GET");
+            let (_, plan) = ex.response_headers(200, b"HTTP/1.1", headers(h));
+            assert!(matches!(plan, ResponseBodyPlan::Inspect { .. }), "{plan:?}");
+            for c in body.chunks(3) {
+                ex.push_response_body(c);
+            }
+            let v = ex.finish_response_body();
+            (ex, v)
+        };
+        let text = [("Content-Type", "text/plain")];
+        let block = response_waf(|_| {});
+        let (mut ex, v) = leak(&block, &text, b"the SECRET is out");
+        assert_eq!((v.blocked, v.would_block, v.status), (true, true, 403));
+        assert_eq!((v.phase, v.rule_id, v.outbound_score), (4, Some(959100), 5));
+        ex.logging();
+        assert!(ids(&ex).contains(&3001), "logging runs after a block");
+        let (_, v) = leak(&block, &text, b"nothing to see");
+        assert!(!v.blocked && !v.would_block);
+
+        let detect = waf(|s| s.mode = WafMode::Detect);
+        let (_, v) = leak(&detect, &text, b"the SECRET is out");
+        assert_eq!(
+            (v.blocked, v.would_block, v.rule_id),
+            (false, true, Some(959100))
+        );
+        // A higher threshold: reported as matched, not blocked.
+        let lenient = waf(|s| s.outbound_threshold = 10);
+        let (ex, v) = leak(&lenient, &text, b"the SECRET is out");
+        assert!(!v.blocked && !v.would_block && ids(&ex).contains(&2009));
+
+        // Compressed: decoded for inspection; phase 4 sees no Content-Encoding.
+        let gz = gzip(b"the SECRET is out");
+        let (ex, v) = leak(
+            &block,
+            &[("Content-Type", "text/html"), ("Content-Encoding", "gzip")],
+            &gz,
+        );
+        assert!(v.blocked, "{v:?}");
+        assert!(ids(&ex).contains(&2011));
+        let (_, v) = leak(
+            &block,
+            &[("Content-Type", "text/html"), ("Content-Encoding", "gzip")],
+            &gz[..gz.len() - 9],
+        );
+        assert_eq!(v.reason, Some(reason::ENCODING_CORRUPT));
+        assert!(!v.blocked);
+
+        // Phase 3 blocks: no body plan.
+        let mut ex = through_request(&block, "GET");
+        let (v, plan) = ex.response_headers(500, b"HTTP/1.1", headers(&text));
+        assert_eq!(
+            (v.blocked, v.status, v.phase, v.rule_id),
+            (true, 502, 3, Some(2001))
+        );
+        assert_eq!(
+            plan,
+            ResponseBodyPlan::Skip {
+                reason: reason::BLOCKED
+            }
+        );
+        assert_eq!(ex.push_response_body(b"x"), BodyPush::Full);
+        assert!(ex.finish_response_body().blocked);
+    }
+
+    #[test]
+    fn response_limits() {
+        let text = headers(&[("Content-Type", "text/plain")]);
+        // inspect_prefix (the default action): the first bytes.
+        let w = response_waf(|r| r.body_limit = 8);
+        let mut ex = through_request(&w, "GET");
+        ex.response_headers(200, b"HTTP/1.1", text.clone());
+        assert_eq!(ex.push_response_body(b"12345"), BodyPush::Continue);
+        assert_eq!(ex.push_response_body(b"678 SECRET"), BodyPush::Full);
+        assert!(ex.resp.raw.len() <= 8);
+        let v = ex.finish_response_body();
+        assert_eq!((v.blocked, v.reason), (false, Some(reason::BODY_TRUNCATED)));
+        assert!(ids(&ex).contains(&2010) && !ids(&ex).contains(&2009));
+        // reject: the response is cut.
+        let w = response_waf(|r| {
+            r.body_limit = 8;
+            r.limit_action = BodyLimitAction::Reject;
+        });
+        let mut ex = through_request(&w, "GET");
+        ex.response_headers(200, b"HTTP/1.1", text);
+        assert_eq!(ex.push_response_body(b"123456789"), BodyPush::TooLarge);
+        let v = ex.finish_response_body();
+        assert_eq!(
+            (v.blocked, v.status, v.reason),
+            (true, 500, Some(reason::BODY_TOO_LARGE))
+        );
+    }
+
+    #[test]
+    fn calls_in_any_order_do_not_panic() {
+        let w = waf(|_| {});
+        let mut ex = w.begin(form(Some(3)));
+        // The response first: the request phases run before it.
+        assert!(ex.finish_response_body().phase >= 2);
+        let (_, plan) =
+            ex.response_headers(200, b"HTTP/1.1", headers(&[("Content-Type", "text/html")]));
+        assert!(phase2_ran(&ex));
+        assert!(matches!(plan, ResponseBodyPlan::Inspect { .. }));
+        assert_eq!(ex.push_request_body(b"abc"), BodyPush::Full);
+        ex.logging();
+        ex.logging();
+        assert_eq!(ex.push_response_body(b"x"), BodyPush::Full);
+        ex.finish_response_body();
+        ex.take_request_body();
+        let mut ex = w.begin(form(Some(3)));
+        ex.logging();
+        ex.take_request_body();
+        ex.finish_request_body();
+        // A body given with the request counts as pushed.
+        let mut r = form(Some(8));
+        r.body = b"a=attack".to_vec();
+        let mut ex = w.begin(r);
+        assert!(ex.finish_request_body().blocked);
+    }
+
+    #[test]
+    fn inspect_runs_the_request_phases() {
+        let w = waf(|_| {});
+        let mut r = form(Some(8));
+        r.body = b"a=attack".to_vec();
+        let v = w.inspect(r);
+        assert!(v.blocked && v.rule_id == Some(1002));
+        let mut r = form(Some(200_000));
+        r.body = vec![b'a'; 200_000];
+        let v = w.inspect(r);
+        assert_eq!((v.blocked, v.status, v.rule_id), (true, 413, None));
+    }
+}
