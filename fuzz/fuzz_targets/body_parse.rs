@@ -1,5 +1,6 @@
 //! Fuzzes the request body processors (urlencoded, multipart, JSON, XML):
-//! arbitrary bodies and content types never panic and stay within limits.
+//! arbitrary bodies and content types never panic and stay within limits,
+//! whole or as a prefix cut at a limit (partial).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -26,7 +27,9 @@ fuzz_target!(|data: &[u8]| {
         max_args: 1000,
         max_json_depth: 64,
     };
-    let parsed = body::parse(processor, content_type, body, &limits);
+    let partial = selector & 4 != 0;
+    let body = if partial { &body[..body::prefix_len(Some(processor), body)] } else { body };
+    let parsed = body::parse_with(processor, content_type, body, &limits, partial);
     assert!(parsed.args.len() <= limits.max_args + 1, "{} args", parsed.args.len());
     let mut args = Vec::new();
     body::parse_urlencoded(rest, &mut args);

@@ -1,10 +1,11 @@
 //! Fuzzes the SecLang front end and compiler: any configuration text either
 //! compiles into a rule set or yields errors; compiled rules then evaluate a
-//! request without panicking. Never panics, never hangs.
+//! request and a response (phases 1 to 5) without panicking. Never panics,
+//! never hangs.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use palisade_waf::{parser, rules, HttpRequest, Transaction};
+use palisade_waf::{parser, rules, HttpRequest, ResponseData, Transaction};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -36,6 +37,19 @@ fuzz_target!(|data: &[u8]| {
         remote_port: 1234,
         unique_id: "fuzz".into(),
     };
-    let mut tx = Transaction::new(&rs, req);
+    let mut tx = Transaction::new(Arc::new(rs), req);
     let _ = tx.process_request();
+    // The response phases and logging, with every response variable set.
+    tx.set_response(ResponseData::new(
+        200,
+        b"HTTP/1.1",
+        vec![
+            (b"Content-Type".to_vec(), b"text/html".to_vec()),
+            (b"Set-Cookie".to_vec(), b"s=1; HttpOnly".to_vec()),
+        ],
+    ));
+    let _ = tx.process_response_headers();
+    tx.set_response_body(b"<html><title>Index of /</title><?php echo 1; ?></html>".to_vec(), false);
+    let _ = tx.process_response_body();
+    tx.process_logging();
 });
