@@ -1,11 +1,13 @@
-//! Engine cost per request with OWASP CRS loaded (PL1, blocking).
+//! Engine cost per request with OWASP CRS loaded (PL1, blocking): the
+//! request phases (`Waf::inspect`), and a whole exchange with a response
+//! (phases 1 to 5, a 4 KiB HTML page inspected).
 //!
 //! CRS comes from `PALISADE_CRS_DIR`, else `../shared/crs/rules`, else
 //! Debian's `/usr/share/modsecurity-crs/rules`.
 //! `cargo bench -p palisade-waf --bench engine`
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use palisade_waf::{HttpRequest, Waf, WafSettings};
+use palisade_waf::{BodyPush, HttpRequest, ResponseBodyPlan, Waf, WafSettings};
 use std::path::PathBuf;
 
 fn crs_dir() -> Option<PathBuf> {
@@ -109,6 +111,43 @@ fn bench(c: &mut Criterion) {
     );
     c.bench_function("crs_pl1_attack_get", |b| {
         b.iter(|| waf.inspect(attack.clone()))
+    });
+    let mut page =
+        String::from("<!DOCTYPE html><html><head><title>Running shoes</title></head><body><ul>");
+    while page.len() < 4096 {
+        page.push_str("<li><a href=\"/shop/item/42\">Trail runner 42, size 42, 89.90 EUR</a></li>");
+    }
+    page.truncate(4096);
+    let html = vec![
+        (
+            b"Content-Type".to_vec(),
+            b"text/html; charset=utf-8".to_vec(),
+        ),
+        (
+            b"Content-Length".to_vec(),
+            page.len().to_string().into_bytes(),
+        ),
+        (b"Cache-Control".to_vec(), b"no-cache".to_vec()),
+    ];
+    let exchange = |req: HttpRequest| {
+        let mut ex = waf.begin(req);
+        ex.request_headers();
+        ex.finish_request_body();
+        let (_, plan) = ex.response_headers(200, b"HTTP/1.1", html.clone());
+        if let ResponseBodyPlan::Inspect { .. } = plan {
+            for c in page.as_bytes().chunks(1024) {
+                if ex.push_response_body(c) != BodyPush::Continue {
+                    break;
+                }
+            }
+        }
+        let v = ex.finish_response_body();
+        ex.logging();
+        v
+    };
+    assert!(!exchange(get.clone()).blocked, "benign exchange must pass");
+    c.bench_function("crs_pl1_exchange_get_html_4k", |b| {
+        b.iter(|| exchange(get.clone()))
     });
 }
 

@@ -726,6 +726,91 @@ impl Report {
 mod tests {
     use super::*;
 
+    fn header<'r>(r: &'r BackendResponse, name: &str) -> Option<&'r str> {
+        r.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes()))
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
+
+    #[test]
+    fn the_backend_answers_like_albedo() {
+        let r = backend_response(
+            b"POST",
+            b"/reflect",
+            br#"{"status": 503, "headers": {"x-leak": "1", "bad name": "x"}, "body": "<html><title>r57 shell</title>"}"#,
+        );
+        assert_eq!(r.status, 503);
+        assert_eq!(r.body, b"<html><title>r57 shell</title>");
+        assert_eq!(header(&r, "X-Leak"), Some("1"));
+        assert_eq!(header(&r, "bad name"), None);
+        assert_eq!(header(&r, "Content-Type"), Some("text/html; charset=utf-8"));
+        assert_eq!(header(&r, "Content-Length"), Some("30"));
+        // encodedBody, and `body` winning over it; field names are case-insensitive.
+        let r = backend_response(b"POST", b"/reflect/", br#"{"encodedBody": "PD9waHA="}"#);
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"<?php"[..]));
+        assert_eq!(
+            header(&r, "Content-Type"),
+            Some("text/plain; charset=utf-8")
+        );
+        let r = backend_response(
+            b"POST",
+            b"/reflect",
+            br#"{"Body": "a", "encodedBody": "Yg=="}"#,
+        );
+        assert_eq!(r.body, b"a");
+        let r = backend_response(b"POST", b"/reflect", br#"{"encodedBody": "***"}"#);
+        assert_eq!(r.body, b"invalid base64 encoding of response body");
+        // Bad statuses; no body for 204.
+        let r = backend_response(b"POST", b"/reflect", br#"{"status": 99}"#);
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (400, &b"Invalid status code: 99"[..])
+        );
+        let r = backend_response(b"POST", b"/reflect", br#"{"status": 204, "body": "x"}"#);
+        assert!(r.status == 204 && r.body.is_empty() && header(&r, "Content-Length").is_none());
+        // Not JSON: reflected as it is. Other paths and methods: a small page.
+        let r = backend_response(b"POST", b"/reflect", b"<%- sidebar.id %>");
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (200, &b"<%- sidebar.id %>"[..])
+        );
+        for (m, u) in [(&b"GET"[..], &b"/reflect"[..]), (b"POST", b"/post?a=1")] {
+            let r = backend_response(m, u, br#"{"body": "SQL syntax error"}"#);
+            assert_eq!((r.status, r.body.as_slice()), (200, DEFAULT_BODY));
+        }
+    }
+
+    #[test]
+    fn content_types_are_sniffed_like_go() {
+        assert_eq!(
+            sniff_content_type(b"  <HTML><body>"),
+            "text/html; charset=utf-8"
+        );
+        assert_eq!(
+            sniff_content_type(b"<title>x</title>"),
+            "text/html; charset=utf-8"
+        );
+        assert_eq!(
+            sniff_content_type(b"<!-- c -->"),
+            "text/html; charset=utf-8"
+        );
+        assert_eq!(
+            sniff_content_type(b"<?xml version='1.0'?>"),
+            "text/xml; charset=utf-8"
+        );
+        assert_eq!(
+            sniff_content_type(b"<?php echo 1; ?>"),
+            "text/plain; charset=utf-8"
+        );
+        assert_eq!(sniff_content_type(b"<htmlx>"), "text/plain; charset=utf-8");
+        assert_eq!(
+            sniff_content_type(b"\x00\x01binary"),
+            "application/octet-stream"
+        );
+        assert_eq!(canonical_header("x-powered-BY"), "X-Powered-By");
+    }
+
     #[test]
     fn raw_requests_parse_with_chunked_bodies() {
         let raw = b"POST /a?b=1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
