@@ -446,9 +446,12 @@ impl Exchange {
             return BodyPush::Full;
         }
         if self.req.limit == 0 || self.refused_encoding().is_some() {
-            // Not inspected, but what is pushed is held to be forwarded.
-            self.req.raw.extend_from_slice(chunk);
-            self.req.fill = Fill::Full;
+            // Not inspected; a chunk pushed all the same is held to be
+            // forwarded, and the caller told to stop.
+            if self.req.fill == Fill::Open {
+                self.req.raw.extend_from_slice(chunk);
+                self.req.fill = Fill::Full;
+            }
             return BodyPush::Full;
         }
         self.req.push(chunk)
@@ -1111,12 +1114,19 @@ SecAction "id:3001,phase:5,pass,msg:'logging ran'"
         );
         // Limit 0: bodies are not inspected.
         let off = waf(limits(0, BodyLimitAction::Reject));
+        let mut ex = off.begin(form(Some(10)));
         assert_eq!(
-            off.begin(form(Some(10))).request_body_plan(true),
+            ex.request_body_plan(true),
             RequestBodyPlan::Uninspected {
                 reason: reason::DISABLED
             }
         );
+        // Pushed anyway: the first chunk is held, then nothing more.
+        assert_eq!(ex.push_request_body(b"a=attack"), BodyPush::Full);
+        assert_eq!(ex.push_request_body(b"&b=2"), BodyPush::Full);
+        let v = ex.finish_request_body();
+        assert!(!v.blocked && v.reason == Some(reason::DISABLED));
+        assert_eq!(ex.take_request_body(), b"a=attack");
     }
 
     #[test]
