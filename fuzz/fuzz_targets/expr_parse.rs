@@ -33,11 +33,18 @@ fuzz_target!(|data: &[u8]| {
         http::HeaderValue::from_static("session=abc; theme=dark"),
     );
     headers.insert("x-api-key", http::HeaderValue::from_static("K-1"));
+    // Repeated fields and a byte that is not UTF-8: rules see every value.
+    headers.append("x-api-key", http::HeaderValue::from_static("K-2"));
+    headers.append("cookie", http::HeaderValue::from_static("theme=light"));
+    if let Ok(v) = http::HeaderValue::from_bytes(b"sqlmap/1.7\x80") {
+        headers.append("user-agent", v);
+    }
     let req = Request {
         client_ip: "10.1.2.3".parse().expect("valid address"),
-        host: "www.Example.com",
+        host: "www.example.com",
         method: "GET",
-        uri: "/Admin/Login.php?id=42&q=caf%C3%A9+au+lait",
+        uri: "/Admin/Login.php?id=42&q=caf%C3%A9+au+lait&id=43",
+        raw_uri: "/Admin/./Login.php;x=1?id=42&q=caf%C3%A9+au+lait&id=43",
         headers: &headers,
         geo: Geo {
             country: Some(*b"US"),

@@ -18,6 +18,7 @@ fuzz_target!(|data: &[u8]| {
                 host: "example.com",
                 method: "GET",
                 uri: "/a?b=c",
+                raw_uri: "/a?b=c",
                 headers: &headers,
                 geo: Default::default(),
             };

@@ -160,6 +160,7 @@ fn bench_rules(c: &mut Criterion) {
         host: "shop.example.com",
         method: "GET",
         uri: "/products/view?id=42&ref=home",
+        raw_uri: "/products/view?id=42&ref=home",
         headers: &headers,
         geo: Geo::default(),
     };
@@ -190,5 +191,29 @@ fn bench_rules(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_decisions, bench_ratelimit, bench_rules);
+/// What the edge does once per request before the pipeline: the host and
+/// the target for rules, for a target that is already normal (borrowed, no
+/// allocation) and for one that is not.
+fn bench_normalize(c: &mut Criterion) {
+    use palisade_policy::normalize::{normalize_host, normalize_uri};
+    let mut g = c.benchmark_group("normalize");
+    g.bench_function(BenchmarkId::new("uri", "already_normal"), |b| {
+        b.iter(|| normalize_uri(black_box(b"/products/view?id=42&ref=home")).len())
+    });
+    g.bench_function(BenchmarkId::new("uri", "needs_work"), |b| {
+        b.iter(|| normalize_uri(black_box(b"/static//x/../%61dmin;p=1/%2e/view?id=42")).len())
+    });
+    g.bench_function(BenchmarkId::new("host", "already_normal"), |b| {
+        b.iter(|| normalize_host(black_box(b"shop.example.com:8080")).len())
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_decisions,
+    bench_ratelimit,
+    bench_rules,
+    bench_normalize
+);
 criterion_main!(benches);

@@ -3,8 +3,9 @@
 //! Owns the lexicon types ([`Verdict`], [`Action`], [`Decision`], [`Policy`],
 //! [`SecurityEvent`]), the rule-expression language ([`expr`]), decision sets
 //! keyed by scope ([`decisions`]), sliding-window rate-limit math
-//! ([`ratelimit`]), the policy file loader ([`policy`]) and the settings of
-//! the WAF ([`waf`]; the engine itself is `palisade-waf`, built by the edge).
+//! ([`ratelimit`]), the policy file loader ([`policy`]), the normalization of
+//! the host and path that rules see ([`normalize`]) and the settings of the
+//! WAF ([`waf`]; the engine itself is `palisade-waf`, built by the edge).
 //!
 //! What it must not do: I/O, threads, async, or reading the clock. Every
 //! time-dependent function takes `now` (milliseconds since the Unix epoch) as
@@ -15,6 +16,7 @@ pub mod duration;
 pub mod escalation;
 pub mod event;
 pub mod expr;
+pub mod normalize;
 pub mod pipeline;
 pub mod policy;
 pub mod ratelimit;
@@ -24,6 +26,7 @@ pub mod waf;
 
 pub use decisions::{Decision, DecisionAction, DecisionSet, Scope};
 pub use event::{SecurityEvent, WafEventDetail, WafRuleHit};
+pub use normalize::{normalize_host, normalize_path, normalize_uri};
 pub use policy::{Policy, PolicyError, PolicyErrors};
 pub use request::{Geo, Request};
 pub use verdict::{Action, CheckKind, Verdict};

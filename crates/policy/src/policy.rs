@@ -25,6 +25,9 @@
 //! requests = 5
 //! period = "10s"
 //! mitigation_timeout = "60s"
+//!
+//! [url_normalization]
+//! forward_normalized = false   # send the origin the URL as sent (default)
 //! ```
 
 use crate::decisions::DecisionAction;
@@ -136,6 +139,11 @@ pub struct Policy {
     pub rule_index: ExprIndex,
     /// The WAF (OWASP CRS) settings, when the policy has a `[waf]` section.
     pub waf: Option<WafSettings>,
+    /// `[url_normalization] forward_normalized`: whether the edge sends the
+    /// origin the normalized path ([`crate::normalize`], what rules saw)
+    /// instead of the target as the client sent it. Default `false`: the URL
+    /// is forwarded as sent.
+    pub forward_normalized_path: bool,
     /// A digest of the source, to tell versions apart in logs and metrics.
     pub digest: String,
 }
@@ -155,6 +163,16 @@ struct RawPolicy {
     escalations: Vec<Spanned<RawEscalation>>,
     #[serde(default)]
     waf: Option<RawWaf>,
+    #[serde(default)]
+    url_normalization: Option<RawUrlNormalization>,
+}
+
+/// `[url_normalization]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUrlNormalization {
+    #[serde(default)]
+    forward_normalized: bool,
 }
 
 #[derive(Deserialize)]
@@ -760,6 +778,10 @@ impl Policy {
             rules,
             rate_limits,
             waf,
+            forward_normalized_path: raw
+                .url_normalization
+                .as_ref()
+                .is_some_and(|u| u.forward_normalized),
             digest: digest_of(src),
         })
     }
@@ -984,6 +1006,30 @@ period = "10parsecs"
         let e = Policy::from_toml(bad, "f").unwrap_err();
         let lines: Vec<usize> = e.0.iter().map(|e| e.line).collect();
         assert_eq!(lines, vec![3, 4, 5, 6, 7], "{e}");
+    }
+
+    #[test]
+    fn url_normalization_setting() {
+        assert!(!Policy::from_toml("", "f").unwrap().forward_normalized_path);
+        assert!(
+            !Policy::from_toml("[url_normalization]\n", "f")
+                .unwrap()
+                .forward_normalized_path
+        );
+        let on = "[url_normalization]\nforward_normalized = true\n";
+        assert!(Policy::from_toml(on, "f").unwrap().forward_normalized_path);
+        let off = "[url_normalization]\nforward_normalized = false\n";
+        assert!(!Policy::from_toml(off, "f").unwrap().forward_normalized_path);
+        // A wrong type or an unknown key is located.
+        let bad = "[[rules]]\nid = \"a\"\nexpression = 'true'\naction = \"log\"\n\n[url_normalization]\nforward_normalized = \"yes\"\n";
+        let e = Policy::from_toml(bad, "f.toml").unwrap_err();
+        assert_eq!((e.0[0].file.as_str(), e.0[0].line), ("f.toml", 7), "{e}");
+        assert!(e.0[0].column >= 1, "{e}");
+        assert!(e.to_string().contains("bool"), "{e}");
+        let unknown = "[url_normalization]\nforward = true\n";
+        let e = Policy::from_toml(unknown, "f.toml").unwrap_err();
+        assert_eq!(e.0[0].line, 2, "{e}");
+        assert!(e.to_string().contains("forward_normalized"), "{e}");
     }
 
     #[test]

@@ -38,13 +38,13 @@ use crate::UnixMillis;
 pub enum Characteristic {
     /// The client address (`ip.src`).
     IpSrc,
-    /// The first value of a request header (lower-cased name).
+    /// Every value of a request header (lower-cased name), bytes as sent.
     Header(String),
-    /// The value of a cookie.
+    /// Every value of a cookie, in every `Cookie` field, bytes as sent.
     Cookie(String),
-    /// The raw value of a query argument.
+    /// Every raw (undecoded) value of a query argument.
     QueryArg(String),
-    /// The path of the request.
+    /// The normalized path of the request ([`crate::normalize`]).
     Path,
 }
 
@@ -141,9 +141,13 @@ static KEY_HASHER: RandomState = RandomState::with_seeds(
 );
 
 /// The counter key of one client for limit number `limit_index`: a hash of the
-/// index and of each characteristic's value. A missing header, cookie or query
-/// argument hashes as the empty value. IPv4-mapped IPv6 addresses hash as IPv4.
-/// Allocates nothing. Stable within a process (not across builds).
+/// index and of each characteristic's values. A header, cookie or query
+/// argument hashes all its values (each length-prefixed, then their count;
+/// header and cookie bytes as sent, so `\x80` and `\x81` differ), so a repeated one is keyed on
+/// everything the client sent, not just the first value; a missing one hashes
+/// as one empty value. The path is the normalized one (`/%61dmin` counts as
+/// `/admin`). IPv4-mapped IPv6 addresses hash as IPv4. Allocates nothing.
+/// Stable within a process (not across builds).
 pub fn rate_key(limit_index: u32, chars: &[Characteristic], req: &Request<'_>) -> u64 {
     let mut h = KEY_HASHER.build_hasher();
     h.write_u32(limit_index);
@@ -165,18 +169,16 @@ pub fn rate_key(limit_index: u32, chars: &[Characteristic], req: &Request<'_>) -
                     }
                 },
             },
-            Characteristic::Header(name) => {
-                let v = req
-                    .headers
-                    .get(name.as_str())
-                    .map_or(&[][..], |v| v.as_bytes());
-                write_field(&mut h, v);
-            }
-            Characteristic::Cookie(name) => {
-                write_field(&mut h, req.cookie(name).unwrap_or("").as_bytes());
-            }
+            Characteristic::Header(name) => write_values(
+                &mut h,
+                req.headers
+                    .get_all(name.as_str())
+                    .iter()
+                    .map(|v| v.as_bytes()),
+            ),
+            Characteristic::Cookie(name) => write_values(&mut h, req.cookies_raw(name)),
             Characteristic::QueryArg(name) => {
-                write_field(&mut h, req.query_arg_raw(name).unwrap_or("").as_bytes());
+                write_values(&mut h, req.query_args_raw(name).map(str::as_bytes))
             }
             Characteristic::Path => write_field(&mut h, req.path().as_bytes()),
         }
@@ -188,6 +190,22 @@ pub fn rate_key(limit_index: u32, chars: &[Characteristic], req: &Request<'_>) -
 fn write_field(h: &mut impl Hasher, v: &[u8]) {
     h.write_usize(v.len());
     h.write(v);
+}
+
+/// Every value, each length-prefixed, then their count: two requests share
+/// a key only when they send the same values in the same order. No value
+/// hashes as one empty value.
+fn write_values<'v>(h: &mut impl Hasher, values: impl Iterator<Item = &'v [u8]>) {
+    let mut n = 0usize;
+    for v in values {
+        write_field(h, v);
+        n += 1;
+    }
+    if n == 0 {
+        write_field(h, b"");
+        n = 1;
+    }
+    h.write_usize(n);
 }
 
 /// A limit: at most `requests` per `period_ms`.
@@ -582,7 +600,7 @@ fn lock(m: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::request::tests::with_request;
+    use crate::request::tests::{with_raw_request, with_request};
 
     #[allow(non_snake_case)]
     fn LIMITED(retry_after_ms: u64) -> RateOutcome {
@@ -937,5 +955,69 @@ mod tests {
         let ip_only = [Characteristic::IpSrc];
         let k = |uri| with_request("::1", "GET", uri, &[], |r| rate_key(3, &ip_only, r));
         assert_eq!(k("/a"), k("/b?c=d"));
+    }
+
+    #[test]
+    fn rate_keys_cover_every_value_and_every_byte() {
+        let chars = [
+            Characteristic::Header("x-api-key".into()),
+            Characteristic::Cookie("session".into()),
+            Characteristic::QueryArg("user".into()),
+        ];
+        let key = |uri: &str, headers: &[(&str, &[u8])]| {
+            with_raw_request("::1", "GET", uri.as_bytes(), headers, |r| {
+                rate_key(0, &chars, r)
+            })
+        };
+        let one: &[(&str, &[u8])] = &[("x-api-key", b"k1"), ("cookie", b"session=s1")];
+        let base = key("/?user=u1", one);
+        // A second value (same first value) is another client, for each kind.
+        let more_keys: &[(&str, &[u8])] = &[
+            ("x-api-key", b"k1"),
+            ("x-api-key", b"k2"),
+            ("cookie", b"session=s1"),
+        ];
+        assert_ne!(base, key("/?user=u1", more_keys));
+        let more_cookies: &[(&str, &[u8])] = &[
+            ("x-api-key", b"k1"),
+            ("cookie", b"session=s1"),
+            ("cookie", b"session=s2"),
+        ];
+        assert_ne!(base, key("/?user=u1", more_cookies));
+        assert_ne!(base, key("/?user=u1&user=u2", one));
+        // Split cookie fields are one cookie header.
+        let joined: &[(&str, &[u8])] = &[("x-api-key", b"k1"), ("cookie", b"a=1; session=s1")];
+        let split: &[(&str, &[u8])] = &[
+            ("x-api-key", b"k1"),
+            ("cookie", b"a=1"),
+            ("cookie", b"session=s1"),
+        ];
+        assert_eq!(key("/?user=u1", joined), key("/?user=u1", split));
+        assert_eq!(base, key("/?user=u1", split));
+        // Value boundaries matter: ("ab", "c") is not ("a", "bc").
+        let ab_c: &[(&str, &[u8])] = &[("x-api-key", b"ab"), ("x-api-key", b"c")];
+        let a_bc: &[(&str, &[u8])] = &[("x-api-key", b"a"), ("x-api-key", b"bc")];
+        assert_ne!(key("/", ab_c), key("/", a_bc));
+        // Bytes that are not UTF-8 count, and differ from one another.
+        let h80: &[(&str, &[u8])] = &[("x-api-key", b"k\x80"), ("cookie", b"session=\x80")];
+        let h81: &[(&str, &[u8])] = &[("x-api-key", b"k\x81"), ("cookie", b"session=\x80")];
+        let c81: &[(&str, &[u8])] = &[("x-api-key", b"k\x80"), ("cookie", b"session=\x81")];
+        let empty: &[(&str, &[u8])] = &[("x-api-key", b""), ("cookie", b"session=")];
+        assert_ne!(key("/", h80), key("/", h81));
+        assert_ne!(key("/", h80), key("/", c81));
+        assert_ne!(key("/", h80), key("/", empty));
+        // The path characteristic is the normalized path.
+        let path = [Characteristic::Path];
+        let k = |uri: &str| with_request("::1", "GET", uri, &[], |r| rate_key(0, &path, r));
+        for same in [
+            "/%61dmin",
+            "//admin",
+            "/x/../admin",
+            "/admin;p=1",
+            "/admin?x=1",
+        ] {
+            assert_eq!(k("/admin"), k(same), "{same}");
+        }
+        assert_ne!(k("/admin"), k("/admin/"));
     }
 }

@@ -1,12 +1,27 @@
 //! The facts about one HTTP request that checks look at.
 //!
 //! [`Request`] borrows everything from the data plane's parsed request: building
-//! one allocates nothing. Helpers here find a header, a cookie or a query
-//! argument without allocating (decoding allocates only when the raw value
-//! actually contains escapes).
+//! one allocates nothing (the edge normalizes the host and the target first,
+//! with [`crate::normalize`], which allocates only when something changes).
+//! Helpers here find headers, cookies and query arguments without allocating
+//! in the common case: a value is text with bytes that are not UTF-8 replaced
+//! by U+FFFD (never dropped), and decoding allocates only when the raw value
+//! actually contains escapes or such bytes.
+//!
+//! A header, a cookie or a query argument can repeat.
+//! [`Request::header_values`], [`Request::cookies`] and
+//! [`Request::query_args`] give every value in order; [`Request::header`],
+//! [`Request::cookie`] and [`Request::query_arg`] give the first one. Cookies
+//! are looked up in every `Cookie` field (HTTP/2 sends one field per cookie).
+//!
+//! What it must not do: decide anything, or rewrite what the client sent
+//! (the canonical host and path are [`crate::normalize`]'s, computed once by
+//! the edge).
 
 use std::borrow::Cow;
 use std::net::IpAddr;
+
+use http::header::{AsHeaderName, COOKIE};
 
 /// Geolocation of the client address, when GeoIP databases are configured.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -31,64 +46,125 @@ impl Geo {
 pub struct Request<'a> {
     /// The client address (socket peer, or from `X-Forwarded-For` when the peer is trusted).
     pub client_ip: IpAddr,
-    /// The `Host` header (or the authority of the request target), without port stripping.
+    /// The `Host` header (or the authority of the request target) as
+    /// [`crate::normalize::normalize_host`] gives it: lower case, no trailing
+    /// dot, port kept.
     pub host: &'a str,
     /// The method, e.g. `GET`.
     pub method: &'a str,
-    /// The request target as received: path and optional query (`/a/b?x=1`).
+    /// The request target with its path normalized
+    /// ([`crate::normalize::normalize_uri`]) and the query as sent
+    /// (`/a/b?x=1`). What `http.request.uri` and `http.request.uri.path` see.
     pub uri: &'a str,
+    /// The request target as the client sent it (bytes that are not UTF-8
+    /// become U+FFFD). What `raw.http.request.uri` sees; the query and the
+    /// arguments are read from here.
+    pub raw_uri: &'a str,
     /// All request headers.
     pub headers: &'a http::HeaderMap,
     /// Geolocation of `client_ip`.
     pub geo: Geo,
 }
 
+/// Text of a header value: bytes that are not UTF-8 become U+FFFD.
+/// Borrowed when the value is UTF-8.
+#[inline]
+pub fn lossy(v: &[u8]) -> Cow<'_, str> {
+    // `from_utf8` validates a word at a time; `from_utf8_lossy` byte by byte.
+    match std::str::from_utf8(v) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(v),
+    }
+}
+
 impl<'a> Request<'a> {
-    /// The path part of the request target (before `?`).
+    /// The normalized path (the part of [`Request::uri`] before `?`).
     pub fn path(&self) -> &'a str {
-        match memchr::memchr(b'?', self.uri.as_bytes()) {
-            Some(i) => &self.uri[..i],
-            None => self.uri,
-        }
+        split_query(self.uri).0
     }
 
-    /// The query part of the request target (after `?`, empty when absent).
+    /// The path as sent (the part of [`Request::raw_uri`] before `?`).
+    pub fn raw_path(&self) -> &'a str {
+        split_query(self.raw_uri).0
+    }
+
+    /// The query as sent (after the first `?` of [`Request::raw_uri`]; empty
+    /// when absent).
     pub fn query(&self) -> &'a str {
-        match memchr::memchr(b'?', self.uri.as_bytes()) {
-            Some(i) => &self.uri[i + 1..],
-            None => "",
+        split_query(self.raw_uri).1
+    }
+
+    /// Every value of a header, in order (none when absent).
+    pub fn header_values<K: AsHeaderName>(
+        &self,
+        name: K,
+    ) -> impl Iterator<Item = Cow<'a, str>> + 'a {
+        self.headers
+            .get_all(name)
+            .into_iter()
+            .map(|v| lossy(v.as_bytes()))
+    }
+
+    /// The first value of a header, if present.
+    pub fn header<K: AsHeaderName>(&self, name: K) -> Option<Cow<'a, str>> {
+        self.headers.get(name).map(|v| lossy(v.as_bytes()))
+    }
+
+    /// Every `Cookie` field joined with `"; "` (empty when there is none);
+    /// borrowed when there is one valid UTF-8 field.
+    pub fn cookie_header(&self) -> Cow<'a, str> {
+        let mut fields = self.headers.get_all(COOKIE).into_iter();
+        let Some(first) = fields.next() else {
+            return Cow::Borrowed("");
+        };
+        let mut out = lossy(first.as_bytes());
+        for f in fields {
+            let o = out.to_mut();
+            o.push_str("; ");
+            o.push_str(&lossy(f.as_bytes()));
+        }
+        out
+    }
+
+    /// Every value of cookie `name`, in order, across every `Cookie` field,
+    /// as raw bytes (undecoded).
+    pub fn cookies_raw<'n>(&self, name: &'n str) -> CookiesRaw<'a, 'n> {
+        CookiesRaw {
+            fields: self.headers.get_all(COOKIE).into_iter(),
+            field: &[],
+            name: name.as_bytes(),
         }
     }
 
-    /// The first value of a header, if present and valid visible ASCII/UTF-8.
-    pub fn header(&self, name: &str) -> Option<&'a str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
+    /// Every value of cookie `name` (undecoded), in order.
+    pub fn cookies<'n>(&self, name: &'n str) -> impl Iterator<Item = Cow<'a, str>> + 'n
+    where
+        'a: 'n,
+    {
+        self.cookies_raw(name).map(lossy)
     }
 
-    /// All `Cookie` headers joined as sent (first header only; HTTP/2 splits are joined by the proxy).
-    pub fn cookie_header(&self) -> &'a str {
-        self.header("cookie").unwrap_or("")
+    /// The first value of cookie `name`, undecoded.
+    pub fn cookie(&self, name: &str) -> Option<Cow<'a, str>> {
+        self.cookies(name).next()
     }
 
-    /// The value of cookie `name` (first occurrence), undecoded.
-    pub fn cookie(&self, name: &str) -> Option<&'a str> {
-        for h in self.headers.get_all(http::header::COOKIE) {
-            let Ok(s) = h.to_str() else { continue };
-            for pair in s.split(';') {
-                let pair = pair.trim_start();
-                if let Some((k, v)) = pair.split_once('=') {
-                    if k.trim_end() == name {
-                        return Some(v.trim());
-                    }
-                }
-            }
-        }
-        None
+    /// Every raw (still percent-encoded) value of query argument `name`, in order.
+    pub fn query_args_raw<'n>(&self, name: &'n str) -> QueryArgsRaw<'a, 'n> {
+        query_args_raw(self.query(), name)
+    }
+
+    /// Every decoded value of query argument `name`, in order.
+    pub fn query_args<'n>(&self, name: &'n str) -> impl Iterator<Item = Cow<'a, str>> + 'n
+    where
+        'a: 'n,
+    {
+        self.query_args_raw(name).map(form_decode)
     }
 
     /// The raw (still percent-encoded) value of query argument `name` (first occurrence).
     pub fn query_arg_raw(&self, name: &str) -> Option<&'a str> {
-        query_arg_raw(self.query(), name)
+        query_args_raw(self.query(), name).next()
     }
 
     /// The decoded value of query argument `name` (first occurrence).
@@ -97,19 +173,105 @@ impl<'a> Request<'a> {
     }
 }
 
-/// Finds the raw value of argument `name` in a query string. Names are compared
-/// after decoding only when the raw name contains an escape.
-pub fn query_arg_raw<'q>(query: &'q str, name: &str) -> Option<&'q str> {
-    for pair in query.split('&') {
-        if pair.is_empty() {
-            continue;
-        }
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        if k == name || ((k.contains('%') || k.contains('+')) && form_decode(k) == name) {
-            return Some(v);
+/// `(path, query)` of a target: split at the first `?`.
+fn split_query(uri: &str) -> (&str, &str) {
+    match memchr::memchr(b'?', uri.as_bytes()) {
+        Some(i) => (&uri[..i], &uri[i + 1..]),
+        None => (uri, ""),
+    }
+}
+
+/// The raw values of one cookie across every `Cookie` field: pairs are
+/// split at `;`, names compared exactly after trimming spaces and tabs,
+/// values trimmed. See [`Request::cookies_raw`].
+#[derive(Debug)]
+pub struct CookiesRaw<'a, 'n> {
+    fields: http::header::ValueIter<'a, http::HeaderValue>,
+    /// What is left of the current field.
+    field: &'a [u8],
+    name: &'n [u8],
+}
+
+impl<'a> Iterator for CookiesRaw<'a, '_> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        loop {
+            if self.field.is_empty() {
+                self.field = self.fields.next()?.as_bytes();
+                continue;
+            }
+            let (pair, rest) = match memchr::memchr(b';', self.field) {
+                Some(i) => (&self.field[..i], &self.field[i + 1..]),
+                None => (self.field, &[][..]),
+            };
+            self.field = rest;
+            if let Some(eq) = memchr::memchr(b'=', pair) {
+                if trim(&pair[..eq]) == self.name {
+                    return Some(trim(&pair[eq + 1..]));
+                }
+            }
         }
     }
-    None
+}
+
+/// `b` without leading and trailing spaces and tabs.
+fn trim(b: &[u8]) -> &[u8] {
+    let start = b
+        .iter()
+        .position(|&c| c != b' ' && c != b'\t')
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|&c| c != b' ' && c != b'\t')
+        .map_or(start, |i| i + 1);
+    &b[start..end.max(start)]
+}
+
+/// Every raw value of argument `name` in a query string, in order. Names
+/// are compared after decoding only when the raw name contains an escape.
+pub fn query_args_raw<'q, 'n>(query: &'q str, name: &'n str) -> QueryArgsRaw<'q, 'n> {
+    QueryArgsRaw { rest: query, name }
+}
+
+/// The raw values of one query argument; see [`query_args_raw`].
+#[derive(Debug, Clone)]
+pub struct QueryArgsRaw<'q, 'n> {
+    rest: &'q str,
+    name: &'n str,
+}
+
+impl<'q> Iterator for QueryArgsRaw<'q, '_> {
+    type Item = &'q str;
+
+    fn next(&mut self) -> Option<&'q str> {
+        while !self.rest.is_empty() {
+            let (pair, rest) = match memchr::memchr(b'&', self.rest.as_bytes()) {
+                Some(i) => (&self.rest[..i], &self.rest[i + 1..]),
+                None => (self.rest, ""),
+            };
+            self.rest = rest;
+            if pair.is_empty() {
+                continue;
+            }
+            let (k, v) = match memchr::memchr(b'=', pair.as_bytes()) {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, ""),
+            };
+            if k == self.name
+                || (memchr::memchr2(b'%', b'+', k.as_bytes()).is_some()
+                    && form_decode(k) == self.name)
+            {
+                return Some(v);
+            }
+        }
+        None
+    }
+}
+
+/// The first raw value of argument `name` in a query string.
+pub fn query_arg_raw<'q>(query: &'q str, name: &str) -> Option<&'q str> {
+    query_args_raw(query, name).next()
 }
 
 /// Decodes `%XX` escapes and `+` (as a space), as in `application/x-www-form-urlencoded`.
@@ -170,8 +332,11 @@ fn hex(c: u8) -> Option<u8> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::normalize::{normalize_host, normalize_uri};
 
-    /// Builds a request for tests: `headers` as `name: value` pairs.
+    /// Builds a request for tests as the edge does: `uri` is the target as
+    /// sent (normalized for [`Request::uri`]), `headers` are `name: value`
+    /// pairs (the host is the first `host` header, normalized).
     pub fn with_request<R>(
         ip: &str,
         method: &str,
@@ -179,23 +344,37 @@ pub(crate) mod tests {
         headers: &[(&str, &str)],
         f: impl FnOnce(&Request<'_>) -> R,
     ) -> R {
+        let headers: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
+        with_raw_request(ip, method, uri.as_bytes(), &headers, f)
+    }
+
+    /// [`with_request`] with a raw target and raw header values (any bytes
+    /// but CR, LF and NUL).
+    pub fn with_raw_request<R>(
+        ip: &str,
+        method: &str,
+        target: &[u8],
+        headers: &[(&str, &[u8])],
+        f: impl FnOnce(&Request<'_>) -> R,
+    ) -> R {
         let mut map = http::HeaderMap::new();
         for (k, v) in headers {
             map.append(
                 http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                http::HeaderValue::from_str(v).unwrap(),
+                http::HeaderValue::from_bytes(v).unwrap(),
             );
         }
-        let host = headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("host"))
-            .map(|(_, v)| *v)
-            .unwrap_or("");
+        let host = map
+            .get(http::header::HOST)
+            .map_or(Cow::Borrowed(""), |h| normalize_host(h.as_bytes()));
+        let raw_uri = lossy(target);
+        let uri = normalize_uri(raw_uri.as_bytes());
         let req = Request {
             client_ip: ip.parse().unwrap(),
-            host,
+            host: &host,
             method,
-            uri,
+            uri: &uri,
+            raw_uri: &raw_uri,
             headers: &map,
             geo: Geo::default(),
         };
@@ -215,6 +394,33 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn normalized_and_raw_targets() {
+        with_request(
+            "1.2.3.4",
+            "GET",
+            "//x/../%61dmin;p=1?a=/../&b",
+            &[("host", "Admin.Example.COM.")],
+            |r| {
+                assert_eq!(r.uri, "/admin?a=/../&b");
+                assert_eq!(r.path(), "/admin");
+                assert_eq!(r.raw_path(), "//x/../%61dmin;p=1");
+                assert_eq!(r.query(), "a=/../&b");
+                assert_eq!(r.host, "admin.example.com");
+            },
+        );
+    }
+
+    #[test]
+    fn repeated_arguments() {
+        with_request("::1", "GET", "/?debug=0&x=1&debug=1&%64ebug=2", &[], |r| {
+            let all: Vec<_> = r.query_args("debug").collect();
+            assert_eq!(all, ["0", "1", "2"]);
+            assert_eq!(r.query_arg("debug").as_deref(), Some("0"));
+            assert_eq!(r.query_args_raw("nope").count(), 0);
+        });
+    }
+
+    #[test]
     fn cookies() {
         with_request(
             "::1",
@@ -222,11 +428,61 @@ pub(crate) mod tests {
             "/",
             &[("cookie", "a=1; session=abc ;b=2")],
             |r| {
-                assert_eq!(r.cookie("session"), Some("abc"));
-                assert_eq!(r.cookie("b"), Some("2"));
+                assert_eq!(r.cookie("session").as_deref(), Some("abc"));
+                assert_eq!(r.cookie("b").as_deref(), Some("2"));
                 assert_eq!(r.cookie("c"), None);
+                assert_eq!(r.cookie_header(), "a=1; session=abc ;b=2");
+                assert!(matches!(r.cookie_header(), Cow::Borrowed(_)));
             },
         );
+    }
+
+    #[test]
+    fn split_cookie_fields_are_one_cookie_header() {
+        // HTTP/2 sends one `cookie` field per cookie; two HTTP/1 `Cookie` headers
+        // are joined the same way.
+        with_request(
+            "::1",
+            "GET",
+            "/",
+            &[
+                ("cookie", "a=1"),
+                ("cookie", "session=abc"),
+                ("cookie", "a=2; b=3"),
+            ],
+            |r| {
+                assert_eq!(r.cookie_header(), "a=1; session=abc; a=2; b=3");
+                assert_eq!(r.cookie("session").as_deref(), Some("abc"));
+                assert_eq!(r.cookies("a").collect::<Vec<_>>(), ["1", "2"]);
+                assert_eq!(r.cookie("b").as_deref(), Some("3"));
+            },
+        );
+    }
+
+    #[test]
+    fn values_with_bytes_that_are_not_utf8_are_lossy_never_empty() {
+        let headers: &[(&str, &[u8])] = &[
+            ("user-agent", b"sqlmap/1.7\x80"),
+            ("cookie", b"s=\xffabc; t=1"),
+            ("x-a", b"first"),
+            ("x-a", b"caf\xe9"),
+        ];
+        with_raw_request("::1", "GET", b"/p\x80?q=\x81", headers, |r| {
+            assert_eq!(
+                r.header("user-agent").as_deref(),
+                Some("sqlmap/1.7\u{fffd}")
+            );
+            assert_eq!(r.cookie("s").as_deref(), Some("\u{fffd}abc"));
+            assert_eq!(r.cookie("t").as_deref(), Some("1"));
+            assert_eq!(r.cookies_raw("s").next(), Some(&b"\xffabc"[..]));
+            assert_eq!(
+                r.header_values("x-a").collect::<Vec<_>>(),
+                ["first", "caf\u{fffd}"]
+            );
+            assert_eq!(r.raw_uri, "/p\u{fffd}?q=\u{fffd}");
+            assert_eq!(r.path(), "/p\u{fffd}");
+            assert_eq!(r.query_arg("q").as_deref(), Some("\u{fffd}"));
+        });
     }
 
     #[test]

@@ -1,7 +1,11 @@
 //! The compiled form of an expression and its evaluation against a request.
 //!
-//! Values are produced as `Cow<str>` borrowed from the request; a function
-//! allocates only when its result differs from its input.
+//! A string field may have several values (a repeated header, cookie or
+//! query argument); an absent one has one, the empty string. Values are
+//! produced one by one as `Cow<str>` borrowed from the request, and a test
+//! holds when it holds for any value (then `ne` negates that). Functions map
+//! over values; a function allocates only when its result differs from its
+//! input, and `concat` always builds its result.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -11,7 +15,7 @@ use memchr::memmem::Finder;
 use regex::Regex;
 
 use super::sets::{IntSet, IpSet, StrSet};
-use crate::request::{form_decode, Request};
+use crate::request::{form_decode, lossy, Request};
 
 /// A boolean node.
 #[derive(Debug)]
@@ -44,38 +48,111 @@ impl Node {
     }
 }
 
+/// Which values of a field that can repeat a test sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum Pick {
+    /// Every value (the default).
+    All,
+    /// Only the first (`[0]`).
+    First,
+}
+
 /// A string-valued field.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) enum StrField {
     Host,
     Method,
+    /// The target with the path normalized.
     Uri,
+    /// The normalized path.
     Path,
+    /// The target as sent.
+    RawUri,
+    /// The path as sent.
+    RawPath,
     Query,
-    Arg(Box<str>),
-    Header(HeaderName),
-    Cookie(Box<str>),
+    /// `http.cookie`: every `Cookie` field joined with `"; "`.
+    CookieHeader,
+    Arg(Box<str>, Pick),
+    Header(HeaderName, Pick),
+    Cookie(Box<str>, Pick),
     Country,
 }
 
 impl StrField {
-    /// The field's value; an absent field is the empty string.
-    pub fn value<'a>(&'a self, req: &'a Request<'a>) -> Cow<'a, str> {
+    /// Calls `f` on each value of the field, in order, until it returns
+    /// true; whether it did. An absent field has one value, the empty string.
+    ///
+    /// The first value is passed directly and the others (rare: a repeated
+    /// header, cookie or argument) through a dynamic call, which keeps the
+    /// common case as small and fast as a field with one value.
+    #[inline]
+    pub fn any(&self, req: &Request<'_>, mut f: impl FnMut(Cow<'_, str>) -> bool) -> bool {
+        let mut more = false;
+        let first = match self {
+            StrField::Host => Cow::Borrowed(req.host),
+            StrField::Method => Cow::Borrowed(req.method),
+            StrField::Uri => Cow::Borrowed(req.uri),
+            StrField::Path => Cow::Borrowed(req.path()),
+            StrField::RawUri => Cow::Borrowed(req.raw_uri),
+            StrField::RawPath => Cow::Borrowed(req.raw_path()),
+            StrField::Query => Cow::Borrowed(req.query()),
+            _ => self.first(req, &mut more),
+        };
+        f(first) || (more && self.any_after_first(req, &mut f))
+    }
+
+    /// The first value (an absent field: the empty string); sets `more` when
+    /// more values may follow ([`StrField::any_after_first`] gives them).
+    pub fn first<'s>(&self, req: &'s Request<'_>, more: &mut bool) -> Cow<'s, str> {
+        /// The text of the first of `it`; `more` when there is a second one
+        /// and `pick` wants it (the second is not decoded: that could allocate).
+        fn first_of<'s, T>(
+            mut it: impl Iterator<Item = T>,
+            pick: Pick,
+            more: &mut bool,
+            text: impl FnOnce(T) -> Cow<'s, str>,
+        ) -> Cow<'s, str> {
+            match it.next() {
+                None => Cow::Borrowed(""),
+                Some(v) => {
+                    *more = pick == Pick::All && it.next().is_some();
+                    text(v)
+                }
+            }
+        }
         match self {
             StrField::Host => Cow::Borrowed(req.host),
             StrField::Method => Cow::Borrowed(req.method),
             StrField::Uri => Cow::Borrowed(req.uri),
             StrField::Path => Cow::Borrowed(req.path()),
+            StrField::RawUri => Cow::Borrowed(req.raw_uri),
+            StrField::RawPath => Cow::Borrowed(req.raw_path()),
             StrField::Query => Cow::Borrowed(req.query()),
-            StrField::Arg(k) => req.query_arg(k).unwrap_or(Cow::Borrowed("")),
-            StrField::Header(h) => Cow::Borrowed(
-                req.headers
-                    .get(h)
-                    .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
-                    .unwrap_or(""),
-            ),
-            StrField::Cookie(k) => Cow::Borrowed(req.cookie(k).unwrap_or("")),
             StrField::Country => Cow::Borrowed(req.geo.country_str().unwrap_or("")),
+            StrField::CookieHeader => req.cookie_header(),
+            StrField::Arg(k, pick) => first_of(req.query_args_raw(k), *pick, more, form_decode),
+            StrField::Header(h, pick) => {
+                first_of(req.headers.get_all(h).iter(), *pick, more, |v| {
+                    lossy(v.as_bytes())
+                })
+            }
+            StrField::Cookie(k, pick) => first_of(req.cookies_raw(k), *pick, more, lossy),
+        }
+    }
+
+    /// Calls `f` on each value after the first, until it returns true.
+    pub fn any_after_first(&self, req: &Request<'_>, f: &mut Visit<'_>) -> bool {
+        match self {
+            StrField::Arg(k, Pick::All) => req.query_args_raw(k).skip(1).any(|v| f(form_decode(v))),
+            StrField::Header(h, Pick::All) => req
+                .headers
+                .get_all(h)
+                .iter()
+                .skip(1)
+                .any(|v| f(lossy(v.as_bytes()))),
+            StrField::Cookie(k, Pick::All) => req.cookies_raw(k).skip(1).any(|v| f(lossy(v))),
+            _ => false,
         }
     }
 }
@@ -91,30 +168,117 @@ pub(super) enum StrExpr {
     Concat(Vec<StrExpr>),
 }
 
+/// At most this many combinations of argument values are tried by `concat`;
+/// beyond, each value of each argument is tried with the first value of the
+/// others (every combination still, when only one argument repeats).
+pub(super) const MAX_CONCAT_COMBINATIONS: usize = 64;
+
+/// A callback over values; returns true to stop.
+pub(super) type Visit<'f> = dyn FnMut(Cow<'_, str>) -> bool + 'f;
+
 impl StrExpr {
-    /// The value; an absent field is the empty string.
-    pub fn eval<'a>(&'a self, req: &'a Request<'a>) -> Cow<'a, str> {
+    /// Calls `f` on each value, in order, until it returns true; whether it
+    /// did. A field gives its values (an absent field, the empty string), a
+    /// function maps over the values of its argument.
+    pub fn any(&self, req: &Request<'_>, f: &mut Visit<'_>) -> bool {
         match self {
-            StrExpr::Field(f) => f.value(req),
-            StrExpr::Lit(s) => Cow::Borrowed(s),
-            StrExpr::Lower(e) => Fold::Lower.apply(e.eval(req)),
-            StrExpr::Upper(e) => Fold::Upper.apply(e.eval(req)),
-            StrExpr::UrlDecode(e) => match e.eval(req) {
-                Cow::Borrowed(s) => form_decode(s),
-                Cow::Owned(s) => match form_decode(&s) {
-                    Cow::Borrowed(_) => Cow::Owned(s),
-                    Cow::Owned(d) => Cow::Owned(d),
-                },
+            StrExpr::Field(field) => field.any(req, f),
+            StrExpr::Lit(s) => f(Cow::Borrowed(s)),
+            StrExpr::Lower(e) => e.any(req, &mut |v| f(Fold::Lower.apply(v))),
+            StrExpr::Upper(e) => e.any(req, &mut |v| f(Fold::Upper.apply(v))),
+            StrExpr::UrlDecode(e) => e.any(req, &mut |v| f(url_decode(v))),
+            StrExpr::Concat(parts) => concat_any(parts, req, f),
+        }
+    }
+
+    /// [`StrExpr::any`], with the common shapes (a field, `url_decode` of a
+    /// field) evaluated without dynamic calls.
+    #[inline]
+    pub fn any_inline(&self, req: &Request<'_>, mut f: impl FnMut(Cow<'_, str>) -> bool) -> bool {
+        match self {
+            StrExpr::Field(field) => field.any(req, f),
+            StrExpr::UrlDecode(inner) => match &**inner {
+                StrExpr::Field(field) => field.any(req, |v| f(url_decode(v))),
+                _ => self.any(req, &mut f),
             },
-            StrExpr::Concat(parts) => {
-                let mut out = String::new();
-                for p in parts {
-                    out.push_str(&p.eval(req));
+            _ => self.any(req, &mut f),
+        }
+    }
+}
+
+/// `url_decode` of one value: borrowed when it holds no escape.
+fn url_decode(v: Cow<'_, str>) -> Cow<'_, str> {
+    match v {
+        Cow::Borrowed(s) => form_decode(s),
+        Cow::Owned(s) => match form_decode(&s) {
+            Cow::Borrowed(_) => Cow::Owned(s),
+            Cow::Owned(d) => Cow::Owned(d),
+        },
+    }
+}
+
+/// `concat(parts...)`: tries every combination of one value per argument
+/// while there are at most [`MAX_CONCAT_COMBINATIONS`]; otherwise each value
+/// of each argument with the first value of every other one.
+fn concat_any(parts: &[StrExpr], req: &Request<'_>, f: &mut Visit<'_>) -> bool {
+    let values: Vec<Vec<String>> = parts
+        .iter()
+        .map(|p| {
+            let mut vs = Vec::new();
+            p.any(req, &mut |v| {
+                vs.push(v.into_owned());
+                false
+            });
+            if vs.is_empty() {
+                vs.push(String::new());
+            }
+            vs
+        })
+        .collect();
+    let combinations = values
+        .iter()
+        .try_fold(1usize, |n, vs| n.checked_mul(vs.len()));
+    let join = |pick: &[usize]| -> String {
+        let mut out = String::new();
+        for (vs, &i) in values.iter().zip(pick) {
+            out.push_str(&vs[i]);
+        }
+        out
+    };
+    let mut pick = vec![0usize; values.len()];
+    if combinations.is_some_and(|n| n <= MAX_CONCAT_COMBINATIONS) {
+        // An odometer over the value indices.
+        loop {
+            if f(Cow::Owned(join(&pick))) {
+                return true;
+            }
+            let mut k = pick.len();
+            loop {
+                if k == 0 {
+                    return false;
                 }
-                Cow::Owned(out)
+                k -= 1;
+                pick[k] += 1;
+                if pick[k] < values[k].len() {
+                    break;
+                }
+                pick[k] = 0;
             }
         }
     }
+    if f(Cow::Owned(join(&pick))) {
+        return true;
+    }
+    for (k, vs) in values.iter().enumerate() {
+        for i in 1..vs.len() {
+            pick[k] = i;
+            if f(Cow::Owned(join(&pick))) {
+                return true;
+            }
+        }
+        pick[k] = 0;
+    }
+    false
 }
 
 /// `lower` or `upper`.
@@ -185,14 +349,18 @@ pub(super) struct StrTest {
 }
 
 impl StrTest {
+    /// Whether the test holds for any value (then `negate`: for none).
     fn eval(&self, req: &Request<'_>) -> bool {
-        let v = self.value.eval(req);
-        let r = match self.fold {
+        self.value.any_inline(req, |v| self.test(v)) != self.negate
+    }
+
+    #[inline]
+    fn test(&self, v: Cow<'_, str>) -> bool {
+        match self.fold {
             Some(_) if v.is_ascii() => self.op.test_ascii_ci(v.as_bytes()),
             Some(f) => self.op.test(&f.apply(v)),
             None => self.op.test(&v),
-        };
-        r != self.negate
+        }
     }
 }
 
@@ -374,8 +542,22 @@ pub(super) enum IntOp {
     In(Arc<IntSet>),
 }
 
+impl IntOp {
+    fn test(&self, v: i64) -> bool {
+        match self {
+            IntOp::Eq(l) => v == *l,
+            IntOp::Lt(l) => v < *l,
+            IntOp::Le(l) => v <= *l,
+            IntOp::Gt(l) => v > *l,
+            IntOp::Ge(l) => v >= *l,
+            IntOp::In(set) => set.contains(v),
+        }
+    }
+}
+
 /// A test of an integer value; an absent value fails every test (then
-/// `negate` applies, so `ne` holds).
+/// `negate` applies, so `ne` holds). `len` of a field with several values
+/// holds when it holds for any of them.
 #[derive(Debug)]
 pub(super) struct IntTest {
     pub value: IntExpr,
@@ -384,20 +566,16 @@ pub(super) struct IntTest {
 }
 
 impl IntTest {
+    /// Whether the test holds for any value (a `len` of each value of its
+    /// argument; an absent AS number has none), then `negate`.
     fn eval(&self, req: &Request<'_>) -> bool {
-        let v = match &self.value {
-            IntExpr::Len(e) => i64::try_from(e.eval(req).len()).ok(),
-            IntExpr::Asn => req.geo.asn.map(i64::from),
+        let hit = match &self.value {
+            IntExpr::Len(e) => e.any_inline(req, |v| {
+                i64::try_from(v.len()).is_ok_and(|n| self.op.test(n))
+            }),
+            IntExpr::Asn => req.geo.asn.is_some_and(|v| self.op.test(i64::from(v))),
         };
-        let r = v.is_some_and(|v| match &self.op {
-            IntOp::Eq(l) => v == *l,
-            IntOp::Lt(l) => v < *l,
-            IntOp::Le(l) => v <= *l,
-            IntOp::Gt(l) => v > *l,
-            IntOp::Ge(l) => v >= *l,
-            IntOp::In(set) => set.contains(v),
-        });
-        r != self.negate
+        hit != self.negate
     }
 }
 

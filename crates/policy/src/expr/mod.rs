@@ -15,16 +15,42 @@
 //! http.request.headers["x-api-key"] eq "" or ip.geoip.asnum in { 64496..64511 }
 //! ```
 //!
-//! **Fields.** `ip.src` (IP); `http.host`, `http.request.method`,
-//! `http.request.uri` (path and query as received), `http.request.uri.path`,
-//! `http.request.uri.query`, `http.request.uri.args["k"]` (first value of
-//! query argument `k`, form-decoded), `http.request.headers["name"]` (first
-//! value; the name is case-insensitive), `http.request.cookies["name"]`,
-//! `http.cookie` (the whole `Cookie` header), `http.user_agent`,
+//! **Fields.** `ip.src` (IP); `http.host` (the `Host` header, or the
+//! authority of the target, lower-cased without a trailing dot:
+//! `Admin.Example.COM.:8080` is `admin.example.com:8080`),
+//! `http.request.method`, `http.request.uri` (the target with its path
+//! normalized, then `?` and the query as sent), `http.request.uri.path` (the
+//! normalized path: see [`crate::normalize`]; `/%61dmin`, `//admin`,
+//! `/x/../admin`, `/admin;a=1` and `\admin` are all `/admin`),
+//! `raw.http.request.uri` and `raw.http.request.uri.path` (the target and its
+//! path as sent), `http.request.uri.query` (as sent, without `?`),
+//! `http.request.uri.args["k"]` (query argument `k`, form-decoded; names
+//! match after decoding), `http.request.headers["name"]` (the name is
+//! case-insensitive), `http.request.cookies["name"]` (looked up in every
+//! `Cookie` field), `http.cookie` (every `Cookie` field joined with `"; "`,
+//! as HTTP/2 splits cookies into several fields), `http.user_agent`,
 //! `http.referer`, `http.x_forwarded_for`, `ip.geoip.country` (alias
 //! `ip.src.country`; two upper-case letters) — all strings; and
-//! `ip.geoip.asnum` (alias `ip.src.asnum`), an integer. The map fields also
-//! accept Cloudflare's trailing `[0]` (`http.request.headers["a"][0]`).
+//! `ip.geoip.asnum` (alias `ip.src.asnum`), an integer. Header, cookie and
+//! argument values are text with every byte that is not UTF-8 replaced by
+//! U+FFFD — never dropped, so `sqlmap/1.7\x80` still contains `sqlmap`.
+//!
+//! **Repeated fields.** `http.request.headers[...]`, `http.request.cookies[...]`,
+//! `http.request.uri.args[...]`, `http.user_agent`, `http.referer` and
+//! `http.x_forwarded_for` have every value the request carries, in order (a
+//! header sent twice, `?debug=0&debug=1`, a cookie in two `Cookie` fields),
+//! as Cloudflare's arrays do. A comparison holds when it holds for **any**
+//! value; `ne` is the exact negation of `eq`: true when **no** value equals
+//! (so `http.request.uri.args["cmd"] ne ""` is false for `?cmd=&cmd=id`;
+//! `len(http.request.uri.args["cmd"]) gt 0` asks whether any is non-empty).
+//! `not` negates the whole comparison likewise. Functions map over the
+//! values: `lower(http.request.headers["x"]) contains "y"` holds when any
+//! lower-cased value contains `y`, `len(...) gt 10` when any value is longer.
+//! `concat` tries every combination of one value per argument (up to 64
+//! combinations; beyond, each value of each argument with the first value
+//! of the others — still every combination when only one argument repeats).
+//! Cloudflare's trailing `[0]` (`http.request.headers["a"][0]`, also after
+//! `cookies[...]` and `args[...]`) selects only the first value.
 //!
 //! **Literals.** `"double quoted"` strings (`\"` and `\\` are escapes; any
 //! other backslash is kept as written, so `"\.php$"` is the regex it looks
@@ -56,7 +82,7 @@
 //! # Absent values
 //!
 //! A string field that has no value in the request (a missing header, cookie
-//! or query argument, no `Cookie` header, no GeoIP country) **is the empty
+//! or query argument, no `Cookie` header, no GeoIP country) **is one empty
 //! string**: `http.request.headers["x-api-key"] eq ""` is true when the
 //! header is missing, `len(...)` of it is `0`, and `ne "x"` is true.
 //! `ip.geoip.asnum` without GeoIP data is truly absent: every comparison with
@@ -80,6 +106,8 @@ mod sets;
 mod tests;
 #[cfg(test)]
 mod tests_errors;
+#[cfg(test)]
+mod tests_values;
 
 use std::sync::Arc;
 
@@ -222,7 +250,8 @@ impl Expr {
 
     /// Whether `req` matches. Allocates only when a function must build a
     /// new string (`concat`, `url_decode` of an escaped value, `lower` of a
-    /// non-ASCII upper-case value, ...).
+    /// non-ASCII upper-case value, ...), or a value has bytes that are not
+    /// UTF-8, or `http.cookie` joins several `Cookie` fields.
     pub fn eval(&self, req: &Request<'_>) -> bool {
         self.root.eval(req)
     }

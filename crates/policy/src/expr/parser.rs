@@ -13,11 +13,11 @@
 
 use std::sync::Arc;
 
-use http::header::{HeaderName, COOKIE, REFERER, USER_AGENT};
+use http::header::{HeaderName, REFERER, USER_AGENT};
 use memchr::memmem::Finder;
 
 use super::eval::{
-    compile_regex, str_test, IntExpr, IntOp, IntTest, IpTest, Node, StrExpr, StrField, StrOp,
+    compile_regex, str_test, IntExpr, IntOp, IntTest, IpTest, Node, Pick, StrExpr, StrField, StrOp,
     Wildcard,
 };
 use super::lexer::{tokenize, Perr, Tok, Token};
@@ -590,6 +590,7 @@ impl<'s> Parser<'s, '_> {
     }
 
     fn field(&mut self, name: &str, at: usize) -> Result<Val, Perr> {
+        let header = |h: HeaderName| StrField::Header(h, Pick::All);
         let f = match name {
             "ip.src" => return Ok(Val::Ip),
             "ip.geoip.asnum" | "ip.src.asnum" => return Ok(Val::Int(IntExpr::Asn)),
@@ -597,19 +598,21 @@ impl<'s> Parser<'s, '_> {
             "http.request.method" => StrField::Method,
             "http.request.uri" => StrField::Uri,
             "http.request.uri.path" => StrField::Path,
+            "raw.http.request.uri" => StrField::RawUri,
+            "raw.http.request.uri.path" => StrField::RawPath,
             "http.request.uri.query" => StrField::Query,
-            "http.cookie" => StrField::Header(COOKIE),
-            "http.user_agent" => StrField::Header(USER_AGENT),
-            "http.referer" => StrField::Header(REFERER),
-            "http.x_forwarded_for" => StrField::Header(HeaderName::from_static("x-forwarded-for")),
+            "http.cookie" => StrField::CookieHeader,
+            "http.user_agent" => header(USER_AGENT),
+            "http.referer" => header(REFERER),
+            "http.x_forwarded_for" => header(HeaderName::from_static("x-forwarded-for")),
             "ip.geoip.country" | "ip.src.country" => StrField::Country,
             "http.request.uri.args" | "http.request.headers" | "http.request.cookies" => {
-                let (key, key_at) = self.map_key(name)?;
+                let (key, key_at, pick) = self.map_key(name)?;
                 match name {
-                    "http.request.uri.args" => StrField::Arg(key.into()),
-                    "http.request.cookies" => StrField::Cookie(key.into()),
+                    "http.request.uri.args" => StrField::Arg(key.into(), pick),
+                    "http.request.cookies" => StrField::Cookie(key.into(), pick),
                     _ => match HeaderName::from_bytes(key.as_bytes()) {
-                        Ok(h) => StrField::Header(h),
+                        Ok(h) => StrField::Header(h, pick),
                         Err(_) => {
                             return Err(Perr::new(key_at, format!("invalid header name `{key}`")))
                         }
@@ -621,8 +624,8 @@ impl<'s> Parser<'s, '_> {
         Ok(Val::Str(StrExpr::Field(f)))
     }
 
-    /// `["key"]` with an optional `[0]` after it.
-    fn map_key(&mut self, name: &str) -> Result<(String, usize), Perr> {
+    /// `["key"]` with an optional `[0]` after it (only the first value).
+    fn map_key(&mut self, name: &str) -> Result<(String, usize, Pick), Perr> {
         let open = self.peek().clone();
         if open.tok != Tok::LBracket {
             return Err(Perr::new(
@@ -642,6 +645,7 @@ impl<'s> Parser<'s, '_> {
             ));
         };
         self.close(open.start, "`[`", Tok::RBracket, "`]`")?;
+        let mut pick = Pick::All;
         if self.peek().tok == Tok::LBracket {
             let open = self.bump();
             if !self.eat(|t| *t == Tok::Int(0)) {
@@ -651,8 +655,9 @@ impl<'s> Parser<'s, '_> {
                 ));
             }
             self.close(open.start, "`[`", Tok::RBracket, "`]`")?;
+            pick = Pick::First;
         }
-        Ok((key, t.start))
+        Ok((key, t.start, pick))
     }
 
     fn call(&mut self, name: &'s str, at: usize) -> Result<Val, Perr> {

@@ -14,8 +14,10 @@
 //! (negations, `ne`, numbers, IPs, regexes, `url_decode`, …) is always a
 //! candidate, and a case-insensitive literal on a non-ASCII value makes every
 //! expression of that group a candidate (Unicode case mapping is not ASCII
-//! case folding). A candidate is then evaluated in full, so the prefilter
-//! never changes a result — the tests check exactly that.
+//! case folding). Every value of a field that repeats (headers, cookies,
+//! query arguments) is scanned, since a test holds when any value satisfies
+//! it. A candidate is then evaluated in full, so the prefilter never changes
+//! a result — the tests check exactly that.
 
 use std::borrow::Cow;
 
@@ -37,13 +39,22 @@ enum Key {
 }
 
 impl Key {
-    fn value<'a>(&'a self, req: &'a Request<'a>) -> Cow<'a, str> {
+    /// The first value the key reads; sets `more` when the field may have more.
+    fn first<'s>(&self, req: &'s Request<'_>, more: &mut bool) -> Cow<'s, str> {
         match self {
-            Key::Plain(f) => f.value(req),
-            Key::Decoded(f) => match f.value(req) {
+            Key::Plain(field) => field.first(req, more),
+            Key::Decoded(field) => match field.first(req, more) {
                 Cow::Borrowed(s) => form_decode(s),
                 Cow::Owned(s) => Cow::Owned(form_decode(&s).into_owned()),
             },
+        }
+    }
+
+    /// Calls `f` on each value after the first, until it returns true.
+    fn any_after_first(&self, req: &Request<'_>, f: &mut dyn FnMut(&str) -> bool) -> bool {
+        match self {
+            Key::Plain(field) => field.any_after_first(req, &mut |v| f(&v)),
+            Key::Decoded(field) => field.any_after_first(req, &mut |v| f(&form_decode(&v))),
         }
     }
 }
@@ -90,7 +101,7 @@ fn needles(node: &Node) -> Option<Vec<Needle>> {
                 // `http.request.uri.args["k"] ne ""`: the argument is present, so its
                 // name — or an escape that could spell it — is in the raw query.
                 return match (&t.value, &t.op, t.fold) {
-                    (StrExpr::Field(StrField::Arg(k)), StrOp::Eq(l), None)
+                    (StrExpr::Field(StrField::Arg(k, _)), StrOp::Eq(l), None)
                         if l.is_empty() && !k.is_empty() =>
                     {
                         let q = Key::Plain(StrField::Query);
@@ -281,19 +292,35 @@ impl ExprIndex {
         let n = self.always.len().min(out.len());
         out[..n].copy_from_slice(&self.always[..n]);
         for g in &self.groups {
-            let v: Cow<'_, str> = g.field.value(req);
-            if g.ci && !v.is_ascii() {
-                for o in g.owners.iter().flatten() {
-                    set(out, *o);
-                }
-                continue;
-            }
-            for m in g.ac.find_overlapping_iter(v.as_bytes()) {
-                for o in &g.owners[m.pattern().as_usize()] {
-                    set(out, *o);
-                }
+            // Every value of a repeated field is scanned: a literal in any
+            // one of them makes its expressions candidates.
+            let mut more = false;
+            let first = g.field.first(req, &mut more);
+            if !g.scan(&first, out) && more {
+                g.field.any_after_first(req, &mut |v| g.scan(v, out));
             }
         }
+    }
+}
+
+impl Group {
+    /// Marks the expressions whose literals occur in `v`; true when it
+    /// marked all of them (a case-insensitive group on a non-ASCII value),
+    /// so that other values need no scan.
+    #[inline(always)]
+    fn scan(&self, v: &str, out: &mut [u64]) -> bool {
+        if self.ci && !v.is_ascii() {
+            for o in self.owners.iter().flatten() {
+                set(out, *o);
+            }
+            return true;
+        }
+        for m in self.ac.find_overlapping_iter(v.as_bytes()) {
+            for o in &self.owners[m.pattern().as_usize()] {
+                set(out, *o);
+            }
+        }
+        false
     }
 }
 
@@ -424,6 +451,95 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn never_misses_a_match_in_any_value_of_a_repeated_field() {
+        let srcs = [
+            r#"lower(http.user_agent) contains "nikto""#,
+            r#"http.request.headers["x-mode"] eq "debug""#,
+            r#"upper(http.request.headers["x-mode"]) starts_with "DEB""#,
+            r#"http.request.headers["x-mode"][0] eq "debug""#,
+            r#"http.request.cookies["role"] in { "admin" "root" }"#,
+            r#"http.cookie contains "<script""#,
+            r#"http.request.uri.args["cmd"] contains "sh""#,
+            r#"lower(url_decode(http.request.uri.args["q"])) contains "union""#,
+            r#"http.request.uri.args["cmd"] ne "" and http.request.method eq "POST""#,
+            r#"http.referer wildcard "*casino*""#,
+            r#"http.x_forwarded_for ends_with ".666""#,
+        ];
+        let (exprs, idx) = index(&srcs);
+        let uris = [
+            "/",
+            "/?cmd=ls&cmd=bash",
+            "/?cmd=&cmd=x",
+            "/?q=1&q=%55NION",
+            "/?%63md=sh",
+            "/?q=x&q=UNION&cmd=x",
+        ];
+        let values = ["", "Mozilla", "NIKTO", "nİkto", "debug", "DEBUG", "x"];
+        let cookies = [
+            "",
+            "role=user",
+            "role=admin",
+            "a=<script>",
+            "role=root; x=1",
+        ];
+        for uri in uris {
+            for (i, a) in values.iter().enumerate() {
+                for b in &values[i..] {
+                    for c in cookies {
+                        // Each field repeated: the match may be in the second value only.
+                        let headers = [
+                            ("user-agent", *a),
+                            ("user-agent", *b),
+                            ("x-mode", *a),
+                            ("x-mode", *b),
+                            ("referer", "https://ok.example/"),
+                            (
+                                "referer",
+                                if *b == "x" {
+                                    "https://casino.example/"
+                                } else {
+                                    *b
+                                },
+                            ),
+                            ("x-forwarded-for", "10.0.0.1"),
+                            ("x-forwarded-for", if *a == "x" { "10.6.6.666" } else { *a }),
+                            ("cookie", "session=1"),
+                            ("cookie", c),
+                        ];
+                        with_request("1.2.3.4", "POST", uri, &headers, |req| {
+                            let mut bits = vec![0u64; idx.words()];
+                            idx.candidates(req, &mut bits);
+                            for (i, e) in exprs.iter().enumerate() {
+                                if e.eval(req) {
+                                    assert!(
+                                        bits[i / 64] & (1 << (i % 64)) != 0,
+                                        "expr {i} ({}) matched {uri} {headers:?} but was filtered",
+                                        srcs[i]
+                                    );
+                                }
+                            }
+                        });
+                    }
+                }
+            }
+        }
+        // The second value alone makes a candidate.
+        let (_, idx) = index(&[r#"lower(http.user_agent) contains "nikto""#]);
+        assert_eq!(
+            cands(
+                &idx,
+                "/",
+                &[("user-agent", "curl"), ("user-agent", "Nikto")]
+            ),
+            vec![0]
+        );
+        assert_eq!(
+            cands(&idx, "/", &[("user-agent", "curl"), ("user-agent", "wget")]),
+            Vec::<usize>::new()
+        );
     }
 
     #[test]

@@ -65,7 +65,7 @@ fn all_false(cases: &[&str]) {
 #[test]
 fn string_fields() {
     all_true(&[
-        r#"http.host eq "www.Example.com""#,
+        r#"http.host eq "www.example.com""#,
         r#"http.request.method eq "GET""#,
         r#"http.request.uri eq "/Admin/Login.php?id=42&q=caf%C3%A9+au+lait&id=43&empty=""#,
         r#"http.request.uri.path eq "/Admin/Login.php""#,
@@ -135,6 +135,7 @@ fn geo_fields() {
         host: "h",
         method: "GET",
         uri: "/",
+        raw_uri: "/",
         headers: &map,
         geo: Geo {
             country: Some(*b"US"),
@@ -175,7 +176,7 @@ fn string_operators() {
         r#"http.request.uri.path matches "^/admin/.*\\.php$" or http.request.uri.path ~ "(?i)^/admin/""#,
         r#"http.user_agent matches r"^curl/\d+\.\d+$""#,
         r#"http.host wildcard "*.example.COM""#,
-        r#"http.host strict wildcard "*.Example.com""#,
+        r#"http.host strict wildcard "*.example.com""#,
         r#"http.request.uri.path wildcard "/admin/*""#,
         r#"http.request.method in { "GET" "HEAD" }"#,
         r#"http.request.method in { "POST", "GET" }"#,
@@ -186,7 +187,7 @@ fn string_operators() {
         r#"http.request.uri.path starts_with "/admin""#,
         r#"http.request.uri.path ends_with ".PHP""#,
         r#"http.request.uri.path matches "^/admin/""#,
-        r#"http.host strict wildcard "*.example.com""#,
+        r#"http.host strict wildcard "*.Example.com""#,
         r#"http.host wildcard "example.com""#,
         r#"http.request.method in { "POST" }"#,
         r#"http.host in $bots"#,
@@ -249,8 +250,12 @@ fn integer_operators_and_sets() {
     let e = compile("len(http.request.uri.path) in $ports");
     let long = format!("/{}", "a".repeat(8499));
     assert!(with_request("::1", "GET", &long, &[], |r| e.eval(r)));
-    assert!(with_request("::1", "GET", &"/".repeat(80), &[], |r| e.eval(r)));
-    assert!(!with_request("::1", "GET", &"/".repeat(81), &[], |r| e.eval(r)));
+    assert!(with_request("::1", "GET", &"/x".repeat(40), &[], |r| e.eval(r)));
+    assert!(!with_request("::1", "GET", &"/x".repeat(41), &[], |r| e.eval(r)));
+    // The raw path is measured as sent; the normalized one merges the slashes.
+    let raw = compile("len(raw.http.request.uri.path) in $ports");
+    assert!(with_request("::1", "GET", &"/".repeat(80), &[], |r| raw.eval(r)));
+    assert!(!with_request("::1", "GET", &"/".repeat(80), &[], |r| e.eval(r)));
 }
 
 #[test]
@@ -319,16 +324,45 @@ fn case_folding_handles_non_ascii() {
 
 #[test]
 fn fields_borrow_from_the_request() {
-    use super::eval::{Fold, StrExpr, StrField};
-    with_request("::1", "GET", "/a?x=1", &[("x-h", "v")], |r| {
-        let f = StrExpr::Field(StrField::Header(http::HeaderName::from_static("x-h")));
-        assert!(matches!(f.eval(r), Cow::Borrowed("v")));
-        let arg = StrExpr::Field(StrField::Arg("x".into()));
-        assert!(matches!(arg.eval(r), Cow::Borrowed("1")));
+    use super::eval::{Fold, Pick, StrExpr, StrField};
+    /// Whether every value of `e` is borrowed, and what they are.
+    fn borrowed(e: &StrExpr, r: &Request<'_>) -> (bool, Vec<String>) {
+        let mut all = true;
+        let mut vals = Vec::new();
+        e.any(r, &mut |v| {
+            all &= matches!(v, Cow::Borrowed(_));
+            vals.push(v.into_owned());
+            false
+        });
+        (all, vals)
+    }
+    let headers = [
+        ("x-h", "v"),
+        ("x-h", "w"),
+        ("cookie", "c=1"),
+        ("cookie", "c=2"),
+    ];
+    with_request("::1", "GET", "/a?x=1&x=2", &headers, |r| {
+        let f = StrExpr::Field(StrField::Header(
+            http::HeaderName::from_static("x-h"),
+            Pick::All,
+        ));
+        assert_eq!(borrowed(&f, r), (true, vec!["v".into(), "w".into()]));
+        let arg = StrExpr::Field(StrField::Arg("x".into(), Pick::All));
+        assert_eq!(borrowed(&arg, r), (true, vec!["1".into(), "2".into()]));
+        let first = StrExpr::Field(StrField::Arg("x".into(), Pick::First));
+        assert_eq!(borrowed(&first, r), (true, vec!["1".into()]));
+        let cookie = StrExpr::Field(StrField::Cookie("c".into(), Pick::All));
+        assert_eq!(borrowed(&cookie, r), (true, vec!["1".into(), "2".into()]));
         let low = StrExpr::Lower(Box::new(StrExpr::Field(StrField::Path)));
-        assert!(matches!(low.eval(r), Cow::Borrowed("/a")));
+        assert_eq!(borrowed(&low, r), (true, vec!["/a".into()]));
         let dec = StrExpr::UrlDecode(Box::new(StrExpr::Field(StrField::Path)));
-        assert!(matches!(dec.eval(r), Cow::Borrowed("/a")));
+        assert_eq!(borrowed(&dec, r), (true, vec!["/a".into()]));
+        let absent = StrExpr::Field(StrField::Header(
+            http::HeaderName::from_static("x-none"),
+            Pick::All,
+        ));
+        assert_eq!(borrowed(&absent, r), (true, vec![String::new()]));
         assert!(matches!(
             Fold::Upper.apply(Cow::Borrowed("/A")),
             Cow::Borrowed(_)
@@ -370,7 +404,7 @@ fn precedence_not_and_xor_or() {
 #[test]
 fn logic_over_comparisons() {
     all_true(&[
-        r#"http.request.method eq "GET" and http.host contains "Example""#,
+        r#"http.request.method eq "GET" and http.host contains "example""#,
         r#"not http.request.method eq "POST""#,
         r#"http.request.method eq "POST" or ip.src in { 203.0.113.0/24 }"#,
         r#"http.request.method eq "POST" xor http.host ne """#,
