@@ -60,6 +60,15 @@ pub struct EdgeArgs {
     /// Maximum request body bytes (0: no limit).
     #[arg(long, default_value_t = Limits::default().max_body_bytes)]
     pub max_body_bytes: u64,
+    /// Cap on request body bytes held back for WAF inspection, all requests together.
+    #[arg(long, default_value_t = Limits::default().body_buffer_bytes)]
+    pub body_buffer_bytes: usize,
+    /// How long a request body waits for room under --body-buffer-bytes before 503, in milliseconds.
+    #[arg(long, default_value_t = Limits::default().body_buffer_wait.as_millis() as u64)]
+    pub body_buffer_wait_ms: u64,
+    /// Cap on response body bytes held back for inspection (past it responses pass uninspected).
+    #[arg(long, default_value_t = Limits::default().response_buffer_bytes)]
+    pub response_buffer_bytes: usize,
     /// Active health check interval, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub health_interval_ms: u64,
@@ -97,6 +106,9 @@ impl EdgeArgs {
                 max_header_bytes: self.max_header_bytes,
                 max_uri_bytes: self.max_uri_bytes,
                 max_body_bytes: self.max_body_bytes,
+                body_buffer_bytes: self.body_buffer_bytes,
+                body_buffer_wait: Duration::from_millis(self.body_buffer_wait_ms),
+                response_buffer_bytes: self.response_buffer_bytes,
             },
             health_check_interval: Duration::from_millis(self.health_interval_ms.max(50)),
             events_path: self.events.clone(),

@@ -9,6 +9,40 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_palisade");
 
+/// The OWASP CRS `rules/` directory the tests use: `PALISADE_CRS_DIR`, else
+/// CRS v4 at `../shared/crs/rules` (next to the workspace), else Debian's
+/// `modsecurity-crs` (CRS 3.3, which the test command installs). A test that
+/// needs CRS fails when none is found: it never passes without its fixture.
+pub fn crs_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("PALISADE_CRS_DIR") {
+        let d = PathBuf::from(d);
+        assert!(
+            d.is_dir(),
+            "PALISADE_CRS_DIR={} is not a directory",
+            d.display()
+        );
+        return d;
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    [
+        workspace.join("../shared/crs/rules"),
+        PathBuf::from("/usr/share/modsecurity-crs/rules"),
+    ]
+    .into_iter()
+    .find(|d| d.is_dir())
+    .map(|d| d.canonicalize().unwrap_or(d))
+    .expect(
+        "no OWASP CRS found: set PALISADE_CRS_DIR, or install Debian's modsecurity-crs (scripts/setup-test-deps.sh does)",
+    )
+}
+
+/// Whether a CRS `rules/` directory is CRS v4 (v3 needs `skip_unsupported_rules`).
+pub fn crs_is_v4(rules: &Path) -> bool {
+    std::fs::read_to_string(rules.join("REQUEST-901-INITIALIZATION.conf"))
+        .map(|t| t.contains("OWASP_CRS/4."))
+        .unwrap_or(false)
+}
+
 /// A free loopback port (bound and released).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -452,18 +452,12 @@ fn tls_termination_with_http2() {
 
 #[test]
 fn country_and_asn_decisions_with_maxmind_databases() {
-    // MaxMind's test databases are in ../shared/geoip; without them there is nothing to load.
-    let geo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/geoip");
-    let (country, asn) = (
-        geo.join("GeoIP2-Country-Test.mmdb"),
-        geo.join("GeoLite2-ASN-Test.mmdb"),
-    );
-    if !country.exists() || !asn.exists() {
-        eprintln!("skipping: {} not present", geo.display());
-        return;
-    }
+    // MaxMind-format databases written by the test (its own networks):
+    // 1.0.0.0/24 is AS15169, 198.51.100.0/24 is KP.
+    let dir = TempDir::new("geoip");
+    let (country, asn) = palisade_edge::geoip::fixtures::write(dir.path());
     let (_origin, url) = demo_origin();
-    let policy = "[[rules]]\nid = \"asn-rule\"\nexpression = 'ip.geoip.asnum eq 15169 and http.request.uri.path eq \"/asn\"'\naction = \"block\"\n";
+    let policy = "[[rules]]\nid = \"asn-rule\"\nexpression = 'ip.geoip.asnum eq 15169 and http.request.uri.path eq \"/asn\"'\naction = \"block\"\n\n[[rules]]\nid = \"country-rule\"\nexpression = 'ip.geoip.country eq \"KP\" and http.request.uri.path eq \"/country\"'\naction = \"block\"\n";
     let up = Up::start(
         &[url],
         Some(policy),
@@ -476,12 +470,13 @@ fn country_and_asn_decisions_with_maxmind_databases() {
             asn.to_str().unwrap(),
         ],
     );
-    // 1.0.0.1 is in AS15169 in the test database; 2.125.160.216 is in GB.
     assert_eq!(up.get("/asn", Some("1.0.0.1")).status(), 403);
-    assert_eq!(up.get("/asn", Some("2.125.160.216")).status(), 200);
+    assert_eq!(up.get("/asn", Some("198.51.100.7")).status(), 200);
+    assert_eq!(up.get("/country", Some("198.51.100.7")).status(), 403);
+    assert_eq!(up.get("/country", Some("1.0.0.1")).status(), 200);
     let c = client();
     for body in [
-        r#"{"scope":"country","value":"gb"}"#,
+        r#"{"scope":"country","value":"kp"}"#,
         r#"{"scope":"asn","value":"AS15169"}"#,
     ] {
         let r = c
@@ -494,7 +489,7 @@ fn country_and_asn_decisions_with_maxmind_databases() {
         assert_eq!(r.status(), 201, "{body}");
     }
     assert_eq!(
-        up.get("/", Some("2.125.160.216")).status(),
+        up.get("/", Some("198.51.100.7")).status(),
         403,
         "country decision"
     );

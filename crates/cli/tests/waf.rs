@@ -2,15 +2,15 @@
 //! real OWASP CRS, a recording origin, real HTTP/1.1 and HTTP/2 clients.
 //!
 //! CRS is found in `PALISADE_CRS_DIR`, else `../shared/crs/rules` (next to
-//! the workspace), else Debian's `/usr/share/modsecurity-crs/rules`; without
-//! any, the tests say so and pass.
+//! the workspace), else Debian's `/usr/share/modsecurity-crs/rules` (see
+//! `common::crs_dir`); without any, the tests fail.
 
 mod common;
 
 use common::*;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,39 +18,6 @@ use std::time::Duration;
 const SQLI: &str = "/?id=1%20UNION%20SELECT%20username%2C%20password%20FROM%20users--";
 /// `?q=1' OR '1'='1`: at paranoia level 1 only libinjection (rule 942100) catches it.
 const TAUTOLOGY: &str = "/?q=1%27%20OR%20%271%27%3D%271";
-
-fn crs_dir() -> Option<PathBuf> {
-    if let Ok(d) = std::env::var("PALISADE_CRS_DIR") {
-        let d = PathBuf::from(d);
-        if d.is_dir() {
-            return Some(d);
-        }
-        eprintln!("PALISADE_CRS_DIR={} is not a directory", d.display());
-        return None;
-    }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    for d in [
-        workspace.join("../shared/crs/rules"),
-        PathBuf::from("/usr/share/modsecurity-crs/rules"),
-    ] {
-        if d.is_dir() {
-            return Some(d.canonicalize().unwrap_or(d));
-        }
-    }
-    None
-}
-
-macro_rules! require_crs {
-    () => {
-        match crs_dir() {
-            Some(d) => d,
-            None => {
-                eprintln!("skipped: no OWASP CRS found (set PALISADE_CRS_DIR, or install it at ../shared/crs/rules or /usr/share/modsecurity-crs/rules)");
-                return;
-            }
-        }
-    };
-}
 
 /// What the origin received.
 #[derive(Debug, Clone)]
@@ -215,7 +182,7 @@ fn rule_ids(ev: &serde_json::Value) -> Vec<u64> {
 
 #[test]
 fn blocks_attacks_passes_benign_traffic_and_replays_bodies() {
-    let crs = require_crs!();
+    let crs = crs_dir();
     let rest = r#"
 [[waf.exclusions]]
 path_prefix = "/search"
@@ -284,7 +251,8 @@ duration = "10m"
     assert_eq!(contact.method, "POST");
     assert_eq!(String::from_utf8_lossy(&contact.body), body);
 
-    // A body over 64 KiB is passed on uninspected, intact.
+    // A 100 KiB form (under the default no-files limit, 128 KiB) is held,
+    // inspected and replayed intact.
     let big = form_body(100 * 1024);
     assert_eq!(post_form(&up, "/upload", "198.51.100.5", &big), 200);
     let seen = origin.seen();
@@ -372,17 +340,18 @@ duration = "10m"
         r#"palisade_waf_requests_total{result="pass"}"#,
         "palisade_waf_seconds_bucket",
         r#"palisade_waf_rule_matches_total{rule_id="949110"}"#,
-        r#"palisade_waf_body_uninspected_total{reason="too_large"} 1"#,
         r#"palisade_verdicts_total{check="waf",id="949110",simulate="false",verdict="block"}"#,
     ] {
         assert!(m.contains(needle), "missing {needle} in:\n{m}");
     }
     assert!(!m.contains("palisade_waf_rules 0"), "{m}");
+    // Every body was inspected.
+    assert!(!m.contains("palisade_waf_body_uninspected_total{"), "{m}");
 }
 
 #[test]
 fn a_quoted_tautology_in_the_query_is_blocked() {
-    let crs = require_crs!();
+    let crs = crs_dir();
     let (origin, up) = start(&crs, "", "");
     assert_eq!(
         get(&up, TAUTOLOGY, "198.51.100.20"),
@@ -395,7 +364,7 @@ fn a_quoted_tautology_in_the_query_is_blocked() {
 
 #[test]
 fn http2_and_expect_continue_bodies_are_inspected_and_replayed() {
-    let crs = require_crs!();
+    let crs = crs_dir();
     // CRS 4 scores any `Expect` header (rule 920450, restricted headers); this
     // site allows it.
     let (origin, up) = start(
@@ -431,8 +400,9 @@ fn http2_and_expect_continue_bodies_are_inspected_and_replayed() {
     assert_eq!(r.status(), 403);
     assert!(!origin.saw_target("/h2-attack"));
 
-    // HTTP/1.1 with Expect: 100-continue: the edge asks for the body, inspects
-    // it, and sends it on without the Expect header.
+    // HTTP/1.1 with Expect: 100-continue: the edge asks for the body (this
+    // origin never answers 100 itself), inspects it, and sends it on without
+    // the Expect header.
     let addr = up.proxy.trim_start_matches("http://").to_string();
     let body = form_body(512);
     let mut conn = TcpStream::connect(&addr).unwrap();
@@ -465,7 +435,7 @@ fn http2_and_expect_continue_bodies_are_inspected_and_replayed() {
 
 #[test]
 fn detect_mode_reports_without_blocking() {
-    let crs = require_crs!();
+    let crs = crs_dir();
     let (origin, up) = start(&crs, "mode = \"detect\"", "");
     assert_eq!(get(&up, SQLI, "198.51.100.9"), 200);
     assert!(origin.saw_target("/?id="));
@@ -491,7 +461,7 @@ fn detect_mode_reports_without_blocking() {
 
 #[test]
 fn a_policy_whose_waf_does_not_load_is_refused() {
-    let crs = require_crs!();
+    let crs = crs_dir();
     let (_origin, up) = start(&crs, "", "");
     let path = up.dir.path().join("policy.toml");
     // A reload that points at a missing directory keeps the running WAF.
@@ -526,7 +496,7 @@ fn a_policy_whose_waf_does_not_load_is_refused() {
 
 #[test]
 fn waf_check_loads_crs_or_lists_errors() {
-    let crs = require_crs!();
+    let crs = crs_dir();
     let out = std::process::Command::new(BIN)
         .args(["waf", "check", "--skip-unsupported", "--rules"])
         .arg(&crs)
@@ -553,7 +523,7 @@ fn waf_check_loads_crs_or_lists_errors() {
 
 #[test]
 fn waf_conformance_reports_and_enforces_a_minimum() {
-    let crs = require_crs!();
+    let crs = crs_dir();
     let dir = TempDir::new("waf-cases");
     let headers =
         r#"[["Host","localhost"],["User-Agent","OWASP CRS test agent"],["Accept","text/html"]]"#;
@@ -599,7 +569,7 @@ fn waf_conformance_reports_and_enforces_a_minimum() {
 
 #[test]
 fn policy_versions_through_the_api_build_the_waf_or_are_refused() {
-    let crs = require_crs!();
+    let crs = crs_dir();
     let origin = RecordingOrigin::start();
     // Without --policy, policy versions come through the API and the mesh.
     let up = Up::start(

@@ -333,6 +333,7 @@ mod tests {
                 msg: "SQL Injection Attack Detected via libinjection".into(),
                 data: "Matched Data: s&sos found within ARGS:q: 1' OR '1'='1".into(),
             }],
+            ..Default::default()
         });
         s.insert(&e).unwrap();
         s.insert(&ev("e1", "x", "r1", 20, "192.0.2.1")).unwrap();

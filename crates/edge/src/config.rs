@@ -15,6 +15,14 @@ pub struct Limits {
     pub max_uri_bytes: usize,
     /// Maximum request body size, in bytes (413 above); 0 disables the limit.
     pub max_body_bytes: u64,
+    /// Cap on request body bytes held back for WAF inspection across all
+    /// requests; a body that finds no room waits, then gets 503.
+    pub body_buffer_bytes: usize,
+    /// How long a request body may wait for room under `body_buffer_bytes`.
+    pub body_buffer_wait: Duration,
+    /// Cap on response body bytes held back for inspection across all
+    /// responses; a response that finds no room passes uninspected (counted).
+    pub response_buffer_bytes: usize,
 }
 
 impl Default for Limits {
@@ -24,6 +32,9 @@ impl Default for Limits {
             max_header_bytes: 32 * 1024,
             max_uri_bytes: 8 * 1024,
             max_body_bytes: 10 * 1024 * 1024,
+            body_buffer_bytes: 256 * 1024 * 1024,
+            body_buffer_wait: Duration::from_secs(30),
+            response_buffer_bytes: 64 * 1024 * 1024,
         }
     }
 }

@@ -70,17 +70,94 @@ impl GeoIp {
     }
 }
 
+/// MaxMind-format databases for tests, written by the tests themselves:
+/// networks and answers the tests choose, no file from outside the project.
+#[cfg(any(test, feature = "test-fixtures"))]
+pub mod fixtures {
+    use serde::Serialize;
+    use std::path::{Path, PathBuf};
+
+    #[derive(Serialize)]
+    struct Iso {
+        iso_code: &'static str,
+    }
+
+    #[derive(Serialize)]
+    struct Country {
+        country: Iso,
+    }
+
+    #[derive(Serialize)]
+    struct RegisteredOnly {
+        registered_country: Iso,
+    }
+
+    #[derive(Serialize)]
+    struct Asn {
+        autonomous_system_number: u32,
+        autonomous_system_organization: &'static str,
+    }
+
+    /// Networks of the country database and their ISO codes.
+    pub const COUNTRIES: &[(&str, &str)] = &[
+        ("198.51.100.0/24", "KP"),
+        ("81.2.69.0/24", "GB"),
+        ("2001:db8:1::/48", "FR"),
+    ];
+    /// A network with only a registered country.
+    pub const REGISTERED_ONLY: (&str, &str) = ("192.0.2.128/25", "DE");
+    /// Networks of the ASN database and their numbers.
+    pub const ASNS: &[(&str, u32)] = &[
+        ("203.0.113.0/24", 64500),
+        ("1.0.0.0/24", 15169),
+        ("2001:db8:2::/48", 64501),
+    ];
+
+    /// Writes `GeoIP2-Country.mmdb` and `GeoLite2-ASN.mmdb` into `dir`;
+    /// returns their paths (country, ASN).
+    pub fn write(dir: &Path) -> (PathBuf, PathBuf) {
+        let net = |s: &str| s.parse::<ipnet::IpNet>().expect("fixture network");
+        let mut w = mmdb_writer::Writer::new("GeoIP2-Country");
+        for (n, code) in COUNTRIES {
+            w.insert(
+                net(n),
+                &Country {
+                    country: Iso { iso_code: code },
+                },
+            )
+            .expect("country record");
+        }
+        let (n, code) = REGISTERED_ONLY;
+        w.insert(
+            net(n),
+            &RegisteredOnly {
+                registered_country: Iso { iso_code: code },
+            },
+        )
+        .expect("country record");
+        let country = dir.join("GeoIP2-Country.mmdb");
+        std::fs::write(&country, w.to_bytes().expect("country database"))
+            .expect("write country database");
+        let mut w = mmdb_writer::Writer::new("GeoLite2-ASN");
+        for (n, asn) in ASNS {
+            w.insert(
+                net(n),
+                &Asn {
+                    autonomous_system_number: *asn,
+                    autonomous_system_organization: "Example",
+                },
+            )
+            .expect("ASN record");
+        }
+        let asn = dir.join("GeoLite2-ASN.mmdb");
+        std::fs::write(&asn, w.to_bytes().expect("ASN database")).expect("write ASN database");
+        (country, asn)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
-
-    fn shared(name: &str) -> Option<PathBuf> {
-        let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/geoip")
-            .join(name);
-        p.exists().then_some(p)
-    }
 
     #[test]
     fn missing_file_is_a_clear_error() {
@@ -91,20 +168,35 @@ mod tests {
     }
 
     #[test]
-    fn maxmind_test_databases() {
-        // MaxMind's test databases ship in ../shared; skip quietly where they are absent.
-        let (Some(country), Some(asn)) = (
-            shared("GeoIP2-Country-Test.mmdb"),
-            shared("GeoLite2-ASN-Test.mmdb"),
-        ) else {
-            eprintln!("skipping: ../shared/geoip not present");
-            return;
-        };
+    fn country_and_asn_from_written_databases() {
+        let dir = std::env::temp_dir().join(format!("palisade-geoip-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (country, asn) = fixtures::write(&dir);
         let g = GeoIp::open(Some(&country), Some(&asn)).unwrap().unwrap();
+        let geo = g.lookup("198.51.100.7".parse().unwrap());
+        assert_eq!((geo.country_str(), geo.asn), (Some("KP"), None));
         let geo = g.lookup("1.0.0.1".parse().unwrap());
-        assert_eq!(geo.asn, Some(15169));
-        let geo = g.lookup("2.125.160.216".parse().unwrap());
-        assert_eq!(geo.country_str(), Some("GB"));
+        assert_eq!((geo.country_str(), geo.asn), (None, Some(15169)));
+        assert_eq!(
+            g.lookup("81.2.69.160".parse().unwrap()).country_str(),
+            Some("GB")
+        );
+        // IPv6, and an IPv4-mapped IPv6 client.
+        assert_eq!(
+            g.lookup("2001:db8:1::5".parse().unwrap()).country_str(),
+            Some("FR")
+        );
+        assert_eq!(g.lookup("2001:db8:2::5".parse().unwrap()).asn, Some(64501));
+        assert_eq!(
+            g.lookup("::ffff:203.0.113.9".parse().unwrap()).asn,
+            Some(64500)
+        );
+        // Only a registered country: that one.
+        assert_eq!(
+            g.lookup("192.0.2.200".parse().unwrap()).country_str(),
+            Some("DE")
+        );
         assert_eq!(g.lookup("127.0.0.1".parse().unwrap()), Geo::default());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -14,10 +14,15 @@
 //! `palisade_policy::pipeline` (and, after it, by the `palisade_waf` engine);
 //! this crate gathers the request facts, calls them, and carries out the verdict.
 
+pub mod budget;
 pub mod client_ip;
 pub mod config;
 pub mod events;
+pub mod forwarded;
+pub mod framing;
 pub mod geoip;
+pub mod h2c;
+pub mod inspect;
 pub mod logging;
 pub mod metrics;
 pub mod proxy;

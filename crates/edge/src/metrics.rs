@@ -45,6 +45,15 @@ pub struct Metrics {
     pub waf_rule_matches: IntCounterVec,
     /// Requests whose body the WAF did not inspect, by reason.
     pub waf_body_uninspected: IntCounterVec,
+    /// Responses whose body the WAF did not inspect, by reason.
+    pub waf_response_uninspected: IntCounterVec,
+    /// Responses the WAF stopped, by phase: `headers` (replaced by the block
+    /// page) or `body` (cut off: connection closed or stream reset).
+    pub waf_response_blocked: IntCounterVec,
+    /// Bytes held back for inspection right now, by `kind` (request, response).
+    pub body_buffer_bytes: IntGaugeVec,
+    /// Bodies that had to wait for room under the buffer cap, by kind.
+    pub body_buffer_waits: IntCounterVec,
     /// Rules in the running WAF (0: no WAF).
     pub waf_rules: IntGauge,
     /// Lazy-DFA searches of the WAF that gave up (cache thrashing on hostile
@@ -139,9 +148,53 @@ impl Metrics {
                 IntCounterVec::new(
                     Opts::new(
                         "palisade_waf_body_uninspected_total",
-                        "Requests whose body the WAF did not inspect (too large, unknown length, or disabled), by reason",
+                        "Request bodies the WAF did not inspect, or inspected only in part, because the policy said so (disabled: a limit of 0; prefix: inspect_prefix past the limit), by reason",
                     ),
                     &["reason"],
+                )
+                .expect("static metric"),
+            ),
+            waf_response_uninspected: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "palisade_waf_response_uninspected_total",
+                        "Responses whose body the WAF did not inspect, by reason (type, encoding, status, buffer_full, disabled)",
+                    ),
+                    &["reason"],
+                )
+                .expect("static metric"),
+            ),
+            waf_response_blocked: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "palisade_waf_response_blocked_total",
+                        "Responses stopped by the WAF, by phase (headers: replaced by 403; body: cut off)",
+                    ),
+                    &["phase"],
+                )
+                .expect("static metric"),
+            ),
+            body_buffer_bytes: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "palisade_body_buffer_bytes",
+                        "Body bytes held back for inspection, by kind (request, response)",
+                    ),
+                    &["kind"],
+                )
+                .expect("static metric"),
+            ),
+            body_buffer_waits: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "palisade_body_buffer_waits_total",
+                        "Request bodies that waited for room under the buffer cap",
+                    ),
+                    &["kind"],
                 )
                 .expect("static metric"),
             ),

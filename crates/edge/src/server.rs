@@ -4,6 +4,7 @@ use crate::client_ip::TrustedProxies;
 use crate::config::EdgeConfig;
 use crate::events::EventSink;
 use crate::geoip::GeoIp;
+use crate::h2c::H2cSniff;
 use crate::now_ms;
 use crate::proxy::EdgeProxy;
 use crate::reload::{load_policy_file, spawn_watcher};
@@ -17,7 +18,7 @@ use pingora_core::listeners::tls::TlsSettings;
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::Server;
 use pingora_core::services::background::background_service;
-use pingora_proxy::ProxyServiceBuilder;
+use pingora_core::services::listening::Service;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,15 +85,25 @@ impl EdgeServer {
             cfg.upstream_timeout,
         ));
 
-        let mut options = HttpServerOptions::default();
-        options.h2c = true;
-        let mut proxy = ProxyServiceBuilder::new(
-            &server.configuration,
-            EdgeProxy::new(state.clone(), pool.clone()),
-        )
-        .name("palisade edge")
-        .server_options(options)
-        .build();
+        // One proxy speaks HTTP/1 (and h2 by ALPN on TLS), one h2c; the plain
+        // listener picks by the first bytes (see `crate::h2c`).
+        let proxy_app = |h2c: bool| {
+            let mut app = pingora_proxy::http_proxy(
+                &server.configuration,
+                EdgeProxy::new(state.clone(), pool.clone()),
+            );
+            let mut options = HttpServerOptions::default();
+            options.h2c = h2c;
+            app.server_options = Some(options);
+            Arc::new(app)
+        };
+        let mut proxy = Service::new(
+            "palisade edge".to_string(),
+            H2cSniff {
+                http1: proxy_app(false),
+                h2c: proxy_app(true),
+            },
+        );
         for addr in &cfg.listen {
             proxy.add_tcp(addr);
         }

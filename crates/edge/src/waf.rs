@@ -1,23 +1,18 @@
 //! The WAF in the edge: builds a [`palisade_waf::Waf`] from the policy's
-//! `[waf]` settings, turns a Pingora request into the engine's input, and
-//! the engine's verdict into the evidence of a security event.
+//! `[waf]` settings, turns Pingora's request and response headers into the
+//! engine's input, and the engine's verdict into the evidence of a security
+//! event.
 //!
 //! The engine decides; this module only translates. What it must not do:
-//! read the request body (the proxy does, see `proxy.rs`) or answer requests.
-//!
-//! Request bodies are inspected when their length is known in advance
-//! (`Content-Length`) and at most `max_body_bytes` (≤ 64 KiB: Pingora replays
-//! at most [`MAX_INSPECTED_BODY_BYTES`] of a body it has already read to the
-//! upstream). Larger or chunked bodies are passed on uninspected (headers,
-//! path and query still are), counted in `palisade_waf_body_uninspected_total`.
+//! hold bodies or answer requests (that is [`crate::inspect`], driven by the
+//! proxy's hooks).
 
 use palisade_policy::waf::{WafMode, WafSettings};
-
-/// Pingora replays at most this much of a body read before proxying.
-const MAX_INSPECTED_BODY_BYTES: usize = 64 * 1024;
 use palisade_policy::{WafEventDetail, WafRuleHit};
+use palisade_waf::exchange::ExchangeVerdict;
 use palisade_waf::{HttpRequest, Waf, WafError, WafVerdict};
-use pingora_http::RequestHeader;
+use pingora_http::{RequestHeader, ResponseHeader};
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 /// A built WAF and the settings it was built from (to tell whether a new
@@ -50,49 +45,62 @@ impl ActiveWaf {
     }
 }
 
-/// What to do with a request's body before inspection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyPlan {
-    /// The request has no body.
-    None,
-    /// Read the whole body (this many bytes, from `Content-Length`) and inspect it.
-    Read(usize),
-    /// Inspect the headers only; the reason is the metric label.
-    Uninspected(&'static str),
-}
-
-/// Whether the body of `req` can be read before proxying. `body_empty` is
-/// Pingora's view (`is_body_empty`); `max` the `[waf] max_body_bytes`.
-pub fn body_plan(req: &RequestHeader, body_empty: bool, max: usize) -> BodyPlan {
-    if body_empty {
-        return BodyPlan::None;
-    }
-    if max == 0 {
-        return BodyPlan::Uninspected("disabled");
-    }
-    if req.headers.contains_key(http::header::TRANSFER_ENCODING) {
-        return BodyPlan::Uninspected("unknown_length");
-    }
-    let length = req
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.trim().parse::<u64>().ok());
-    match length {
-        Some(0) => BodyPlan::None,
-        Some(n) if n <= max.min(MAX_INSPECTED_BODY_BYTES) as u64 => BodyPlan::Read(n as usize),
-        Some(_) => BodyPlan::Uninspected("too_large"),
-        None => BodyPlan::Uninspected("unknown_length"),
+/// The protocol name the engine uses (`REQUEST_PROTOCOL`, `RESPONSE_PROTOCOL`).
+pub fn protocol(version: http::Version) -> &'static [u8] {
+    match version {
+        http::Version::HTTP_09 => b"HTTP/0.9",
+        http::Version::HTTP_10 => b"HTTP/1.0",
+        http::Version::HTTP_2 => b"HTTP/2.0",
+        http::Version::HTTP_3 => b"HTTP/3.0",
+        _ => b"HTTP/1.1",
     }
 }
 
-/// Whether an HTTP/1.1 client waits for `100 Continue` before sending its body.
-pub fn expects_continue(req: &RequestHeader) -> bool {
-    req.version == http::Version::HTTP_11
-        && req
-            .headers
-            .get(http::header::EXPECT)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+/// The request target as sent, in origin form: path and query (an
+/// absolute-form target `http://host/a?b` gives `/a?b`).
+pub fn origin_form(req: &RequestHeader) -> Cow<'_, [u8]> {
+    let raw = req.raw_path();
+    if raw.starts_with(b"/") {
+        return Cow::Borrowed(raw);
+    }
+    match memchr::memmem::find(raw, b"://") {
+        Some(i) => {
+            let rest = &raw[i + 3..];
+            match memchr::memchr2(b'/', b'?', rest) {
+                Some(p) if rest[p] == b'/' => Cow::Borrowed(&rest[p..]),
+                // `http://host?q`: the root with that query.
+                Some(p) => Cow::Owned([&b"/"[..], &rest[p..]].concat()),
+                None => Cow::Borrowed(b"/"),
+            }
+        }
+        None => Cow::Borrowed(raw),
+    }
+}
+
+/// The path of a request as sent (the origin-form target without its query).
+pub fn raw_path(req: &RequestHeader) -> Cow<'_, [u8]> {
+    match origin_form(req) {
+        Cow::Borrowed(t) => Cow::Borrowed(match memchr::memchr(b'?', t) {
+            Some(i) => &t[..i],
+            None => t,
+        }),
+        Cow::Owned(_) => Cow::Borrowed(b"/"),
+    }
+}
+
+/// The response headers for the engine, names as the upstream sent them
+/// when Pingora kept their case.
+pub fn response_headers(resp: &ResponseHeader) -> Vec<(Vec<u8>, Vec<u8>)> {
+    if resp.has_case() {
+        resp.case_header_iter()
+            .map(|(k, v)| (k.as_slice().to_vec(), v.as_bytes().to_vec()))
+            .collect()
+    } else {
+        resp.headers
+            .iter()
+            .map(|(k, v)| (k.as_str().as_bytes().to_vec(), v.as_bytes().to_vec()))
+            .collect()
+    }
 }
 
 /// The engine's view of a request (without body): method, request target as
@@ -103,13 +111,7 @@ pub fn http_request(
     client_port: u16,
     request_id: &str,
 ) -> HttpRequest {
-    let protocol: &[u8] = match req.version {
-        http::Version::HTTP_09 => b"HTTP/0.9",
-        http::Version::HTTP_10 => b"HTTP/1.0",
-        http::Version::HTTP_2 => b"HTTP/2.0",
-        http::Version::HTTP_3 => b"HTTP/3.0",
-        _ => b"HTTP/1.1",
-    };
+    let protocol = protocol(req.version);
     let mut headers: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(req.headers.len() + 1);
     // HTTP/2 carries the host in `:authority`; the rule set expects a Host header.
     if !req.headers.contains_key(http::header::HOST) {
@@ -151,11 +153,14 @@ pub fn event_rule_id(v: &WafVerdict) -> String {
         .unwrap_or_else(|| "waf".to_string())
 }
 
-/// The evidence of an event: the anomaly score and the first
+/// The evidence of an event: the scores, the phase, and the first
 /// [`WafEventDetail::MAX_RULES`] rules that matched.
-pub fn event_detail(v: &WafVerdict) -> WafEventDetail {
+pub fn event_detail(v: &ExchangeVerdict) -> WafEventDetail {
     WafEventDetail {
         anomaly_score: v.inbound_score,
+        phase: v.phase,
+        outbound_score: v.outbound_score,
+        reason: v.reason.map(str::to_string),
         rules: v
             .matched
             .iter()
@@ -228,59 +233,26 @@ mod tests {
     }
 
     #[test]
-    fn bodies_are_read_only_when_small_and_of_known_length() {
-        let with = |headers: &[(&str, &str)]| {
-            let mut req = RequestHeader::build("POST", b"/", None).unwrap();
-            for (k, v) in headers {
-                req.insert_header(k.to_string(), *v).unwrap();
-            }
-            req
-        };
-        let max = 65536;
-        assert_eq!(body_plan(&with(&[]), true, max), BodyPlan::None);
-        assert_eq!(
-            body_plan(&with(&[("content-length", "0")]), false, max),
-            BodyPlan::None
-        );
-        assert_eq!(
-            body_plan(&with(&[("content-length", "1024")]), false, max),
-            BodyPlan::Read(1024)
-        );
-        assert_eq!(
-            body_plan(&with(&[("content-length", "65536")]), false, max),
-            BodyPlan::Read(65536)
-        );
-        assert_eq!(
-            body_plan(&with(&[("content-length", "65537")]), false, max),
-            BodyPlan::Uninspected("too_large")
-        );
-        assert_eq!(
-            body_plan(&with(&[("content-length", "2000")]), false, 1000),
-            BodyPlan::Uninspected("too_large")
-        );
-        // A larger setting cannot exceed what Pingora replays.
-        assert_eq!(
-            body_plan(&with(&[("content-length", "70000")]), false, 1 << 20),
-            BodyPlan::Uninspected("too_large")
-        );
-        assert_eq!(
-            body_plan(&with(&[("transfer-encoding", "chunked")]), false, max),
-            BodyPlan::Uninspected("unknown_length")
-        );
-        assert_eq!(
-            body_plan(&with(&[("content-length", "10")]), false, 0),
-            BodyPlan::Uninspected("disabled")
-        );
-    }
-
-    #[test]
-    fn expect_continue_is_recognized() {
-        let mut req = RequestHeader::build("POST", b"/", None).unwrap();
-        assert!(!expects_continue(&req));
-        req.insert_header("expect", "100-Continue").unwrap();
-        assert!(expects_continue(&req));
-        req.set_version(http::Version::HTTP_10);
-        assert!(!expects_continue(&req));
+    fn raw_paths_and_response_headers() {
+        let req = RequestHeader::build("GET", b"/a/%2e%2e/b?q=1", None).unwrap();
+        assert_eq!(&*raw_path(&req), b"/a/%2e%2e/b");
+        let req = RequestHeader::build("GET", b"http://h/admin?x", None).unwrap();
+        assert_eq!(&*raw_path(&req), b"/admin");
+        let req = RequestHeader::build("GET", b"http://h", None).unwrap();
+        assert_eq!(&*raw_path(&req), b"/");
+        let req = RequestHeader::build("GET", b"http://h/a/b?c=/d", None).unwrap();
+        assert_eq!(&*origin_form(&req), b"/a/b?c=/d");
+        let req = RequestHeader::build("GET", b"http://h?q=1", None).unwrap();
+        assert_eq!(&*origin_form(&req), b"/?q=1");
+        assert_eq!(&*raw_path(&req), b"/");
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        resp.append_header("Content-Type", "text/html").unwrap();
+        resp.append_header("Set-Cookie", "a=1").unwrap();
+        resp.append_header("Set-Cookie", "b=2").unwrap();
+        let h = response_headers(&resp);
+        assert_eq!(h.len(), 3);
+        assert_eq!(h[0], (b"Content-Type".to_vec(), b"text/html".to_vec()));
+        assert_eq!(protocol(http::Version::HTTP_2), b"HTTP/2.0");
     }
 
     #[test]
@@ -295,8 +267,14 @@ mod tests {
         };
         assert_eq!(event_rule_id(&v), "949110");
         assert_eq!(block_status(&v), 403);
-        let d = event_detail(&v);
-        assert_eq!(d.anomaly_score, 10);
+        let d = event_detail(&ExchangeVerdict {
+            verdict: v.clone(),
+            phase: 2,
+            outbound_score: 0,
+            reason: Some("body_truncated"),
+        });
+        assert_eq!((d.anomaly_score, d.phase), (10, 2));
+        assert_eq!(d.reason.as_deref(), Some("body_truncated"));
         assert_eq!(d.rules.len(), WafEventDetail::MAX_RULES);
         assert_eq!(
             (

@@ -40,12 +40,31 @@ pub struct SecurityEvent {
 }
 
 /// The WAF's evidence for an event: the anomaly score and the rules that matched.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WafEventDetail {
     /// The request's inbound anomaly score.
     pub anomaly_score: i64,
     /// Rules that matched, in evaluation order (at most [`WafEventDetail::MAX_RULES`]).
     pub rules: Vec<WafRuleHit>,
+    /// The phase that decided: 1-2 request (headers, body), 3-4 response
+    /// (headers, body). 0 in events written before phases were recorded.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub phase: u8,
+    /// The response's outbound anomaly score (response phases only).
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub outbound_score: i64,
+    /// Why a body was refused or inspected only in part (`body_too_large`,
+    /// `encoding_unsupported`, `body_truncated`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+fn is_zero(n: &u8) -> bool {
+    *n == 0
+}
+
+fn is_zero_i64(n: &i64) -> bool {
+    *n == 0
 }
 
 impl WafEventDetail {
@@ -108,9 +127,23 @@ mod tests {
                 msg: "SQL Injection Attack Detected via libinjection".into(),
                 data: "Matched Data: s&sos found within ARGS:q".into(),
             }],
+            ..WafEventDetail::default()
         });
         let json = serde_json::to_string(&ev).unwrap();
         assert!(json.contains("\"anomaly_score\":10"), "{json}");
+        assert!(!json.contains("phase"), "{json}");
+        assert_eq!(serde_json::from_str::<SecurityEvent>(&json).unwrap(), ev);
+        ev.waf = Some(WafEventDetail {
+            phase: 4,
+            outbound_score: 5,
+            reason: Some("body_truncated".into()),
+            ..WafEventDetail::default()
+        });
+        let json = serde_json::to_string(&ev).unwrap();
+        assert!(
+            json.contains("\"phase\":4,\"outbound_score\":5,\"reason\":\"body_truncated\""),
+            "{json}"
+        );
         assert_eq!(serde_json::from_str::<SecurityEvent>(&json).unwrap(), ev);
     }
 }

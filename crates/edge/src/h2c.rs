@@ -1,0 +1,124 @@
+//! HTTP/1.1 or prior-knowledge HTTP/2 on the plain listener.
+//!
+//! Pingora tells the two apart by reading exactly the 24 bytes of the HTTP/2
+//! connection preface before it parses anything. A request shorter than that
+//! (`GET / HTTP/1.1\r\n\r\n` is 18 bytes) is then never answered: the read
+//! waits for bytes the client will not send, with no deadline. This app reads
+//! only as far as needed instead — usually one byte tells, since every HTTP/1
+//! method differs from `PRI` — puts the bytes back and hands the connection
+//! to an HTTP/1-only or an h2c proxy. A connection that sends nothing at all
+//! is closed after [`FIRST_BYTES_TIMEOUT`].
+//!
+//! TLS connections are not sniffed: ALPN chooses (the HTTP/1 proxy follows it).
+
+use async_trait::async_trait;
+use pingora_core::apps::ServerApp;
+use pingora_core::protocols::l4::stream::Stream as L4Stream;
+use pingora_core::protocols::Stream;
+use pingora_core::server::ShutdownWatch;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+
+/// The HTTP/2 connection preface (RFC 9113, section 3.4).
+const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// How long a connection may stay silent before its first request byte
+/// (also between requests on a kept-alive connection).
+pub const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What the first bytes of a plain connection say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sniffed {
+    /// Not the preface: HTTP/1.x.
+    Http1,
+    /// The whole preface: HTTP/2 with prior knowledge.
+    H2c,
+    /// A prefix of the preface so far: read more.
+    Undecided,
+}
+
+/// Classifies the bytes read so far.
+pub fn sniff(bytes: &[u8]) -> Sniffed {
+    let n = bytes.len().min(PREFACE.len());
+    if bytes[..n] != PREFACE[..n] {
+        Sniffed::Http1
+    } else if n == PREFACE.len() {
+        Sniffed::H2c
+    } else {
+        Sniffed::Undecided
+    }
+}
+
+/// Routes each plain connection to `http1` or `h2c` by its first bytes.
+pub struct H2cSniff<A> {
+    /// An app with h2c off (and ALPN for TLS).
+    pub http1: Arc<A>,
+    /// The same app with h2c on.
+    pub h2c: Arc<A>,
+}
+
+#[async_trait]
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for H2cSniff<A> {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        if stream.get_ssl_digest().is_some() || !stream.as_any().is::<L4Stream>() {
+            return self.http1.process_new(stream, shutdown).await;
+        }
+        let Ok(mut l4) = stream.into_any().downcast::<L4Stream>() else {
+            return None; // checked just above
+        };
+        let mut buf = [0u8; PREFACE.len()];
+        let mut got = 0;
+        let read_all = async {
+            loop {
+                match l4.read(&mut buf[got..]).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(n) => got += n,
+                }
+                match sniff(&buf[..got]) {
+                    Sniffed::Undecided => continue,
+                    decided => return Some(decided),
+                }
+            }
+        };
+        let kind = match tokio::time::timeout(FIRST_BYTES_TIMEOUT, read_all).await {
+            Ok(Some(k)) => k,
+            // Closed, failed or silent: nothing to answer.
+            Ok(None) | Err(_) => return None,
+        };
+        l4.rewind(&buf[..got]);
+        let stream: Stream = l4;
+        match kind {
+            Sniffed::H2c => self.h2c.process_new(stream, shutdown).await,
+            _ => self.http1.process_new(stream, shutdown).await,
+        }
+    }
+
+    async fn cleanup(&self) {
+        self.http1.cleanup().await;
+        self.h2c.cleanup().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_byte_usually_tells() {
+        assert_eq!(sniff(b"G"), Sniffed::Http1);
+        assert_eq!(sniff(b"GET / HTTP/1.1\r\n\r\n"), Sniffed::Http1);
+        assert_eq!(sniff(b"P"), Sniffed::Undecided);
+        assert_eq!(sniff(b"POST"), Sniffed::Http1);
+        assert_eq!(sniff(b"PRI * HTTP/2.0\r\n"), Sniffed::Undecided);
+        assert_eq!(sniff(PREFACE), Sniffed::H2c);
+        let mut more = PREFACE.to_vec();
+        more.extend_from_slice(b"\x00\x00");
+        assert_eq!(sniff(&more), Sniffed::H2c);
+        assert_eq!(sniff(b"PRI * HTTP/1.1\r\n"), Sniffed::Http1);
+    }
+}
