@@ -51,7 +51,22 @@ use crate::request::lossy;
 /// Borrowed when nothing changes.
 pub fn normalize_host(host: &[u8]) -> Cow<'_, str> {
     let host = lossy(host);
-    let s: &str = &host;
+    match host_once(&host) {
+        None => host,
+        Some(mut out) => {
+            // Dropping dots can expose a `:port` that then has dots before it
+            // (`a.:.` → `a.:` → `a:`): repeat until nothing changes, so that
+            // normalizing twice changes nothing. Each round only shortens.
+            while let Some(next) = host_once(&out) {
+                out = next;
+            }
+            Cow::Owned(out)
+        }
+    }
+}
+
+/// One round of [`normalize_host`]: `None` when nothing changes.
+fn host_once(s: &str) -> Option<String> {
     // `name` is the part before the port; an IPv6 literal keeps its brackets.
     let name_end = if s.starts_with('[') {
         s.find(']').map_or(s.len(), |i| i + 1)
@@ -65,13 +80,13 @@ pub fn normalize_host(host: &[u8]) -> Cow<'_, str> {
     let trimmed = name.trim_end_matches('.');
     let has_upper = trimmed.bytes().any(|b| b.is_ascii_uppercase());
     if trimmed.len() == name.len() && !has_upper {
-        return host;
+        return None;
     }
     let mut out = String::with_capacity(trimmed.len() + port.len());
     out.push_str(trimmed);
     out.make_ascii_lowercase();
     out.push_str(port);
-    Cow::Owned(out)
+    Some(out)
 }
 
 /// The normalized path of a request target's path (see the module doc).
@@ -423,6 +438,9 @@ mod tests {
             (b".", ""),
             (b"h\x80st", "h\u{fffd}st"),
             (b"a:b", "a:b"),
+            // Found by fuzzing: dropping the last dot exposes an empty port.
+            (b"\xef.:.", "\u{fffd}:"),
+            (b"A.:.:.", "a.::"),
         ];
         for (input, want) in cases {
             assert_eq!(
@@ -436,6 +454,10 @@ mod tests {
             normalize_host(b"shop.example.com:8080"),
             Cow::Borrowed(_)
         ));
+        for (input, _) in cases {
+            let once = normalize_host(input);
+            assert_eq!(normalize_host(once.as_bytes()), once, "{once:?}");
+        }
     }
 
     #[test]
