@@ -6,8 +6,9 @@
 #              SecRuleEngine On, request body access on
 #   palisade   `palisade up --threads THREADS` with a policy whose only section
 #              is [waf] (CRS at PL1, blocking, inbound threshold 5)
-# Two request shapes, measured separately with wrk: a browser-like GET with
-# query args and cookies, and a 1 KiB urlencoded form POST. Every stack is
+# Three request shapes, measured separately with wrk: a browser-like GET with
+# query args and cookies, a 1 KiB urlencoded form POST, and an 8 KiB form POST
+# sent chunked (Transfer-Encoding: chunked, eight 1 KiB chunks). Every stack is
 # checked first: benign requests must get 200, attacks 403 (nginx+ModSecurity
 # and palisade). Prints a markdown table: req/s, p99, ratios, RSS.
 #
@@ -16,7 +17,9 @@
 #        one-connection latency run), PALISADE_CRS_DIR, SKIP_BUILD=1,
 #        MODSEC_RESPONSE_BODY=off (default: as recommended, On),
 #        PALISADE_BIN (default target/release/palisade), KEEP_WORK=1,
-#        PALISADE_FORCE=1 (measure palisade even if it fails the 403/200 checks)
+#        PALISADE_FORCE=1 (measure palisade even if it fails the 403/200 checks),
+#        PALISADE_BASELINE_BIN (another palisade binary, e.g. a build of main,
+#        measured as a fourth stack "baseline" with the same policy)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
@@ -91,7 +94,9 @@ fi
 
 # --- work dir, ports, cleanup -------------------------------------------------
 ORIGIN_PORT=18281; NGINX_PORT=18282; MODSEC_PORT=18283; PALISADE_PORT=18284; API_PORT=18285; MODSEC_CHECK_PORT=18286
-for port in $ORIGIN_PORT $NGINX_PORT $MODSEC_PORT $PALISADE_PORT $API_PORT $MODSEC_CHECK_PORT; do
+BASE_PORT=18287; BASE_API_PORT=18288
+BASE_BIN=${PALISADE_BASELINE_BIN:-}
+for port in $ORIGIN_PORT $NGINX_PORT $MODSEC_PORT $PALISADE_PORT $API_PORT $MODSEC_CHECK_PORT $BASE_PORT $BASE_API_PORT; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "error: port $port is already in use (a previous run still alive?)" >&2; exit 1
   fi
@@ -99,9 +104,10 @@ done
 WORK=$(mktemp -d /tmp/palisade-wafbench.XXXXXX)
 chmod 755 "$WORK"
 mkdir -p "$WORK/logs" "$WORK/tmp" && chmod 1777 "$WORK/logs" "$WORK/tmp"
-PAL_PID=""
+PAL_PID=""; BASE_PID=""
 cleanup() {
   if [ -n "$PAL_PID" ]; then kill "$PAL_PID" 2>/dev/null || true; fi
+  if [ -n "$BASE_PID" ]; then kill "$BASE_PID" 2>/dev/null || true; fi
   for n in origin nginx modsec modsec-check; do
     [ -f "$WORK/$n.pid" ] && kill "$(cat "$WORK/$n.pid")" 2>/dev/null || true
   done
@@ -175,6 +181,18 @@ post_extra = [("Content-Type", "application/x-www-form-urlencoded"),
               ("Origin", f"https://{host}"), ("Cache-Control", "max-age=0")]
 open(f"{work}/post.lua", "w").write(lua("POST", post_extra, body))
 open(f"{work}/post-headers.txt", "w").write("".join(f"{k}: {v}\n" for k, v in post_extra))
+# The 8 KiB form: the 1 KiB one eight times over (distinct field names), sent
+# chunked in eight 1 KiB chunks. wrk adds a Content-Length to any wrk.body, so
+# this script builds the raw request itself.
+big = "&".join(f"p{i}_" + body.replace("&", f"&p{i}_") for i in range(8))
+big = (big + "&pad=" + "x" * 8192)[:8192]
+assert len(big) == 8192
+open(f"{work}/post8k.body", "w").write(big)
+chunks = "".join(f"{len(big[i:i + 1024]):x}\r\n{big[i:i + 1024]}\r\n" for i in range(0, 8192, 1024)) + "0\r\n\r\n"
+head = "".join(f"{k}: {v}\r\n" for k, v in headers + post_extra + [("Transfer-Encoding", "chunked")])
+raw = f"POST {post_path} HTTP/1.1\r\n{head}\r\n{chunks}"
+lua_str = raw.replace("\\", "\\\\").replace('"', '\\"').replace("\r", "\\r").replace("\n", "\\n")
+open(f"{work}/post8k.lua", "w").write(f'local raw = "{lua_str}"\nrequest = function() return raw end\n')
 PY
 # wrk's own Host header would be the numeric IP (CRS 920350 scores that); the
 # lua scripts set Host: shop.example.com and every check below sends the same.
@@ -293,6 +311,13 @@ if [ $PALISADE_OK = 1 ]; then
     --threads "$THREADS" --data-dir "$WORK/data" --events "$WORK/logs/events.jsonl" \
     2>"$WORK/logs/palisade.log" &
   PAL_PID=$!
+  if [ -n "$BASE_BIN" ]; then
+    PALISADE_ADMIN_TOKEN=bench "$BASE_BIN" up --listen 127.0.0.1:$BASE_PORT --api 127.0.0.1:$BASE_API_PORT \
+      --upstream http://127.0.0.1:$ORIGIN_PORT --policy "$WORK/palisade-policy.toml" \
+      --threads "$THREADS" --data-dir "$WORK/base-data" --events "$WORK/logs/base-events.jsonl" \
+      2>"$WORK/logs/baseline.log" &
+    BASE_PID=$!
+  fi
 fi
 
 wait_up() { # port [pid] -- up to 60 s (palisade compiles CRS at start)
@@ -310,11 +335,17 @@ if [ $PALISADE_OK = 1 ] && ! wait_up $PALISADE_PORT "$PAL_PID"; then
   PALISADE_OK=0; PALISADE_WHY="palisade up did not start (or exited) with the [waf] policy"
   echo "error: $PALISADE_WHY; its log:" >&2; tail -20 "$WORK/logs/palisade.log" | sed 's/^/  /' >&2
 fi
+BASE_OK=0
+if [ -n "$BASE_PID" ]; then
+  if wait_up $BASE_PORT "$BASE_PID"; then BASE_OK=1
+  else echo "error: the baseline palisade ($BASE_BIN) did not start; its log:" >&2; tail -20 "$WORK/logs/baseline.log" | sed 's/^/  /' >&2; fi
+fi
 
 # --- enforcement checks -------------------------------------------------------
 code() { # port method path [body-file]
   local args=(-s -o /dev/null -w '%{http_code}' --max-time 5 -H @"$WORK/headers.txt")
   [ "$2" = POST ] && args+=(-H @"$WORK/post-headers.txt" --data-binary @"$4")
+  [ "${5:-}" = chunked ] && args+=(-H "Transfer-Encoding: chunked")
   curl "${args[@]}" "http://127.0.0.1:$1$3" || true
 }
 printf '%s' "name=Jane&comment=%3Cscript%3Ealert(1)%3C%2Fscript%3E" > "$WORK/attack.body"
@@ -323,9 +354,10 @@ XSS="/shop/search?x=%3Cscript%3Ealert(1)%3C%2Fscript%3E"
 check() { # name port expect-attack-code -> prints a line, returns 1 on mismatch
   local g p s x b ok=0
   g=$(code "$2" GET "$GET_PATH"); p=$(code "$2" POST "$POST_PATH" "$WORK/post.body")
+  c=$(code "$2" POST "$POST_PATH" "$WORK/post8k.body" chunked)
   s=$(code "$2" GET "$SQLI"); x=$(code "$2" GET "$XSS"); b=$(code "$2" POST "$POST_PATH" "$WORK/attack.body")
-  printf '  %-9s benign GET %s, benign POST %s | sqli GET %s, xss GET %s, xss POST body %s\n' "$1" "$g" "$p" "$s" "$x" "$b"
-  [ "$g" = 200 ] && [ "$p" = 200 ] || ok=1
+  printf '  %-9s benign GET %s, benign POST %s, benign chunked 8K POST %s | sqli GET %s, xss GET %s, xss POST body %s\n' "$1" "$g" "$p" "$c" "$s" "$x" "$b"
+  [ "$g" = 200 ] && [ "$p" = 200 ] && [ "$c" = 200 ] || ok=1
   [ -z "$3" ] || { [ "$s" = "$3" ] && [ "$x" = "$3" ] && [ "$b" = "$3" ]; } || ok=1
   return $ok
 }
@@ -362,14 +394,19 @@ if [ $PALISADE_OK = 1 ] && ! check palisade $PALISADE_PORT 403; then
   fi
 fi
 if [ $PALISADE_OK != 1 ] && [ -n "$PAL_PID" ]; then kill "$PAL_PID" 2>/dev/null || true; PAL_PID=""; fi
+if [ $BASE_OK = 1 ]; then
+  # The baseline may predate chunked-body inspection: only the benign requests must pass.
+  check baseline $BASE_PORT "" || { echo "warning: the baseline does not answer the benign requests with 200" >&2; }
+fi
 
 # --- load ---------------------------------------------------------------------
-STACKS=(nginx modsec); [ $PALISADE_OK = 1 ] && STACKS+=(palisade)
-port_of() { case $1 in nginx) echo $NGINX_PORT;; modsec) echo $MODSEC_PORT;; palisade) echo $PALISADE_PORT;; esac; }
-path_of() { case $1 in get) echo "$GET_PATH";; post) echo "$POST_PATH";; esac; }
+STACKS=(nginx modsec); [ $PALISADE_OK = 1 ] && STACKS+=(palisade); [ $BASE_OK = 1 ] && STACKS+=(baseline)
+SHAPES=(get post post8k)
+port_of() { case $1 in nginx) echo $NGINX_PORT;; modsec) echo $MODSEC_PORT;; palisade) echo $PALISADE_PORT;; baseline) echo $BASE_PORT;; esac; }
+path_of() { case $1 in get) echo "$GET_PATH";; post|post8k) echo "$POST_PATH";; esac; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 worker_pid() { pgrep -P "$(cat "$WORK/$1.pid")" | head -1; }
-pid_of() { if [ "$1" = palisade ]; then echo "$PAL_PID"; else worker_pid "$1"; fi; }
+pid_of() { case $1 in palisade) echo "$PAL_PID";; baseline) echo "$BASE_PID";; *) worker_pid "$1";; esac; }
 
 run() { # out stack shape duration [wrk-threads connections]
   wrk -t"${5:-$WRK_THREADS}" -c"${6:-$CONNS}" -d"$4" --latency -s "$WORK/$3.lua" \
@@ -396,7 +433,7 @@ echo
 echo "warmup ($WARMUP per stack and shape)..."
 declare -A RSS_WARM
 for s in "${STACKS[@]}"; do
-  for shape in get post; do run "$WORK/warm-$s-$shape.out" "$s" "$shape" "$WARMUP"; done
+  for shape in "${SHAPES[@]}"; do run "$WORK/warm-$s-$shape.out" "$s" "$shape" "$WARMUP"; done
   RSS_WARM[$s]=$(rss_kib "$(pid_of "$s")")
 done
 
@@ -404,7 +441,7 @@ echo "measuring: threads=$THREADS connections=$CONNS duration=$DURATION rounds=$
 printf '  %-9s %-5s %-6s %10s %9s %9s %7s %7s %9s\n' stack shape round req/s p50_ms p99_ms non2xx sockerr cpu_us/req
 : > "$WORK/all.txt"
 for r in $(seq 1 "$ROUNDS"); do
-  for shape in get post; do
+  for shape in "${SHAPES[@]}"; do
     for s in "${STACKS[@]}"; do
       pid=$(pid_of "$s"); c0=$(cpu_ticks "$pid")
       run "$WORK/$s-$shape-$r.out" "$s" "$shape" "$DURATION"
@@ -423,7 +460,7 @@ for s in "${STACKS[@]}"; do echo "$s ${RSS_WARM[$s]} $(rss_kib "$(pid_of "$s")")
 : > "$WORK/light.txt"
 if [ "$LIGHT_DURATION" != 0 ]; then
   echo "one connection ($LIGHT_DURATION):"
-  for shape in get post; do
+  for shape in "${SHAPES[@]}"; do
     for s in "${STACKS[@]}"; do
       run "$WORK/$s-$shape-light.out" "$s" "$shape" "$LIGHT_DURATION" 1 1
       read -r rps p50 p99 bad err _ < <(parse "$WORK/$s-$shape-light.out")
@@ -445,7 +482,8 @@ if [ $PALISADE_OK = 1 ]; then
 else
   echo "- palisade: SKIPPED — $PALISADE_WHY"
 fi
-echo "- GET: \`$GET_PATH\` + $(grep -c . "$WORK/headers.txt") Chrome headers incl. 4 cookies; POST: \`$POST_PATH\`, $(wc -c < "$WORK/post.body")-byte urlencoded form"
+[ $BASE_OK = 1 ] && echo "- baseline: $BASE_BIN, same policy"
+echo "- GET: \`$GET_PATH\` + $(grep -c . "$WORK/headers.txt") Chrome headers incl. 4 cookies; POST: \`$POST_PATH\`, $(wc -c < "$WORK/post.body")-byte urlencoded form; POST 8K chunked: $(wc -c < "$WORK/post8k.body")-byte form, Transfer-Encoding: chunked, 1 KiB chunks"
 echo
 WRK_THREADS=$WRK_THREADS CONNS=$CONNS python3 - "$WORK/all.txt" "$WORK/rss.txt" "$PALISADE_OK" "$WORK/light.txt" <<'PY'
 import sys, statistics as st
@@ -456,10 +494,11 @@ pal = sys.argv[3] == "1"
 import os
 WT, C = os.environ["WRK_THREADS"], os.environ["CONNS"]
 CLK = os.sysconf("SC_CLK_TCK")
-names = {"nginx": "nginx proxy", "modsec": "nginx + ModSecurity + CRS", "palisade": "palisade + CRS"}
+names = {"nginx": "nginx proxy", "modsec": "nginx + ModSecurity + CRS", "palisade": "palisade + CRS", "baseline": "palisade baseline + CRS"}
+SHAPES = ("get", "post", "post8k")
 med, flags = {}, {}
 for s in names:
-    for shape in ("get", "post"):
+    for shape in SHAPES:
         rs = [r for r in rows if r[0] == s and r[1] == shape]
         if not rs:
             continue
@@ -474,18 +513,22 @@ def cell(s, shape):
     l = light.get((s, shape))
     lc = "n/a" if l is None else f"{float(l[3]):.3f} / {float(l[4]):.3f} ms" + (" ⚠" if int(l[5]) + int(l[6]) else "")
     return [f"{rps:,.0f}{f}", f"{p99:.2f} ms", f"{cpu:,.0f} µs", lc]
-print("| stack | GET req/s | GET p99 | GET CPU/req | GET p50 / p99, 1 conn | POST req/s | POST p99 | POST CPU/req | POST p50 / p99, 1 conn | RSS after warmup | RSS at end |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+labels = {"get": "GET", "post": "POST", "post8k": "POST 8K chunked"}
+cols = [f"{labels[sh]} {c}" for sh in SHAPES for c in ("req/s", "p99", "CPU/req", "p50 / p99, 1 conn")]
+print("| stack | " + " | ".join(cols) + " | RSS after warmup | RSS at end |")
+print("|---|" + "---|" * (len(cols) + 2))
 for s, label in names.items():
     if s in rss:
         w, e = rss[s]
         r = [f"{w/1024:.1f} MiB", f"{e/1024:.1f} MiB"]
     else:
         r = ["n/a", "n/a"]
-    print("| " + " | ".join([label] + cell(s, "get") + cell(s, "post") + r) + " |")
+    if s not in rss:
+        continue
+    print("| " + " | ".join([label] + [c for sh in SHAPES for c in cell(s, sh)] + r) + " |")
 def ratio(a, b):
     out = []
-    for shape in ("get", "post"):
+    for shape in SHAPES:
         if (a, shape) in med and (b, shape) in med:
             out += [f"{med[a, shape][i] / med[b, shape][i]:.2f}×" for i in range(3)]
         else:
@@ -500,6 +543,8 @@ def ratio(a, b):
 print("| **palisade / nginx+ModSecurity** | " + " | ".join(ratio("palisade", "modsec")) + " |")
 print("| **palisade / nginx** | " + " | ".join(ratio("palisade", "nginx")) + " |")
 print("| nginx+ModSecurity / nginx | " + " | ".join(ratio("modsec", "nginx")) + " |")
+if "baseline" in rss:
+    print("| **palisade / baseline** | " + " | ".join(ratio("palisade", "baseline")) + " |")
 print()
 print(f"req/s and p99: wrk -t{WT} -c{C}, median over rounds; at saturation p99 is mostly queueing (≈ connections / throughput).")
 print("1 conn: wrk -t1 -c1, no queueing: the latency one request pays through the stack.")
