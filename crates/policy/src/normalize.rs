@@ -78,14 +78,16 @@ fn host_once(s: &str) -> Option<String> {
     };
     let (name, port) = s.split_at(name_end);
     let trimmed = name.trim_end_matches('.');
-    let has_upper = trimmed.bytes().any(|b| b.is_ascii_uppercase());
+    // The whole value is lower-cased: what follows the name is a port in a
+    // valid Host, but a rule must not see upper case in an invalid one either.
+    let has_upper = s.bytes().any(|b| b.is_ascii_uppercase());
     if trimmed.len() == name.len() && !has_upper {
         return None;
     }
     let mut out = String::with_capacity(trimmed.len() + port.len());
     out.push_str(trimmed);
-    out.make_ascii_lowercase();
     out.push_str(port);
+    out.make_ascii_lowercase();
     Some(out)
 }
 
@@ -441,6 +443,7 @@ mod tests {
             // Found by fuzzing: dropping the last dot exposes an empty port.
             (b"\xef.:.", "\u{fffd}:"),
             (b"A.:.:.", "a.::"),
+            (b"[g]G]\x80[#", "[g]g]\u{fffd}[#"),
         ];
         for (input, want) in cases {
             assert_eq!(
