@@ -253,6 +253,13 @@ fn refusal(status: u16, why: &'static str) -> Box<Error> {
 }
 
 impl WafFlow {
+    /// Whether Pingora may retry the request on another upstream: not once
+    /// the WAF refused it, nor while its body is held (a retry would replay
+    /// chunks the exchange already holds).
+    pub fn may_retry(&self) -> bool {
+        !self.refused && self.req == ReqState::Streaming
+    }
+
     /// A request body chunk (see the module doc). `body` is replaced by an
     /// empty chunk while the body is held, and by the whole body once it
     /// passed.

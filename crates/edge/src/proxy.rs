@@ -413,8 +413,8 @@ impl ProxyHttp for EdgeProxy {
             }
         }
         let mut e = e.more_context(format!("upstream: {peer}"));
-        let refused = ctx.waf.as_ref().is_some_and(|w| w.refused);
-        if refused
+        let waf_says_no = ctx.waf.as_ref().is_some_and(|w| !w.may_retry());
+        if waf_says_no
             || !session.req_header().method.is_idempotent()
             || session.as_ref().retry_buffer_truncated()
         {
