@@ -11,7 +11,9 @@ use palisade_waf::{
 };
 use std::path::PathBuf;
 
-fn crs_dir() -> Option<PathBuf> {
+/// The CRS directory; a test that needs it fails without it (the test
+/// command installs Debian's `modsecurity-crs`).
+fn crs_dir() -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     [
         std::env::var_os("PALISADE_CRS_DIR").map(PathBuf::from),
@@ -21,18 +23,16 @@ fn crs_dir() -> Option<PathBuf> {
     .into_iter()
     .flatten()
     .find(|p| p.is_dir())
+    .expect("no OWASP CRS found: set PALISADE_CRS_DIR, or install Debian's modsecurity-crs (scripts/setup-test-deps.sh does)")
 }
 
 /// CRS v4 must load strictly; older releases with PCRE-only rules load in
 /// skip mode, and the skipped rules must all be named.
-fn build(mut cfg: WafSettings) -> Option<Waf> {
-    let Some(dir) = crs_dir() else {
-        eprintln!("no CRS directory found (set PALISADE_CRS_DIR); skipping");
-        return None;
-    };
+fn build(mut cfg: WafSettings) -> Waf {
+    let dir = crs_dir();
     cfg.crs_dir = dir.display().to_string();
     match Waf::build(&cfg) {
-        Ok(w) => Some(w),
+        Ok(w) => w,
         Err(strict) => {
             let v4 = std::fs::read_to_string(dir.join("REQUEST-901-INITIALIZATION.conf"))
                 .map(|t| t.contains("OWASP_CRS/4."))
@@ -44,7 +44,7 @@ fn build(mut cfg: WafSettings) -> Option<Waf> {
             for s in w.skipped_rules() {
                 assert!(s.contains(".conf:"), "skipped rule without location: {s}");
             }
-            Some(w)
+            w
         }
     }
 }
@@ -85,9 +85,7 @@ fn req(method: &str, uri: &str, headers: &[(&str, &str)], body: &str) -> HttpReq
 
 #[test]
 fn blocks_attacks_and_passes_benign_traffic() {
-    let Some(waf) = build(WafSettings::default()) else {
-        return;
-    };
+    let waf = build(WafSettings::default());
     let benign = waf.inspect(req(
         "GET",
         "/shop/search?q=running+shoes&category=sport&page=2",
@@ -156,12 +154,10 @@ fn blocks_attacks_and_passes_benign_traffic() {
 
 #[test]
 fn detect_mode_reports_without_blocking() {
-    let Some(waf) = build(WafSettings {
+    let waf = build(WafSettings {
         mode: WafMode::Detect,
         ..WafSettings::default()
-    }) else {
-        return;
-    };
+    });
     let v = waf.inspect(req(
         "GET",
         "/?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E",
@@ -175,16 +171,14 @@ fn detect_mode_reports_without_blocking() {
 
 #[test]
 fn exclusions_apply_per_path_only() {
-    let Some(waf) = build(WafSettings {
+    let waf = build(WafSettings {
         exclusions: vec![WafExclusion {
             path_prefix: Some("/api/sql".into()),
             tags: vec!["attack-sqli".into()],
             ..WafExclusion::default()
         }],
         ..WafSettings::default()
-    }) else {
-        return;
-    };
+    });
     let attack = "?q=1%27%20UNION%20SELECT%20password%20FROM%20users--";
     let excluded = waf.inspect(req("GET", &format!("/api/sql{attack}"), &[], ""));
     assert!(
@@ -198,14 +192,11 @@ fn exclusions_apply_per_path_only() {
 
 #[test]
 fn paranoia_level_changes_what_is_checked() {
-    let Some(pl1) = build(WafSettings::default()) else {
-        return;
-    };
+    let pl1 = build(WafSettings::default());
     let pl4 = build(WafSettings {
         blocking_paranoia_level: 4,
         ..WafSettings::default()
-    })
-    .expect("loads");
+    });
     // A request only higher paranoia levels complain about (many special characters).
     let r = req("GET", "/search?q=a%60b%7Cc%3Bd~e", &[], "");
     let low = pl1.inspect(r.clone());
@@ -274,9 +265,7 @@ fn html(extra: &[(&str, &str)]) -> Vec<(Vec<u8>, Vec<u8>)> {
 
 #[test]
 fn response_phases_catch_leaks() {
-    let Some(waf) = build(WafSettings::default()) else {
-        return;
-    };
+    let waf = build(WafSettings::default());
     let leak = b"<html><body><?php echo $db_password; ?></body></html>";
     let mut ex = benign_exchange(&waf);
     let (v, plan) = ex.response_headers(200, b"HTTP/1.1", html(&[]));
@@ -313,12 +302,10 @@ fn response_phases_catch_leaks() {
     let v = ex.finish_response_body();
     assert!(!v.blocked && !v.would_block, "{:?}", v.matched);
     assert_eq!(v.outbound_score, 0);
-    let Some(detect) = build(WafSettings {
+    let detect = build(WafSettings {
         mode: WafMode::Detect,
         ..WafSettings::default()
-    }) else {
-        return;
-    };
+    });
     let mut ex = benign_exchange(&detect);
     ex.response_headers(200, b"HTTP/1.1", html(&[]));
     ex.push_response_body(leak);
@@ -328,9 +315,7 @@ fn response_phases_catch_leaks() {
 
 #[test]
 fn compressed_and_partial_request_bodies() {
-    let Some(waf) = build(WafSettings::default()) else {
-        return;
-    };
+    let waf = build(WafSettings::default());
     let attack = gzip(b"q=1%27%20OR%20%271%27%3D%271");
     let mut ex = waf.begin(req(
         "POST",
@@ -357,16 +342,14 @@ fn compressed_and_partial_request_bodies() {
     assert_eq!(v.rule_id, Some(949110));
 
     // A long JSON body inspected by its first bytes: not refused as malformed.
-    let Some(prefix) = build(WafSettings {
+    let prefix = build(WafSettings {
         body: palisade_policy::waf::RequestBodySettings {
             limit_no_files: 64,
             limit_action: palisade_policy::waf::BodyLimitAction::InspectPrefix,
             ..Default::default()
         },
         ..WafSettings::default()
-    }) else {
-        return;
-    };
+    });
     let body = format!(
         r#"{{"items":[{}]}}"#,
         r#"{"name":"shoe","size":42},"#.repeat(20)
