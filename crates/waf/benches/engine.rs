@@ -112,28 +112,36 @@ fn bench(c: &mut Criterion) {
     c.bench_function("crs_pl1_attack_get", |b| {
         b.iter(|| waf.inspect(attack.clone()))
     });
-    let mut page =
-        String::from("<!DOCTYPE html><html><head><title>Running shoes</title></head><body><ul>");
-    while page.len() < 4096 {
-        page.push_str("<li><a href=\"/shop/item/42\">Trail runner 42, size 42, 89.90 EUR</a></li>");
-    }
-    page.truncate(4096);
-    let html = vec![
-        (
-            b"Content-Type".to_vec(),
-            b"text/html; charset=utf-8".to_vec(),
-        ),
-        (
-            b"Content-Length".to_vec(),
-            page.len().to_string().into_bytes(),
-        ),
-        (b"Cache-Control".to_vec(), b"no-cache".to_vec()),
-    ];
-    let exchange = |req: HttpRequest| {
+    // A whole exchange: the benign GET, then a 200 `text/html` response
+    // (the 600-byte page of `bench/waf`, and a 4 KiB one) through phases 3-5.
+    let page_of = |len: usize| {
+        let mut page = String::from(
+            "<!DOCTYPE html><html><head><title>Running shoes</title></head><body><ul>",
+        );
+        while page.len() < len {
+            page.push_str(
+                "<li><a href=\"/shop/item/42\">Trail runner 42, size 42, 89.90 EUR</a></li>",
+            );
+        }
+        page.truncate(len);
+        page
+    };
+    let exchange = |req: HttpRequest, page: &str| {
+        let html = vec![
+            (
+                b"Content-Type".to_vec(),
+                b"text/html; charset=utf-8".to_vec(),
+            ),
+            (
+                b"Content-Length".to_vec(),
+                page.len().to_string().into_bytes(),
+            ),
+            (b"Cache-Control".to_vec(), b"no-cache".to_vec()),
+        ];
         let mut ex = waf.begin(req);
         ex.request_headers();
         ex.finish_request_body();
-        let (_, plan) = ex.response_headers(200, b"HTTP/1.1", html.clone());
+        let (_, plan) = ex.response_headers(200, b"HTTP/1.1", html);
         if let ResponseBodyPlan::Inspect { .. } = plan {
             for c in page.as_bytes().chunks(1024) {
                 if ex.push_response_body(c) != BodyPush::Continue {
@@ -145,10 +153,17 @@ fn bench(c: &mut Criterion) {
         ex.logging();
         v
     };
-    assert!(!exchange(get.clone()).blocked, "benign exchange must pass");
-    c.bench_function("crs_pl1_exchange_get_html_4k", |b| {
-        b.iter(|| exchange(get.clone()))
-    });
+    for (name, len) in [
+        ("crs_pl1_exchange_get_html_600", 600),
+        ("crs_pl1_exchange_get_html_4k", 4096),
+    ] {
+        let page = page_of(len);
+        assert!(
+            !exchange(get.clone(), &page).blocked,
+            "benign exchange must pass"
+        );
+        c.bench_function(name, |b| b.iter(|| exchange(get.clone(), &page)));
+    }
 }
 
 criterion_group!(benches, bench);

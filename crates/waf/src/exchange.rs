@@ -174,7 +174,8 @@ struct Inbox {
     keep_crossing: bool,
     raw: Vec<u8>,
     fill: Fill,
-    /// The declared length (at most the limit), allocated at once.
+    /// The declared length (`Content-Length`, not chunked; at most the
+    /// limit): allocated exactly, once, on the first push.
     expected: usize,
 }
 
@@ -308,6 +309,26 @@ fn joined_header(headers: &[(Vec<u8>, Vec<u8>)], name: &[u8]) -> Option<Vec<u8>>
     out
 }
 
+/// The `Content-Length` of a message, unless it is chunked (then a
+/// `Content-Length` means nothing).
+fn declared_length(headers: &[(Vec<u8>, Vec<u8>)]) -> Option<u64> {
+    let chunked = joined_header(headers, b"transfer-encoding").is_some_and(|te| {
+        te.split(|&b| b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+    });
+    if chunked {
+        return None;
+    }
+    header(headers, b"content-length")
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+}
+
+/// A declared length as the bytes to allocate for a body: at most `limit`.
+fn clamp(declared: Option<u64>, limit: usize) -> usize {
+    declared.map_or(0, |n| n.min(limit as u64) as usize)
+}
+
 fn header<'h>(headers: &'h [(Vec<u8>, Vec<u8>)], name: &[u8]) -> Option<&'h [u8]> {
     headers
         .iter()
@@ -326,9 +347,7 @@ impl Exchange {
             Some(v) => decompress::parse_codings(&v),
             None => Ok(Codings::default()),
         };
-        let declared = header(&req.headers, b"content-length")
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|v| v.trim().parse::<usize>().ok());
+        let declared = declared_length(&req.headers);
         let early_body = std::mem::take(&mut req.body);
         let mut ex = Exchange {
             tx: Transaction::new(Arc::clone(&waf.rules), req),
@@ -347,7 +366,7 @@ impl Exchange {
             resp: Inbox::new(0, false, false),
             resp_reason: None,
         };
-        ex.req.expected = declared.unwrap_or(0).min(limit);
+        ex.req.expected = clamp(declared, limit);
         if !early_body.is_empty() {
             ex.push_owned_request_body(early_body);
         }
@@ -381,19 +400,7 @@ impl Exchange {
         if !body_expected {
             return RequestBodyPlan::None;
         }
-        let headers = &self.tx.data.req.headers;
-        let chunked = joined_header(headers, b"transfer-encoding").is_some_and(|te| {
-            te.split(|&b| b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"))
-        });
-        // With chunked framing a Content-Length means nothing.
-        let declared = if chunked {
-            None
-        } else {
-            header(headers, b"content-length")
-                .and_then(|v| std::str::from_utf8(v).ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-        };
+        let declared = declared_length(&self.tx.data.req.headers);
         if declared == Some(0) {
             return RequestBodyPlan::None;
         }
@@ -717,6 +724,8 @@ impl Exchange {
                     self.resp_codings = c;
                     let reject = self.block_mode() && rs.limit_action == BodyLimitAction::Reject;
                     self.resp = Inbox::new(rs.body_limit, reject, false);
+                    self.resp.expected =
+                        clamp(declared_length(&self.tx.data.resp.headers), rs.body_limit);
                     ResponseBodyPlan::Inspect {
                         limit: rs.body_limit,
                     }
@@ -998,6 +1007,45 @@ SecAction "id:3001,phase:5,pass,msg:'logging ran'"
             s.body.limit = limit;
             s.body.limit_no_files = limit;
             s.body.limit_action = action;
+        }
+    }
+
+    #[test]
+    fn declared_bodies_are_allocated_once() {
+        let w = waf(|_| {});
+        // Content-Length: exactly that much, on the first push.
+        let mut ex = w.begin(form(Some(3000)));
+        ex.request_headers();
+        for _ in 0..3 {
+            assert_eq!(ex.push_request_body(&[b'a'; 1000]), BodyPush::Continue);
+            assert_eq!(ex.req.raw.capacity(), 3000);
+        }
+        // Chunked: the Content-Length means nothing, the buffer grows.
+        let mut chunked = form(Some(100_000));
+        chunked
+            .headers
+            .push((b"Transfer-Encoding".to_vec(), b"chunked".to_vec()));
+        let mut ex = w.begin(chunked);
+        ex.request_headers();
+        ex.push_request_body(b"a=1");
+        assert_eq!(ex.req.raw.capacity(), 4096);
+        // Over the limit: the limit, not the declared length.
+        let mut ex = w.begin(form(Some(10_000_000)));
+        ex.request_headers();
+        ex.push_request_body(b"a=1");
+        assert_eq!(ex.req.raw.capacity(), 131_072);
+        // A response with a Content-Length.
+        let mut ex = w.begin(request("GET", &[]));
+        ex.finish_request_body();
+        let (_, plan) = ex.response_headers(
+            200,
+            b"HTTP/1.1",
+            headers(&[("Content-Type", "text/html"), ("Content-Length", "600")]),
+        );
+        assert!(matches!(plan, ResponseBodyPlan::Inspect { .. }));
+        for c in [&[b'x'; 100][..], &[b'y'; 500]] {
+            assert_eq!(ex.push_response_body(c), BodyPush::Continue);
+            assert_eq!(ex.resp.raw.capacity(), 600);
         }
     }
 

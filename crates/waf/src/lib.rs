@@ -17,6 +17,7 @@ pub mod lazydfa;
 pub mod macros;
 pub mod operators;
 pub mod parser;
+pub mod pmset;
 pub mod prefilter;
 pub mod rules;
 pub mod transaction;

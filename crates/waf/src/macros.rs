@@ -48,6 +48,15 @@ impl MacroText {
         self.parts.iter().all(|p| matches!(p, Part::Lit(_)))
     }
 
+    /// The text when it has no references (borrowed, unlike [`MacroText::literal`]).
+    pub fn as_literal(&self) -> Option<&str> {
+        match self.parts.as_slice() {
+            [] => Some(""),
+            [Part::Lit(l)] => Some(l),
+            _ => None,
+        }
+    }
+
     /// The text without expansion (only meaningful when `is_literal`).
     pub fn literal(&self) -> String {
         let mut s = String::new();

@@ -19,7 +19,7 @@ pub enum Operator {
     Rx(Arc<Regex>),
     /// `@rx` whose pattern holds macros: compiled per transaction.
     RxMacro(MacroText),
-    Pm(Arc<AhoCorasick>),
+    Pm(Arc<Phrases>),
     Eq(MacroText),
     Ge(MacroText),
     Gt(MacroText),
@@ -40,6 +40,15 @@ pub enum Operator {
     IpMatch(Arc<Vec<IpNet>>),
     UnconditionalMatch,
     NoMatch,
+}
+
+/// A compiled `@pm` / `@pmFromFile`: its automaton, and its phrases until
+/// the rule set is compiled (they go into the rule groups' phrase sets,
+/// see [`crate::pmset`], and are dropped afterwards).
+#[derive(Debug)]
+pub struct Phrases {
+    pub ac: AhoCorasick,
+    pub phrases: Vec<Box<str>>,
 }
 
 /// What a successful match captured, for `capture` (TX.0..TX.9).
@@ -234,16 +243,36 @@ impl Operator {
     /// Runs the operator on one value. `caps`, when given, receives the
     /// captures of a match.
     pub fn eval(&self, value: &[u8], ctx: &dyn Resolve, caps: Option<&mut Captures>) -> bool {
+        self.eval_with(value, ctx, caps, &mut Vec::new())
+    }
+
+    /// [`Operator::eval`] with a buffer for the expanded parameter (kept by
+    /// the caller between calls, so expanding allocates nothing).
+    pub fn eval_with(
+        &self,
+        value: &[u8],
+        ctx: &dyn Resolve,
+        caps: Option<&mut Captures>,
+        scratch: &mut Vec<u8>,
+    ) -> bool {
+        fn expand<'s>(t: &'s MacroText, ctx: &dyn Resolve, scratch: &'s mut Vec<u8>) -> &'s [u8] {
+            if let Some(lit) = t.as_literal() {
+                return lit.as_bytes();
+            }
+            scratch.clear();
+            t.expand_into(ctx, scratch);
+            scratch
+        }
         match self {
             Operator::Rx(re) => rx_eval(re, value, caps),
             Operator::RxMacro(t) => {
-                let pattern = String::from_utf8_lossy(&t.expand(ctx)).into_owned();
+                let pattern = String::from_utf8_lossy(expand(t, ctx, scratch)).into_owned();
                 match compile_regex(&pattern) {
                     Ok(re) => rx_eval(&re, value, caps),
                     Err(_) => false,
                 }
             }
-            Operator::Pm(ac) => match ac.find(value) {
+            Operator::Pm(pm) => match pm.ac.find(value) {
                 Some(m) => {
                     if let Some(c) = caps {
                         c.clear();
@@ -253,25 +282,22 @@ impl Operator {
                 }
                 None => false,
             },
-            Operator::Eq(t) => num(value) == num(&t.expand(ctx)),
-            Operator::Ge(t) => num(value) >= num(&t.expand(ctx)),
-            Operator::Gt(t) => num(value) > num(&t.expand(ctx)),
-            Operator::Lt(t) => num(value) < num(&t.expand(ctx)),
-            Operator::Le(t) => num(value) <= num(&t.expand(ctx)),
+            Operator::Eq(t) => num(value) == num(expand(t, ctx, scratch)),
+            Operator::Ge(t) => num(value) >= num(expand(t, ctx, scratch)),
+            Operator::Gt(t) => num(value) > num(expand(t, ctx, scratch)),
+            Operator::Lt(t) => num(value) < num(expand(t, ctx, scratch)),
+            Operator::Le(t) => num(value) <= num(expand(t, ctx, scratch)),
             Operator::Within(t) => {
-                let hay = t.expand(ctx);
+                let hay = expand(t, ctx, scratch);
                 // ModSecurity: an empty input is not "within" anything.
-                !value.is_empty() && memchr::memmem::find(&hay, value).is_some()
+                !value.is_empty() && memchr::memmem::find(hay, value).is_some()
             }
-            Operator::Streq(t) => value == t.expand(ctx).as_slice(),
-            Operator::Contains(t) => {
-                let needle = t.expand(ctx);
-                memchr::memmem::find(value, &needle).is_some()
-            }
-            Operator::ContainsWord(t) => contains_word(value, &t.expand(ctx)),
-            Operator::BeginsWith(t) => value.starts_with(&t.expand(ctx)),
-            Operator::EndsWith(t) => value.ends_with(&t.expand(ctx)),
-            Operator::StrMatch(t) => memchr::memmem::find(value, &t.expand(ctx)).is_some(),
+            Operator::Streq(t) => value == expand(t, ctx, scratch),
+            Operator::Contains(t) => memchr::memmem::find(value, expand(t, ctx, scratch)).is_some(),
+            Operator::ContainsWord(t) => contains_word(value, expand(t, ctx, scratch)),
+            Operator::BeginsWith(t) => value.starts_with(expand(t, ctx, scratch)),
+            Operator::EndsWith(t) => value.ends_with(expand(t, ctx, scratch)),
+            Operator::StrMatch(t) => memchr::memmem::find(value, expand(t, ctx, scratch)).is_some(),
             Operator::ValidateByteRange(allowed) => value.iter().any(|&b| !allowed[b as usize]),
             Operator::ValidateUrlEncoding => !valid_url_encoding(value),
             Operator::ValidateUtf8Encoding => std::str::from_utf8(value).is_err(),
@@ -326,19 +352,25 @@ fn rx_eval(re: &Regex, value: &[u8], caps: Option<&mut Captures>) -> bool {
     }
 }
 
-fn build_pm<'a>(phrases: impl Iterator<Item = &'a str>) -> Result<AhoCorasick, String> {
+fn build_pm<'a>(phrases: impl Iterator<Item = &'a str>) -> Result<Phrases, String> {
     let list: Vec<&str> = phrases.filter(|p| !p.is_empty()).collect();
     if list.is_empty() {
         return Err("@pm needs at least one phrase".into());
     }
-    AhoCorasickBuilder::new()
+    let ac = AhoCorasickBuilder::new()
         // The contiguous NFA: a fraction of a DFA's memory for CRS' large
         // phrase files, and still one linear pass.
         .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
         .ascii_case_insensitive(true)
+        // The matched phrase is observable (`capture`, `MATCHED_VAR`):
+        // ModSecurity reports the leftmost one.
         .match_kind(MatchKind::LeftmostFirst)
         .build(&list)
-        .map_err(|e| format!("@pm: {e}"))
+        .map_err(|e| format!("@pm: {e}"))?;
+    Ok(Phrases {
+        ac,
+        phrases: list.into_iter().map(Box::from).collect(),
+    })
 }
 
 /// ModSecurity reads numbers like `atoi`: leading digits, else 0.

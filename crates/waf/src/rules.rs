@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::body::Processor;
 use crate::macros::MacroText;
-use crate::operators::Operator;
+use crate::operators::{Operator, Phrases};
 use crate::parser::{split_actions, Directive, Location};
 use crate::transform::Transform;
 use crate::variables::{parse_targets, Selector, TargetList, Var};
@@ -115,9 +115,31 @@ pub struct Rule {
     /// True for SecAction (no targets, always matches).
     pub unconditional: bool,
     /// Rules with the same static targets and transformations share a
-    /// group: one union of pattern matches per request tells which of them
-    /// can match at all.
+    /// group: one pass over the group's values per request (or response)
+    /// tells which of them can match at all (see [`RuleGroup`]).
     pub group: Option<u32>,
+    /// For a `@pm` rule of a group: its bit in the per-transaction "may
+    /// match" bitset the group's [`crate::pmset::PmSet`] fills.
+    pub pm_bit: Option<u32>,
+    /// The step `skip_after` leads to in the rule's phase (`None`: the
+    /// marker is not ahead, so the rest of the phase is skipped).
+    pub skip_after_step: Option<usize>,
+    /// For `@contains` over whitespace removal / lower-casing: tells,
+    /// without transforming, values that cannot match.
+    pub contains_filter: Option<crate::prefilter::ContainsFilter>,
+}
+
+/// What the rules of a group (same static targets, same transformations)
+/// share: their patterns as sets checked once per value.
+#[derive(Debug, Default)]
+pub struct RuleGroup {
+    /// The literal `@rx` patterns of its rules as one lazy DFA ("does any
+    /// match?"): when none does, none of these rules can match.
+    pub rx: Option<crate::lazydfa::AnySet>,
+    /// The phrases of its `@pm` rules (two or more): which of them can match.
+    pub pm: Option<crate::pmset::PmSet>,
+    /// The `pm_bit`s of those rules.
+    pub pm_bits: Vec<u32>,
 }
 
 /// A step of a phase's program.
@@ -204,10 +226,11 @@ pub struct RuleSet {
     pub settings: EngineSettings,
     /// What `block` means in each phase.
     pub block_action: [Disruptive; 6],
-    /// Per rule group (see [`Rule::group`]), its rules' patterns as one set:
-    /// a value on which the set finds nothing (`is_match`, which stops at
-    /// the first hit) cannot match any rule of the group.
-    pub group_sets: Vec<Option<crate::lazydfa::AnySet>>,
+    /// Rule groups (see [`Rule::group`]): a value on which a group's sets
+    /// find nothing cannot match any of its rules.
+    pub groups: Vec<RuleGroup>,
+    /// How many `@pm` rules are in groups (bits of [`Rule::pm_bit`]).
+    pub pm_bits: usize,
     /// Rules left out by [`compile_with`] (`skip_unsupported`), with why.
     pub skipped: Vec<String>,
 }
@@ -252,6 +275,45 @@ const BENIGN_SAMPLES: &[&str] = &[
     "https://shop.example.com/shop/sport",
     "keep-alive",
     "application/x-www-form-urlencoded",
+];
+
+/// Ordinary response values (status lines, headers, an HTML page), for
+/// patterns over response variables (see [`BENIGN_SAMPLES`]).
+const BENIGN_RESPONSE_SAMPLES: &[&str] = &[
+    "200",
+    "404",
+    "HTTP/1.1",
+    "HTTP/1.1 200 OK",
+    "text/html; charset=utf-8",
+    "application/json",
+    "no-cache, no-store, must-revalidate",
+    "Thu, 01 Jan 2026 00:00:00 GMT",
+    "sessionid=8f14e45fceea167a5a36dedd4bea2543; Path=/; HttpOnly; Secure; SameSite=Lax",
+    r#"<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Running shoes | Shop</title>
+<link rel="stylesheet" href="/static/css/main.css?v=3">
+<style>body { margin: 0; font-family: sans-serif; } .price { color: #c00; }</style>
+<script src="/static/js/app.js" defer></script>
+<script>window.dataLayer = window.dataLayer || []; function gtag(){dataLayer.push(arguments);}</script>
+</head>
+<body class="shop">
+<!-- header -->
+<nav><a href="/">Home</a> &gt; <a href="/shop/sport">Sport</a></nav>
+<h1>Running shoes</h1>
+<form action="/shop/search" method="get"><input type="text" name="q" value="running shoes"><button type="submit">Search</button></form>
+<ul class="items">
+<li><a href="/shop/item/42"><img src="/img/42.jpg" alt="Trail runner 42"> Trail runner 42, size 42</a> <span class="price">89.90&nbsp;EUR</span></li>
+<li><a href="/shop/item/43">Road runner, sizes 38-46</a> <span class="price">119.00&nbsp;EUR</span></li>
+</ul>
+<p>Free shipping from 50 EUR. Questions? Write to <a href="mailto:help@example.com">help@example.com</a>.</p>
+<footer>&copy; 2026 Example Shop. All rights reserved.</footer>
+</body>
+</html>
+"#,
 ];
 
 /// Directives that configure the host server or logging; accepted and
@@ -616,6 +678,9 @@ impl Compiler {
             chained: None,
             unconditional: target_op.is_none(),
             group: None,
+            pm_bit: None,
+            skip_after_step: None,
+            contains_filter: None,
         };
         let mut phase_set = false;
         let mut chain = false;
@@ -780,62 +845,21 @@ impl Compiler {
             }
         }
         let mut rules = self.rules;
-        // Request-side literal `@rx` rules over request data form groups by
-        // (targets, transformations). Patterns that match ordinary benign
-        // values (an empty string, a word, a browser header...) stay out of
-        // the "attack" set.
-        let mut groups: HashMap<String, u32> = HashMap::new();
-        let mut group_patterns: Vec<Vec<String>> = Vec::new();
-        let mut group_regexes: Vec<Vec<std::sync::Arc<regex::bytes::Regex>>> = Vec::new();
-        for head in rules.iter_mut() {
-            let mut link = Some(head);
-            while let Some(r) = link {
-                let static_targets = !r.targets.targets.is_empty()
-                    && r.targets
-                        .targets
-                        .iter()
-                        .all(|t| t.var.is_request_static() && !t.count);
-                if let (Some(re), true) = (r.operator.static_regex(), static_targets) {
-                    let benign_match = BENIGN_SAMPLES.iter().any(|s| re.is_match(s.as_bytes()));
-                    if r.phase <= 2 && !r.multi_match && !r.negated && !benign_match {
-                        // Exclusions only shrink what a rule sees: leaving them
-                        // out of the key lets more rules share a group.
-                        let key = format!("{:?}|{:?}", r.targets.targets, r.chain_id);
-                        let n = groups.len() as u32;
-                        let g = *groups.entry(key).or_insert(n);
-                        if g as usize == group_patterns.len() {
-                            group_patterns.push(Vec::new());
-                            group_regexes.push(Vec::new());
-                        }
-                        r.group = Some(g);
-                        group_patterns[g as usize].push(re.as_str().to_string());
-                        if let Some(arc) = r.operator.static_regex_arc() {
-                            group_regexes[g as usize].push(arc);
-                        }
-                    }
-                }
-                link = r.chained.as_deref_mut();
+        for r in rules.iter_mut() {
+            if let Some(m) = &r.skip_after {
+                r.skip_after_step = markers[r.phase as usize].get(m).copied();
             }
         }
-        let family = crate::lazydfa::new_family();
-        let group_sets: Vec<Option<crate::lazydfa::AnySet>> = group_patterns
-            .iter()
-            .enumerate()
-            .map(|(slot, p)| {
-                crate::lazydfa::AnySet::new(
-                    p,
-                    std::mem::take(&mut group_regexes[slot]),
-                    family,
-                    slot,
-                )
-            })
-            .collect();
-        // A group whose set did not build: its rules run their own regexes.
+        let (groups, pm_bits) = build_groups(&mut rules);
         for head in rules.iter_mut() {
             let mut link = Some(head);
             while let Some(r) = link {
-                if r.group.is_some_and(|g| group_sets[g as usize].is_none()) {
-                    r.group = None;
+                if let (Operator::Contains(t), false, false) =
+                    (&r.operator, r.negated, r.multi_match)
+                {
+                    r.contains_filter = t
+                        .as_literal()
+                        .and_then(|lit| crate::prefilter::ContainsFilter::new(lit, &r.transforms));
                 }
                 link = r.chained.as_deref_mut();
             }
@@ -847,10 +871,139 @@ impl Compiler {
             chains: self.chains,
             settings: self.settings,
             block_action,
-            group_sets,
+            groups,
+            pm_bits,
             skipped: Vec::new(),
         }
     }
+}
+
+/// The key of the group a rule link can join: its targets and its
+/// transformations. `None` for links whose values change while a phase
+/// runs (TX, MATCHED_VAR...), counts, and `multiMatch` (which inspects the
+/// values between transformations too).
+fn group_key(r: &Rule) -> Option<String> {
+    let static_targets = !r.targets.targets.is_empty()
+        && r.targets
+            .targets
+            .iter()
+            .all(|t| t.var.is_request_static() && !t.count);
+    // Exclusions only shrink what a rule sees: leaving them out of the key
+    // lets more rules share a group (a group checks a superset of values).
+    (static_targets && !r.multi_match).then(|| format!("{:?}|{:?}", r.targets.targets, r.chain_id))
+}
+
+/// Whether a literal `@rx` link is worth a group: its pattern must not
+/// match ordinary values, or the group would never be clean.
+fn rx_groupable(r: &Rule, re: &regex::bytes::Regex) -> bool {
+    if r.negated || BENIGN_SAMPLES.iter().any(|s| re.is_match(s.as_bytes())) {
+        return false;
+    }
+    let response = r.targets.targets.iter().any(|t| t.var.is_response());
+    !(response
+        && BENIGN_RESPONSE_SAMPLES
+            .iter()
+            .any(|s| re.is_match(s.as_bytes())))
+}
+
+/// Forms the rule groups (see [`RuleGroup`]) and sets [`Rule::group`] and
+/// [`Rule::pm_bit`]: literal `@rx` links and `@pm` links (two or more
+/// sharing a key) over static targets, in any phase (response variables
+/// are fixed once the response headers, then its body, are given: the
+/// transaction starts the groups afresh then). Returns the groups and the
+/// number of `@pm` bits. Afterwards the `@pm` phrase lists are dropped.
+fn build_groups(rules: &mut [Rule]) -> (Vec<RuleGroup>, usize) {
+    fn links(rules: &mut [Rule], mut f: impl FnMut(&mut Rule)) {
+        for head in rules.iter_mut() {
+            let mut link = Some(head);
+            while let Some(r) = link {
+                f(r);
+                link = r.chained.as_deref_mut();
+            }
+        }
+    }
+    let mut keys: HashMap<String, u32> = HashMap::new();
+    let mut rx: Vec<(Vec<String>, Vec<std::sync::Arc<regex::bytes::Regex>>)> = Vec::new();
+    let mut pm_count: Vec<usize> = Vec::new();
+    let mut group_of = |key: String, rx: &mut Vec<_>, pm_count: &mut Vec<usize>| {
+        let n = keys.len() as u32;
+        let g = *keys.entry(key).or_insert(n);
+        if g as usize == rx.len() {
+            rx.push((Vec::new(), Vec::new()));
+            pm_count.push(0);
+        }
+        g
+    };
+    links(rules, |r| {
+        let Some(key) = group_key(r) else {
+            return;
+        };
+        match &r.operator {
+            Operator::Rx(re) if rx_groupable(r, re) => {
+                let g = group_of(key, &mut rx, &mut pm_count);
+                r.group = Some(g);
+                rx[g as usize].0.push(re.as_str().to_string());
+                rx[g as usize].1.push(re.clone());
+            }
+            Operator::Pm(p) if !p.phrases.is_empty() => {
+                let g = group_of(key, &mut rx, &mut pm_count);
+                r.group = Some(g);
+                pm_count[g as usize] += 1;
+            }
+            _ => {}
+        }
+    });
+    // One phrase list alone gains nothing from a set: it stays on its own.
+    let mut pm_bits = 0u32;
+    let mut phrase_lists: Vec<Vec<(u32, std::sync::Arc<Phrases>)>> = vec![Vec::new(); rx.len()];
+    links(rules, |r| {
+        if let (Some(g), Operator::Pm(p)) = (r.group, &r.operator) {
+            if pm_count[g as usize] < 2 {
+                r.group = None;
+            } else {
+                r.pm_bit = Some(pm_bits);
+                phrase_lists[g as usize].push((pm_bits, p.clone()));
+                pm_bits += 1;
+            }
+        }
+    });
+    let family = crate::lazydfa::new_family();
+    let groups: Vec<RuleGroup> = rx
+        .into_iter()
+        .zip(&phrase_lists)
+        .enumerate()
+        .map(|(slot, ((patterns, regexes), lists))| {
+            let rx = crate::lazydfa::AnySet::new(&patterns, regexes, family, slot);
+            let input: Vec<(u32, &[Box<str>])> =
+                lists.iter().map(|(b, p)| (*b, &p.phrases[..])).collect();
+            RuleGroup {
+                rx,
+                pm: crate::pmset::PmSet::new(&input),
+                pm_bits: lists.iter().map(|(b, _)| *b).collect(),
+            }
+        })
+        .collect();
+    drop(phrase_lists);
+    links(rules, |r| {
+        // A set that did not build: its rules run on their own.
+        if let Some(g) = r.group {
+            let group = &groups[g as usize];
+            let built = match r.pm_bit {
+                Some(_) => group.pm.is_some(),
+                None => group.rx.is_some(),
+            };
+            if !built {
+                r.group = None;
+                r.pm_bit = None;
+            }
+        }
+        if let Operator::Pm(p) = &mut r.operator {
+            if let Some(p) = std::sync::Arc::get_mut(p) {
+                p.phrases = Vec::new();
+            }
+        }
+    });
+    (groups, pm_bits as usize)
 }
 
 fn parse_num(v: Option<&String>) -> Result<usize, String> {

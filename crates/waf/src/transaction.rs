@@ -11,14 +11,13 @@
 //! live between the hooks of a proxy, on any thread. Which phase runs when,
 //! and what happens to bodies, is decided by [`crate::exchange`].
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::body::{self, BodyLimits, ParsedBody, Processor};
 use crate::macros::Resolve;
 use crate::operators::Captures;
-use crate::prefilter::{FxBuild, RX_NONE};
+use crate::prefilter::{FxBuild, SeededBuild, RX_NONE};
 use crate::rules::{Ctl, Disruptive, EngineMode, IdRange, Rule, RuleSet, SetOp, Step};
 use crate::transform::Transform;
 use crate::variables::{Selector, Target, TargetList, Var};
@@ -193,20 +192,128 @@ pub struct RequestData {
     pub server_name: Vec<u8>,
 }
 
+/// Bytes of an [`Item`]: borrowed from the request, the response or the
+/// rule set, or a copy (inline when short: reading a TX variable, a count
+/// or a flag allocates nothing).
+enum Val<'d> {
+    Ref(&'d [u8]),
+    Inline(u8, [u8; INLINE]),
+    Heap(Vec<u8>),
+}
+
+const INLINE: usize = 30;
+
+impl<'d> Val<'d> {
+    fn copy(b: &[u8]) -> Val<'d> {
+        if b.len() <= INLINE {
+            let mut buf = [0u8; INLINE];
+            buf[..b.len()].copy_from_slice(b);
+            Val::Inline(b.len() as u8, buf)
+        } else {
+            Val::Heap(b.to_vec())
+        }
+    }
+
+    fn num(n: usize) -> Val<'d> {
+        let mut buf = [0u8; 20];
+        let text = fmt_u64(n as u64, &mut buf);
+        Val::copy(text)
+    }
+
+    /// Borrowed from data that lives as long as the transaction's values.
+    fn is_ref(&self) -> bool {
+        matches!(self, Val::Ref(_))
+    }
+}
+
+impl std::ops::Deref for Val<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Val::Ref(b) => b,
+            Val::Inline(n, buf) => &buf[..*n as usize],
+            Val::Heap(v) => v,
+        }
+    }
+}
+
+/// `n` in decimal, written at the end of `buf`.
+fn fmt_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[i..]
+}
+
+/// Appends `n` in decimal.
+fn push_i64(out: &mut Vec<u8>, n: i64) {
+    if n < 0 {
+        out.push(b'-');
+    }
+    let mut buf = [0u8; 20];
+    out.extend_from_slice(fmt_u64(n.unsigned_abs(), &mut buf));
+}
+
 /// One value selected by a target: its variable name and its bytes.
 struct Item<'d> {
     var: Var,
-    key: Cow<'d, [u8]>,
-    value: Cow<'d, [u8]>,
+    key: Val<'d>,
+    value: Val<'d>,
 }
 
 impl Item<'_> {
-    fn full_name(&self) -> String {
-        if self.key.is_empty() {
-            self.var.name().to_string()
-        } else {
-            format!("{}:{}", self.var.name(), String::from_utf8_lossy(&self.key))
+    /// `VAR` or `VAR:key` (the key read as UTF-8, lossily).
+    fn write_name(&self, out: &mut String) {
+        out.clear();
+        out.push_str(self.var.name());
+        if !self.key.is_empty() {
+            out.push(':');
+            match std::str::from_utf8(&self.key) {
+                Ok(key) => out.push_str(key),
+                Err(_) => out.push_str(&String::from_utf8_lossy(&self.key)),
+            }
         }
+    }
+}
+
+/// The values a rule's targets select: the first one inline (most targets
+/// select one value), the others in a vector.
+#[derive(Default)]
+struct Items<'d> {
+    first: Option<Item<'d>>,
+    rest: Vec<Item<'d>>,
+}
+
+impl<'d> Items<'d> {
+    fn push(&mut self, item: Item<'d>) {
+        if self.first.is_none() {
+            self.first = Some(item);
+        } else {
+            self.rest.push(item);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.first.is_some() as usize + self.rest.len()
+    }
+
+    fn truncate(&mut self, len: usize) {
+        if len == 0 {
+            self.first = None;
+            self.rest.clear();
+        } else {
+            self.rest.truncate(len - 1);
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Item<'d>> {
+        self.first.iter().chain(self.rest.iter())
     }
 }
 
@@ -222,12 +329,20 @@ enum RuleSel {
 pub struct State {
     // Every field is owned data (no `Rc`, no cells): a transaction can move
     // between threads with the proxy hook that drives it.
-    pub tx: HashMap<String, Vec<u8>>,
+    pub tx: HashMap<String, Vec<u8>, SeededBuild>,
     /// Other collections written by setvar (ip, global, ...), per request.
-    colls: HashMap<String, HashMap<String, Vec<u8>>>,
+    colls: HashMap<String, HashMap<String, Vec<u8>, SeededBuild>>,
     matched_var: Vec<u8>,
     matched_var_name: Vec<u8>,
+    /// `MATCHED_VARS` of the rule being evaluated: the first
+    /// `matched_vars_len` entries (the others are buffers kept for reuse).
     matched_vars: Vec<(String, Vec<u8>)>,
+    matched_vars_len: usize,
+    /// Most severe (lowest) severity of the rules matched so far.
+    highest_severity: Option<u8>,
+    /// Buffers for macro expansion and names (reused, not reallocated).
+    scratch: Vec<u8>,
+    scratch_name: String,
     removed_ids: Vec<IdRange>,
     removed_tags: Vec<String>,
     removed_targets: Vec<(RuleSel, Var, Selector)>,
@@ -236,14 +351,27 @@ pub struct State {
     body_access: bool,
     response_body_access: bool,
     force_body_var: bool,
-    /// Per rule group: 0 = clean, 1 = some value may match, else not yet known.
+    /// Per rule group: 0 = no `@rx` pattern can match, 1 = some value may
+    /// match one, [`RX_NONE`] = not computed yet for the current values.
     group_bits: Vec<u32>,
+    /// Per grouped `@pm` rule ([`Rule::pm_bit`]): a phrase of it is in some
+    /// value (valid where its group is computed).
+    pm_bits: Vec<u64>,
     pub matched: Vec<MatchedRule>,
     pub interruption: Option<Interruption>,
     allowed: bool,
     rule_id: u32,
     rule_msg: Vec<u8>,
     captures: Captures,
+}
+
+impl State {
+    /// The values the rule groups check changed: their answers must be
+    /// computed again.
+    fn groups_replaced(&mut self) {
+        self.group_bits.fill(RX_NONE);
+        self.pm_bits.fill(0);
+    }
 }
 
 /// A transaction: request data plus evaluation state, and the rule set
@@ -492,15 +620,15 @@ impl Resolve for Ctx<'_> {
                 let Some(v) = Var::from_name(var) else {
                     return;
                 };
-                let target = Target {
-                    var: v,
-                    selector: match key {
+                let target = Target::new(
+                    v,
+                    match key {
                         Some(k) => Selector::Key(k.to_string()),
                         None => Selector::All,
                     },
-                    count: false,
-                };
-                let mut items = Vec::new();
+                    false,
+                );
+                let mut items = Items::default();
                 collect(
                     self.data,
                     s,
@@ -509,7 +637,7 @@ impl Resolve for Ctx<'_> {
                     None,
                     &mut items,
                 );
-                if let Some(first) = items.first() {
+                if let Some(first) = &items.first {
                     out.extend_from_slice(&first.value);
                 }
             }
@@ -528,11 +656,12 @@ impl Transaction {
     pub fn new(rules: Arc<RuleSet>, req: HttpRequest) -> Transaction {
         let state = State {
             // CRS sets about a hundred TX variables per request.
-            tx: HashMap::with_capacity(128),
+            tx: HashMap::with_capacity_and_hasher(128, SeededBuild::default()),
             mode: rules.settings.mode,
             body_access: rules.settings.request_body_access,
             response_body_access: rules.settings.response_body_access,
-            group_bits: vec![RX_NONE; rules.group_sets.len()],
+            group_bits: vec![RX_NONE; rules.groups.len()],
+            pm_bits: vec![0; rules.pm_bits.div_ceil(64)],
             ..State::default()
         };
         Transaction {
@@ -648,7 +777,7 @@ impl Transaction {
     /// address must go, and group checks must see the new values.
     fn values_replaced(&mut self) {
         self.cache.clear();
-        self.state.group_bits.iter_mut().for_each(|g| *g = RX_NONE);
+        self.state.groups_replaced();
     }
 
     /// Inbound anomaly score CRS computed (`tx.blocking_inbound_anomaly_score`).
@@ -696,8 +825,8 @@ impl Transaction {
             None => ParsedBody::default(),
         };
         self.data.body = Some(parsed);
-        // Group unions computed before the body was parsed miss its values.
-        self.state.group_bits.iter_mut().for_each(|g| *g = RX_NONE);
+        // Group answers computed before the body was parsed miss its values.
+        self.state.groups_replaced();
     }
 
     fn run_phase(&mut self, phase: u8) {
@@ -726,13 +855,17 @@ impl Transaction {
                 continue;
             }
             if self.eval_chain(rs, rule) {
-                if let Some(m) = &rule.skip_after {
-                    match rs.markers[phase as usize].get(m) {
-                        Some(&pos) if pos > i => i = pos,
+                if rule.skip_after.is_some() {
+                    match rule.skip_after_step {
+                        Some(pos) if pos > i => i = pos,
                         _ => i = steps.len(),
                     }
                 }
                 skip = rule.skip;
+                if matches!(rule.disruptive, None | Some(Disruptive::Pass)) {
+                    i += 1;
+                    continue;
+                }
                 if let Some(action) = disruptive_of(rs, rule) {
                     match action {
                         Disruptive::Pass | Disruptive::Block => {}
@@ -787,6 +920,15 @@ impl Transaction {
                 None => break,
             }
         }
+        if let Some(s) = head.severity {
+            let h = &mut self.state.highest_severity;
+            *h = Some(h.map_or(s, |h| h.min(s)));
+        }
+        // Only logged matches are reported (verdicts, the log): a `nolog`
+        // rule (CRS' paranoia-level skips, its scoring) costs no more.
+        if !head.log {
+            return true;
+        }
         let ctx = Ctx {
             data: &self.data,
             state: &self.state,
@@ -814,7 +956,7 @@ impl Transaction {
             matched_var_name: String::from_utf8_lossy(&self.state.matched_var_name).into_owned(),
             log: head.log,
         };
-        self.state.rule_msg = entry.msg.as_bytes().to_vec();
+        self.state.rule_msg.extend_from_slice(entry.msg.as_bytes());
         self.state.matched.push(entry);
         true
     }
@@ -830,37 +972,69 @@ fn disruptive_of(rs: &RuleSet, rule: &Rule) -> Option<Disruptive> {
 
 /// Runs the non-disruptive actions (setvar, ctl) of a rule that matched.
 fn run_actions(data: &RequestData, state: &mut State, rule: &Rule) {
+    if rule.setvars.is_empty() && rule.ctls.is_empty() {
+        return;
+    }
+    // Expansions go to buffers the state keeps: an existing variable is
+    // updated in place, without allocating.
+    let mut value = std::mem::take(&mut state.scratch);
+    let mut name_buf = std::mem::take(&mut state.scratch_name);
     for sv in &rule.setvars {
         let ctx = Ctx { data, state };
-        let name = String::from_utf8_lossy(&sv.name.expand(&ctx)).to_ascii_lowercase();
-        let new = match &sv.op {
-            SetOp::Set(v) => Some(v.expand(&ctx)),
+        let name: &str = match sv.name.as_literal() {
+            // Lower-cased when parsed.
+            Some(l) => l,
+            None => {
+                value.clear();
+                sv.name.expand_into(&ctx, &mut value);
+                name_buf.clear();
+                name_buf.push_str(&String::from_utf8_lossy(&value));
+                name_buf.make_ascii_lowercase();
+                &name_buf
+            }
+        };
+        value.clear();
+        let set = match &sv.op {
+            SetOp::Set(v) => {
+                v.expand_into(&ctx, &mut value);
+                true
+            }
             SetOp::Add(v) | SetOp::Sub(v) => {
-                let cur = coll_get(state, &sv.collection, &name).map(num).unwrap_or(0);
-                let delta = num(&v.expand(&ctx));
+                let cur = coll_get(state, &sv.collection, name).map(num).unwrap_or(0);
+                v.expand_into(&ctx, &mut value);
+                let delta = num(&value);
                 let n = if matches!(sv.op, SetOp::Add(_)) {
                     cur.saturating_add(delta)
                 } else {
                     cur.saturating_sub(delta)
                 };
-                Some(n.to_string().into_bytes())
+                value.clear();
+                push_i64(&mut value, n);
+                true
             }
-            SetOp::Delete => None,
+            SetOp::Delete => false,
         };
         let coll = if sv.collection == "tx" {
             &mut state.tx
         } else {
             state.colls.entry(sv.collection.clone()).or_default()
         };
-        match new {
-            Some(v) => {
-                coll.insert(name, v);
+        if set {
+            match coll.get_mut(name) {
+                Some(v) => {
+                    v.clear();
+                    v.extend_from_slice(&value);
+                }
+                None => {
+                    coll.insert(name.to_string(), value.clone());
+                }
             }
-            None => {
-                coll.remove(&name);
-            }
+        } else {
+            coll.remove(name);
         }
     }
+    state.scratch = value;
+    state.scratch_name = name_buf;
     for ctl in &rule.ctls {
         match ctl {
             Ctl::RuleRemoveById(r) => state.removed_ids.extend_from_slice(r),
@@ -894,6 +1068,29 @@ fn coll_get<'s>(state: &'s State, coll: &str, name: &str) -> Option<&'s [u8]> {
     }
 }
 
+/// Sets `MATCHED_VAR` and `MATCHED_VAR_NAME` and adds to `MATCHED_VARS`,
+/// reusing their buffers.
+fn record_match(state: &mut State, item: &Item<'_>, value: &[u8]) {
+    let i = state.matched_vars_len;
+    if i == state.matched_vars.len() {
+        state.matched_vars.push((String::new(), Vec::new()));
+    }
+    let (name, v) = &mut state.matched_vars[i];
+    item.write_name(name);
+    v.clear();
+    v.extend_from_slice(value);
+    state.matched_vars_len = i + 1;
+    state.matched_var.clear();
+    state.matched_var.extend_from_slice(value);
+    state.matched_var_name.clear();
+    state.matched_var_name.extend_from_slice(name.as_bytes());
+}
+
+fn bit_is_set(bits: &[u64], bit: u32) -> bool {
+    bits.get(bit as usize / 64)
+        .is_some_and(|w| w & (1 << (bit % 64)) != 0)
+}
+
 impl Transaction {
     /// Evaluates one link against its targets. Sets MATCHED_VAR(S) and
     /// captures. `head` carries the id and tags used by exclusions.
@@ -905,51 +1102,137 @@ impl Transaction {
         let data = &self.data;
         let state = &mut self.state;
         let cache = &mut self.cache;
-        // Fast path: if no value of the rule's group (after its
-        // transformations) matches any attack pattern, skip the rule.
-        if let Some(g) = rule.group {
-            if !group_dirty(rs, data, state, cache, rule, g) {
-                return false;
+        // Fast path: one `TX:key` target, read where it is stored (CRS'
+        // paranoia-level checks and scoring).
+        if let [t] = rule.targets.targets.as_slice() {
+            if let (Some(key), false) = (t.tx_key.as_deref(), t.count) {
+                // (Captures are only taken by rules that are not negated.)
+                let captures = rule.capture && !rule.negated;
+                if rule.chain_id.is_none()
+                    && !rule.multi_match
+                    && !captures
+                    && rule.targets.exclusions.is_empty()
+                    && state.removed_targets.is_empty()
+                {
+                    return eval_tx_scalar(data, state, rule, t, key);
+                }
             }
         }
-        let mut items: Vec<Item<'_>> = Vec::new();
+        // Fast path: the rule's group tells whether it can match at all.
+        let mut op_false = false;
+        if let Some(g) = rule.group {
+            let rx_dirty = group_check(rs, data, state, cache, rule, g);
+            match rule.pm_bit {
+                None if !rx_dirty => return false,
+                None => {}
+                Some(bit) if !bit_is_set(&state.pm_bits, bit) => {
+                    if !rule.negated {
+                        return false;
+                    }
+                    // None of its phrases is in any value: `!@pm` matches
+                    // every one, without searching them again.
+                    op_false = true;
+                }
+                Some(_) => {}
+            }
+        }
+        let mut items = Items::default();
         for t in &rule.targets.targets {
             collect(data, state, t, &rule.targets, Some(head), &mut items);
         }
-        state.matched_vars.clear();
+        state.matched_vars_len = 0;
         let mut matched = false;
         let chains = &rs.chains;
-        for item in &items {
-            let cacheable = item.var.is_request_static() && matches!(item.value, Cow::Borrowed(_));
-            let hit = if rule.multi_match {
-                multi_match(chains, state, cache, data, rule, &item.value, cacheable)
+        for item in items.iter() {
+            let cacheable = item.var.is_request_static() && item.value.is_ref();
+            if rule.multi_match {
+                let Some(v) = multi_match(chains, state, cache, data, rule, &item.value, cacheable)
+                else {
+                    continue;
+                };
+                record_match(state, item, &v);
             } else {
-                let value = transformed(chains, cache, &item.value, rule.chain_id, cacheable);
-                let value: &[u8] = match &value {
+                if let Some(f) = &rule.contains_filter {
+                    if !f.may_match(&item.value) {
+                        continue;
+                    }
+                }
+                let t = transformed(chains, cache, &item.value, rule.chain_id, cacheable);
+                let value: &[u8] = match &t {
                     Some(v) => cache.bytes(v),
                     None => &item.value,
                 };
-                let hit = eval_op(rule, value, data, state);
-                hit.then(|| value.to_vec())
-            };
-            if let Some(v) = hit {
-                matched = true;
-                let name = item.full_name();
-                state.matched_var = v.clone();
-                state.matched_var_name = name.clone().into_bytes();
-                state.matched_vars.push((name, v));
-                // Like ModSecurity, actions run once per matching value.
-                run_actions(data, state, rule);
+                let hit = if op_false {
+                    rule.negated
+                } else {
+                    eval_op(rule, value, data, state)
+                };
+                if !hit {
+                    continue;
+                }
+                record_match(state, item, value);
             }
+            matched = true;
+            // Like ModSecurity, actions run once per matching value.
+            run_actions(data, state, rule);
         }
         matched
     }
 }
 
-/// Whether any value a rule group inspects may match an attack pattern.
-/// Ignores runtime target removals, so it over-approximates: it is only
-/// used to skip rules that cannot match.
-fn group_dirty(
+/// [`Transaction::eval_rule`] for a link with one `TX:key` target, no
+/// transformation, no capture, no exclusion: the value is compared where
+/// it is stored, without copying it unless it matches.
+fn eval_tx_scalar(
+    data: &RequestData,
+    state: &mut State,
+    rule: &Rule,
+    t: &Target,
+    key: &str,
+) -> bool {
+    state.matched_vars_len = 0;
+    let mut scratch = std::mem::take(&mut state.scratch);
+    let hit = match state.tx.get(key) {
+        None => false,
+        Some(v) => {
+            let ctx = Ctx { data, state };
+            let hit = rule.operator.eval_with(v, &ctx, None, &mut scratch) != rule.negated;
+            if hit {
+                scratch.clear();
+                scratch.extend_from_slice(v);
+            }
+            hit
+        }
+    };
+    if hit {
+        let item = Item {
+            var: t.var,
+            key: Val::Ref(key.as_bytes()),
+            value: Val::Ref(b""),
+        };
+        record_match(state, &item, &scratch);
+    }
+    state.scratch = scratch;
+    if hit {
+        run_actions(data, state, rule);
+    }
+    hit
+}
+
+/// No exclusions: what a group checks is every value its rules' targets
+/// select, whatever each rule leaves out.
+static NO_EXCLUSIONS: TargetList = TargetList {
+    targets: Vec::new(),
+    exclusions: Vec::new(),
+};
+
+/// A rule group's answer for the current values, computed once (until the
+/// values are replaced): whether some value may match one of its `@rx`
+/// patterns (returned), and which of its `@pm` rules have a phrase in some
+/// value (their bits set in `state.pm_bits`). It checks every value the
+/// targets select, ignoring exclusions and runtime target removals, so it
+/// over-approximates: it is only used to skip rules that cannot match.
+fn group_check(
     rs: &RuleSet,
     data: &RequestData,
     state: &mut State,
@@ -958,56 +1241,80 @@ fn group_dirty(
     g: u32,
 ) -> bool {
     match state.group_bits.get(g as usize).copied() {
-        Some(0) => return false,
-        Some(1) => return true,
-        _ => {}
+        Some(RX_NONE) => {}
+        Some(dirty) => return dirty != 0,
+        None => return true,
     }
-    let Some(Some(set)) = rs.group_sets.get(g as usize) else {
+    let Some(group) = rs.groups.get(g as usize) else {
         return true;
     };
-    let mut items: Vec<Item<'_>> = Vec::new();
+    let mut items = Items::default();
     for t in &rule.targets.targets {
-        collect(data, state, t, &rule.targets, None, &mut items);
+        collect(data, state, t, &NO_EXCLUSIONS, None, &mut items);
     }
-    let mut dirty = false;
-    for item in &items {
-        let cacheable = matches!(item.value, Cow::Borrowed(_));
+    // Without an `@rx` set there is no `@rx` rule to skip.
+    let mut rx_dirty = group.rx.is_none();
+    // The bits were cleared with the values: all of them are pending.
+    let mut pending = if group.pm.is_some() {
+        group.pm_bits.len()
+    } else {
+        0
+    };
+    for item in items.iter() {
+        if rx_dirty && pending == 0 {
+            break;
+        }
+        let cacheable = item.value.is_ref();
         let v = transformed(&rs.chains, cache, &item.value, rule.chain_id, cacheable);
         let value: &[u8] = match &v {
             Some(v) => cache.bytes(v),
             None => &item.value,
         };
-        if set.is_match(value) {
-            dirty = true;
-            break;
+        if let (false, Some(set)) = (rx_dirty, &group.rx) {
+            rx_dirty = set.is_match(value);
+        }
+        if let (true, Some(pm)) = (pending > 0, &group.pm) {
+            pending = pm.scan(value, &mut state.pm_bits, pending);
         }
     }
     if let Some(slot) = state.group_bits.get_mut(g as usize) {
-        *slot = dirty as u32;
+        *slot = rx_dirty as u32;
     }
-    dirty
+    rx_dirty
 }
+
+/// Names of TX.0 to TX.9.
+const CAPTURE_KEYS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 
 /// Runs the operator; on a match with `capture`, copies captures to TX.0-9.
 fn eval_op(rule: &Rule, value: &[u8], data: &RequestData, state: &mut State) -> bool {
     let want_caps = rule.capture && !rule.negated;
+    if let (Some(re), false) = (rule.operator.static_regex(), want_caps) {
+        return re.is_match(value) != rule.negated;
+    }
     let mut caps = std::mem::take(&mut state.captures);
+    let mut scratch = std::mem::take(&mut state.scratch);
     let hit = {
         let ctx = Ctx { data, state };
-        if let (Some(re), false) = (rule.operator.static_regex(), want_caps) {
-            re.is_match(value)
-        } else {
-            rule.operator
-                .eval(value, &ctx, want_caps.then_some(&mut caps))
-        }
+        rule.operator
+            .eval_with(value, &ctx, want_caps.then_some(&mut caps), &mut scratch)
     };
     let result = hit != rule.negated;
     if result && want_caps {
-        for (i, c) in caps.iter().enumerate() {
-            state.tx.insert(i.to_string(), c.clone());
+        for (key, c) in CAPTURE_KEYS.iter().zip(caps.iter()) {
+            match state.tx.get_mut(*key) {
+                Some(v) => {
+                    v.clear();
+                    v.extend_from_slice(c);
+                }
+                None => {
+                    state.tx.insert(key.to_string(), c.clone());
+                }
+            }
         }
     }
     state.captures = caps;
+    state.scratch = scratch;
     result
 }
 
@@ -1171,30 +1478,30 @@ fn excluded(list: &TargetList, state: &State, head: Option<&Rule>, var: Var, key
 fn collect<'d>(
     data: &'d RequestData,
     state: &State,
-    t: &Target,
+    t: &'d Target,
     list: &TargetList,
     head: Option<&Rule>,
-    out: &mut Vec<Item<'d>>,
+    out: &mut Items<'d>,
 ) {
     let start = out.len();
     let var = t.var;
-    let kv = |pairs: &'d [(Vec<u8>, Vec<u8>)], names: bool, out: &mut Vec<Item<'d>>| {
+    let kv = |pairs: &'d [(Vec<u8>, Vec<u8>)], names: bool, out: &mut Items<'d>| {
         for (k, v) in pairs {
             if !t.selector.matches(k) || excluded(list, state, head, var, k) {
                 continue;
             }
             out.push(Item {
                 var,
-                key: Cow::Borrowed(k.as_slice()),
-                value: Cow::Borrowed(if names { k.as_slice() } else { v.as_slice() }),
+                key: Val::Ref(k.as_slice()),
+                value: Val::Ref(if names { k.as_slice() } else { v.as_slice() }),
             });
         }
     };
-    let scalar = |value: Cow<'d, [u8]>, out: &mut Vec<Item<'d>>| {
+    let scalar = |value: Val<'d>, out: &mut Items<'d>| {
         if !excluded(list, state, head, var, b"") {
             out.push(Item {
                 var,
-                key: Cow::Borrowed(b""),
+                key: Val::Ref(b""),
                 value,
             });
         }
@@ -1220,19 +1527,19 @@ fn collect<'d>(
                 .chain(data.args_post())
                 .map(|(k, v)| k.len() + v.len())
                 .sum();
-            scalar(Cow::Owned(n.to_string().into_bytes()), out)
+            scalar(Val::num(n), out)
         }
         Var::RequestHeaders => kv(&data.req.headers, false, out),
         Var::RequestHeadersNames => kv(&data.req.headers, true, out),
         Var::RequestCookies => kv(&data.cookies, false, out),
         Var::RequestCookiesNames => kv(&data.cookies, true, out),
-        Var::RequestFilename => scalar(Cow::Borrowed(&data.path_decoded), out),
-        Var::RequestBasename => scalar(Cow::Borrowed(&data.basename), out),
-        Var::RequestUri => scalar(Cow::Borrowed(&data.uri_decoded), out),
-        Var::RequestUriRaw => scalar(Cow::Borrowed(&data.req.uri), out),
-        Var::RequestLine => scalar(Cow::Borrowed(&data.request_line), out),
-        Var::RequestMethod => scalar(Cow::Borrowed(&data.req.method), out),
-        Var::RequestProtocol => scalar(Cow::Borrowed(&data.req.protocol), out),
+        Var::RequestFilename => scalar(Val::Ref(&data.path_decoded), out),
+        Var::RequestBasename => scalar(Val::Ref(&data.basename), out),
+        Var::RequestUri => scalar(Val::Ref(&data.uri_decoded), out),
+        Var::RequestUriRaw => scalar(Val::Ref(&data.req.uri), out),
+        Var::RequestLine => scalar(Val::Ref(&data.request_line), out),
+        Var::RequestMethod => scalar(Val::Ref(&data.req.method), out),
+        Var::RequestProtocol => scalar(Val::Ref(&data.req.protocol), out),
         Var::RequestBody => {
             // The URLENCODED and JSON processors (as in Coraza, which the CRS
             // suite runs against) or ctl:forceRequestBodyVariable expose the
@@ -1242,14 +1549,11 @@ fn collect<'d>(
                 Some(Processor::UrlEncoded | Processor::Json)
             );
             if exposed || state.force_body_var {
-                scalar(Cow::Borrowed(data.inspected_body()), out)
+                scalar(Val::Ref(data.inspected_body()), out)
             }
         }
-        Var::RequestBodyLength => scalar(
-            Cow::Owned(data.inspected_body().len().to_string().into_bytes()),
-            out,
-        ),
-        Var::QueryString => scalar(Cow::Borrowed(&data.query), out),
+        Var::RequestBodyLength => scalar(Val::num(data.inspected_body().len()), out),
+        Var::QueryString => scalar(Val::Ref(&data.query), out),
         Var::Files | Var::FilesNames | Var::FilesSizes | Var::FilesTmpContent => {
             if let Some(b) = body {
                 for f in &b.files {
@@ -1258,14 +1562,14 @@ fn collect<'d>(
                         continue;
                     }
                     let value = match var {
-                        Var::Files => Cow::Borrowed(f.filename.as_slice()),
-                        Var::FilesNames => Cow::Borrowed(key),
-                        Var::FilesSizes => Cow::Owned(f.size.to_string().into_bytes()),
-                        _ => Cow::Borrowed(f.content.as_slice()),
+                        Var::Files => Val::Ref(f.filename.as_slice()),
+                        Var::FilesNames => Val::Ref(key),
+                        Var::FilesSizes => Val::num(f.size),
+                        _ => Val::Ref(f.content_in(data.inspected_body())),
                     };
                     out.push(Item {
                         var,
-                        key: Cow::Borrowed(key),
+                        key: Val::Ref(key),
                         value,
                     });
                 }
@@ -1275,7 +1579,7 @@ fn collect<'d>(
             let n: usize = body
                 .map(|b| b.files.iter().map(|f| f.size).sum())
                 .unwrap_or(0);
-            scalar(Cow::Owned(n.to_string().into_bytes()), out)
+            scalar(Val::num(n), out)
         }
         Var::MultipartPartHeaders => {
             if let Some(b) = body {
@@ -1286,9 +1590,9 @@ fn collect<'d>(
             let v = body
                 .and_then(|b| b.multipart.as_ref())
                 .and_then(|f| f.get(m.name()))
-                .map(|v| v.to_bytes())
-                .unwrap_or_else(|| b"0".to_vec());
-            scalar(Cow::Owned(v), out)
+                .map(|v| Val::copy(&v.to_bytes()))
+                .unwrap_or(Val::Ref(b"0"));
+            scalar(v, out)
         }
         Var::Xml => {
             if let Some(x) = body.and_then(|b| b.xml.as_ref()) {
@@ -1297,21 +1601,21 @@ fn collect<'d>(
                 for v in list {
                     out.push(Item {
                         var,
-                        key: Cow::Borrowed(b""),
-                        value: Cow::Borrowed(v.as_slice()),
+                        key: Val::Ref(b""),
+                        value: Val::Ref(v.as_slice()),
                     });
                 }
             }
         }
-        Var::Tx if matches!(t.selector, Selector::Key(_)) => {
-            if let Selector::Key(k) = &t.selector {
-                let lower = k.to_ascii_lowercase();
-                if let Some((k, v)) = state.tx.get_key_value(&lower) {
-                    if !excluded(list, state, head, var, k.as_bytes()) {
+        Var::Tx if t.tx_key.is_some() => {
+            if let Some(key) = t.tx_key.as_deref() {
+                // Exclusions compare names case-insensitively.
+                if let Some(v) = state.tx.get(key) {
+                    if !excluded(list, state, head, var, key.as_bytes()) {
                         out.push(Item {
                             var,
-                            key: Cow::Owned(k.as_bytes().to_vec()),
-                            value: Cow::Owned(v.clone()),
+                            key: Val::Ref(key.as_bytes()),
+                            value: Val::copy(v),
                         });
                     }
                 }
@@ -1330,8 +1634,8 @@ fn collect<'d>(
                 }
                 out.push(Item {
                     var,
-                    key: Cow::Owned(k.as_bytes().to_vec()),
-                    value: Cow::Owned(state.tx[k].clone()),
+                    key: Val::copy(k.as_bytes()),
+                    value: Val::copy(&state.tx[k]),
                 });
             }
         }
@@ -1341,46 +1645,46 @@ fn collect<'d>(
                     if t.selector.matches(k.as_bytes()) {
                         out.push(Item {
                             var,
-                            key: Cow::Owned(k.as_bytes().to_vec()),
-                            value: Cow::Owned(v.clone()),
+                            key: Val::copy(k.as_bytes()),
+                            value: Val::copy(v),
                         });
                     }
                 }
             }
         }
-        Var::MatchedVar => scalar(Cow::Owned(state.matched_var.clone()), out),
-        Var::MatchedVarName => scalar(Cow::Owned(state.matched_var_name.clone()), out),
+        Var::MatchedVar => scalar(Val::copy(&state.matched_var), out),
+        Var::MatchedVarName => scalar(Val::copy(&state.matched_var_name), out),
         Var::MatchedVars | Var::MatchedVarsNames => {
-            for (name, v) in &state.matched_vars {
+            for (name, v) in &state.matched_vars[..state.matched_vars_len] {
                 if !t.selector.matches(name.as_bytes()) {
                     continue;
                 }
                 let value = if var == Var::MatchedVars {
-                    v.clone()
+                    Val::copy(v)
                 } else {
-                    name.as_bytes().to_vec()
+                    Val::copy(name.as_bytes())
                 };
                 out.push(Item {
                     var,
-                    key: Cow::Owned(name.as_bytes().to_vec()),
-                    value: Cow::Owned(value),
+                    key: Val::copy(name.as_bytes()),
+                    value,
                 });
             }
         }
         Var::ReqbodyError => {
             let e = body.is_some_and(|b| b.error.is_some());
-            scalar(Cow::Borrowed(if e { b"1" } else { b"0" }), out)
+            scalar(Val::Ref(if e { b"1" } else { b"0" }), out)
         }
         Var::ReqbodyProcessorError => {
             let e = body.is_some_and(|b| b.error.is_some());
-            scalar(Cow::Borrowed(if e { b"1" } else { b"0" }), out)
+            scalar(Val::Ref(if e { b"1" } else { b"0" }), out)
         }
         Var::ReqbodyErrorMsg => {
             let m = body
                 .and_then(|b| b.error.as_ref())
-                .map(|e| e.as_bytes().to_vec())
+                .map(|e| e.as_bytes())
                 .unwrap_or_default();
-            scalar(Cow::Owned(m), out)
+            scalar(Val::Ref(m), out)
         }
         Var::ReqbodyProcessor => {
             // Before the body is read, this reflects a ctl: choice or the default.
@@ -1390,15 +1694,12 @@ fn collect<'d>(
                 .or_else(|| default_processor(data.header(b"content-type").unwrap_or(b"")));
             // Empty (not absent) without a processor: CRS tests it with `!@rx`.
             let name: &'static [u8] = p.map(|p| p.name().as_bytes()).unwrap_or(b"");
-            scalar(Cow::Borrowed(name), out)
+            scalar(Val::Ref(name), out)
         }
-        Var::RemoteAddr => scalar(Cow::Borrowed(data.req.remote_addr.as_bytes()), out),
-        Var::RemotePort => scalar(
-            Cow::Owned(data.req.remote_port.to_string().into_bytes()),
-            out,
-        ),
-        Var::ServerName => scalar(Cow::Borrowed(&data.server_name), out),
-        Var::UniqueId => scalar(Cow::Borrowed(data.req.unique_id.as_bytes()), out),
+        Var::RemoteAddr => scalar(Val::Ref(data.req.remote_addr.as_bytes()), out),
+        Var::RemotePort => scalar(Val::num(data.req.remote_port as usize), out),
+        Var::ServerName => scalar(Val::Ref(&data.server_name), out),
+        Var::UniqueId => scalar(Val::Ref(data.req.unique_id.as_bytes()), out),
         Var::FullRequestLength => {
             let n = data.request_line.len()
                 + data
@@ -1408,50 +1709,42 @@ fn collect<'d>(
                     .map(|(k, v)| k.len() + v.len() + 4)
                     .sum::<usize>()
                 + data.inspected_body().len();
-            scalar(Cow::Owned(n.to_string().into_bytes()), out)
+            scalar(Val::num(n), out)
         }
         Var::HighestSeverity => {
-            let s = state
-                .matched
-                .iter()
-                .filter_map(|m| m.severity)
-                .min()
-                .unwrap_or(255);
-            scalar(Cow::Owned(s.to_string().into_bytes()), out)
+            let s = state.highest_severity.unwrap_or(255);
+            scalar(Val::num(s as usize), out)
         }
-        Var::Duration => scalar(Cow::Borrowed(b"0"), out),
+        Var::Duration => scalar(Val::Ref(b"0"), out),
         Var::UrlencodedError => {
             let e = body.is_some_and(|b| b.urlencoded_error);
-            scalar(Cow::Borrowed(if e { b"1" } else { b"0" }), out)
+            scalar(Val::Ref(if e { b"1" } else { b"0" }), out)
         }
         Var::InboundDataError => {
             let e = data.body_over_limit;
-            scalar(Cow::Borrowed(if e { b"1" } else { b"0" }), out)
+            scalar(Val::Ref(if e { b"1" } else { b"0" }), out)
         }
         Var::OutboundDataError => {
             let e = data.resp.body_over_limit;
-            scalar(Cow::Borrowed(if e { b"1" } else { b"0" }), out)
+            scalar(Val::Ref(if e { b"1" } else { b"0" }), out)
         }
         // Response variables exist once the response headers are known.
         Var::ResponseHeaders if data.resp.seen => kv(&data.resp.headers, false, out),
         Var::ResponseHeadersNames if data.resp.seen => kv(&data.resp.headers, true, out),
-        Var::ResponseStatus if data.resp.seen => scalar(Cow::Borrowed(&data.resp.status_text), out),
-        Var::ResponseProtocol if data.resp.seen => scalar(Cow::Borrowed(&data.resp.protocol), out),
-        Var::StatusLine if data.resp.seen => scalar(Cow::Borrowed(&data.resp.status_line), out),
+        Var::ResponseStatus if data.resp.seen => scalar(Val::Ref(&data.resp.status_text), out),
+        Var::ResponseProtocol if data.resp.seen => scalar(Val::Ref(&data.resp.protocol), out),
+        Var::StatusLine if data.resp.seen => scalar(Val::Ref(&data.resp.status_line), out),
         Var::ResponseContentType if data.resp.seen => {
             if let Some(v) = data.resp.header(b"content-type") {
-                scalar(Cow::Borrowed(v), out)
+                scalar(Val::Ref(v), out)
             }
         }
         Var::ResponseContentLength if data.resp.seen => match data.resp.header(b"content-length") {
-            Some(v) => scalar(Cow::Borrowed(v), out),
-            None if data.resp.body_read => scalar(
-                Cow::Owned(data.resp.body.len().to_string().into_bytes()),
-                out,
-            ),
+            Some(v) => scalar(Val::Ref(v), out),
+            None if data.resp.body_read => scalar(Val::num(data.resp.body.len()), out),
             None => {}
         },
-        Var::ResponseBody if data.resp.body_read => scalar(Cow::Borrowed(&data.resp.body), out),
+        Var::ResponseBody if data.resp.body_read => scalar(Val::Ref(&data.resp.body), out),
         // Host variables, and response variables before the response.
         _ => {}
     }
@@ -1460,8 +1753,127 @@ fn collect<'d>(
         out.truncate(start);
         out.push(Item {
             var,
-            key: Cow::Owned(t.selector.text().into_bytes()),
-            value: Cow::Owned(n.to_string().into_bytes()),
+            key: match &t.selector {
+                Selector::All => Val::Ref(b""),
+                Selector::Key(k) | Selector::XPath(k) => Val::Ref(k.as_bytes()),
+                other => Val::Heap(other.text().into_bytes()),
+            },
+            value: Val::num(n),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn rules(src: &str) -> Arc<RuleSet> {
+        let directives =
+            crate::parser::parse_str(src, &Arc::from("test.conf"), &Arc::from(Path::new(".")))
+                .unwrap();
+        Arc::new(crate::rules::compile(&directives).unwrap())
+    }
+
+    fn get(uri: &str) -> HttpRequest {
+        HttpRequest {
+            method: b"GET".to_vec(),
+            uri: uri.as_bytes().to_vec(),
+            protocol: b"HTTP/1.1".to_vec(),
+            headers: vec![(b"Host".to_vec(), b"example.com".to_vec())],
+            ..HttpRequest::default()
+        }
+    }
+
+    fn ids(tx: &Transaction) -> Vec<u32> {
+        tx.state.matched.iter().map(|m| m.id).collect()
+    }
+
+    #[test]
+    fn files_tmp_content_is_read_from_the_body() {
+        let rs = rules(
+            r#"SecRule FILES_TMP_CONTENT "@rx <\?php" "id:1,phase:2,pass,log,msg:'php',logdata:'%{MATCHED_VAR_NAME}=%{MATCHED_VAR}'"
+SecRule FILES_SIZES:up "@eq 30" "id:2,phase:2,pass,log""#,
+        );
+        let body = b"--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nv\r\n--b\r\nContent-Disposition: form-data; name=\"up\"; filename=\"x.php\"\r\n\r\n<?php system($_GET['c']); ?>\r\n\r\n--b--\r\n";
+        let mut req = get("/upload");
+        req.method = b"POST".to_vec();
+        req.headers.push((
+            b"Content-Type".to_vec(),
+            b"multipart/form-data; boundary=b".to_vec(),
+        ));
+        req.body = body.to_vec();
+        let mut tx = Transaction::new(rs, req);
+        tx.process_request();
+        assert_eq!(ids(&tx), vec![1, 2]);
+        assert_eq!(
+            tx.state.matched[0].logdata,
+            "FILES_TMP_CONTENT:up=<?php system($_GET['c']); ?>\r\n"
+        );
+        // Released with the body.
+        tx.take_request_body();
+        assert!(tx.data.body.as_ref().unwrap().files.is_empty());
+    }
+
+    #[test]
+    fn groups_check_every_value_whatever_a_rule_excludes() {
+        // Both rules share a group (same targets, same transformations);
+        // the first leaves ARGS:a out, the second must still see it.
+        let rs = rules(
+            r#"SecRule ARGS|!ARGS:a "@rx attack" "id:1,phase:2,pass,log"
+SecRule ARGS "@rx attack" "id:2,phase:2,pass,log"
+SecRule ARGS|!ARGS:a "@pm evil wicked" "id:3,phase:2,pass,log"
+SecRule ARGS "@pm evil wicked" "id:4,phase:2,pass,log""#,
+        );
+        assert!(rs.rules.iter().all(|r| r.group.is_some()));
+        let mut tx = Transaction::new(rs.clone(), get("/?a=attack+evil&b=ok"));
+        tx.process_request();
+        assert_eq!(ids(&tx), vec![2, 4]);
+        let mut tx = Transaction::new(rs, get("/?a=ok&b=attack+wicked"));
+        tx.process_request();
+        assert_eq!(ids(&tx), vec![1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn response_groups_start_afresh_with_the_response() {
+        let rs = rules(
+            r#"SecResponseBodyAccess On
+SecRule RESPONSE_HEADERS "@pm leak secret" "id:10,phase:3,pass,log"
+SecRule RESPONSE_HEADERS "@pm token" "id:11,phase:3,pass,log"
+SecRule RESPONSE_BODY "@pm Fatal error" "id:20,phase:4,pass,log,capture,logdata:'%{TX.0}'"
+SecRule RESPONSE_BODY "!@pm ORA- mysql_" "id:21,phase:4,pass,log,skipAfter:END"
+SecRule RESPONSE_BODY "@rx ORA-\d+" "id:22,phase:4,pass,log"
+SecMarker END
+SecRule RESPONSE_BODY "@rx <title>Index of" "id:23,phase:4,pass,log""#,
+        );
+        assert_eq!(rs.rules.iter().filter(|r| r.pm_bit.is_some()).count(), 4);
+        let run = |headers: &[(&str, &str)], body: &str| {
+            let mut tx = Transaction::new(rs.clone(), get("/"));
+            tx.process_request();
+            tx.set_response(ResponseData::new(
+                200,
+                b"HTTP/1.1",
+                headers
+                    .iter()
+                    .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+                    .collect(),
+            ));
+            tx.process_response_headers();
+            tx.set_response_body(body.as_bytes().to_vec(), false);
+            tx.process_response_body();
+            tx
+        };
+        // Nothing in the headers, nothing in the body: the negated rule
+        // matches (and skips the ORA- rule).
+        assert_eq!(ids(&run(&[("X", "a")], "<p>all fine</p>")), vec![21]);
+        assert_eq!(ids(&run(&[("X", "a secret")], "")), vec![10, 21]);
+        assert_eq!(ids(&run(&[("X", "TOKEN")], "")), vec![11, 21]);
+        // The body's phrases (`Fatal`, `error`): the leftmost is captured.
+        let tx = run(&[], "x FATAL ERROR: ORA-01756 mysql_");
+        assert_eq!(ids(&tx), vec![20, 22]);
+        assert_eq!(tx.state.matched[0].logdata, "FATAL");
+        assert_eq!(ids(&run(&[], "<title>Index of /</title>")), vec![21, 23]);
+        assert_eq!(ids(&run(&[], "a mysql_ error")), vec![20]);
+        assert_eq!(ids(&run(&[], "a mysql_ warning")), Vec::<u32>::new());
     }
 }

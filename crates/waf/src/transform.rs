@@ -1528,7 +1528,7 @@ fn length(input: &[u8]) -> Option<Vec<u8>> {
 /// (NEL) encoded as UTF-8, and a raw 0xA0 byte (Latin-1 NBSP) that is not
 /// part of a well-formed UTF-8 character.
 #[inline]
-fn ws_class(input: &[u8], i: usize) -> (usize, bool) {
+pub(crate) fn ws_class(input: &[u8], i: usize) -> (usize, bool) {
     let b = input[i];
     if b < 0x80 {
         return (1, is_space(b));
@@ -1552,6 +1552,15 @@ fn ws_class(input: &[u8], i: usize) -> (usize, bool) {
     }
 }
 
+/// Where the run of ASCII bytes that are not whitespace starting at `i` ends.
+#[inline]
+fn plain_run_end(input: &[u8], i: usize) -> usize {
+    input[i..]
+        .iter()
+        .position(|&b| b >= 0x80 || is_space(b))
+        .map_or(input.len(), |p| i + p)
+}
+
 /// `t:compressWhitespace`: each run of whitespace becomes one space.
 ///
 /// v3 only knows ASCII `isspace()`; v2 also treats every 0xA0 byte as
@@ -1570,6 +1579,14 @@ fn compress_whitespace(input: &[u8]) -> Option<Vec<u8>> {
     let mut in_ws = false;
     let mut i = 0;
     while i < n {
+        // Runs of ASCII that is not whitespace are copied whole.
+        let end = plain_run_end(input, i);
+        if end > i {
+            out.extend_from_slice(&input[i..end]);
+            in_ws = false;
+            i = end;
+            continue;
+        }
         let (len, ws) = ws_class(input, i);
         if ws {
             if !in_ws {
@@ -1600,6 +1617,13 @@ fn remove_whitespace(input: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(n);
     let mut i = 0;
     while i < n {
+        // Runs of ASCII that is not whitespace are copied whole.
+        let end = plain_run_end(input, i);
+        if end > i {
+            out.extend_from_slice(&input[i..end]);
+            i = end;
+            continue;
+        }
         let (len, ws) = ws_class(input, i);
         if !ws {
             out.extend_from_slice(&input[i..i + len]);

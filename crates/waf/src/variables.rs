@@ -268,8 +268,26 @@ impl Var {
         }
     }
 
+    /// True for the variables of the response (phases 3 and 4).
+    pub fn is_response(self) -> bool {
+        matches!(
+            self,
+            Var::ResponseBody
+                | Var::ResponseHeaders
+                | Var::ResponseHeadersNames
+                | Var::ResponseStatus
+                | Var::ResponseProtocol
+                | Var::ResponseContentType
+                | Var::ResponseContentLength
+                | Var::StatusLine
+                | Var::OutboundDataError
+        )
+    }
+
     /// True for variables whose value is fixed once the request (headers and
-    /// body) is parsed, so transformation results can be cached.
+    /// body) is parsed, or once the response headers, then its body, are
+    /// given, so transformation results can be cached (until the values
+    /// are replaced).
     pub fn is_request_static(self) -> bool {
         !matches!(
             self,
@@ -356,6 +374,23 @@ pub struct Target {
     pub selector: Selector,
     /// `&VAR`: the number of selected members instead of their values.
     pub count: bool,
+    /// For `TX:key`: the key in lower case, as TX variables are stored.
+    pub tx_key: Option<Box<str>>,
+}
+
+impl Target {
+    pub fn new(var: Var, selector: Selector, count: bool) -> Target {
+        let tx_key = match (&selector, var) {
+            (Selector::Key(k), Var::Tx) => Some(k.to_ascii_lowercase().into_boxed_str()),
+            _ => None,
+        };
+        Target {
+            var,
+            selector,
+            count,
+            tx_key,
+        }
+    }
 }
 
 /// A parsed target list: what to inspect and what to leave out.
@@ -398,11 +433,7 @@ pub fn parse_targets(text: &str) -> Result<TargetList, String> {
             }
             list.exclusions.push((var, selector));
         } else {
-            list.targets.push(Target {
-                var,
-                selector,
-                count,
-            });
+            list.targets.push(Target::new(var, selector, count));
         }
     }
     Ok(list)

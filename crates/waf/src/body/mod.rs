@@ -179,11 +179,19 @@ pub struct FilePart {
     /// Size of the file data in bytes: `FILES_SIZES`
     /// (their sum is `FILES_COMBINED_SIZE`).
     pub size: usize,
-    /// `FILES_TMP_CONTENT`: the first [`MAX_FILE_CONTENT_BYTES`] bytes of the
-    /// file (empty for files over [`MAX_FILES`]).
-    pub content: Vec<u8>,
+    /// `FILES_TMP_CONTENT`: where the first [`MAX_FILE_CONTENT_BYTES`] bytes
+    /// of the file are in the body that was parsed (an empty range for files
+    /// over [`MAX_FILES`]). A range, not a copy: an upload is not held twice.
+    pub content: std::ops::Range<usize>,
     /// The part's `Content-Type` header value, when present.
     pub content_type: Option<Vec<u8>>,
+}
+
+impl FilePart {
+    /// `FILES_TMP_CONTENT` in `body`, the body that was parsed.
+    pub fn content_in<'b>(&self, body: &'b [u8]) -> &'b [u8] {
+        body.get(self.content.clone()).unwrap_or_default()
+    }
 }
 
 /// The result of running a body processor.

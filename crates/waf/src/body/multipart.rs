@@ -189,6 +189,9 @@ struct Part {
     last_header: Option<usize>,
     value: Vec<u8>,
     size: usize,
+    /// For a file: where its data starts in the body (data chunks are
+    /// consecutive slices of it, so the content is one range).
+    data_start: Option<usize>,
     /// Counted against the file limit (first data chunk seen).
     file_counted: bool,
     file_extract: bool,
@@ -324,6 +327,8 @@ struct Parser<'o> {
     header_budget: usize,
     /// The body is a prefix of the real one.
     partial: bool,
+    /// Address of the body: file contents are kept as ranges of it.
+    base: usize,
 }
 
 /// Runs the multipart processor; `partial`: `body` is a prefix of the real body.
@@ -361,6 +366,7 @@ pub(crate) fn parse(
         nfiles: 0,
         header_budget: body.len().saturating_mul(4).max(1 << 20),
         partial,
+        base: body.as_ptr() as usize,
     };
     p.run(body);
     let Parser {
@@ -720,11 +726,17 @@ impl Parser<'_> {
                 self.flags.invalid_part = true;
             } else if part.is_file {
                 let content_type = part.header(b"Content-Type").map(|v| v.to_vec());
+                let start = part.data_start.unwrap_or(0);
+                let len = if part.file_extract {
+                    part.size.min(MAX_FILE_CONTENT_BYTES)
+                } else {
+                    0
+                };
                 self.out.files.push(FilePart {
                     name: part.name,
                     filename: part.filename,
                     size: part.size,
-                    content: part.value,
+                    content: start..start + len,
                     content_type,
                 });
             } else if self.out.args.len() >= self.max_args {
@@ -771,14 +783,13 @@ impl Parser<'_> {
                     part.file_extract = true;
                 }
             }
-            part.size = part.size.saturating_add(prev.len() + data.len());
-            if part.file_extract {
-                for piece in [prev, data] {
-                    let room = MAX_FILE_CONTENT_BYTES.saturating_sub(part.value.len());
-                    part.value
-                        .extend_from_slice(&piece[..piece.len().min(room)]);
-                }
+            // `prev` (the line end held back) is in the body right before
+            // `chunk`: the file is the bytes from its first chunk on.
+            if part.data_start.is_none() {
+                let at = (chunk.as_ptr() as usize).saturating_sub(self.base);
+                part.data_start = Some(at.saturating_sub(prev.len()));
             }
+            part.size = part.size.saturating_add(prev.len() + data.len());
         } else {
             part.value.extend_from_slice(prev);
             part.value.extend_from_slice(data);
@@ -1138,7 +1149,7 @@ Content-Type: application/octet-stream\r\n\
         let f = &p.files[0];
         assert_eq!(f.name, b"up");
         assert_eq!(f.filename, b"x.php");
-        assert_eq!(f.content, b"<?php system($_GET['c']); ?>\n");
+        assert_eq!(f.content_in(body), b"<?php system($_GET['c']); ?>\n");
         assert_eq!(f.size, f.content.len());
         assert_eq!(
             f.content_type.as_deref(),
@@ -1211,7 +1222,7 @@ Content-Disposition: form-data; name=\"f\"; filename=\"\"\r\n\r\n\r\n--b--\r\n";
         let body = b"--boundary\r\nContent-Disposition: form-data; name=\"file\"; filename=\"1.php\"\r\n\r\n<?php ?>\r\n--boundary--";
         let p = mp("multipart/form-data; boundary=boundary", body);
         assert_eq!(p.error, None);
-        assert_eq!(p.files[0].content, b"<?php ?>");
+        assert_eq!(p.files[0].content_in(body), b"<?php ?>");
         assert!(!flags(&p).strict_error());
     }
 
@@ -1477,7 +1488,7 @@ Content-Disposition: form-data; name=\"f\"; filename=\"\"\r\n\r\n\r\n--b--\r\n";
         body.extend_from_slice(b"\r\n--b--\r\n");
         let p = mp("multipart/form-data; boundary=b", &body);
         assert_eq!(p.error, None, "{:?}", p.multipart);
-        assert_eq!(p.files[0].content, data);
+        assert_eq!(p.files[0].content_in(&body), data);
         assert_eq!(p.files[0].size, data.len());
 
         let mut body = b"--b\r\nContent-Disposition: form-data; name=\"a\"; x=\"".to_vec();
