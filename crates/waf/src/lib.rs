@@ -21,6 +21,7 @@ pub mod pmset;
 pub mod prefilter;
 pub mod rules;
 pub mod transaction;
+pub mod txvars;
 pub mod variables;
 
 pub mod body;

@@ -11,11 +11,20 @@ enum Part {
     Lit(String),
     /// Collection name (upper-case) and optional key (lower-case).
     Ref(String, Option<String>),
+    /// `%{TX.key}` with the number the rule set gave the key (see
+    /// [`crate::txvars`]).
+    Tx(u32, String),
 }
 
 /// Resolves a macro reference to its current value.
 pub trait Resolve {
     fn resolve(&self, var: &str, key: Option<&str>, out: &mut Vec<u8>);
+
+    /// `%{TX.key}` where `key` has the number `slot`.
+    fn resolve_tx(&self, slot: u32, key: &str, out: &mut Vec<u8>) {
+        let _ = slot;
+        self.resolve("TX", Some(key), out)
+    }
 }
 
 impl MacroText {
@@ -48,6 +57,18 @@ impl MacroText {
         self.parts.iter().all(|p| matches!(p, Part::Lit(_)))
     }
 
+    /// Numbers its `%{TX.key}` references with `number` (see [`crate::txvars`]).
+    pub fn bind_tx(&mut self, number: &mut impl FnMut(&str) -> u32) {
+        for p in &mut self.parts {
+            if let Part::Ref(var, Some(key)) = p {
+                if var == "TX" {
+                    let key = std::mem::take(key);
+                    *p = Part::Tx(number(&key), key);
+                }
+            }
+        }
+    }
+
     /// The text when it has no references (borrowed, unlike [`MacroText::literal`]).
     pub fn as_literal(&self) -> Option<&str> {
         match self.parts.as_slice() {
@@ -75,6 +96,11 @@ impl MacroText {
                     s.push_str(v);
                     s.push('}');
                 }
+                Part::Tx(_, k) => {
+                    s.push_str("%{TX.");
+                    s.push_str(k);
+                    s.push('}');
+                }
             }
         }
         s
@@ -91,6 +117,7 @@ impl MacroText {
             match p {
                 Part::Lit(l) => out.extend_from_slice(l.as_bytes()),
                 Part::Ref(v, k) => r.resolve(v, k.as_deref(), out),
+                Part::Tx(slot, k) => r.resolve_tx(*slot, k, out),
             }
         }
     }

@@ -224,6 +224,26 @@ impl Operator {
         })
     }
 
+    /// The parameter of an operator that takes a macro text.
+    pub fn macro_text_mut(&mut self) -> Option<&mut MacroText> {
+        match self {
+            Operator::RxMacro(t)
+            | Operator::Eq(t)
+            | Operator::Ge(t)
+            | Operator::Gt(t)
+            | Operator::Lt(t)
+            | Operator::Le(t)
+            | Operator::Within(t)
+            | Operator::Streq(t)
+            | Operator::Contains(t)
+            | Operator::ContainsWord(t)
+            | Operator::BeginsWith(t)
+            | Operator::EndsWith(t)
+            | Operator::StrMatch(t) => Some(t),
+            _ => None,
+        }
+    }
+
     /// The regex of a literal `@rx`, for the prefilter.
     pub fn static_regex(&self) -> Option<&Regex> {
         match self {
@@ -238,6 +258,29 @@ impl Operator {
             Operator::Rx(r) => Some(r.clone()),
             _ => None,
         }
+    }
+
+    /// `@eq`, `@ge`, `@gt`, `@lt`, `@le` with a literal operand (CRS'
+    /// paranoia-level and threshold checks), decided without expanding
+    /// anything; `None` for any other operator.
+    #[inline]
+    pub fn literal_compare(&self, value: &[u8]) -> Option<bool> {
+        let t = match self {
+            Operator::Eq(t)
+            | Operator::Ge(t)
+            | Operator::Gt(t)
+            | Operator::Lt(t)
+            | Operator::Le(t) => t,
+            _ => return None,
+        };
+        let (a, b) = (num(value), num(t.as_literal()?.as_bytes()));
+        Some(match self {
+            Operator::Eq(_) => a == b,
+            Operator::Ge(_) => a >= b,
+            Operator::Gt(_) => a > b,
+            Operator::Lt(_) => a < b,
+            _ => a <= b,
+        })
     }
 
     /// Runs the operator on one value. `caps`, when given, receives the

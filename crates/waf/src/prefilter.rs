@@ -119,6 +119,11 @@ pub struct SeededHasher {
     key: u64,
 }
 
+#[inline(always)]
+fn word8(b: &[u8]) -> u64 {
+    u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+}
+
 #[inline]
 fn folded_multiply(a: u64, b: u64) -> u64 {
     let r = (a as u128).wrapping_mul(b as u128);
@@ -135,17 +140,28 @@ impl SeededHasher {
 impl Hasher for SeededHasher {
     #[inline]
     fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.add(u64::from_le_bytes([
-                c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
-            ]));
-        }
-        let rest = chunks.remainder();
-        let mut buf = [0u8; 8];
-        buf[..rest.len()].copy_from_slice(rest);
+        let n = bytes.len();
         // The length goes in with the last word: "ab" and "ab\0" differ.
-        self.add(u64::from_le_bytes(buf) ^ ((bytes.len() as u64) << 56));
+        let len = (n as u64) << 56;
+        if n >= 8 {
+            let mut at = 0;
+            while at + 8 < n {
+                self.add(word8(&bytes[at..]));
+                at += 8;
+            }
+            // The last 8 bytes (overlapping the previous word if need be).
+            self.add(word8(&bytes[n - 8..]) ^ len);
+        } else if n >= 4 {
+            let lo = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as u64;
+            let hi = u32::from_le_bytes([bytes[n - 4], bytes[n - 3], bytes[n - 2], bytes[n - 1]]);
+            self.add((lo | (hi as u64) << 32) ^ len);
+        } else {
+            let w = bytes
+                .iter()
+                .enumerate()
+                .fold(0u64, |w, (i, &b)| w | (b as u64) << (8 * i));
+            self.add(w ^ len);
+        }
     }
 
     #[inline]

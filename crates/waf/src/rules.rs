@@ -40,6 +40,8 @@ pub struct SetVar {
     pub collection: String,
     pub name: MacroText,
     pub op: SetOp,
+    /// For a literal TX name: its number (see [`crate::txvars`]).
+    pub tx_slot: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -231,6 +233,8 @@ pub struct RuleSet {
     pub groups: Vec<RuleGroup>,
     /// How many `@pm` rules are in groups (bits of [`Rule::pm_bit`]).
     pub pm_bits: usize,
+    /// The TX names the rules use literally, numbered (see [`crate::txvars`]).
+    pub tx_names: std::sync::Arc<crate::txvars::TxNames>,
     /// Rules left out by [`compile_with`] (`skip_unsupported`), with why.
     pub skipped: Vec<String>,
 }
@@ -851,6 +855,7 @@ impl Compiler {
             }
         }
         let (groups, pm_bits) = build_groups(&mut rules);
+        let tx_names = number_tx_names(&mut rules);
         for head in rules.iter_mut() {
             let mut link = Some(head);
             while let Some(r) = link {
@@ -873,9 +878,48 @@ impl Compiler {
             block_action,
             groups,
             pm_bits,
+            tx_names: std::sync::Arc::new(tx_names),
             skipped: Vec::new(),
         }
     }
+}
+
+/// Numbers the TX names the rules use literally (targets, macros, setvar
+/// names; TX.0 to TX.9 first, for captures) and records the numbers where
+/// they are used, so that they are read and written without hashing.
+fn number_tx_names(rules: &mut [Rule]) -> crate::txvars::TxNames {
+    let mut names = crate::txvars::TxNames::default();
+    for i in 0..10 {
+        names.intern(&i.to_string());
+    }
+    for head in rules.iter_mut() {
+        let mut link = Some(head);
+        while let Some(r) = link {
+            let mut number = |k: &str| names.intern(k);
+            for t in &mut r.targets.targets {
+                if let Some(k) = &t.tx_key {
+                    t.tx_slot = Some(number(k));
+                }
+            }
+            for m in [&mut r.msg, &mut r.logdata].into_iter().flatten() {
+                m.bind_tx(&mut number);
+            }
+            if let Some(m) = r.operator.macro_text_mut() {
+                m.bind_tx(&mut number);
+            }
+            for sv in &mut r.setvars {
+                if sv.collection == "tx" {
+                    sv.tx_slot = sv.name.as_literal().map(&mut number);
+                }
+                sv.name.bind_tx(&mut number);
+                if let SetOp::Set(v) | SetOp::Add(v) | SetOp::Sub(v) = &mut sv.op {
+                    v.bind_tx(&mut number);
+                }
+            }
+            link = r.chained.as_deref_mut();
+        }
+    }
+    names
 }
 
 /// The key of the group a rule link can join: its targets and its
@@ -1066,6 +1110,7 @@ fn parse_setvar(s: &str) -> Result<SetVar, String> {
         return Err(format!("setvar: unknown collection {coll:?}"));
     }
     Ok(SetVar {
+        tx_slot: None,
         collection: coll,
         name: MacroText::parse(&name.trim().to_ascii_lowercase()),
         op,

@@ -20,6 +20,7 @@ use crate::operators::Captures;
 use crate::prefilter::{FxBuild, SeededBuild, RX_NONE};
 use crate::rules::{Ctl, Disruptive, EngineMode, IdRange, Rule, RuleSet, SetOp, Step};
 use crate::transform::Transform;
+use crate::txvars::TxVars;
 use crate::variables::{Selector, Target, TargetList, Var};
 
 /// The request as the engine sees it.
@@ -329,7 +330,7 @@ enum RuleSel {
 pub struct State {
     // Every field is owned data (no `Rc`, no cells): a transaction can move
     // between threads with the proxy hook that drives it.
-    pub tx: HashMap<String, Vec<u8>, SeededBuild>,
+    pub tx: TxVars,
     /// Other collections written by setvar (ip, global, ...), per request.
     colls: HashMap<String, HashMap<String, Vec<u8>, SeededBuild>>,
     matched_var: Vec<u8>,
@@ -563,6 +564,12 @@ struct Ctx<'a> {
 }
 
 impl Resolve for Ctx<'_> {
+    fn resolve_tx(&self, slot: u32, _key: &str, out: &mut Vec<u8>) {
+        if let Some(v) = self.state.tx.get_slot(slot) {
+            out.extend_from_slice(v);
+        }
+    }
+
     fn resolve(&self, var: &str, key: Option<&str>, out: &mut Vec<u8>) {
         let s = self.state;
         match var {
@@ -656,7 +663,7 @@ impl Transaction {
     pub fn new(rules: Arc<RuleSet>, req: HttpRequest) -> Transaction {
         let state = State {
             // CRS sets about a hundred TX variables per request.
-            tx: HashMap::with_capacity_and_hasher(128, SeededBuild::default()),
+            tx: TxVars::new(Arc::clone(&rules.tx_names)),
             mode: rules.settings.mode,
             body_access: rules.settings.request_body_access,
             response_body_access: rules.settings.response_body_access,
@@ -1000,7 +1007,11 @@ fn run_actions(data: &RequestData, state: &mut State, rule: &Rule) {
                 true
             }
             SetOp::Add(v) | SetOp::Sub(v) => {
-                let cur = coll_get(state, &sv.collection, name).map(num).unwrap_or(0);
+                let cur = match sv.tx_slot {
+                    Some(slot) => state.tx.get_slot(slot),
+                    None => coll_get(state, &sv.collection, name),
+                };
+                let cur = cur.map(num).unwrap_or(0);
                 v.expand_into(&ctx, &mut value);
                 let delta = num(&value);
                 let n = if matches!(sv.op, SetOp::Add(_)) {
@@ -1014,11 +1025,16 @@ fn run_actions(data: &RequestData, state: &mut State, rule: &Rule) {
             }
             SetOp::Delete => false,
         };
-        let coll = if sv.collection == "tx" {
-            &mut state.tx
-        } else {
-            state.colls.entry(sv.collection.clone()).or_default()
-        };
+        if sv.collection == "tx" {
+            match (set, sv.tx_slot) {
+                (true, Some(slot)) => state.tx.set_slot(slot, &value),
+                (true, None) => state.tx.set(name, &value),
+                (false, Some(slot)) => state.tx.remove_slot(slot),
+                (false, None) => state.tx.remove(name),
+            }
+            continue;
+        }
+        let coll = state.colls.entry(sv.collection.clone()).or_default();
         if set {
             match coll.get_mut(name) {
                 Some(v) => {
@@ -1058,7 +1074,7 @@ fn run_actions(data: &RequestData, state: &mut State, rule: &Rule) {
 
 fn coll_get<'s>(state: &'s State, coll: &str, name: &str) -> Option<&'s [u8]> {
     if coll == "tx" {
-        state.tx.get(name).map(Vec::as_slice)
+        state.tx.get(name)
     } else {
         state
             .colls
@@ -1071,17 +1087,40 @@ fn coll_get<'s>(state: &'s State, coll: &str, name: &str) -> Option<&'s [u8]> {
 /// Sets `MATCHED_VAR` and `MATCHED_VAR_NAME` and adds to `MATCHED_VARS`,
 /// reusing their buffers.
 fn record_match(state: &mut State, item: &Item<'_>, value: &[u8]) {
+    let name = next_matched_var(state, value);
+    item.write_name(name);
+    matched_var_name_done(state);
+}
+
+/// [`record_match`] for a value named `VAR:key` with a key known to be text.
+fn record_match_str(state: &mut State, var: Var, key: &str, value: &[u8]) {
+    let name = next_matched_var(state, value);
+    name.clear();
+    name.push_str(var.name());
+    name.push(':');
+    name.push_str(key);
+    matched_var_name_done(state);
+}
+
+/// Adds a `MATCHED_VARS` entry holding `value` and sets `MATCHED_VAR`;
+/// returns the entry's name, to be written.
+fn next_matched_var<'s>(state: &'s mut State, value: &[u8]) -> &'s mut String {
     let i = state.matched_vars_len;
     if i == state.matched_vars.len() {
         state.matched_vars.push((String::new(), Vec::new()));
     }
-    let (name, v) = &mut state.matched_vars[i];
-    item.write_name(name);
-    v.clear();
-    v.extend_from_slice(value);
     state.matched_vars_len = i + 1;
     state.matched_var.clear();
     state.matched_var.extend_from_slice(value);
+    let (name, v) = &mut state.matched_vars[i];
+    v.clear();
+    v.extend_from_slice(value);
+    name
+}
+
+/// Sets `MATCHED_VAR_NAME` to the name of the last `MATCHED_VARS` entry.
+fn matched_var_name_done(state: &mut State) {
+    let name = &state.matched_vars[state.matched_vars_len - 1].0;
     state.matched_var_name.clear();
     state.matched_var_name.extend_from_slice(name.as_bytes());
 }
@@ -1108,12 +1147,11 @@ impl Transaction {
             if let (Some(key), false) = (t.tx_key.as_deref(), t.count) {
                 // (Captures are only taken by rules that are not negated.)
                 let captures = rule.capture && !rule.negated;
-                if rule.chain_id.is_none()
-                    && !rule.multi_match
-                    && !captures
-                    && rule.targets.exclusions.is_empty()
-                    && state.removed_targets.is_empty()
-                {
+                if rule.chain_id.is_none() && !rule.multi_match && !captures {
+                    if excluded(&rule.targets, state, Some(head), t.var, key.as_bytes()) {
+                        state.matched_vars_len = 0;
+                        return false;
+                    }
                     return eval_tx_scalar(data, state, rule, t, key);
                 }
             }
@@ -1192,11 +1230,20 @@ fn eval_tx_scalar(
 ) -> bool {
     state.matched_vars_len = 0;
     let mut scratch = std::mem::take(&mut state.scratch);
-    let hit = match state.tx.get(key) {
+    let value = match t.tx_slot {
+        Some(slot) => state.tx.get_slot(slot),
+        None => state.tx.get(key),
+    };
+    let hit = match value {
         None => false,
         Some(v) => {
-            let ctx = Ctx { data, state };
-            let hit = rule.operator.eval_with(v, &ctx, None, &mut scratch) != rule.negated;
+            let hit = match rule.operator.literal_compare(v) {
+                Some(hit) => hit,
+                None => {
+                    let ctx = Ctx { data, state };
+                    rule.operator.eval_with(v, &ctx, None, &mut scratch)
+                }
+            } != rule.negated;
             if hit {
                 scratch.clear();
                 scratch.extend_from_slice(v);
@@ -1205,12 +1252,7 @@ fn eval_tx_scalar(
         }
     };
     if hit {
-        let item = Item {
-            var: t.var,
-            key: Val::Ref(key.as_bytes()),
-            value: Val::Ref(b""),
-        };
-        record_match(state, &item, &scratch);
+        record_match_str(state, t.var, key, &scratch);
     }
     state.scratch = scratch;
     if hit {
@@ -1302,15 +1344,7 @@ fn eval_op(rule: &Rule, value: &[u8], data: &RequestData, state: &mut State) -> 
     let result = hit != rule.negated;
     if result && want_caps {
         for (key, c) in CAPTURE_KEYS.iter().zip(caps.iter()) {
-            match state.tx.get_mut(*key) {
-                Some(v) => {
-                    v.clear();
-                    v.extend_from_slice(c);
-                }
-                None => {
-                    state.tx.insert(key.to_string(), c.clone());
-                }
-            }
+            state.tx.set(key, c);
         }
     }
     state.captures = caps;
@@ -1610,7 +1644,11 @@ fn collect<'d>(
         Var::Tx if t.tx_key.is_some() => {
             if let Some(key) = t.tx_key.as_deref() {
                 // Exclusions compare names case-insensitively.
-                if let Some(v) = state.tx.get(key) {
+                let value = match t.tx_slot {
+                    Some(slot) => state.tx.get_slot(slot),
+                    None => state.tx.get(key),
+                };
+                if let Some(v) = value {
                     if !excluded(list, state, head, var, key.as_bytes()) {
                         out.push(Item {
                             var,
@@ -1622,20 +1660,20 @@ fn collect<'d>(
             }
         }
         Var::Tx => {
-            let mut keys: Vec<&String> = state
+            let mut vars: Vec<(&str, &[u8])> = state
                 .tx
-                .keys()
-                .filter(|k| t.selector.matches(k.as_bytes()))
+                .iter()
+                .filter(|(k, _)| t.selector.matches(k.as_bytes()))
                 .collect();
-            keys.sort();
-            for k in keys {
+            vars.sort();
+            for (k, v) in vars {
                 if excluded(list, state, head, var, k.as_bytes()) {
                     continue;
                 }
                 out.push(Item {
                     var,
                     key: Val::copy(k.as_bytes()),
-                    value: Val::copy(&state.tx[k]),
+                    value: Val::copy(v),
                 });
             }
         }

@@ -376,6 +376,9 @@ pub struct Target {
     pub count: bool,
     /// For `TX:key`: the key in lower case, as TX variables are stored.
     pub tx_key: Option<Box<str>>,
+    /// For `TX:key`: the key's number (set when the rule set is compiled,
+    /// see [`crate::txvars`]).
+    pub tx_slot: Option<u32>,
 }
 
 impl Target {
@@ -389,6 +392,7 @@ impl Target {
             selector,
             count,
             tx_key,
+            tx_slot: None,
         }
     }
 }
