@@ -266,7 +266,9 @@ fn html(extra: &[(&str, &str)]) -> Vec<(Vec<u8>, Vec<u8>)> {
 #[test]
 fn response_phases_catch_leaks() {
     let waf = build(WafSettings::default());
-    let leak = b"<html><body><?php echo $db_password; ?></body></html>";
+    // A PHP source leak: `fopen(` (953110) and, for CRS v4 (CRS 3.3 writes it
+    // with a look-ahead, which the engine skips), `<?php` (953120).
+    let leak = b"<html><body><?php $f = fopen(\"/etc/app.ini\", \"r\"); echo $db_password; ?></body></html>";
     let mut ex = benign_exchange(&waf);
     let (v, plan) = ex.response_headers(200, b"HTTP/1.1", html(&[]));
     assert!(!v.blocked && v.phase == 3);
@@ -285,7 +287,8 @@ fn response_phases_catch_leaks() {
     );
     ex.logging();
     assert!(
-        ex.matched().any(|m| m.id == 980170),
+        // 980170 in CRS v4, 980130-980150 in CRS 3.3.
+        ex.matched().any(|m| m.id / 1000 == 980),
         "phase 5 reports the scores"
     );
 
