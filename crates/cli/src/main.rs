@@ -6,6 +6,7 @@ mod edge_cmd;
 mod origin;
 mod policy_cmd;
 mod runtime;
+mod tune_cmd;
 mod up;
 mod waf_cmd;
 

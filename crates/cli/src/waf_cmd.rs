@@ -38,6 +38,11 @@ pub enum WafCommand {
         #[arg(long)]
         skip_unsupported: bool,
     },
+    /// Propose [[waf.exclusions]] from WAF events: the blocks and would-be
+    /// blocks (run `mode = "detect"` on real traffic first), grouped by
+    /// rule x host x path x matched variable, with counts, samples and a risk
+    /// note each.
+    Tune(crate::tune_cmd::TuneArgs),
     /// Load a CRS directory with default settings: print the rule count, or every error.
     Check {
         /// The CRS rules directory (or the CRS directory above it).
@@ -125,6 +130,7 @@ pub fn run(command: WafCommand) -> anyhow::Result<i32> {
             }
             Ok(status)
         }
+        WafCommand::Tune(args) => crate::tune_cmd::run(args),
         WafCommand::Check {
             rules,
             skip_unsupported,

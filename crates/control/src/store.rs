@@ -332,6 +332,7 @@ mod tests {
                 id: 942100,
                 msg: "SQL Injection Attack Detected via libinjection".into(),
                 data: "Matched Data: s&sos found within ARGS:q: 1' OR '1'='1".into(),
+                var: "ARGS:q".into(),
             }],
             ..Default::default()
         });

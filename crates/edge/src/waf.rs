@@ -169,6 +169,7 @@ pub fn event_detail(v: &ExchangeVerdict) -> WafEventDetail {
                 id: m.id,
                 msg: m.msg.clone(),
                 data: m.logdata.clone(),
+                var: m.matched_var_name.clone(),
             })
             .collect(),
     }

@@ -83,6 +83,11 @@ pub struct WafRuleHit {
     /// The rule's log data (what matched, truncated by the rule set).
     #[serde(default)]
     pub data: String,
+    /// The variable that matched (`ARGS:q`, `REQUEST_HEADERS:User-Agent`,
+    /// `REQUEST_FILENAME`...; the engine's `MATCHED_VAR_NAME`). Empty in
+    /// events written before it was recorded.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub var: String,
 }
 
 #[cfg(test)]
@@ -126,6 +131,7 @@ mod tests {
                 id: 942100,
                 msg: "SQL Injection Attack Detected via libinjection".into(),
                 data: "Matched Data: s&sos found within ARGS:q".into(),
+                var: "ARGS:q".into(),
             }],
             ..WafEventDetail::default()
         });

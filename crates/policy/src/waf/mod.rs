@@ -24,6 +24,7 @@
 mod parse;
 #[cfg(test)]
 mod tests;
+pub mod tune;
 
 pub(crate) use parse::RawWaf;
 
