@@ -70,6 +70,32 @@ else
   skipped "CRS v4 conformance" "$crs/rules or $crs/cases/crs_cases.jsonl not present"
 fi
 
+# 4. The benign corpus (crates/waf/testdata/benign, made from published API
+#    descriptions) through CRS v4 in block mode, PL1, inbound threshold 5:
+#    fails when the share of requests blocked (false positives) is above the
+#    ratchet in .ci/waf-benign-max.
+corpus=crates/waf/testdata/benign/corpus.jsonl.gz
+if [ -d "$crs/rules" ]; then
+  max=$(cat .ci/waf-benign-max)
+  cargo build -q -p palisade-cli --locked
+  fp=$(mktemp)
+  status=0
+  target/debug/palisade waf benign --rules "$crs/rules" --corpus "$corpus" \
+    --max-percent "$max" >"$fp" 2>&1 || status=$?
+  echo "benign corpus ($corpus), CRS v4 PL1 block mode:"
+  cat "$fp"
+  rm -f "$fp"
+  if [ "$status" -ne 0 ]; then
+    echo "test waf_benign_corpus ... FAILED (above $max% blocked)" | tee -a "$log"
+    echo "test result: FAILED. 0 passed; 1 failed; 0 ignored" >>"$log"
+    failed=1
+  else
+    echo "test result: ok. 1 passed; 0 failed; 0 ignored" >>"$log"
+  fi
+else
+  skipped "benign corpus false-positive rate" "$crs/rules not present"
+fi
+
 # One closing line over every test binary and step; ignored tests and skipped
 # steps are counted as skipped.
 [ -f "$log.skipped" ] && cat "$log.skipped" && rm -f "$log.skipped"

@@ -1,7 +1,7 @@
 //! `palisade waf …`: offline tools for the WAF engine and a CRS directory.
 
 use clap::Subcommand;
-use palisade_waf::{conformance, Waf, WafSettings};
+use palisade_waf::{benign, conformance, Waf, WafSettings};
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
@@ -43,6 +43,31 @@ pub enum WafCommand {
     /// rule x host x path x matched variable, with counts, samples and a risk
     /// note each.
     Tune(crate::tune_cmd::TuneArgs),
+    /// Replay a corpus of benign requests (JSON lines, gzip or plain) through the
+    /// engine in block mode, paranoia level 1, inbound threshold 5, and report the
+    /// share blocked (false positives): overall, per application, and the rules
+    /// behind the blocks.
+    Benign {
+        /// The CRS rules directory (or the CRS directory above it).
+        #[arg(long)]
+        rules: PathBuf,
+        /// The corpus (e.g. crates/waf/testdata/benign/corpus.jsonl.gz).
+        #[arg(long)]
+        corpus: PathBuf,
+        /// How many of the rules behind the blocks to list.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        /// List every blocked request with its rules.
+        #[arg(long)]
+        list_blocked: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Exit with status 1 when the share of requests blocked is above this
+        /// percentage.
+        #[arg(long)]
+        max_percent: Option<f64>,
+    },
     /// Load a CRS directory with default settings: print the rule count, or every error.
     Check {
         /// The CRS rules directory (or the CRS directory above it).
@@ -131,6 +156,43 @@ pub fn run(command: WafCommand) -> anyhow::Result<i32> {
             Ok(status)
         }
         WafCommand::Tune(args) => crate::tune_cmd::run(args),
+        WafCommand::Benign {
+            rules,
+            corpus,
+            top,
+            list_blocked,
+            json,
+            max_percent,
+        } => {
+            let waf = match Waf::build(&benign::measure_settings(&rules)) {
+                Ok(w) => w,
+                Err(e) => {
+                    eprintln!("{}: {e}", rules.display());
+                    return Ok(1);
+                }
+            };
+            let requests = match benign::load_corpus(&corpus) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(1);
+                }
+            };
+            let report = benign::run(&waf, &requests);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.render(top, list_blocked));
+            }
+            let percent = report.overall.percent();
+            match max_percent.filter(|&max| percent > max) {
+                Some(max) => {
+                    eprintln!("benign blocked {percent:.2}% is above --max-percent {max}");
+                    Ok(1)
+                }
+                None => Ok(0),
+            }
+        }
         WafCommand::Check {
             rules,
             skip_unsupported,

@@ -5,10 +5,12 @@
 //! request body processing ([`body`]), transformations ([`transform`]),
 //! operators ([`operators`]), evaluation ([`transaction`]), decoding
 //! compressed bodies ([`decompress`]) and the step-by-step inspection of an
-//! HTTP exchange, request and response ([`exchange`]).
+//! HTTP exchange, request and response ([`exchange`]); the false-positive
+//! rate on a corpus of benign requests ([`benign`]).
 //! Must not: do network I/O, read the clock, or panic on request input.
 //! Files are read only when a rule set is loaded.
 
+pub mod benign;
 pub mod config;
 pub mod conformance;
 pub mod decompress;
