@@ -333,6 +333,7 @@ mod tests {
                 msg: "SQL Injection Attack Detected via libinjection".into(),
                 data: "Matched Data: s&sos found within ARGS:q: 1' OR '1'='1".into(),
                 var: "ARGS:q".into(),
+                vars: Vec::new(),
             }],
             ..Default::default()
         });

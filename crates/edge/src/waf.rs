@@ -170,6 +170,11 @@ pub fn event_detail(v: &ExchangeVerdict) -> WafEventDetail {
                 msg: m.msg.clone(),
                 data: m.logdata.clone(),
                 var: m.matched_var_name.clone(),
+                vars: if m.matched_var_names.len() > 1 {
+                    m.matched_var_names.clone()
+                } else {
+                    Vec::new()
+                },
             })
             .collect(),
     }
@@ -198,6 +203,7 @@ mod tests {
             severity: Some(2),
             tags: Vec::new(),
             matched_var_name: "ARGS:q".into(),
+            matched_var_names: vec!["ARGS:q".into()],
             log: true,
         }
     }

@@ -67,6 +67,11 @@ fn is_zero_i64(n: &i64) -> bool {
     *n == 0
 }
 
+impl WafRuleHit {
+    /// Variables kept in [`WafRuleHit::vars`].
+    pub const MAX_VARS: usize = 32;
+}
+
 impl WafEventDetail {
     /// Rules kept per event; further matches are counted in metrics only.
     pub const MAX_RULES: usize = 32;
@@ -88,6 +93,12 @@ pub struct WafRuleHit {
     /// events written before it was recorded.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub var: String,
+    /// Every variable the rule matched when there were several (at most
+    /// [`WafRuleHit::MAX_VARS`]: a list that long may have been cut; `var`
+    /// is the last): what a target exclusion must name to cover the
+    /// request. Empty when the rule matched one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vars: Vec<String>,
 }
 
 #[cfg(test)]
@@ -132,6 +143,7 @@ mod tests {
                 msg: "SQL Injection Attack Detected via libinjection".into(),
                 data: "Matched Data: s&sos found within ARGS:q".into(),
                 var: "ARGS:q".into(),
+                vars: Vec::new(),
             }],
             ..WafEventDetail::default()
         });

@@ -57,7 +57,16 @@ pub struct MatchedRule {
     pub severity: Option<u8>,
     pub tags: Vec<String>,
     pub matched_var_name: String,
+    /// Every variable the rule (for a chain: its last link) matched, in
+    /// order, at most [`MatchedRule::MAX_VARS`] (a full list may have been
+    /// cut): `matched_var_name` is the last of them.
+    pub matched_var_names: Vec<String>,
     pub log: bool,
+}
+
+impl MatchedRule {
+    /// Variables kept in [`MatchedRule::matched_var_names`].
+    pub const MAX_VARS: usize = 32;
 }
 
 /// The response as the engine sees it (phases 3 and 4).
@@ -961,6 +970,11 @@ impl Transaction {
             severity: head.severity,
             tags: head.tags.clone(),
             matched_var_name: String::from_utf8_lossy(&self.state.matched_var_name).into_owned(),
+            matched_var_names: self.state.matched_vars[..self.state.matched_vars_len]
+                .iter()
+                .take(MatchedRule::MAX_VARS)
+                .map(|(name, _)| name.clone())
+                .collect(),
             log: head.log,
         };
         self.state.rule_msg.extend_from_slice(entry.msg.as_bytes());

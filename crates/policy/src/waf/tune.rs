@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{RuleIdRange, WafExclusion};
-use crate::event::SecurityEvent;
+use crate::event::{SecurityEvent, WafRuleHit};
 use crate::verdict::CheckKind;
 
 /// What [`propose`] keeps.
@@ -241,6 +241,14 @@ fn first_segment(p: &str) -> &str {
     }
 }
 
+/// The variable CRS' log data names (`... found within ARGS:q: VALUE`).
+fn logged_var(data: &str) -> Option<&str> {
+    let rest = &data[data.find(" found within ")? + " found within ".len()..];
+    let end = rest.find(": ").unwrap_or(rest.len());
+    let var = &rest[..end];
+    (!var.is_empty() && !var.contains(' ')).then_some(var)
+}
+
 /// The value a rule hit matched, from CRS' log data (`Matched Data: X found
 /// within ARGS:q: VALUE`), else the log data itself.
 fn sample_of(data: &str, max: usize) -> String {
@@ -295,25 +303,50 @@ pub fn propose<'a>(
             if is_scoring_rule(hit.id) {
                 continue;
             }
-            let target = target_of(&hit.var);
-            if !seen.insert((hit.id, target.clone())) {
-                continue;
-            }
-            let key = (
-                hit.id,
-                host.clone(),
-                target,
-                first_segment(&path).to_string(),
-            );
-            let g = groups.entry(key).or_default();
-            if g.msg.is_empty() {
-                g.msg = hit.msg.clone();
-            }
-            g.requests += 1;
-            *g.paths.entry(path.clone()).or_default() += 1;
-            g.clients.insert(e.client_ip);
-            if g.samples.len() < opts.samples.max(1) * 4 {
-                g.samples.insert(sample_of(&hit.data, opts.sample_chars));
+            // For a chain, MATCHED_VAR_NAME is the last link's variable;
+            // CRS' log data names the first link's (what a target exclusion
+            // by id removes: `found within %{TX.<id>_MATCHED_VAR_NAME}`).
+            // A rule that matched several variables needs each left out;
+            // when one of them is not a single value (the path, a TX
+            // variable), the rule itself.
+            let targets: Vec<Option<String>> = match logged_var(&hit.data).and_then(target_of) {
+                Some(t) if hit.vars.len() <= 1 => vec![Some(t)],
+                // A list at its cap may have been cut: the rule itself.
+                _ if hit.vars.len() >= WafRuleHit::MAX_VARS => vec![None],
+                _ => {
+                    let vars: Vec<&str> = if hit.vars.is_empty() {
+                        vec![hit.var.as_str()]
+                    } else {
+                        hit.vars.iter().map(String::as_str).collect()
+                    };
+                    let ts: Vec<Option<String>> = vars.iter().map(|v| target_of(v)).collect();
+                    if ts.iter().any(Option::is_none) {
+                        vec![None]
+                    } else {
+                        ts
+                    }
+                }
+            };
+            for target in targets {
+                if !seen.insert((hit.id, target.clone())) {
+                    continue;
+                }
+                let key = (
+                    hit.id,
+                    host.clone(),
+                    target,
+                    first_segment(&path).to_string(),
+                );
+                let g = groups.entry(key).or_default();
+                if g.msg.is_empty() {
+                    g.msg = hit.msg.clone();
+                }
+                g.requests += 1;
+                *g.paths.entry(path.clone()).or_default() += 1;
+                g.clients.insert(e.client_ip);
+                if g.samples.len() < opts.samples.max(1) * 4 {
+                    g.samples.insert(sample_of(&hit.data, opts.sample_chars));
+                }
             }
         }
     }
@@ -516,7 +549,7 @@ pub fn render(t: &Tuning) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{WafEventDetail, WafRuleHit};
+    use crate::event::WafEventDetail;
 
     fn ev(ip: &str, host: &str, path: &str, hits: &[(u32, &str, &str)]) -> SecurityEvent {
         let mut rules: Vec<WafRuleHit> = hits
@@ -526,6 +559,7 @@ mod tests {
                 msg: format!("rule {id}"),
                 data: format!("Matched Data: x found within {var}: {value}"),
                 var: var.to_string(),
+                vars: Vec::new(),
             })
             .collect();
         rules.push(WafRuleHit {
@@ -533,6 +567,7 @@ mod tests {
             msg: "Inbound Anomaly Score Exceeded".into(),
             data: String::new(),
             var: "TX:blocking_inbound_anomaly_score".into(),
+            vars: Vec::new(),
         });
         SecurityEvent {
             time_ms: 1,
@@ -723,5 +758,10 @@ mod tests {
         );
         assert_eq!(target_of("REQUEST_FILENAME"), None);
         assert_eq!(target_of("TX:0"), None);
+        assert_eq!(
+            logged_var("Matched Data: sid found within ARGS_NAMES:sid: sid"),
+            Some("ARGS_NAMES:sid")
+        );
+        assert_eq!(logged_var("Matched Data: x"), None);
     }
 }
