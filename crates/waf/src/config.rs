@@ -54,6 +54,21 @@ const BODY_ERROR_RULES: &str = r#"SecRule REQBODY_ERROR "!@eq 0" "id:200002,phas
 SecRule MULTIPART_STRICT_ERROR "!@eq 0" "id:200003,phase:2,t:none,log,deny,status:400,msg:'Multipart request body failed strict validation',logdata:'%{reqbody_error_msg}'"
 "#;
 
+/// CRS settings whose CRS defaults block common legitimate traffic, set
+/// to Palisade's defaults when the policy has no `setup` file and its `tx`
+/// does not name them (docs/waf.md, "Defaults", says what each gives up):
+/// REST APIs use PUT, PATCH and DELETE (CRS allows GET HEAD POST OPTIONS),
+/// and send JSON Patch / merge-patch bodies (parsed as JSON like any
+/// `+json` type). The content types are CRS 3.3's list (a superset of
+/// 4.28's) plus the three patch types.
+pub const PALISADE_TX_DEFAULTS: &[(&str, &str)] = &[
+    ("allowed_methods", "GET HEAD POST OPTIONS PUT PATCH DELETE"),
+    (
+        "allowed_request_content_type",
+        "|application/x-www-form-urlencoded| |multipart/form-data| |multipart/related| |text/xml| |application/xml| |application/soap+xml| |application/json| |application/cloudevents+json| |application/cloudevents-batch+json| |application/json-patch+json| |application/merge-patch+json| |application/strategic-merge-patch+json|",
+    ),
+];
+
 /// Ids for rules generated from the policy, far from CRS' 900000-999999.
 pub(crate) const GENERATED_ID_BASE: u32 = 9_100_000;
 
@@ -164,6 +179,15 @@ impl Settings<'_> {
                 self.0.outbound_threshold.to_string(),
             ),
         ];
+        // Palisade's defaults for real traffic (docs/waf.md, "Defaults"),
+        // unless a setup file or `tx` sets them.
+        if self.0.setup.is_none() {
+            for (k, v) in PALISADE_TX_DEFAULTS {
+                if !self.0.tx.keys().any(|t| t.eq_ignore_ascii_case(k)) {
+                    vars.push((k.to_string(), v.to_string()));
+                }
+            }
+        }
         vars.extend(self.0.tx.iter().map(|(k, v)| (k.clone(), v.clone())));
         let setvars: Vec<String> = vars
             .iter()

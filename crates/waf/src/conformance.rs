@@ -118,6 +118,13 @@ pub fn regression_config(rules: &Path, pl: u8) -> WafSettings {
             ("total_arg_length", "6400"),
             ("max_file_size", "64100"),
             ("combined_file_sizes", "65535"),
+            // CRS' own defaults, which its tests expect (Palisade's differ:
+            // config::PALISADE_TX_DEFAULTS).
+            ("allowed_methods", "GET HEAD POST OPTIONS"),
+            (
+                "allowed_request_content_type",
+                "|application/x-www-form-urlencoded| |multipart/form-data| |text/xml| |application/xml| |application/soap+xml| |application/json|",
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

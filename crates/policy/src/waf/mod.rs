@@ -446,10 +446,12 @@ fn check_tx_name(name: &str) -> Result<String, String> {
 }
 
 fn check_tx_value(name: &str, value: &str) -> Result<(), String> {
-    // Spaces separate list items in CRS settings (`allowed_methods`), so they are allowed here.
+    // Spaces and `|` separate list items in CRS settings (`allowed_methods`,
+    // `|text/xml| |application/json|`), so they are allowed here: inside the
+    // single-quoted `setvar:'tx.name=value'` they are plain characters.
     match value
         .chars()
-        .find(|c| matches!(c, '"' | '\'' | '\\' | ',' | ';' | '|' | '`' | '\n' | '\r'))
+        .find(|c| matches!(c, '"' | '\'' | '\\' | ',' | ';' | '`' | '\n' | '\r'))
     {
         Some(c) => Err(format!(
             "waf: tx setting `{name}`: the value must not contain {c:?}"

@@ -325,3 +325,18 @@ fn validate_runs_the_parser_checks_on_a_built_value() {
         assert!(e.contains(needle), "missing {needle:?} in:\n{e}");
     }
 }
+
+#[test]
+fn crs_list_settings_may_hold_bars() {
+    let mut w = WafSettings {
+        crs_dir: "/crs".into(),
+        ..WafSettings::default()
+    };
+    w.tx.insert(
+        "allowed_request_content_type".into(),
+        "|application/json| |text/xml|".into(),
+    );
+    assert!(w.validate().is_empty(), "{:?}", w.validate());
+    w.tx.insert("x".into(), "a'b".into());
+    assert!(!w.validate().is_empty());
+}
