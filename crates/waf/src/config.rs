@@ -69,6 +69,14 @@ pub const PALISADE_TX_DEFAULTS: &[(&str, &str)] = &[
     ),
 ];
 
+/// A CRS v4 plugins directory's files, by kind, in load order.
+#[derive(Default)]
+struct Plugins {
+    config: Vec<PathBuf>,
+    before: Vec<PathBuf>,
+    after: Vec<PathBuf>,
+}
+
 /// Ids for rules generated from the policy, far from CRS' 900000-999999.
 pub(crate) const GENERATED_ID_BASE: u32 = 9_100_000;
 
@@ -256,6 +264,48 @@ impl Settings<'_> {
     }
 
     /// Every directive, in load order.
+    /// The plugin files to load: from `plugins_dir`, else from a
+    /// `plugins/` directory beside the CRS `rules/` directory.
+    fn plugins(&self, rules: &Path) -> Result<Plugins, WafError> {
+        let dir = match &self.0.plugins_dir {
+            Some(d) => {
+                let d = PathBuf::from(d);
+                if !d.is_dir() {
+                    return Err(WafError::Config(format!(
+                        "plugins_dir {}: not a directory",
+                        d.display()
+                    )));
+                }
+                d
+            }
+            None => match rules.parent().map(|p| p.join("plugins")) {
+                Some(d) if d.is_dir() => d,
+                _ => return Ok(Plugins::default()),
+            },
+        };
+        let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map_err(|e| WafError::Config(format!("plugins_dir {}: {e}", dir.display())))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .collect();
+        names.sort();
+        let mut out = Plugins::default();
+        for p in names {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if name.ends_with("-config.conf") {
+                out.config.push(p);
+            } else if name.ends_with("-before.conf") {
+                out.before.push(p);
+            } else if name.ends_with("-after.conf") {
+                out.after.push(p);
+            }
+        }
+        Ok(out)
+    }
+
     fn directives(&self) -> Result<Vec<Directive>, WafError> {
         let mut errs = self.0.validate();
         for (i, e) in self.0.exclusions.iter().enumerate() {
@@ -285,6 +335,7 @@ impl Settings<'_> {
                 dir.display()
             )));
         }
+        let plugins = self.plugins(&dir)?;
         let here: Arc<Path> = Arc::from(dir.as_path());
         let mut out = parser::parse_str(&self.preamble(), &Arc::from("<waf settings>"), &here)?;
         if let Some(setup) = &self.0.setup {
@@ -295,8 +346,14 @@ impl Settings<'_> {
             &Arc::from("<waf settings>"),
             &here,
         )?);
+        for f in plugins.config.iter().chain(&plugins.before) {
+            out.extend(parser::load_path(f)?);
+        }
         for f in files {
             out.extend(parser::load_path(&f)?);
+        }
+        for f in &plugins.after {
+            out.extend(parser::load_path(f)?);
         }
         for f in &self.0.extra_rules {
             out.extend(parser::load_path(Path::new(f))?);

@@ -370,3 +370,88 @@ fn compressed_and_partial_request_bodies() {
     assert!(v.matched.iter().all(|m| m.id != 200002));
     assert_eq!(ex.take_request_body(), body.as_bytes());
 }
+
+/// A CRS v4 plugin in CRS' layout, written by the test: its config file
+/// loads first, its before file before the rules, its after file after
+/// them (a `SecRuleRemoveById` there only works on rules already loaded).
+#[test]
+fn plugins_load_in_crs_order() {
+    let dir = std::env::temp_dir().join(format!("palisade-plugins-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, text: &str| std::fs::write(dir.join(name), text).unwrap();
+    write(
+        "docs-config.conf",
+        "SecAction \"id:9500001,phase:1,pass,nolog,setvar:'tx.docs-plugin_enabled=1'\"\n",
+    );
+    // Needs the config file's setting: runs only when config came first.
+    write(
+        "docs-before.conf",
+        "SecRule TX:docs-plugin_enabled \"@eq 1\" \"id:9500002,phase:1,pass,nolog,chain\"\n\
+         SecRule REQUEST_FILENAME \"@beginsWith /docs/sql\" \"ctl:ruleRemoveByTag=attack-sqli\"\n",
+    );
+    write("docs-after.conf", "SecRuleRemoveById 941000-941999\n");
+    write("README.md", "not a rule file\n");
+
+    let attack = "?q=1%27%20OR%20%271%27%3D%271";
+    let xss = "?x=%3Cscript%3Ealert(1)%3C%2Fscript%3E";
+    let plain = build(WafSettings::default());
+    assert!(
+        plain
+            .inspect(req("GET", &format!("/docs/sql{attack}"), &[], ""))
+            .blocked
+    );
+    assert!(
+        plain
+            .inspect(req("GET", &format!("/shop{xss}"), &[], ""))
+            .blocked
+    );
+
+    let waf = build(WafSettings {
+        plugins_dir: Some(dir.display().to_string()),
+        ..WafSettings::default()
+    });
+    let v = waf.inspect(req("GET", &format!("/docs/sql{attack}"), &[], ""));
+    assert!(!v.blocked, "the before plugin's exclusion: {:?}", v.matched);
+    assert!(
+        waf.inspect(req("GET", &format!("/shop{attack}"), &[], ""))
+            .blocked
+    );
+    let v = waf.inspect(req("GET", &format!("/shop{xss}"), &[], ""));
+    assert!(
+        !v.matched.iter().any(|m| m.id / 1000 == 941),
+        "the after plugin removed the XSS rules: {:?}",
+        v.matched
+    );
+
+    // Loaded in the wrong order, the after file would remove nothing and
+    // the before file's exclusion would never apply: check the test can fail.
+    std::fs::remove_file(dir.join("docs-after.conf")).unwrap();
+    std::fs::write(
+        dir.join("zz-before.conf"),
+        "SecRuleRemoveById 941000-941999\n",
+    )
+    .unwrap();
+    let wrong = build(WafSettings {
+        plugins_dir: Some(dir.display().to_string()),
+        ..WafSettings::default()
+    });
+    assert!(
+        wrong
+            .inspect(req("GET", &format!("/shop{xss}"), &[], ""))
+            .blocked
+    );
+
+    let missing = Waf::build(&WafSettings {
+        crs_dir: crs_dir().display().to_string(),
+        plugins_dir: Some(dir.join("nope").display().to_string()),
+        ..WafSettings::default()
+    })
+    .err()
+    .expect("a plugins_dir that does not exist is an error")
+    .to_string();
+    assert!(
+        missing.contains("plugins_dir") && missing.contains("nope"),
+        "{missing}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -270,6 +270,13 @@ pub struct WafSettings {
     pub tx: BTreeMap<String, String>,
     /// Rule files loaded after CRS.
     pub extra_rules: Vec<String>,
+    /// A CRS v4 plugins directory (CRS' `plugins/` layout): its
+    /// `*-config.conf` files load after the settings, its `*-before.conf`
+    /// files before the rules and its `*-after.conf` files after them, each
+    /// kind in file name order, as CRS' own install instructions include
+    /// them. `None`: a `plugins/` directory beside the CRS `rules/`
+    /// directory, when there is one.
+    pub plugins_dir: Option<String>,
     /// Exclusions, in file order.
     pub exclusions: Vec<WafExclusion>,
     /// Leave out rules the engine cannot run (PCRE-only regexes of CRS 3.x)
@@ -291,6 +298,7 @@ impl Default for WafSettings {
             response: ResponseSettings::default(),
             tx: BTreeMap::new(),
             extra_rules: Vec::new(),
+            plugins_dir: None,
             exclusions: Vec::new(),
             skip_unsupported_rules: false,
         }
@@ -317,6 +325,9 @@ impl WafSettings {
         err(check_path("crs_dir", &self.crs_dir));
         if let Some(s) = &self.setup {
             err(check_path("setup", s));
+        }
+        if let Some(p) = &self.plugins_dir {
+            err(check_path("plugins_dir", p));
         }
         for f in &self.extra_rules {
             err(check_path("extra_rules entries", f));

@@ -45,6 +45,8 @@ pub(crate) struct RawWaf {
     #[serde(default)]
     extra_rules: Vec<Spanned<String>>,
     #[serde(default)]
+    plugins_dir: Option<Spanned<String>>,
+    #[serde(default)]
     exclusions: Vec<Spanned<RawExclusion>>,
     #[serde(default)]
     skip_unsupported_rules: bool,
@@ -139,6 +141,10 @@ impl RawWaf {
         s.crs_dir = path(diag, &self.crs_dir, "crs_dir");
         s.skip_unsupported_rules = self.skip_unsupported_rules;
         s.setup = self.setup.as_ref().map(|v| path(diag, v, "setup"));
+        s.plugins_dir = self
+            .plugins_dir
+            .as_ref()
+            .map(|v| path(diag, v, "plugins_dir"));
         s.extra_rules = self
             .extra_rules
             .iter()
