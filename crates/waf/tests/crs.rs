@@ -446,8 +446,8 @@ fn plugins_load_in_crs_order() {
         plugins_dir: Some(dir.join("nope").display().to_string()),
         ..WafSettings::default()
     })
-    .err()
-    .expect("a plugins_dir that does not exist is an error")
+    .map(|_| ())
+    .expect_err("a plugins_dir that does not exist is an error")
     .to_string();
     assert!(
         missing.contains("plugins_dir") && missing.contains("nope"),
