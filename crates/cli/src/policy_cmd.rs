@@ -56,7 +56,11 @@ fn validate(file: &PathBuf) -> anyhow::Result<i32> {
                     ""
                 },
                 match &p.waf {
-                    Some(w) => format!(", waf ({}, {})", w.mode.as_str(), w.crs_dir),
+                    Some(w) => format!(
+                        ", waf ({}, {})",
+                        w.mode.as_str(),
+                        w.crs_dir.as_deref().unwrap_or("CRS searched for")
+                    ),
                     None => String::new(),
                 }
             );

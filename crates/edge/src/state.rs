@@ -130,7 +130,10 @@ impl EdgeState {
                 tracing::info!(
                     rules = built.waf.rules().len(),
                     mode = s.mode.as_str(),
-                    crs_dir = %s.crs_dir,
+                    crs_dir = %built.waf.crs().rules_dir,
+                    crs_version = built.waf.crs().version.as_deref().unwrap_or("unknown"),
+                    crs_digest = %built.waf.crs().digest,
+                    backtracking_rules = built.waf.rule_stats().backtracking.len(),
                     seconds = t.elapsed().as_secs_f64(),
                     "WAF built"
                 );

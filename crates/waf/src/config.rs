@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use palisade_policy::waf::{BodyLimitAction, WafMode, WafSettings};
 
+use crate::crs::{self, CrsInfo, CrsLocation, RuleStats};
 use crate::exchange::Exchange;
 use crate::parser::{self, Directive};
 use crate::rules::{self, RuleSet};
@@ -46,6 +47,7 @@ pub struct WafVerdict {
 pub struct Waf {
     pub(crate) rules: Arc<RuleSet>,
     pub(crate) settings: Arc<WafSettings>,
+    pub(crate) crs: Arc<CrsInfo>,
 }
 
 /// Refuse request bodies the processors could not parse, like rules
@@ -57,37 +59,47 @@ SecRule MULTIPART_STRICT_ERROR "!@eq 0" "id:200003,phase:2,t:none,log,deny,statu
 /// Ids for rules generated from the policy, far from CRS' 900000-999999.
 pub(crate) const GENERATED_ID_BASE: u32 = 9_100_000;
 
-/// The CRS `rules/` directory for `dir` (the directory itself or `dir/rules`).
-pub fn rules_dir(dir: &Path) -> PathBuf {
-    let sub = dir.join("rules");
-    if sub.is_dir() {
-        sub
-    } else {
-        dir.to_path_buf()
-    }
-}
-
 /// Every directive `settings` stand for, in load order: the generated
 /// preamble, the setup file, the generated `tx.` settings and exclusions,
 /// CRS' rule files, then `extra_rules`. Invalid settings are refused with
-/// every problem listed.
+/// every problem listed. The CRS is `crs_dir`, or the one
+/// [`crate::crs::locate`] finds (with its setup file, when the settings
+/// name none).
 pub fn directives(settings: &WafSettings) -> Result<Vec<Directive>, WafError> {
-    Settings(settings).directives()
+    Settings(settings).directives().map(|(d, _)| d)
 }
 
 /// The SecLang a policy's settings stand for, and the files to load.
 struct Settings<'a>(&'a WafSettings);
 
 impl Settings<'_> {
+    /// The setup file to load: the policy's, else the one found with CRS.
+    fn setup(&self, crs: &CrsLocation) -> Option<PathBuf> {
+        self.0
+            .setup
+            .as_ref()
+            .map(PathBuf::from)
+            .or_else(|| crs.setup.clone())
+    }
+}
+
+/// The generated SecLang placed before the setup file and CRS.
+struct Preamble<'a> {
+    settings: &'a WafSettings,
+    /// A setup file follows (else the preamble stands in for one).
+    has_setup: bool,
+}
+
+impl Preamble<'_> {
     /// The SecLang this configuration stands for, placed before CRS.
-    fn preamble(&self) -> String {
+    fn text(&self) -> String {
         let mut s = String::new();
-        let engine = match self.0.mode {
+        let engine = match self.settings.mode {
             WafMode::Block => "On",
             WafMode::Detect => "DetectionOnly",
         };
         let _ = writeln!(s, "SecRuleEngine {engine}");
-        let body = &self.0.body;
+        let body = &self.settings.body;
         let limit_action = |a: BodyLimitAction| match a {
             BodyLimitAction::Reject => "Reject",
             BodyLimitAction::InspectPrefix => "ProcessPartial",
@@ -102,7 +114,7 @@ impl Settings<'_> {
         );
         // Phases 3 and 4 run when responses are enabled; bodies are read
         // (and this limit applies) only for these media types.
-        let resp = &self.0.response;
+        let resp = &self.settings.response;
         let access = if resp.enabled && resp.body_limit > 0 {
             "On"
         } else {
@@ -118,7 +130,7 @@ impl Settings<'_> {
         if !resp.mime_types.is_empty() {
             let _ = writeln!(s, "SecResponseBodyMimeType {}", resp.mime_types.join(" "));
         }
-        if self.0.setup.is_none() {
+        if !self.has_setup {
             for p in 1..=5 {
                 let _ = writeln!(s, "SecDefaultAction \"phase:{p},log,auditlog,pass\"");
             }
@@ -133,7 +145,9 @@ impl Settings<'_> {
         s.push_str(BODY_ERROR_RULES);
         s
     }
+}
 
+impl Settings<'_> {
     fn settings_rules(&self) -> String {
         let mut s = String::new();
         let detection = self.0.effective_detection_level();
@@ -231,8 +245,8 @@ impl Settings<'_> {
         s
     }
 
-    /// Every directive, in load order.
-    fn directives(&self) -> Result<Vec<Directive>, WafError> {
+    /// Every directive, in load order, and the CRS they come from.
+    fn directives(&self) -> Result<(Vec<Directive>, CrsLocation), WafError> {
         let mut errs = self.0.validate();
         for (i, e) in self.0.exclusions.iter().enumerate() {
             for t in &e.targets {
@@ -244,27 +258,18 @@ impl Settings<'_> {
         if !errs.is_empty() {
             return Err(WafError::Invalid(errs));
         }
-        let dir = rules_dir(Path::new(&self.0.crs_dir));
-        if !dir.is_dir() {
-            return Err(WafError::Config(format!(
-                "crs_dir {}: not a directory (install OWASP CRS and point crs_dir at it)",
-                self.0.crs_dir
-            )));
-        }
-        let files = parser::conf_files_in(&dir)?;
-        if !files.iter().any(|f| {
-            f.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("REQUEST-"))
-        }) {
-            return Err(WafError::Config(format!(
-                "crs_dir {}: no REQUEST-*.conf rule files found",
-                dir.display()
-            )));
-        }
+        let crs = crs::locate(self.0.crs_dir.as_deref())?;
+        let dir = &crs.rules_dir;
+        let files = parser::conf_files_in(dir)?;
         let here: Arc<Path> = Arc::from(dir.as_path());
-        let mut out = parser::parse_str(&self.preamble(), &Arc::from("<waf settings>"), &here)?;
-        if let Some(setup) = &self.0.setup {
-            out.extend(parser::load_path(Path::new(setup))?);
+        let setup = self.setup(&crs);
+        let preamble = Preamble {
+            settings: self.0,
+            has_setup: setup.is_some(),
+        };
+        let mut out = parser::parse_str(&preamble.text(), &Arc::from("<waf settings>"), &here)?;
+        if let Some(setup) = &setup {
+            out.extend(parser::load_path(setup)?);
         }
         out.extend(parser::parse_str(
             &self.settings_rules(),
@@ -277,18 +282,30 @@ impl Settings<'_> {
         for f in &self.0.extra_rules {
             out.extend(parser::load_path(Path::new(f))?);
         }
-        Ok(out)
+        Ok((out, crs))
     }
 }
 
 impl Waf {
     /// Loads and compiles CRS with these settings. Every problem is reported.
     pub fn build(settings: &WafSettings) -> Result<Waf, WafError> {
-        let rules = rules::compile_with(&directives(settings)?, settings.skip_unsupported_rules)?;
+        let (directives, crs) = Settings(settings).directives()?;
+        let rules = rules::compile_with(&directives, settings.skip_unsupported_rules)?;
         Ok(Waf {
             rules: Arc::new(rules),
             settings: Arc::new(settings.clone()),
+            crs: Arc::new(CrsInfo::read(&crs)?),
         })
+    }
+
+    /// Which CRS was loaded: where, its version and digest.
+    pub fn crs(&self) -> &CrsInfo {
+        &self.crs
+    }
+
+    /// Rules per phase, and those on the backtracking engine.
+    pub fn rule_stats(&self) -> RuleStats {
+        RuleStats::of(&self.rules)
     }
 
     pub fn rules(&self) -> &RuleSet {
