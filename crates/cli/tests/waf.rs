@@ -526,6 +526,38 @@ fn waf_check_loads_crs_or_lists_errors() {
 }
 
 #[test]
+fn policy_validate_refuses_a_missing_crs_dir() {
+    let dir = TempDir::new("validate-crs");
+    let bad = dir.write("bad.toml", "[waf]\ncrs_dir = \"/nonexistent/crs\"\n");
+    let out = std::process::Command::new(BIN)
+        .args(["policy", "validate"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/nonexistent/crs") && err.contains("not a directory"),
+        "{err}"
+    );
+    let crs = crs_dir();
+    let good = dir.write(
+        "good.toml",
+        &format!("[waf]\ncrs_dir = {:?}\n", crs.display().to_string()),
+    );
+    let out = std::process::Command::new(BIN)
+        .args(["policy", "validate"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn waf_conformance_reports_and_enforces_a_minimum() {
     let crs = crs_dir();
     let dir = TempDir::new("waf-cases");

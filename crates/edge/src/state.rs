@@ -299,6 +299,9 @@ impl EdgeState {
         self.metrics
             .waf_dfa_giveups
             .set(palisade_waf::lazydfa::giveups() as i64);
+        self.metrics
+            .waf_backtrack_limit_hits
+            .set(palisade_waf::backtrack::limit_hits() as i64);
         for (kind, budget) in [
             ("request", &self.request_budget),
             ("response", &self.response_budget),
