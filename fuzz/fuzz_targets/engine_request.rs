@@ -38,7 +38,7 @@ fn wafs() -> &'static [Waf] {
         for (i, mode) in [WafMode::Block, WafMode::Detect].into_iter().enumerate() {
             for action in [BodyLimitAction::Reject, BodyLimitAction::InspectPrefix] {
                 let mut s = WafSettings {
-                    crs_dir: dir.display().to_string(),
+                    crs_dir: Some(dir.display().to_string()),
                     mode,
                     blocking_paranoia_level: 1 + 3 * i as u8,
                     ..WafSettings::default()

@@ -171,13 +171,29 @@ pub fn nodes(args: ApiArgs) -> anyhow::Result<i32> {
         }
         let now = palisade_edge::now_ms();
         println!(
-            "{:<20} {:<24} {:<8} {:<10} {:<10} {:<8} LAST HEARTBEAT",
-            "NODE", "ADDRESS", "POLICY", "DECISIONS", "LOG SEQ", "HEALTH"
+            "{:<20} {:<24} {:<8} {:<10} {:<10} {:<8} {:<24} LAST HEARTBEAT",
+            "NODE", "ADDRESS", "POLICY", "DECISIONS", "LOG SEQ", "HEALTH", "CRS (VERSION DIGEST)"
         );
+        let mut differ = 0;
         for n in &nodes {
             let ago = now.saturating_sub(n["last_heartbeat_ms"].as_u64().unwrap_or(0));
+            let crs = match n["crs_digest"].as_str() {
+                Some(d) => format!(
+                    "{} {}{}",
+                    n["crs_version"].as_str().unwrap_or("?"),
+                    palisade_waf::crs::short_digest(d),
+                    if n["crs_differs"].as_bool().unwrap_or(false) {
+                        " *"
+                    } else {
+                        ""
+                    }
+                ),
+                None if n["crs_differs"].as_bool().unwrap_or(false) => "- *".into(),
+                None => "-".into(),
+            };
+            differ += usize::from(n["crs_differs"].as_bool().unwrap_or(false));
             println!(
-                "{:<20} {:<24} {:<8} {:<10} {:<10} {:<8} {:.1}s ago",
+                "{:<20} {:<24} {:<8} {:<10} {:<10} {:<8} {:<24} {:.1}s ago",
                 n["node_id"].as_str().unwrap_or(""),
                 n["address"].as_str().unwrap_or(""),
                 n["policy_version"]
@@ -191,7 +207,13 @@ pub fn nodes(args: ApiArgs) -> anyhow::Result<i32> {
                 } else {
                     "stale"
                 },
+                crs,
                 ago as f64 / 1000.0
+            );
+        }
+        if differ > 0 {
+            println!(
+                "* {differ} node(s) run other CRS rules than most nodes of this cluster (another rule-file digest, or no WAF)"
             );
         }
         Ok(0)

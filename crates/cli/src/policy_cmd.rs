@@ -46,6 +46,20 @@ fn validate(file: &PathBuf) -> anyhow::Result<i32> {
     };
     match Policy::from_toml(&src, &name) {
         Ok(p) => {
+            // The CRS directory must exist (or, without crs_dir, be found).
+            let crs = match p
+                .waf
+                .as_ref()
+                .map(|w| palisade_waf::crs::locate(w.crs_dir.as_deref()))
+            {
+                Some(Err(e)) => {
+                    eprintln!("{name}: waf: {e}");
+                    eprintln!("{name}: 1 error(s)");
+                    return Ok(1);
+                }
+                Some(Ok(found)) => found.rules_dir.display().to_string(),
+                None => String::new(),
+            };
             println!(
                 "{name}: ok ({} rules, {} rate limits{}{})",
                 p.rules.len(),
@@ -56,7 +70,7 @@ fn validate(file: &PathBuf) -> anyhow::Result<i32> {
                     ""
                 },
                 match &p.waf {
-                    Some(w) => format!(", waf ({}, {})", w.mode.as_str(), w.crs_dir),
+                    Some(w) => format!(", waf ({}, {crs})", w.mode.as_str()),
                     None => String::new(),
                 }
             );

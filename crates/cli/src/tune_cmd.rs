@@ -155,10 +155,12 @@ fn with_exclusions(policy: &Path, exclusions: &str) -> anyhow::Result<String> {
         // Relative crs_dir: relative to the policy file's directory, as the
         // edge resolves it when run from there.
         let mut w = w.clone();
-        let dir = Path::new(&w.crs_dir);
-        if dir.is_relative() {
-            if let Some(parent) = policy.parent() {
-                w.crs_dir = parent.join(dir).display().to_string();
+        if let Some(dir) = w.crs_dir.clone() {
+            let dir = Path::new(&dir);
+            if dir.is_relative() {
+                if let Some(parent) = policy.parent() {
+                    w.crs_dir = Some(parent.join(dir).display().to_string());
+                }
             }
         }
         palisade_waf::Waf::build(&w)

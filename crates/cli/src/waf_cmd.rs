@@ -68,11 +68,14 @@ pub enum WafCommand {
         #[arg(long)]
         max_percent: Option<f64>,
     },
-    /// Load a CRS directory with default settings: print the rule count, or every error.
+    /// Load CRS with default settings: print which CRS (path, version,
+    /// digest of its rule files) and how many rules it loaded per phase, or
+    /// every error.
     Check {
-        /// The CRS rules directory (or the CRS directory above it).
+        /// The CRS rules directory (or the CRS directory above it); without
+        /// it, the installed CRS is searched for as `[waf]` without `crs_dir` does.
         #[arg(long)]
-        rules: PathBuf,
+        rules: Option<PathBuf>,
         /// Leave out (and list) rules the engine cannot run instead of failing.
         #[arg(long)]
         skip_unsupported: bool,
@@ -96,6 +99,48 @@ fn print_skipped(waf: &Waf) {
     for s in waf.skipped_rules() {
         eprintln!("skipped: {s}");
     }
+}
+
+/// What `waf check` prints about a loaded WAF.
+fn check_report(waf: &Waf) -> String {
+    let crs = waf.crs();
+    let stats = waf.rule_stats();
+    let mut s = format!(
+        "ok\n  CRS:     {}{}\n  version: {}\n  digest:  {}\n",
+        crs.rules_dir,
+        if crs.searched {
+            " (found by search)"
+        } else {
+            ""
+        },
+        crs.version
+            .as_deref()
+            .unwrap_or("unknown (no ver:'OWASP_CRS/…' in the rules)"),
+        crs.digest
+    );
+    if let Some(setup) = &crs.setup {
+        s.push_str(&format!("  setup:   {setup}\n"));
+    }
+    let phases: Vec<String> = stats
+        .per_phase
+        .iter()
+        .enumerate()
+        .map(|(i, n)| format!("phase {} {n}", i + 1))
+        .collect();
+    s.push_str(&format!(
+        "  rules:   {} loaded ({}), {} skipped\n",
+        stats.total,
+        phases.join(", "),
+        waf.skipped_rules().len()
+    ));
+    if !stats.backtracking.is_empty() {
+        let ids: Vec<String> = stats.backtracking.iter().map(u32::to_string).collect();
+        s.push_str(&format!(
+            "  on the backtracking regex engine (PCRE-only constructs): {}\n",
+            ids.join(" ")
+        ));
+    }
+    s
 }
 
 pub fn run(command: WafCommand) -> anyhow::Result<i32> {
@@ -198,23 +243,21 @@ pub fn run(command: WafCommand) -> anyhow::Result<i32> {
             skip_unsupported,
         } => {
             let cfg = WafSettings {
-                crs_dir: rules.display().to_string(),
+                crs_dir: rules.as_ref().map(|r| r.display().to_string()),
                 skip_unsupported_rules: skip_unsupported,
                 ..WafSettings::default()
             };
             match Waf::build(&cfg) {
                 Ok(waf) => {
                     print_skipped(&waf);
-                    println!(
-                        "{}: ok ({} rules, {} skipped)",
-                        rules.display(),
-                        waf.rules().len(),
-                        waf.skipped_rules().len()
-                    );
+                    print!("{}", check_report(&waf));
                     Ok(0)
                 }
                 Err(e) => {
-                    eprintln!("{}: {e}", rules.display());
+                    match &rules {
+                        Some(r) => eprintln!("{}: {e}", r.display()),
+                        None => eprintln!("{e}"),
+                    }
                     Ok(1)
                 }
             }

@@ -498,7 +498,7 @@ fn a_policy_whose_waf_does_not_load_is_refused() {
 fn waf_check_loads_crs_or_lists_errors() {
     let crs = crs_dir();
     let out = std::process::Command::new(BIN)
-        .args(["waf", "check", "--skip-unsupported", "--rules"])
+        .args(["waf", "check", "--rules"])
         .arg(&crs)
         .output()
         .unwrap();
@@ -508,8 +508,12 @@ fn waf_check_loads_crs_or_lists_errors() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Which CRS, which version, which rules (digest), how many per phase.
+    for needle in ["CRS:     ", "digest:  sha256:", "phase 1 ", ", 0 skipped"] {
+        assert!(stdout.contains(needle), "missing {needle:?} in {stdout}");
+    }
     assert!(
-        stdout.contains("ok (") && stdout.contains(" skipped)"),
+        stdout.contains("version: 4.") || stdout.contains("version: 3.3"),
         "{stdout}"
     );
 
@@ -519,6 +523,56 @@ fn waf_check_loads_crs_or_lists_errors() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a directory"));
+}
+
+#[test]
+fn waf_without_crs_dir_finds_the_installed_crs() {
+    // The test command installs Debian's CRS, which the search finds (or a
+    // CRS placed earlier in the search order on this machine).
+    assert!(
+        std::path::Path::new("/usr/share/modsecurity-crs/rules").is_dir(),
+        "install Debian's modsecurity-crs (scripts/test.sh does)"
+    );
+    let origin = RecordingOrigin::start();
+    let up = Up::start(
+        std::slice::from_ref(&origin.url),
+        Some("[waf]\nmode = \"block\"\n"),
+        &["--trusted-proxy", "127.0.0.1/32"],
+    );
+    assert_eq!(get(&up, SQLI, "198.51.100.40"), 403, "{}", up.log());
+    assert!(up.log().contains("crs_version"), "{}", up.log());
+}
+
+#[test]
+fn policy_validate_refuses_a_missing_crs_dir() {
+    let dir = TempDir::new("validate-crs");
+    let bad = dir.write("bad.toml", "[waf]\ncrs_dir = \"/nonexistent/crs\"\n");
+    let out = std::process::Command::new(BIN)
+        .args(["policy", "validate"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/nonexistent/crs") && err.contains("not a directory"),
+        "{err}"
+    );
+    let crs = crs_dir();
+    let good = dir.write(
+        "good.toml",
+        &format!("[waf]\ncrs_dir = {:?}\n", crs.display().to_string()),
+    );
+    let out = std::process::Command::new(BIN)
+        .args(["policy", "validate"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -598,6 +652,29 @@ fn policy_versions_through_the_api_build_the_waf_or_are_refused() {
     assert!(
         eventually(Duration::from_secs(30), || get(&up, SQLI, "198.51.100.31")
             == 403),
+        "{}",
+        up.log()
+    );
+
+    // The node reports which CRS it runs in its heartbeat.
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let nodes: serde_json::Value = c
+                .get(format!("{}/api/v1/nodes", up.api))
+                .bearer_auth(&up.token)
+                .send()
+                .unwrap()
+                .json()
+                .unwrap();
+            nodes.as_array().is_some_and(|n| {
+                n.len() == 1
+                    && n[0]["crs_digest"]
+                        .as_str()
+                        .is_some_and(|d| d.starts_with("sha256:") && d.len() == 71)
+                    && n[0]["crs_version"].is_string()
+                    && n[0]["crs_differs"] == false
+            })
+        }),
         "{}",
         up.log()
     );

@@ -13,7 +13,7 @@
 //! | GET | `/api/v1/policy` | bearer | the current version, with its source |
 //! | GET | `/api/v1/policy/versions` | bearer | every version, oldest first |
 //! | POST | `/api/v1/policy/rollback/{version}` | bearer | make an old version current again (as a new version) |
-//! | GET | `/api/v1/nodes` | bearer | nodes: id, address, policy version, decisions, last heartbeat, health |
+//! | GET | `/api/v1/nodes` | bearer | nodes: id, address, policy version, decisions, last heartbeat, health, CRS version and digest (`crs_differs`: not the rule set most nodes run) |
 //! | GET | `/api/v1/incidents` | bearer | incidents (one source blocked on several nodes, one rule blocking on many), newest first |
 //! | GET | `/api/v1/events` | bearer | security events, newest first; filters `since`, `until` (ms), `node`, `client_ip`, `rule`, `limit` |
 //!
@@ -424,21 +424,6 @@ async fn rollback(
     }
 }
 
-/// A node as the API shows it.
-#[derive(serde::Serialize)]
-struct NodeView {
-    node_id: String,
-    address: String,
-    policy_version: Option<u64>,
-    decisions: u64,
-    decisions_seq: u64,
-    last_heartbeat_ms: u64,
-    healthy: bool,
-}
-
-/// A node whose last heartbeat is older than this is reported unhealthy.
-const NODE_STALE_MS: u64 = 10_000;
-
 async fn nodes(State(cfg): State<ApiConfig>, headers: HeaderMap) -> Response {
     if let Some(r) = deny(&headers, &cfg.tokens, Role::Viewer) {
         return r;
@@ -446,19 +431,7 @@ async fn nodes(State(cfg): State<ApiConfig>, headers: HeaderMap) -> Response {
     let now = (cfg.clock)();
     match cfg.backend.nodes().await {
         Ok(list) => {
-            let mut views: Vec<NodeView> = list
-                .into_iter()
-                .map(|h| NodeView {
-                    healthy: now.saturating_sub(h.time_ms) <= NODE_STALE_MS,
-                    node_id: h.node_id,
-                    address: h.address,
-                    policy_version: h.policy_version,
-                    decisions: h.decisions,
-                    decisions_seq: h.decisions_seq,
-                    last_heartbeat_ms: h.time_ms,
-                })
-                .collect();
-            views.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+            let views = crate::nodes::views(list, now);
             Json(views).into_response()
         }
         Err(e) => api_error(e),

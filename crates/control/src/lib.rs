@@ -11,6 +11,7 @@
 pub mod api;
 pub mod backend;
 pub mod correlate;
+pub mod nodes;
 pub mod store;
 
 pub use api::{router, ApiConfig, NewDecision, Role, Tokens};

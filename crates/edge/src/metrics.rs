@@ -59,6 +59,7 @@ pub struct Metrics {
     /// Lazy-DFA searches of the WAF that gave up (cache thrashing on hostile
     /// input) and fell back to the linear NFA simulation; process-wide.
     pub waf_dfa_giveups: IntGauge,
+    pub waf_backtrack_limit_hits: IntGauge,
 }
 
 /// The result of a WAF inspection, as counted in `palisade_waf_requests_total`.
@@ -202,6 +203,14 @@ impl Metrics {
                 &r,
                 IntGauge::new("palisade_waf_rules", "Rules in the running WAF (0: none)")
                     .expect("static metric"),
+            ),
+            waf_backtrack_limit_hits: reg(
+                &r,
+                IntGauge::new(
+                    "palisade_waf_backtrack_limit_hits",
+                    "WAF regex searches on the backtracking engine (PCRE-only patterns) stopped at their backtrack limit and counted as no match, since start",
+                )
+                .expect("static metric"),
             ),
             waf_dfa_giveups: reg(
                 &r,

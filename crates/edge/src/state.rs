@@ -130,7 +130,10 @@ impl EdgeState {
                 tracing::info!(
                     rules = built.waf.rules().len(),
                     mode = s.mode.as_str(),
-                    crs_dir = %s.crs_dir,
+                    crs_dir = %built.waf.crs().rules_dir,
+                    crs_version = built.waf.crs().version.as_deref().unwrap_or("unknown"),
+                    crs_digest = %built.waf.crs().digest,
+                    backtracking_rules = built.waf.rule_stats().backtracking.len(),
                     seconds = t.elapsed().as_secs_f64(),
                     "WAF built"
                 );
@@ -296,6 +299,9 @@ impl EdgeState {
         self.metrics
             .waf_dfa_giveups
             .set(palisade_waf::lazydfa::giveups() as i64);
+        self.metrics
+            .waf_backtrack_limit_hits
+            .set(palisade_waf::backtrack::limit_hits() as i64);
         for (kind, budget) in [
             ("request", &self.request_budget),
             ("response", &self.response_budget),

@@ -417,7 +417,10 @@ async fn heartbeats<M: Mesh>(state: Arc<EdgeState>, mesh: Arc<M>, cfg: SyncConfi
     let mut tick = tokio::time::interval(cfg.heartbeat_interval);
     loop {
         tick.tick().await;
+        let crs = state.waf().map(|w| w.waf.crs().clone());
         let hb = Heartbeat {
+            crs_version: crs.as_ref().and_then(|c| c.version.clone()),
+            crs_digest: crs.map(|c| c.digest),
             node_id: cfg.node_id.clone(),
             address: cfg.address.clone(),
             policy_version: state.policy_version(),

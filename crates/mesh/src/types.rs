@@ -74,6 +74,14 @@ pub struct Heartbeat {
     pub decisions_seq: u64,
     /// When the heartbeat was sent.
     pub time_ms: UnixMillis,
+    /// Version of the OWASP CRS the node's WAF runs (`4.28.0`; None: no
+    /// WAF, undeclared, or a node older than this field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crs_version: Option<String>,
+    /// Digest of the node's CRS rule files (`sha256:…`, see
+    /// `palisade_waf::crs::CrsInfo::digest`): same digest, same rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crs_digest: Option<String>,
 }
 
 /// Errors of a mesh backend.
@@ -89,4 +97,23 @@ pub enum MeshError {
     /// The request is invalid (unknown version, ...).
     #[error("{0}")]
     Invalid(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeats_of_older_nodes_still_decode() {
+        let old = r#"{"node_id":"e1","address":"a:1","policy_version":2,"decisions":0,"decisions_seq":5,"time_ms":9}"#;
+        let hb: Heartbeat = serde_json::from_str(old).unwrap();
+        assert_eq!((hb.crs_version, hb.crs_digest), (None, None));
+        let new = Heartbeat {
+            crs_version: Some("4.28.0".into()),
+            crs_digest: Some("sha256:ab".into()),
+            ..hb
+        };
+        let back: Heartbeat = serde_json::from_str(&serde_json::to_string(&new).unwrap()).unwrap();
+        assert_eq!(back, new);
+    }
 }

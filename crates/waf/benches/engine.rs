@@ -77,7 +77,7 @@ fn bench(c: &mut Criterion) {
         return;
     };
     let mut cfg = WafSettings {
-        crs_dir: dir.display().to_string(),
+        crs_dir: Some(dir.display().to_string()),
         ..WafSettings::default()
     };
     let waf = match Waf::build(&cfg) {

@@ -211,7 +211,7 @@ fn main() {
         std::process::exit(2);
     };
     let mut cfg = WafSettings {
-        crs_dir: dir.display().to_string(),
+        crs_dir: Some(dir.display().to_string()),
         ..WafSettings::default()
     };
     let rss0 = rss_kib();

@@ -115,7 +115,7 @@ pub fn load_corpus(path: &Path) -> Result<Vec<BenignRequest>, WafError> {
 /// inbound threshold 5, every other setting at its default.
 pub fn measure_settings(crs_dir: &Path) -> WafSettings {
     WafSettings {
-        crs_dir: crs_dir.display().to_string(),
+        crs_dir: Some(crs_dir.display().to_string()),
         mode: WafMode::Block,
         blocking_paranoia_level: 1,
         detection_paranoia_level: None,

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use palisade_policy::waf::{BodyLimitAction, WafMode, WafSettings};
 
+use crate::crs::{self, CrsInfo, CrsLocation, RuleStats};
 use crate::exchange::Exchange;
 use crate::parser::{self, Directive};
 use crate::rules::{self, RuleSet};
@@ -46,6 +47,7 @@ pub struct WafVerdict {
 pub struct Waf {
     pub(crate) rules: Arc<RuleSet>,
     pub(crate) settings: Arc<WafSettings>,
+    pub(crate) crs: Arc<CrsInfo>,
 }
 
 /// Refuse request bodies the processors could not parse, like rules
@@ -69,6 +71,15 @@ pub const PALISADE_TX_DEFAULTS: &[(&str, &str)] = &[
     ),
 ];
 
+/// Whether SecLang text sets `tx.<key>` on a line that is not a comment
+/// (a stock `crs-setup.conf` has these settings commented out).
+fn sets_tx(text: &str, key: &str) -> bool {
+    let needle = format!("tx.{}=", key.to_ascii_lowercase());
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .any(|l| l.to_ascii_lowercase().contains(&needle))
+}
+
 /// A CRS v4 plugins directory's files, by kind, in load order.
 #[derive(Default)]
 struct Plugins {
@@ -80,37 +91,47 @@ struct Plugins {
 /// Ids for rules generated from the policy, far from CRS' 900000-999999.
 pub(crate) const GENERATED_ID_BASE: u32 = 9_100_000;
 
-/// The CRS `rules/` directory for `dir` (the directory itself or `dir/rules`).
-pub fn rules_dir(dir: &Path) -> PathBuf {
-    let sub = dir.join("rules");
-    if sub.is_dir() {
-        sub
-    } else {
-        dir.to_path_buf()
-    }
-}
-
 /// Every directive `settings` stand for, in load order: the generated
 /// preamble, the setup file, the generated `tx.` settings and exclusions,
 /// CRS' rule files, then `extra_rules`. Invalid settings are refused with
-/// every problem listed.
+/// every problem listed. The CRS is `crs_dir`, or the one
+/// [`crate::crs::locate`] finds (with its setup file, when the settings
+/// name none).
 pub fn directives(settings: &WafSettings) -> Result<Vec<Directive>, WafError> {
-    Settings(settings).directives()
+    Settings(settings).directives().map(|(d, _)| d)
 }
 
 /// The SecLang a policy's settings stand for, and the files to load.
 struct Settings<'a>(&'a WafSettings);
 
 impl Settings<'_> {
+    /// The setup file to load: the policy's, else the one found with CRS.
+    fn setup(&self, crs: &CrsLocation) -> Option<PathBuf> {
+        self.0
+            .setup
+            .as_ref()
+            .map(PathBuf::from)
+            .or_else(|| crs.setup.clone())
+    }
+}
+
+/// The generated SecLang placed before the setup file and CRS.
+struct Preamble<'a> {
+    settings: &'a WafSettings,
+    /// A setup file follows (else the preamble stands in for one).
+    has_setup: bool,
+}
+
+impl Preamble<'_> {
     /// The SecLang this configuration stands for, placed before CRS.
-    fn preamble(&self) -> String {
+    fn text(&self) -> String {
         let mut s = String::new();
-        let engine = match self.0.mode {
+        let engine = match self.settings.mode {
             WafMode::Block => "On",
             WafMode::Detect => "DetectionOnly",
         };
         let _ = writeln!(s, "SecRuleEngine {engine}");
-        let body = &self.0.body;
+        let body = &self.settings.body;
         let limit_action = |a: BodyLimitAction| match a {
             BodyLimitAction::Reject => "Reject",
             BodyLimitAction::InspectPrefix => "ProcessPartial",
@@ -125,7 +146,7 @@ impl Settings<'_> {
         );
         // Phases 3 and 4 run when responses are enabled; bodies are read
         // (and this limit applies) only for these media types.
-        let resp = &self.0.response;
+        let resp = &self.settings.response;
         let access = if resp.enabled && resp.body_limit > 0 {
             "On"
         } else {
@@ -141,7 +162,7 @@ impl Settings<'_> {
         if !resp.mime_types.is_empty() {
             let _ = writeln!(s, "SecResponseBodyMimeType {}", resp.mime_types.join(" "));
         }
-        if self.0.setup.is_none() {
+        if !self.has_setup {
             for p in 1..=5 {
                 let _ = writeln!(s, "SecDefaultAction \"phase:{p},log,auditlog,pass\"");
             }
@@ -156,8 +177,10 @@ impl Settings<'_> {
         s.push_str(BODY_ERROR_RULES);
         s
     }
+}
 
-    fn settings_rules(&self) -> String {
+impl Settings<'_> {
+    fn settings_rules(&self, setup: Option<&Path>) -> String {
         let mut s = String::new();
         let detection = self.0.effective_detection_level();
         let mut vars = vec![
@@ -188,12 +211,15 @@ impl Settings<'_> {
             ),
         ];
         // Palisade's defaults for real traffic (docs/waf.md, "Defaults"),
-        // unless a setup file or `tx` sets them.
-        if self.0.setup.is_none() {
-            for (k, v) in PALISADE_TX_DEFAULTS {
-                if !self.0.tx.keys().any(|t| t.eq_ignore_ascii_case(k)) {
-                    vars.push((k.to_string(), v.to_string()));
-                }
+        // unless `tx` or the setup file in use (the policy's, or the
+        // crs-setup.conf found with CRS) sets them.
+        let setup_text = setup
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default();
+        for (k, v) in PALISADE_TX_DEFAULTS {
+            let in_tx = self.0.tx.keys().any(|t| t.eq_ignore_ascii_case(k));
+            if !in_tx && !sets_tx(&setup_text, k) {
+                vars.push((k.to_string(), v.to_string()));
             }
         }
         vars.extend(self.0.tx.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -263,7 +289,6 @@ impl Settings<'_> {
         s
     }
 
-    /// Every directive, in load order.
     /// The plugin files to load: from `plugins_dir`, else from a
     /// `plugins/` directory beside the CRS `rules/` directory.
     fn plugins(&self, rules: &Path) -> Result<Plugins, WafError> {
@@ -306,7 +331,8 @@ impl Settings<'_> {
         Ok(out)
     }
 
-    fn directives(&self) -> Result<Vec<Directive>, WafError> {
+    /// Every directive, in load order, and the CRS they come from.
+    fn directives(&self) -> Result<(Vec<Directive>, CrsLocation), WafError> {
         let mut errs = self.0.validate();
         for (i, e) in self.0.exclusions.iter().enumerate() {
             for t in &e.targets {
@@ -318,31 +344,22 @@ impl Settings<'_> {
         if !errs.is_empty() {
             return Err(WafError::Invalid(errs));
         }
-        let dir = rules_dir(Path::new(&self.0.crs_dir));
-        if !dir.is_dir() {
-            return Err(WafError::Config(format!(
-                "crs_dir {}: not a directory (install OWASP CRS and point crs_dir at it)",
-                self.0.crs_dir
-            )));
-        }
-        let files = parser::conf_files_in(&dir)?;
-        if !files.iter().any(|f| {
-            f.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("REQUEST-"))
-        }) {
-            return Err(WafError::Config(format!(
-                "crs_dir {}: no REQUEST-*.conf rule files found",
-                dir.display()
-            )));
-        }
-        let plugins = self.plugins(&dir)?;
+        let crs = crs::locate(self.0.crs_dir.as_deref())?;
+        let dir = &crs.rules_dir;
+        let files = parser::conf_files_in(dir)?;
+        let plugins = self.plugins(dir)?;
         let here: Arc<Path> = Arc::from(dir.as_path());
-        let mut out = parser::parse_str(&self.preamble(), &Arc::from("<waf settings>"), &here)?;
-        if let Some(setup) = &self.0.setup {
-            out.extend(parser::load_path(Path::new(setup))?);
+        let setup = self.setup(&crs);
+        let preamble = Preamble {
+            settings: self.0,
+            has_setup: setup.is_some(),
+        };
+        let mut out = parser::parse_str(&preamble.text(), &Arc::from("<waf settings>"), &here)?;
+        if let Some(setup) = &setup {
+            out.extend(parser::load_path(setup)?);
         }
         out.extend(parser::parse_str(
-            &self.settings_rules(),
+            &self.settings_rules(setup.as_deref()),
             &Arc::from("<waf settings>"),
             &here,
         )?);
@@ -358,18 +375,30 @@ impl Settings<'_> {
         for f in &self.0.extra_rules {
             out.extend(parser::load_path(Path::new(f))?);
         }
-        Ok(out)
+        Ok((out, crs))
     }
 }
 
 impl Waf {
     /// Loads and compiles CRS with these settings. Every problem is reported.
     pub fn build(settings: &WafSettings) -> Result<Waf, WafError> {
-        let rules = rules::compile_with(&directives(settings)?, settings.skip_unsupported_rules)?;
+        let (directives, crs) = Settings(settings).directives()?;
+        let rules = rules::compile_with(&directives, settings.skip_unsupported_rules)?;
         Ok(Waf {
             rules: Arc::new(rules),
             settings: Arc::new(settings.clone()),
+            crs: Arc::new(CrsInfo::read(&crs)?),
         })
+    }
+
+    /// Which CRS was loaded: where, its version and digest.
+    pub fn crs(&self) -> &CrsInfo {
+        &self.crs
+    }
+
+    /// Rules per phase, and those on the backtracking engine.
+    pub fn rule_stats(&self) -> RuleStats {
+        RuleStats::of(&self.rules)
     }
 
     pub fn rules(&self) -> &RuleSet {

@@ -109,7 +109,7 @@ pub struct Report {
 /// The settings CRS' regression suite runs with.
 pub fn regression_config(rules: &Path, pl: u8) -> WafSettings {
     WafSettings {
-        crs_dir: rules.display().to_string(),
+        crs_dir: Some(rules.display().to_string()),
         mode: WafMode::Detect,
         blocking_paranoia_level: pl,
         detection_paranoia_level: Some(pl),

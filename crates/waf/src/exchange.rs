@@ -947,7 +947,7 @@ SecAction "id:3001,phase:5,pass,msg:'logging ran'"
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("REQUEST-900-TEST.conf"), RULES).unwrap();
         let mut s = WafSettings {
-            crs_dir: dir.display().to_string(),
+            crs_dir: Some(dir.display().to_string()),
             ..WafSettings::default()
         };
         configure(&mut s);

@@ -3,16 +3,19 @@
 //!
 //! Owns: parsing SecLang ([`parser`]), compiling rules ([`rules`]),
 //! request body processing ([`body`]), transformations ([`transform`]),
-//! operators ([`operators`]), evaluation ([`transaction`]), decoding
+//! operators ([`operators`]; the few regexes that need PCRE-only
+//! constructs on a bounded backtracking engine, [`backtrack`]), evaluation ([`transaction`]), decoding
 //! compressed bodies ([`decompress`]) and the step-by-step inspection of an
 //! HTTP exchange, request and response ([`exchange`]); the false-positive
 //! rate on a corpus of benign requests ([`benign`]).
 //! Must not: do network I/O, read the clock, or panic on request input.
 //! Files are read only when a rule set is loaded.
 
+pub mod backtrack;
 pub mod benign;
 pub mod config;
 pub mod conformance;
+pub mod crs;
 pub mod decompress;
 pub mod exchange;
 pub mod lazydfa;

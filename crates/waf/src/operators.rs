@@ -7,6 +7,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use ipnet::IpNet;
 use regex::bytes::{Regex, RegexBuilder};
 
+use crate::backtrack::{self, BacktrackRegex};
 use crate::injection;
 use crate::macros::{MacroText, Resolve};
 
@@ -17,6 +18,9 @@ const REGEX_SIZE_LIMIT: usize = 64 << 20;
 #[derive(Debug, Clone)]
 pub enum Operator {
     Rx(Arc<Regex>),
+    /// `@rx` whose pattern needs PCRE-only constructs: the bounded
+    /// backtracking engine ([`crate::backtrack`]).
+    RxBacktrack(Arc<BacktrackRegex>),
     /// `@rx` whose pattern holds macros: compiled per transaction.
     RxMacro(MacroText),
     Pm(Arc<Phrases>),
@@ -40,6 +44,14 @@ pub enum Operator {
     IpMatch(Arc<Vec<IpNet>>),
     UnconditionalMatch,
     NoMatch,
+    /// `@geoLookup`: no GeoIP database is loaded, so it never matches (as
+    /// ModSecurity without `SecGeoLookupDb`). CRS 3.x rule 910100 runs it
+    /// only when `tx.high_risk_country_codes` is set.
+    GeoLookup,
+    /// `@rbl`: the engine does no DNS in the request path, so it never
+    /// matches. CRS 3.x rule 910140 runs it only when
+    /// `tx.block_*_ip` settings are set.
+    Rbl,
 }
 
 /// A compiled `@pm` / `@pmFromFile`: its automaton, and its phrases until
@@ -66,12 +78,28 @@ pub fn compile_regex(pattern: &str) -> Result<Regex, String> {
         .map_err(|e| format!("regex does not compile: {e}"))
 }
 
+/// Compiles `pattern` for the backtracking engine when it uses a PCRE-only
+/// construct the `regex` crate refuses or reads differently (`None`
+/// otherwise: it belongs to the `regex` crate).
+pub fn compile_backtracking(pattern: &str) -> Option<Result<BacktrackRegex, String>> {
+    let rewritten = rewrite_pcre(pattern);
+    backtrack::needs_backtracking(&rewritten).then(|| BacktrackRegex::new(&rewritten))
+}
+
 /// Rewrites PCRE spellings the `regex` crate reads differently:
-/// `\x{hh}` with two hex digits is a byte in PCRE's non-UTF mode.
+/// - `\x{hh}` with two hex digits is a byte in PCRE's non-UTF mode;
+/// - `\<` and `\>` are the literal `<` and `>` (word boundaries there);
+/// - in a character class, `[` (other than `[:name:]`), `&` and `~` are
+///   literal (the start of a nested class and set operators there), a `]`
+///   right after the opening `[` or `[^` is literal, and `\b` is a backspace;
+/// - a `{` that does not start a counted repetition is literal;
+/// - a non-ASCII literal is its UTF-8 bytes.
 pub fn rewrite_pcre(pattern: &str) -> String {
     let mut out = String::with_capacity(pattern.len());
     let b = pattern.as_bytes();
     let mut i = 0;
+    // Inside a character class: where its members start (after `[` / `[^`).
+    let mut class: Option<usize> = None;
     while i < b.len() {
         if b[i] == b'\\' && i + 1 < b.len() {
             if b[i + 1] == b'x' && b.get(i + 2) == Some(&b'{') {
@@ -99,6 +127,19 @@ pub fn rewrite_pcre(pattern: &str) -> String {
                     continue;
                 }
             }
+            match b[i + 1] {
+                b'<' | b'>' => {
+                    out.push_str(&format!("\\x{:02x}", b[i + 1]));
+                    i += 2;
+                    continue;
+                }
+                b'b' if class.is_some() => {
+                    out.push_str("\\x08");
+                    i += 2;
+                    continue;
+                }
+                _ => {}
+            }
             // An escaped character (which may be non-ASCII: keep it whole,
             // as bytes like any other non-ASCII literal).
             let next = pattern[i + 1..].chars().next().unwrap_or('\\');
@@ -112,6 +153,55 @@ pub fn rewrite_pcre(pattern: &str) -> String {
                 }
             }
             i += 1 + next.len_utf8();
+            continue;
+        }
+        if let Some(start) = class {
+            match b[i] {
+                b']' if i == start => {
+                    out.push_str("\\]");
+                    i += 1;
+                    continue;
+                }
+                b']' => {
+                    class = None;
+                    out.push(']');
+                    i += 1;
+                    continue;
+                }
+                b'[' => {
+                    // A POSIX class `[:alpha:]` stays; any other `[` is literal.
+                    let posix = b.get(i + 1) == Some(&b':')
+                        && pattern[i + 2..].find(":]").is_some_and(|e| {
+                            pattern[i + 2..i + 2 + e]
+                                .bytes()
+                                .all(|c| c.is_ascii_alphabetic())
+                        });
+                    if posix {
+                        let e = pattern[i + 2..].find(":]").unwrap_or(0);
+                        out.push_str(&pattern[i..i + 2 + e + 2]);
+                        i += 2 + e + 2;
+                    } else {
+                        out.push_str("\\[");
+                        i += 1;
+                    }
+                    continue;
+                }
+                b'&' | b'~' => {
+                    out.push('\\');
+                    out.push(b[i] as char);
+                    i += 1;
+                    continue;
+                }
+                _ => {}
+            }
+        } else if b[i] == b'[' {
+            out.push('[');
+            i += 1;
+            if b.get(i) == Some(&b'^') {
+                out.push('^');
+                i += 1;
+            }
+            class = Some(i);
             continue;
         }
         if b[i] == b'{' && !is_quantifier(&b[i + 1..]) {
@@ -165,7 +255,10 @@ impl Operator {
             "rx" => {
                 let t = MacroText::parse(param);
                 if t.is_literal() {
-                    Operator::Rx(Arc::new(compile_regex(param)?))
+                    match compile_backtracking(param) {
+                        Some(re) => Operator::RxBacktrack(Arc::new(re?)),
+                        None => Operator::Rx(Arc::new(compile_regex(param)?)),
+                    }
                 } else {
                     Operator::RxMacro(t)
                 }
@@ -220,6 +313,8 @@ impl Operator {
             }
             "unconditionalmatch" => Operator::UnconditionalMatch,
             "nomatch" => Operator::NoMatch,
+            "geolookup" => Operator::GeoLookup,
+            "rbl" => Operator::Rbl,
             other => return Err(format!("unsupported operator @{other}")),
         })
     }
@@ -308,11 +403,16 @@ impl Operator {
         }
         match self {
             Operator::Rx(re) => rx_eval(re, value, caps),
+            Operator::RxBacktrack(re) => backtrack_eval(re, value, caps),
             Operator::RxMacro(t) => {
                 let pattern = String::from_utf8_lossy(expand(t, ctx, scratch)).into_owned();
-                match compile_regex(&pattern) {
-                    Ok(re) => rx_eval(&re, value, caps),
-                    Err(_) => false,
+                match compile_backtracking(&pattern) {
+                    Some(Ok(re)) => backtrack_eval(&re, value, caps),
+                    Some(Err(_)) => false,
+                    None => match compile_regex(&pattern) {
+                        Ok(re) => rx_eval(&re, value, caps),
+                        Err(_) => false,
+                    },
                 }
             }
             Operator::Pm(pm) => match pm.ac.find(value) {
@@ -363,7 +463,7 @@ impl Operator {
                 None => false,
             },
             Operator::UnconditionalMatch => true,
-            Operator::NoMatch => false,
+            Operator::NoMatch | Operator::GeoLookup | Operator::Rbl => false,
         }
     }
 }
@@ -392,6 +492,13 @@ fn rx_eval(re: &Regex, value: &[u8], caps: Option<&mut Captures>) -> bool {
             }
             None => false,
         },
+    }
+}
+
+fn backtrack_eval(re: &BacktrackRegex, value: &[u8], caps: Option<&mut Captures>) -> bool {
+    match caps {
+        None => re.is_match(value),
+        Some(out) => re.captures(value, out),
     }
 }
 
@@ -550,7 +657,9 @@ mod tests {
         assert!(op("ipMatch", "127.0.0.1,10.0.0.0/8").eval(b"10.1.2.3", &NoVars, None));
         assert!(op("containsWord", "select").eval(b"a select b", &NoVars, None));
         assert!(!op("containsWord", "select").eval(b"selected", &NoVars, None));
-        assert!(Operator::compile("geoLookup", "", Path::new(".")).is_err());
+        assert!(!op("geoLookup", "").eval(b"10.1.2.3", &NoVars, None));
+        assert!(!op("rbl", "dnsbl.httpbl.org").eval(b"10.1.2.3", &NoVars, None));
+        assert!(Operator::compile("inspectFile", "x", Path::new(".")).is_err());
     }
 
     #[test]
@@ -574,5 +683,42 @@ mod tests {
         assert!(re.is_match(b"\xb4"));
         let re = compile_regex(r"[\x{80}-\x{ff}]").unwrap();
         assert!(re.is_match(b"\xc3"));
+    }
+
+    #[test]
+    fn rewrites_pcre_class_syntax() {
+        // Found in CRS 3.3.4: `[` inside a class, `\<` / `\>`, `\b` in a class.
+        assert_eq!(rewrite_pcre(r"[([]*?"), r"[(\[]*?");
+        assert_eq!(rewrite_pcre(r"[^\<\>\~&]"), r"[^\x3c\x3e\~\&]");
+        assert_eq!(rewrite_pcre(r"[]a][^]b]"), r"[\]a][^\]b]");
+        assert_eq!(
+            rewrite_pcre(r"[[:alpha:][]\b[\b]"),
+            r"[[:alpha:]\[]\b[\x08]"
+        );
+        let re = compile_regex(r#"[\'" ?[=<>]+x"#).unwrap();
+        assert!(re.is_match(b"[=x"));
+        assert!(!re.is_match(b"]x"));
+        let re = compile_regex(r"^[^:\(\)\&\|\!\<\>\~]*\)").unwrap();
+        assert!(re.is_match(b"cn=a)"));
+        assert!(!re.is_match(b"<a)"));
+        let re = compile_regex(r"a\<b").unwrap();
+        assert!(re.is_match(b"a<b"));
+    }
+
+    #[test]
+    fn pcre_only_constructs_run_on_the_backtracking_engine() {
+        assert!(matches!(op("rx", r"<\?(?!xml)"), Operator::RxBacktrack(_)));
+        assert!(op("rx", r"<\?(?!xml)").eval(b"<?php", &NoVars, None));
+        assert!(!op("rx", r"<\?(?!xml)").eval(b"<?xml", &NoVars, None));
+        let mut caps = Vec::new();
+        assert!(op("rx", r"(\w)\1").eval(b"abbc", &NoVars, Some(&mut caps)));
+        assert_eq!(caps, vec![b"bb".to_vec(), b"b".to_vec()]);
+        // Everything else stays on the `regex` crate.
+        assert!(matches!(op("rx", r"a+b"), Operator::Rx(_)));
+        // Possessive: PCRE never gives back what `[^a]++` took.
+        assert!(matches!(op("rx", r"[^a]++b"), Operator::RxBacktrack(_)));
+        assert!(!op("rx", r"^[^a]++b").eval(b"xxb", &NoVars, None));
+        assert!(op("rx", r"^[^a]+b").eval(b"xxb", &NoVars, None));
+        assert!(Operator::compile("rx", "[a", Path::new(".")).is_err());
     }
 }

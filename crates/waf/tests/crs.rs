@@ -2,8 +2,8 @@
 //!
 //! CRS comes from `PALISADE_CRS_DIR`, else `../shared/crs/rules` (CRS v4),
 //! else Debian's `modsecurity-crs` package (CRS 3.3, installed by the test
-//! command). CRS 3.3 has a few PCRE-only regexes, so it is loaded with
-//! `skip_unsupported_rules` and the skipped rules are checked to be listed.
+//! command). Every release loads strictly: no rule is skipped (CRS 3.3's
+//! own checks are in `crs3.rs`).
 
 use palisade_policy::waf::WafExclusion;
 use palisade_waf::{
@@ -26,27 +26,13 @@ fn crs_dir() -> PathBuf {
     .expect("no OWASP CRS found: set PALISADE_CRS_DIR, or install Debian's modsecurity-crs (scripts/setup-test-deps.sh does)")
 }
 
-/// CRS v4 must load strictly; older releases with PCRE-only rules load in
-/// skip mode, and the skipped rules must all be named.
+/// CRS, loaded strictly.
 fn build(mut cfg: WafSettings) -> Waf {
     let dir = crs_dir();
-    cfg.crs_dir = dir.display().to_string();
-    match Waf::build(&cfg) {
-        Ok(w) => w,
-        Err(strict) => {
-            let v4 = std::fs::read_to_string(dir.join("REQUEST-901-INITIALIZATION.conf"))
-                .map(|t| t.contains("OWASP_CRS/4."))
-                .unwrap_or(false);
-            assert!(!v4, "CRS v4 must load without skipping rules: {strict}");
-            cfg.skip_unsupported_rules = true;
-            let w = Waf::build(&cfg).expect("CRS loads with unsupported rules skipped");
-            assert!(!w.skipped_rules().is_empty());
-            for s in w.skipped_rules() {
-                assert!(s.contains(".conf:"), "skipped rule without location: {s}");
-            }
-            w
-        }
-    }
+    cfg.crs_dir = Some(dir.display().to_string());
+    let w = Waf::build(&cfg).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    assert!(w.skipped_rules().is_empty());
+    w
 }
 
 fn req(method: &str, uri: &str, headers: &[(&str, &str)], body: &str) -> HttpRequest {
@@ -212,13 +198,13 @@ fn paranoia_level_changes_what_is_checked() {
 #[test]
 fn bad_settings_and_missing_directories_are_reported() {
     let e = Waf::build(&WafSettings {
-        crs_dir: "/nonexistent/crs".into(),
+        crs_dir: Some("/nonexistent/crs".into()),
         ..WafSettings::default()
     })
     .unwrap_err();
     assert!(e.to_string().contains("/nonexistent/crs"), "{e}");
     let e = Waf::build(&WafSettings {
-        crs_dir: "/nonexistent/crs".into(),
+        crs_dir: Some("/nonexistent/crs".into()),
         blocking_paranoia_level: 7,
         inbound_threshold: 0,
         ..WafSettings::default()
@@ -442,7 +428,7 @@ fn plugins_load_in_crs_order() {
     );
 
     let missing = Waf::build(&WafSettings {
-        crs_dir: crs_dir().display().to_string(),
+        crs_dir: Some(crs_dir().display().to_string()),
         plugins_dir: Some(dir.join("nope").display().to_string()),
         ..WafSettings::default()
     })

@@ -325,6 +325,8 @@ pub fn hb(node: &str, seq: u64, t: u64) -> Heartbeat {
         decisions: 3,
         decisions_seq: seq,
         time_ms: t,
+        crs_version: Some("4.28.0".into()),
+        crs_digest: Some(format!("sha256:{node}")),
     }
 }
 

@@ -11,7 +11,7 @@
 //!
 //! ```toml
 //! [waf]
-//! crs_dir = "/usr/share/modsecurity-crs/rules"
+//! # crs_dir = "/usr/share/modsecurity-crs/rules"   # optional: searched for when left out
 //! mode = "block"                  # or "detect"
 //! blocking_paranoia_level = 1
 //! inbound_threshold = 5
@@ -248,8 +248,10 @@ impl ResponseSettings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WafSettings {
     /// The CRS directory: its `rules/` directory or the directory above it.
-    /// Relative paths are relative to the edge's working directory.
-    pub crs_dir: String,
+    /// Relative paths are relative to the edge's working directory. `None`:
+    /// the engine looks for an installed CRS in the usual places
+    /// (`palisade_waf::crs::SEARCH_PATHS`, in order).
+    pub crs_dir: Option<String>,
     /// A `crs-setup.conf` to load before the rules (optional: the edge generates one).
     pub setup: Option<String>,
     /// Block or detect only.
@@ -287,7 +289,7 @@ pub struct WafSettings {
 impl Default for WafSettings {
     fn default() -> Self {
         WafSettings {
-            crs_dir: String::new(),
+            crs_dir: None,
             setup: None,
             mode: WafMode::Block,
             blocking_paranoia_level: 1,
@@ -322,7 +324,9 @@ impl WafSettings {
                 errs.push(e);
             }
         };
-        err(check_path("crs_dir", &self.crs_dir));
+        if let Some(d) = &self.crs_dir {
+            err(check_path("crs_dir", d));
+        }
         if let Some(s) = &self.setup {
             err(check_path("setup", s));
         }

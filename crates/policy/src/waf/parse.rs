@@ -11,7 +11,8 @@ use toml::Spanned;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawWaf {
-    crs_dir: Spanned<String>,
+    #[serde(default)]
+    crs_dir: Option<Spanned<String>>,
     #[serde(default)]
     setup: Option<Spanned<String>>,
     #[serde(default)]
@@ -138,7 +139,7 @@ impl RawWaf {
             at(diag, v.span(), check_path(what, v.get_ref()));
             v.get_ref().clone()
         };
-        s.crs_dir = path(diag, &self.crs_dir, "crs_dir");
+        s.crs_dir = self.crs_dir.as_ref().map(|v| path(diag, v, "crs_dir"));
         s.skip_unsupported_rules = self.skip_unsupported_rules;
         s.setup = self.setup.as_ref().map(|v| path(diag, v, "setup"));
         s.plugins_dir = self
