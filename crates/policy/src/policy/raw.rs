@@ -17,21 +17,29 @@ use toml::Spanned;
 #[derive(Deserialize)]
 pub(super) struct RawPolicy {
     #[serde(default)]
-    pub(super) lists:
-        Option<Spanned<Lenient<BTreeMap<String, Spanned<Vec<Spanned<RawListItem>>>>>>>,
+    pub(super) lists: Option<Section<RawLists>>,
     #[serde(default)]
     pub(super) allowlist: Option<Spanned<Lenient<RawAllowlist>>>,
     #[serde(default)]
-    pub(super) rules: Option<Spanned<Lenient<Vec<Spanned<Lenient<RawRule>>>>>>,
+    pub(super) rules: Option<Section<Tables<RawRule>>>,
     #[serde(default)]
-    pub(super) rate_limits: Option<Spanned<Lenient<Vec<Spanned<Lenient<RawRateLimit>>>>>>,
+    pub(super) rate_limits: Option<Section<Tables<RawRateLimit>>>,
     #[serde(default)]
-    pub(super) escalations: Option<Spanned<Lenient<Vec<Spanned<Lenient<RawEscalation>>>>>>,
+    pub(super) escalations: Option<Section<Tables<RawEscalation>>>,
     #[serde(default)]
     pub(super) waf: Option<Spanned<Lenient<RawWaf>>>,
     #[serde(default)]
     pub(super) url_normalization: Option<Spanned<Lenient<RawUrlNormalization>>>,
 }
+
+/// A section (or an element of an array of tables) and where it starts.
+pub(super) type Section<T> = Spanned<Lenient<T>>;
+
+/// An array of tables (`[[rules]]`), each element deserialized on its own.
+pub(super) type Tables<T> = Vec<Section<T>>;
+
+/// `[lists]`: name → items.
+pub(super) type RawLists = BTreeMap<String, Spanned<Vec<Spanned<RawListItem>>>>;
 
 /// The top-level keys a policy file may have.
 pub(super) const SECTIONS: [&str; 7] = [
@@ -157,7 +165,7 @@ pub(super) fn lenient<'v, T>(
 /// the others (and the section itself when it is not an array of tables).
 pub(super) fn elements<'v, T>(
     diag: &mut Diagnostics<'_>,
-    section: &'v Option<Spanned<Lenient<Vec<Spanned<Lenient<T>>>>>>,
+    section: &'v Option<Section<Tables<T>>>,
     name: &str,
 ) -> Vec<&'v T> {
     let Some(section) = section else {
