@@ -16,7 +16,7 @@
 # Env:   WRK_THREADS (2), WARMUP (3s), LIGHT_DURATION (5s; 0 skips the
 #        one-connection latency run), PALISADE_CRS_DIR, SKIP_BUILD=1,
 #        MODSEC_RESPONSE_BODY=off (default: as recommended, On),
-#        PALISADE_BIN (default target/release/palisade), KEEP_WORK=1,
+#        PALISADE_BIN (default target/dist/palisade, the `dist` profile), KEEP_WORK=1,
 #        PALISADE_FORCE=1 (measure palisade even if it fails the 403/200 checks),
 #        PALISADE_BASELINE_BIN (another palisade binary, e.g. a build of main,
 #        measured as a fourth stack "baseline" with the same policy)
@@ -76,14 +76,14 @@ CRS_DIR=$(cd "$CRS_DIR" && pwd)
 crs_version() { grep -ho "ver:'OWASP_CRS/[0-9.]*" "$1"/REQUEST-901-INITIALIZATION.conf 2>/dev/null | head -1 | cut -d/ -f2; }
 
 # --- palisade binary ----------------------------------------------------------
-BIN=${PALISADE_BIN:-$ROOT/target/release/palisade}
+BIN=${PALISADE_BIN:-$ROOT/target/dist/palisade}
 PALISADE_OK=1; PALISADE_WHY=""
 if [ "${SKIP_BUILD:-0}" != 1 ] && [ -z "${PALISADE_BIN:-}" ]; then
-  echo "building palisade (cargo build --release -p palisade-cli)..." >&2
-  if ! cargo build --release -p palisade-cli >/dev/null 2>&1; then
+  echo "building palisade (cargo build --profile dist -p palisade-cli)..." >&2
+  if ! cargo build --profile dist -p palisade-cli >/dev/null 2>&1; then
     # again, showing the errors (a first failure can be a tree caught mid-edit)
     BUILD_LOG=$(mktemp /tmp/palisade-wafbench-build.XXXXXX)
-    if ! cargo build --release -p palisade-cli 2>"$BUILD_LOG"; then
+    if ! cargo build --profile dist -p palisade-cli 2>"$BUILD_LOG"; then
       tail -20 "$BUILD_LOG" >&2
       PALISADE_OK=0; PALISADE_WHY="cargo build failed"
     fi

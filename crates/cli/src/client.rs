@@ -134,24 +134,38 @@ pub fn events(args: ApiArgs, f: EventArgs) -> anyhow::Result<i32> {
             println!("{}", serde_json::to_string_pretty(&list)?);
             return Ok(0);
         }
-        println!(
-            "{:<14} {:<12} {:<16} {:<10} {:<20} {:<6} {:<6} PATH",
-            "TIME (ms)", "NODE", "CLIENT", "CHECK", "RULE", "ACTION", "SIM"
+        let now = palisade_edge::now_ms();
+        let rows: Vec<Vec<String>> = list
+            .iter()
+            .map(|e| {
+                vec![
+                    crate::table::when(now, e.time_ms),
+                    e.node.clone(),
+                    e.client_ip.to_string(),
+                    e.check.as_str().to_string(),
+                    e.rule_id.clone(),
+                    e.action.to_string(),
+                    if e.simulate { "yes" } else { "no" }.to_string(),
+                    format!("{} {}", e.method, e.path),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            crate::table::render(
+                &[
+                    "TIME",
+                    "NODE",
+                    "CLIENT",
+                    "CHECK",
+                    "RULE",
+                    "ACTION",
+                    "SIMULATED",
+                    "REQUEST"
+                ],
+                &rows
+            )
         );
-        for e in &list {
-            println!(
-                "{:<14} {:<12} {:<16} {:<10} {:<20} {:<6} {:<6} {} {}",
-                e.time_ms,
-                e.node,
-                e.client_ip,
-                e.check.as_str(),
-                e.rule_id,
-                e.action,
-                e.simulate,
-                e.method,
-                e.path
-            );
-        }
         Ok(0)
     })
 }
@@ -170,47 +184,49 @@ pub fn nodes(args: ApiArgs) -> anyhow::Result<i32> {
             return Ok(0);
         }
         let now = palisade_edge::now_ms();
-        println!(
-            "{:<20} {:<24} {:<8} {:<10} {:<10} {:<8} {:<24} LAST HEARTBEAT",
-            "NODE", "ADDRESS", "POLICY", "DECISIONS", "LOG SEQ", "HEALTH", "CRS (VERSION DIGEST)"
-        );
-        let mut differ = 0;
-        for n in &nodes {
-            let ago = now.saturating_sub(n["last_heartbeat_ms"].as_u64().unwrap_or(0));
-            let crs = match n["crs_digest"].as_str() {
-                Some(d) => format!(
-                    "{} {}{}",
-                    n["crs_version"].as_str().unwrap_or("?"),
-                    palisade_waf::crs::short_digest(d),
-                    if n["crs_differs"].as_bool().unwrap_or(false) {
-                        " *"
+        let rows: Vec<Vec<String>> = nodes
+            .iter()
+            .map(|n| {
+                vec![
+                    n["node_id"].as_str().unwrap_or("").to_string(),
+                    n["address"].as_str().unwrap_or("").to_string(),
+                    n["policy_version"]
+                        .as_u64()
+                        .map(|v| format!("v{v}"))
+                        .unwrap_or_else(|| "-".into()),
+                    n["decisions"].as_u64().unwrap_or(0).to_string(),
+                    n["decisions_seq"].as_u64().unwrap_or(0).to_string(),
+                    if n["healthy"].as_bool().unwrap_or(false) {
+                        "ok"
                     } else {
-                        ""
+                        "stale"
                     }
-                ),
-                None if n["crs_differs"].as_bool().unwrap_or(false) => "- *".into(),
-                None => "-".into(),
-            };
-            differ += usize::from(n["crs_differs"].as_bool().unwrap_or(false));
-            println!(
-                "{:<20} {:<24} {:<8} {:<10} {:<10} {:<8} {:<24} {:.1}s ago",
-                n["node_id"].as_str().unwrap_or(""),
-                n["address"].as_str().unwrap_or(""),
-                n["policy_version"]
-                    .as_u64()
-                    .map(|v| format!("v{v}"))
-                    .unwrap_or_else(|| "-".into()),
-                n["decisions"].as_u64().unwrap_or(0),
-                n["decisions_seq"].as_u64().unwrap_or(0),
-                if n["healthy"].as_bool().unwrap_or(false) {
-                    "ok"
-                } else {
-                    "stale"
-                },
-                crs,
-                ago as f64 / 1000.0
-            );
-        }
+                    .to_string(),
+                    crs_cell(n),
+                    crate::table::ago(now, n["last_heartbeat_ms"].as_u64().unwrap_or(0)),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            crate::table::render(
+                &[
+                    "NODE",
+                    "ADDRESS",
+                    "POLICY",
+                    "DECISIONS",
+                    "LOG SEQ",
+                    "HEALTH",
+                    "CRS (VERSION DIGEST)",
+                    "LAST HEARTBEAT"
+                ],
+                &rows
+            )
+        );
+        let differ = nodes
+            .iter()
+            .filter(|n| n["crs_differs"].as_bool().unwrap_or(false))
+            .count();
         if differ > 0 {
             println!(
                 "* {differ} node(s) run other CRS rules than most nodes of this cluster (another rule-file digest, or no WAF)"
@@ -266,37 +282,47 @@ pub async fn check(resp: reqwest::Response) -> anyhow::Result<reqwest::Response>
 }
 
 fn print_table(ds: &[Decision]) {
-    println!(
-        "{:<8} {:<8} {:<40} {:<7} {:<10} {:<20} REASON",
-        "ID", "SCOPE", "VALUE", "ACTION", "SIMULATED", "EXPIRES"
-    );
-    for d in ds {
-        let expires = d
-            .expires_at
-            .map(|e| {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_millis() as u64)
-                    .unwrap_or(0);
-                format!(
-                    "in {}",
-                    palisade_policy::duration::format_duration_ms(
-                        e.saturating_sub(now) / 1000 * 1000
+    let now = palisade_edge::now_ms();
+    let rows: Vec<Vec<String>> = ds
+        .iter()
+        .map(|d| {
+            let expires = d
+                .expires_at
+                .map(|e| {
+                    format!(
+                        "in {}",
+                        palisade_policy::duration::format_duration_ms(
+                            e.saturating_sub(now) / 1000 * 1000
+                        )
                     )
-                )
-            })
-            .unwrap_or_else(|| "never".into());
-        println!(
-            "{:<8} {:<8} {:<40} {:<7} {:<10} {:<20} {}",
-            d.id,
-            d.scope.as_str(),
-            d.value,
-            d.action.as_str(),
-            d.simulated,
-            expires,
-            d.reason
-        );
-    }
+                })
+                .unwrap_or_else(|| "never".into());
+            vec![
+                d.id.to_string(),
+                d.scope.as_str().to_string(),
+                d.value.clone(),
+                d.action.as_str().to_string(),
+                if d.simulated { "yes" } else { "no" }.to_string(),
+                expires,
+                d.reason.clone(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        crate::table::render(
+            &[
+                "ID",
+                "SCOPE",
+                "VALUE",
+                "ACTION",
+                "SIMULATED",
+                "EXPIRES",
+                "REASON"
+            ],
+            &rows
+        )
+    );
 }
 
 pub fn run(args: ApiArgs, cmd: DecisionsCommand) -> anyhow::Result<i32> {
@@ -364,4 +390,19 @@ pub fn run(args: ApiArgs, cmd: DecisionsCommand) -> anyhow::Result<i32> {
         }
         Ok(0)
     })
+}
+
+/// The CRS column of `palisade nodes`: version and short digest, `*` when
+/// the node runs other rules than most of the cluster.
+fn crs_cell(n: &serde_json::Value) -> String {
+    let differs = n["crs_differs"].as_bool().unwrap_or(false);
+    let mark = if differs { " *" } else { "" };
+    match n["crs_digest"].as_str() {
+        Some(d) => format!(
+            "{} {}{mark}",
+            n["crs_version"].as_str().unwrap_or("?"),
+            palisade_waf::crs::short_digest(d)
+        ),
+        None => format!("-{mark}"),
+    }
 }

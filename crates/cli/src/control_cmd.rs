@@ -123,14 +123,16 @@ pub fn run(args: ControlArgs) -> anyhow::Result<i32> {
             metrics: Arc::new(String::new),
             clock: Arc::new(now_ms),
         };
-        let listener = tokio::net::TcpListener::bind(&args.api)
-            .await
-            .with_context(|| format!("binding the API on {}", args.api))?;
+        let listener = tokio::net::TcpListener::from_std(crate::listen::bind("--api", &args.api)?)
+            .with_context(|| format!("the API listener on {}", args.api))?;
         tracing::info!(api = %args.api, nats = %args.nats, "palisade control");
         if generated {
+            // The secret itself is never printed: standard error ends up in logs.
+            let path = args.data_dir.join("admin.token");
             eprintln!(
-                "palisade: generated admin token (saved to {}):\n{token}",
-                args.data_dir.join("admin.token").display()
+                "palisade: generated an admin token in {} (export PALISADE_TOKEN=$(cat {}))",
+                path.display(),
+                path.display()
             );
         }
         axum::serve(listener, palisade_control::router(cfg)).await?;

@@ -45,6 +45,15 @@ pub fn run(args: EdgeCmdArgs) -> anyhow::Result<i32> {
     if upstreams.is_empty() {
         bail!("palisade edge needs at least one --upstream");
     }
+    // Pingora would retry a busy port for 30 s, then panic on a thread of its own.
+    crate::listen::check("--listen", &args.edge.listen)?;
+    if let Some(tls) = &args.edge.tls_listen {
+        crate::listen::check("--tls-listen", tls)?;
+    }
+    let metrics_listener = match &args.metrics {
+        Some(addr) => Some(crate::listen::bind("--metrics", addr)?),
+        None => None,
+    };
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
     let cfg = args.edge.config(upstreams, None)?;
@@ -78,11 +87,10 @@ pub fn run(args: EdgeCmdArgs) -> anyhow::Result<i32> {
         spool_max_bytes: 64 * 1024 * 1024,
     };
     let url = args.nats.clone();
-    let metrics_addr = args.metrics.clone();
     let metrics_state = state.clone();
     crate::runtime::spawn_runtime_thread("palisade-sync", None, move || async move {
-        if let Some(addr) = metrics_addr {
-            match tokio::net::TcpListener::bind(&addr).await {
+        if let Some(listener) = metrics_listener {
+            match tokio::net::TcpListener::from_std(listener) {
                 Ok(l) => {
                     let st = metrics_state.clone();
                     let app = axum::Router::new()
@@ -100,9 +108,7 @@ pub fn run(args: EdgeCmdArgs) -> anyhow::Result<i32> {
                         }
                     });
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, %addr, "cannot bind the metrics endpoint")
-                }
+                Err(e) => tracing::error!(error = %e, "metrics endpoint listener"),
             }
         }
         let opts = Arc::new(opts);

@@ -3,9 +3,11 @@
 mod client;
 mod control_cmd;
 mod edge_cmd;
+mod listen;
 mod origin;
 mod policy_cmd;
 mod runtime;
+mod table;
 mod tune_cmd;
 mod up;
 mod waf_cmd;
@@ -44,7 +46,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run everything on one machine: an edge and the management API.
+    /// Run everything on one machine: an edge (with the OWASP CRS WAF when the policy has a `[waf]` section) and the management API; without --upstream, in front of a built-in demo origin.
+    ///
+    /// The edge checks every request against the policy (allowlist, decisions,
+    /// custom rules, rate limits) and, when the policy file has a `[waf]`
+    /// section, the OWASP Core Rule Set WAF (see docs/policy.md). Without
+    /// --upstream it protects a built-in demo origin (an HTML page,
+    /// /api/status and a /login form) that it starts on a free loopback port.
+    /// Every address, the upstreams and the policy (with its WAF rules) are
+    /// checked before anything starts.
     Up(Box<up::UpArgs>),
     /// Run the control plane of a cluster (API over NATS JetStream).
     Control(Box<control_cmd::ControlArgs>),
@@ -52,10 +62,8 @@ enum Command {
     Edge(Box<edge_cmd::EdgeCmdArgs>),
     /// Serve the built-in demo site (HTML page, JSON endpoint, login form).
     DemoOrigin(origin::OriginArgs),
-    /// Work with policy files.
+    /// Check policy files (offline) and manage cluster policy versions (through the API).
     Policy {
-        #[command(flatten)]
-        api: client::ApiArgs,
         #[command(subcommand)]
         command: policy_cmd::PolicyCommand,
     },
@@ -92,8 +100,13 @@ fn init_logging(format: &str) {
     });
     // Pingora logs through `log`: bridge it (and count malformed requests).
     let _ = palisade_edge::logging::install_log_bridge();
+    // Colours only on a terminal, and never with NO_COLOR set (https://no-color.org).
+    use std::io::IsTerminal;
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     if format == "json" {
         let _ = tracing::subscriber::set_global_default(builder.json().finish());
@@ -121,7 +134,7 @@ fn main() {
             init_logging(&cli.log_format);
             origin::run(args)
         }
-        Command::Policy { api, command } => policy_cmd::run(api, command),
+        Command::Policy { command } => policy_cmd::run(command),
         Command::Nodes { api } => client::nodes(api),
         Command::Events { api, filter } => client::events(api, filter),
         Command::Decisions { api, command } => client::run(api, command),

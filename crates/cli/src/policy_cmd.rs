@@ -5,85 +5,226 @@ use anyhow::Context;
 use clap::Subcommand;
 use palisade_policy::Policy;
 use reqwest::Method;
-use std::path::PathBuf;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
 
 #[derive(Subcommand)]
 pub enum PolicyCommand {
-    /// Check a policy file offline; print every error with file, line and column.
+    /// Check a policy file offline, and load its WAF the way `palisade up`
+    /// would (CRS rules found and compiled); print every error with file,
+    /// line and column. Exit status 1 when anything is wrong.
     Validate {
         /// The policy file (TOML).
         file: PathBuf,
+        /// Print the result as JSON (on standard output).
+        #[arg(long)]
+        json: bool,
     },
     /// Store a policy file as the new cluster version (validated first).
     Apply {
+        #[command(flatten)]
+        api: ApiArgs,
         /// The policy file (TOML).
         file: PathBuf,
     },
     /// Show how a policy file differs from the current cluster version.
     Diff {
+        #[command(flatten)]
+        api: ApiArgs,
         /// The policy file (TOML).
         file: PathBuf,
     },
     /// List the stored policy versions.
-    History,
+    History {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Make an old version current again (stored as a new version).
     Rollback {
+        #[command(flatten)]
+        api: ApiArgs,
         /// The version to restore.
         version: u64,
     },
     /// Print the current cluster policy.
-    Show,
+    Show {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
 }
 
-fn validate(file: &PathBuf) -> anyhow::Result<i32> {
-    let name = file.display().to_string();
-    let src = match std::fs::read_to_string(file) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("{name}: {e}");
-            return Ok(1);
+/// One problem `policy validate` found.
+#[derive(Serialize)]
+struct Problem {
+    /// `file` (unreadable), `policy` (the TOML and its expressions) or `waf`
+    /// (loading and compiling the rule files).
+    source: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    column: Option<usize>,
+    message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.file, self.line, self.column) {
+            (Some(file), Some(line), Some(col)) => write!(f, "{file}:{line}:{col}: ")?,
+            (Some(file), _, _) => write!(f, "{file}: ")?,
+            _ => {}
         }
+        f.write_str(&self.message)
+    }
+}
+
+/// The WAF as `policy validate` loaded it.
+#[derive(Serialize)]
+struct WafSummary {
+    mode: String,
+    crs_dir: String,
+    /// Rules loaded (0 when the rules did not load).
+    rules: usize,
+    /// Rules left out (`skip_unsupported_rules`), one line each.
+    skipped: Vec<String>,
+}
+
+/// What `policy validate --json` prints.
+#[derive(Serialize)]
+struct Report {
+    file: String,
+    ok: bool,
+    errors: Vec<Problem>,
+    rules: usize,
+    rate_limits: usize,
+    escalations: usize,
+    allowlist: bool,
+    waf: Option<WafSummary>,
+}
+
+/// The lines of a WAF load error: one per problem.
+fn waf_problems(e: &palisade_waf::WafError) -> Vec<Problem> {
+    let lines = match e {
+        palisade_waf::WafError::Invalid(list) => list.clone(),
+        other => vec![other.to_string()],
     };
-    match Policy::from_toml(&src, &name) {
-        Ok(p) => {
-            // The CRS directory must exist (or, without crs_dir, be found).
-            let crs = match p
-                .waf
-                .as_ref()
-                .map(|w| palisade_waf::crs::locate(w.crs_dir.as_deref()))
-            {
-                Some(Err(e)) => {
-                    eprintln!("{name}: waf: {e}");
-                    eprintln!("{name}: 1 error(s)");
-                    return Ok(1);
+    lines
+        .into_iter()
+        .map(|message| Problem {
+            source: "waf",
+            file: None,
+            line: None,
+            column: None,
+            message,
+        })
+        .collect()
+}
+
+fn validate(file: &Path, json: bool) -> anyhow::Result<i32> {
+    let name = file.display().to_string();
+    let mut report = Report {
+        file: name.clone(),
+        ok: false,
+        errors: Vec::new(),
+        rules: 0,
+        rate_limits: 0,
+        escalations: 0,
+        allowlist: false,
+        waf: None,
+    };
+    match std::fs::read_to_string(file) {
+        Err(e) => report.errors.push(Problem {
+            source: "file",
+            file: Some(name.clone()),
+            line: None,
+            column: None,
+            message: e.to_string(),
+        }),
+        Ok(src) => {
+            let (policy, waf) = Policy::check_toml(&src, &name);
+            match policy {
+                Ok(p) => {
+                    report.rules = p.rules.len();
+                    report.rate_limits = p.rate_limits.len();
+                    report.escalations = p.escalations.len();
+                    report.allowlist = p.allowlist.is_some();
                 }
-                Some(Ok(found)) => found.rules_dir.display().to_string(),
-                None => String::new(),
-            };
-            println!(
-                "{name}: ok ({} rules, {} rate limits{}{})",
-                p.rules.len(),
-                p.rate_limits.len(),
-                if p.allowlist.is_some() {
-                    ", allowlist"
-                } else {
-                    ""
-                },
-                match &p.waf {
-                    Some(w) => format!(", waf ({}, {crs})", w.mode.as_str()),
-                    None => String::new(),
-                }
-            );
-            Ok(0)
-        }
-        Err(errors) => {
-            for e in &errors.0 {
-                eprintln!("{e}");
+                Err(errors) => report.errors.extend(errors.0.into_iter().map(|e| Problem {
+                    source: "policy",
+                    file: Some(e.file),
+                    line: Some(e.line),
+                    column: Some(e.column),
+                    message: e.message,
+                })),
             }
-            eprintln!("{name}: {} error(s)", errors.0.len());
-            Ok(1)
+            // The WAF is loaded as `palisade up` loads it, whenever the
+            // `[waf]` section itself is valid.
+            if let Some(settings) = waf {
+                let mut summary = WafSummary {
+                    mode: settings.mode.as_str().to_string(),
+                    // Where CRS is, as the edge finds it (crs_dir, else the search).
+                    crs_dir: palisade_waf::crs::locate(settings.crs_dir.as_deref())
+                        .map(|c| c.rules_dir.display().to_string())
+                        .unwrap_or_else(|_| settings.crs_dir.clone().unwrap_or_default()),
+                    rules: 0,
+                    skipped: Vec::new(),
+                };
+                match palisade_waf::Waf::build(&settings) {
+                    Ok(w) => {
+                        summary.rules = w.rules().len();
+                        summary.skipped = w.skipped_rules().to_vec();
+                    }
+                    Err(e) => report.errors.extend(waf_problems(&e)),
+                }
+                report.waf = Some(summary);
+            }
         }
     }
+    report.ok = report.errors.is_empty();
+    let status = i32::from(!report.ok);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(status);
+    }
+    if let Some(w) = &report.waf {
+        for s in &w.skipped {
+            eprintln!("{name}: WAF rule left out (skip_unsupported_rules): {s}");
+        }
+    }
+    if !report.ok {
+        for e in &report.errors {
+            eprintln!("{e}");
+        }
+        eprintln!("{name}: {} error(s)", report.errors.len());
+        return Ok(status);
+    }
+    println!(
+        "{name}: ok ({} rules, {} rate limits{}{}{})",
+        report.rules,
+        report.rate_limits,
+        if report.escalations > 0 {
+            format!(", {} escalations", report.escalations)
+        } else {
+            String::new()
+        },
+        if report.allowlist { ", allowlist" } else { "" },
+        match &report.waf {
+            Some(w) => format!(
+                ", waf: {} mode, {} CRS rules loaded from {}{}",
+                w.mode,
+                w.rules,
+                w.crs_dir,
+                if w.skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} left out", w.skipped.len())
+                }
+            ),
+            None => String::new(),
+        }
+    );
+    Ok(status)
 }
 
 /// A line diff (longest common subsequence): `-` removed, `+` added, ` ` kept.
@@ -118,10 +259,10 @@ pub fn diff_lines(old: &str, new: &str) -> Vec<(char, String)> {
     out
 }
 
-pub fn run(api: ApiArgs, cmd: PolicyCommand) -> anyhow::Result<i32> {
+pub fn run(cmd: PolicyCommand) -> anyhow::Result<i32> {
     match cmd {
-        PolicyCommand::Validate { file } => validate(&file),
-        PolicyCommand::Apply { file } => block_on(async move {
+        PolicyCommand::Validate { file, json } => validate(&file, json),
+        PolicyCommand::Apply { api, file } => block_on(async move {
             let src = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
             // Validate locally first: the errors then name the file.
@@ -153,7 +294,7 @@ pub fn run(api: ApiArgs, cmd: PolicyCommand) -> anyhow::Result<i32> {
             }
             Ok(0)
         }),
-        PolicyCommand::Diff { file } => block_on(async move {
+        PolicyCommand::Diff { api, file } => block_on(async move {
             let src = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
             let api = Api::new(&api)?;
@@ -175,7 +316,7 @@ pub fn run(api: ApiArgs, cmd: PolicyCommand) -> anyhow::Result<i32> {
             }
             Ok(i32::from(changed))
         }),
-        PolicyCommand::History => block_on(async move {
+        PolicyCommand::History { api } => block_on(async move {
             let api = Api::new(&api)?;
             let list: Vec<serde_json::Value> = api
                 .call(Method::GET, "/api/v1/policy/versions", None)
@@ -190,22 +331,28 @@ pub fn run(api: ApiArgs, cmd: PolicyCommand) -> anyhow::Result<i32> {
                 println!("{}", serde_json::to_string_pretty(&slim)?);
                 return Ok(0);
             }
-            println!(
-                "{:<8} {:<18} {:<24} CREATED (ms since epoch)",
-                "VERSION", "DIGEST", "AUTHOR"
+            let now = palisade_edge::now_ms();
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|v| {
+                    vec![
+                        v["version"].to_string(),
+                        v["digest"].as_str().unwrap_or("").to_string(),
+                        v["author"].as_str().unwrap_or("").to_string(),
+                        v["created_at"]
+                            .as_u64()
+                            .map(|ms| crate::table::when(now, ms))
+                            .unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                crate::table::render(&["VERSION", "DIGEST", "AUTHOR", "CREATED"], &rows)
             );
-            for v in &list {
-                println!(
-                    "{:<8} {:<18} {:<24} {}",
-                    v["version"],
-                    v["digest"].as_str().unwrap_or(""),
-                    v["author"].as_str().unwrap_or(""),
-                    v["created_at"]
-                );
-            }
             Ok(0)
         }),
-        PolicyCommand::Rollback { version } => block_on(async move {
+        PolicyCommand::Rollback { api, version } => block_on(async move {
             let api = Api::new(&api)?;
             let v: serde_json::Value = api
                 .call(
@@ -226,7 +373,7 @@ pub fn run(api: ApiArgs, cmd: PolicyCommand) -> anyhow::Result<i32> {
             }
             Ok(0)
         }),
-        PolicyCommand::Show => block_on(async move {
+        PolicyCommand::Show { api } => block_on(async move {
             let api = Api::new(&api)?;
             let v: serde_json::Value = api
                 .call(Method::GET, "/api/v1/policy", None)

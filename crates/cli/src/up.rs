@@ -18,7 +18,8 @@ pub struct EdgeArgs {
     /// Address of the HTTP listener (HTTP/1.1 and h2c).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: String,
-    /// Upstream URL (repeatable).
+    /// Upstream URL, http://HOST[:PORT] or https://HOST[:PORT] (repeatable;
+    /// `palisade up` without one starts a built-in demo origin).
     #[arg(long = "upstream")]
     pub upstreams: Vec<String>,
     /// Proxy worker threads (default: all cores).
@@ -132,7 +133,8 @@ pub struct UpArgs {
     /// Address of the management API (and /metrics).
     #[arg(long, default_value = "127.0.0.1:9090")]
     api: String,
-    /// Policy file (TOML), hot-reloaded on change and on SIGHUP.
+    /// Policy file (TOML; a `[waf]` section turns on the OWASP CRS WAF),
+    /// hot-reloaded on change and on SIGHUP.
     #[arg(long)]
     policy: Option<PathBuf>,
     /// Directory for state (the generated admin token).
@@ -230,16 +232,35 @@ pub(crate) fn admin_token(
 }
 
 pub fn run(args: UpArgs) -> anyhow::Result<i32> {
+    // Everything given on the command line is checked before anything starts:
+    // upstream URLs, the listeners' addresses, the policy file and its WAF.
+    if let Some(p) = &args.policy {
+        std::fs::read_to_string(p)
+            .with_context(|| format!("cannot read the policy file {} (--policy)", p.display()))?;
+    }
+    let mut upstreams = args.edge.upstream_specs()?;
+    let api_listener = crate::listen::bind("--api", &args.api)?;
+    crate::listen::check("--listen", &args.edge.listen)?;
+    if let Some(tls) = &args.edge.tls_listen {
+        crate::listen::check("--tls-listen", tls)?;
+    }
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
     let (token, generated) = admin_token(args.admin_token.clone(), &args.data_dir)?;
 
-    // Upstreams: given, or a demo origin we start ourselves.
-    let mut upstreams = args.edge.upstream_specs()?;
-    if upstreams.is_empty() {
-        let std_listener =
-            std::net::TcpListener::bind("127.0.0.1:0").context("binding the demo origin")?;
-        std_listener.set_nonblocking(true)?;
+    // Upstreams: given, or a demo origin we start ourselves (once the edge is built).
+    let demo_origin = if upstreams.is_empty() {
+        let std_listener = crate::listen::bind("the demo origin", "127.0.0.1:0")?;
+        let addr = std_listener.local_addr()?;
+        upstreams.push(UpstreamSpec::parse(&format!("http://{addr}")).map_err(anyhow::Error::msg)?);
+        Some(std_listener)
+    } else {
+        None
+    };
+
+    let cfg = args.edge.config(upstreams.clone(), args.policy.clone())?;
+    let edge = EdgeServer::build(cfg)?;
+    if let Some(std_listener) = demo_origin {
         let addr = std_listener.local_addr()?;
         crate::runtime::spawn_runtime_thread(
             "palisade-demo-origin",
@@ -255,12 +276,8 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
                 }
             },
         )?;
-        upstreams.push(UpstreamSpec::parse(&format!("http://{addr}")).map_err(anyhow::Error::msg)?);
         tracing::info!(%addr, "started the built-in demo origin");
     }
-
-    let cfg = args.edge.config(upstreams.clone(), args.policy.clone())?;
-    let edge = EdgeServer::build(cfg)?;
     let state = edge.state.clone();
 
     // Control plane and edge in one process, over the in-process mesh.
@@ -288,9 +305,6 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
     };
 
     // The management API, the edge's sync loop and event ingestion on one small runtime.
-    let api_listener = std::net::TcpListener::bind(&args.api)
-        .with_context(|| format!("binding the API on {}", args.api))?;
-    api_listener.set_nonblocking(true)?;
     let api_cfg = ApiConfig {
         backend: Arc::new(backend),
         tokens: Arc::new(palisade_control::Tokens::with_roles(
@@ -430,8 +444,10 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
     let ups: Vec<&str> = upstreams.iter().map(|u| u.url.as_str()).collect();
     tracing::info!(listen = %args.edge.listen, api = %args.api, upstreams = ?ups, policy = ?args.policy, "palisade up");
     if generated {
+        // The secret itself is never printed: standard error ends up in logs.
         eprintln!(
-            "palisade: generated admin token (saved to {}):\n{token}",
+            "palisade: generated an admin token in {} (export PALISADE_TOKEN=$(cat {}))",
+            args.data_dir.join("admin.token").display(),
             args.data_dir.join("admin.token").display()
         );
     }

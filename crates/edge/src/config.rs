@@ -64,22 +64,35 @@ pub struct UpstreamSpec {
 }
 
 impl UpstreamSpec {
-    /// Parses `http://host:port`, `https://host[:port]` or a bare `host:port`.
+    /// Parses `http://host[:port]` or `https://host[:port]` (ports 80 and 443
+    /// by default). Anything else — another scheme, no scheme at all — is
+    /// refused with one message saying what is accepted.
     pub fn parse(url: &str) -> Result<UpstreamSpec, String> {
-        let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
+        const ACCEPTED: &str =
+            "an upstream is a URL starting with http:// or https://, such as http://127.0.0.1:8081";
+        let (tls, rest) = if let Some(r) = strip_prefix_ci(url, "https://") {
             (true, r)
-        } else if let Some(r) = url.strip_prefix("http://") {
+        } else if let Some(r) = strip_prefix_ci(url, "http://") {
             (false, r)
-        } else if url.contains("://") {
-            return Err(format!(
-                "upstream `{url}`: only http:// and https:// are supported"
-            ));
         } else {
-            (false, url)
+            return Err(format!("upstream `{url}`: {ACCEPTED}"));
         };
-        let authority = rest.split('/').next().unwrap_or("");
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
         if authority.is_empty() {
-            return Err(format!("upstream `{url}`: missing host"));
+            return Err(format!("upstream `{url}`: missing host; {ACCEPTED}"));
+        }
+        if authority.contains('@') {
+            return Err(format!(
+                "upstream `{url}`: user information (`user@`) is not supported"
+            ));
+        }
+        if authority
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        {
+            return Err(format!(
+                "upstream `{url}`: the host contains spaces; {ACCEPTED}"
+            ));
         }
         let has_port = authority.rsplit_once(':').is_some_and(|(_, p)| {
             !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && !authority.ends_with(']')
@@ -106,6 +119,13 @@ impl UpstreamSpec {
             url: url.to_string(),
         })
     }
+}
+
+/// `s` without `prefix`, compared ignoring ASCII case.
+fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
 }
 
 /// Everything an edge needs to run.
@@ -183,9 +203,22 @@ mod tests {
         assert_eq!(u.addr.port(), 443);
         assert!(u.tls);
         assert_eq!(u.sni, "127.0.0.1");
-        let u = UpstreamSpec::parse("[::1]:9000").unwrap();
+        let u = UpstreamSpec::parse("http://[::1]:9000/").unwrap();
         assert_eq!(u.addr, "[::1]:9000".parse().unwrap());
-        assert!(UpstreamSpec::parse("ftp://x").is_err());
-        assert!(UpstreamSpec::parse("http://").is_err());
+        assert!(UpstreamSpec::parse("HTTP://127.0.0.1:1").is_ok());
+        // One rule, one message: no scheme, another scheme, not a URL.
+        for bad in [
+            "127.0.0.1:9000",
+            "ftp://x",
+            "not a url",
+            "http://",
+            "http://a b",
+        ] {
+            let e = UpstreamSpec::parse(bad).unwrap_err();
+            assert!(
+                e.contains("an upstream is a URL starting with http:// or https://"),
+                "{bad}: {e}"
+            );
+        }
     }
 }

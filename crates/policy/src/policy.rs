@@ -37,8 +37,8 @@ use crate::expr::{Expr, ExprIndex, Lists};
 use crate::ratelimit::{Characteristic, LimitSpec};
 use crate::verdict::Action;
 use crate::verdict::CheckKind;
-use crate::waf::{RawWaf, WafSettings};
-use serde::Deserialize;
+use crate::waf::WafSettings;
+use raw::{elements, lenient, unknown_sections, RawListItem, RawPolicy, SECTIONS};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::ops::Range;
@@ -46,6 +46,8 @@ use toml::Spanned;
 
 /// Name of the implicit list that holds `[allowlist] ips`.
 const ALLOWLIST_LIST: &str = "__allowlist";
+
+mod raw;
 
 /// One problem in a policy file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,111 +148,6 @@ pub struct Policy {
     pub forward_normalized_path: bool,
     /// A digest of the source, to tell versions apart in logs and metrics.
     pub digest: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPolicy {
-    #[serde(default)]
-    lists: BTreeMap<String, Spanned<Vec<Spanned<RawListItem>>>>,
-    #[serde(default)]
-    allowlist: Option<RawAllowlist>,
-    #[serde(default)]
-    rules: Vec<Spanned<RawRule>>,
-    #[serde(default)]
-    rate_limits: Vec<Spanned<RawRateLimit>>,
-    #[serde(default)]
-    escalations: Vec<Spanned<RawEscalation>>,
-    #[serde(default)]
-    waf: Option<RawWaf>,
-    #[serde(default)]
-    url_normalization: Option<RawUrlNormalization>,
-}
-
-/// `[url_normalization]`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawUrlNormalization {
-    #[serde(default)]
-    forward_normalized: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawEscalation {
-    id: Spanned<String>,
-    #[serde(default)]
-    description: String,
-    #[serde(default)]
-    source: Option<Spanned<String>>,
-    #[serde(default)]
-    kinds: Option<Spanned<Vec<Spanned<String>>>>,
-    threshold: Spanned<i64>,
-    window: Spanned<String>,
-    #[serde(default)]
-    action: Option<Spanned<String>>,
-    duration: Spanned<String>,
-    #[serde(default)]
-    simulate: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum RawListItem {
-    Str(String),
-    Int(i64),
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAllowlist {
-    #[serde(default)]
-    ips: Option<Spanned<Vec<Spanned<String>>>>,
-    #[serde(default)]
-    expression: Option<Spanned<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRule {
-    id: Spanned<String>,
-    #[serde(default)]
-    description: String,
-    expression: Spanned<String>,
-    action: Spanned<String>,
-    #[serde(default)]
-    simulate: bool,
-    #[serde(default)]
-    status: Option<Spanned<u16>>,
-    #[serde(default = "yes")]
-    enabled: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRateLimit {
-    id: Spanned<String>,
-    #[serde(default)]
-    description: String,
-    expression: Spanned<String>,
-    #[serde(default)]
-    characteristics: Option<Spanned<Vec<Spanned<String>>>>,
-    requests: Spanned<i64>,
-    period: Spanned<String>,
-    #[serde(default)]
-    mitigation_timeout: Option<Spanned<String>>,
-    #[serde(default)]
-    action: Option<Spanned<String>>,
-    #[serde(default)]
-    simulate: bool,
-    #[serde(default)]
-    status: Option<Spanned<u16>>,
-    #[serde(default = "yes")]
-    enabled: bool,
-}
-
-fn yes() -> bool {
-    true
 }
 
 /// Collects errors with positions resolved against the source text.
@@ -410,6 +307,16 @@ impl Policy {
 
     /// Parses and compiles a policy. `file` names the source in error messages.
     pub fn from_toml(src: &str, file: &str) -> Result<Policy, PolicyErrors> {
+        Self::check_toml(src, file).0
+    }
+
+    /// [`Policy::from_toml`], and the `[waf]` settings whenever that section
+    /// is valid, even when other sections are not: a checker can then load
+    /// the WAF and report its problems beside the policy's.
+    pub fn check_toml(
+        src: &str,
+        file: &str,
+    ) -> (Result<Policy, PolicyErrors>, Option<WafSettings>) {
         let mut diag = Diagnostics {
             file,
             src,
@@ -418,16 +325,46 @@ impl Policy {
         let raw: RawPolicy = match toml::from_str(src) {
             Ok(raw) => raw,
             Err(e) => {
+                // A syntax error: nothing after it can be read reliably.
                 let offset = e.span().map(|s| s.start).unwrap_or(0);
                 let msg = e.message().trim().to_string();
                 diag.at(offset, msg);
-                return Err(diag.into_errors());
+                return (Err(diag.into_errors()), None);
             }
+        };
+        for (key, span) in unknown_sections(src) {
+            diag.span(
+                span,
+                format!(
+                    "unknown section `{key}` (expected one of {})",
+                    SECTIONS.map(|s| format!("`{s}`")).join(", ")
+                ),
+            );
+        }
+        let no_lists = BTreeMap::new();
+        let raw_lists = match &raw.lists {
+            Some(l) => lenient(&mut diag, l, "[lists]").unwrap_or(&no_lists),
+            None => &no_lists,
+        };
+        let raw_allowlist = match &raw.allowlist {
+            Some(a) => lenient(&mut diag, a, "[allowlist]"),
+            None => None,
+        };
+        let raw_rules = elements(&mut diag, &raw.rules, "rules");
+        let raw_rate_limits = elements(&mut diag, &raw.rate_limits, "rate_limits");
+        let raw_escalations = elements(&mut diag, &raw.escalations, "escalations");
+        let raw_waf = match &raw.waf {
+            Some(w) => lenient(&mut diag, w, "[waf]"),
+            None => None,
+        };
+        let raw_url_normalization = match &raw.url_normalization {
+            Some(u) => lenient(&mut diag, u, "[url_normalization]"),
+            None => None,
         };
 
         // Named lists.
         let mut lists = Lists::new();
-        for (name, items) in &raw.lists {
+        for (name, items) in raw_lists {
             let mut values = Vec::with_capacity(items.get_ref().len());
             for item in items.get_ref() {
                 match item.get_ref() {
@@ -442,7 +379,7 @@ impl Policy {
 
         // Allowlist: its IPs become a hidden list, OR-ed with its expression.
         let mut allowlist = None;
-        if let Some(al) = &raw.allowlist {
+        if let Some(al) = raw_allowlist {
             let mut parts = Vec::new();
             if let Some(ips) = &al.ips {
                 let values: Vec<String> =
@@ -469,12 +406,14 @@ impl Policy {
             }
             let mut user_expr_ok = true;
             if let Some(e) = &al.expression {
-                if let Err(err) = Expr::compile(e.get_ref(), &lists) {
+                if let Err(errors) = Expr::compile_all(e.get_ref(), &lists) {
                     user_expr_ok = false;
-                    diag.at(
-                        string_value_offset(src, &e.span(), err.offset),
-                        format!("allowlist expression: {}", err.message),
-                    );
+                    for err in errors {
+                        diag.at(
+                            string_value_offset(src, &e.span(), err.offset),
+                            format!("allowlist expression: {}", err.message),
+                        );
+                    }
                 } else {
                     parts.push(format!("({})", e.get_ref()));
                 }
@@ -489,9 +428,8 @@ impl Policy {
 
         // Rules.
         let mut ids = HashSet::new();
-        let mut rules = Vec::with_capacity(raw.rules.len());
-        for r in &raw.rules {
-            let r = r.get_ref();
+        let mut rules = Vec::with_capacity(raw_rules.len());
+        for r in raw_rules {
             let id = r.id.get_ref();
             if !valid_id(id) {
                 diag.span(
@@ -531,9 +469,8 @@ impl Policy {
         }
 
         // Rate limits.
-        let mut rate_limits = Vec::with_capacity(raw.rate_limits.len());
-        for rl in &raw.rate_limits {
-            let rl = rl.get_ref();
+        let mut rate_limits = Vec::with_capacity(raw_rate_limits.len());
+        for rl in raw_rate_limits {
             let id = rl.id.get_ref();
             let _ = &rl.description;
             if !valid_id(id) {
@@ -654,9 +591,8 @@ impl Policy {
         }
 
         // Escalations.
-        let mut escalations = Vec::with_capacity(raw.escalations.len());
-        for e in &raw.escalations {
-            let e = e.get_ref();
+        let mut escalations = Vec::with_capacity(raw_escalations.len());
+        for e in raw_escalations {
             let id = e.id.get_ref();
             let _ = &e.description;
             if !valid_id(id) {
@@ -767,23 +703,23 @@ impl Policy {
             }
         }
 
-        let waf = raw.waf.as_ref().and_then(|w| w.compile(&mut diag));
+        let waf = raw_waf.and_then(|w| w.compile(&mut diag));
 
-        diag.finish()?;
+        if let Err(errors) = diag.finish() {
+            return (Err(errors), waf);
+        }
         let rule_index = ExprIndex::new(rules.iter().map(|r| &r.expression));
-        Ok(Policy {
+        let policy = Policy {
             allowlist,
             escalations,
             rule_index,
             rules,
             rate_limits,
-            waf,
-            forward_normalized_path: raw
-                .url_normalization
-                .as_ref()
-                .is_some_and(|u| u.forward_normalized),
+            forward_normalized_path: raw_url_normalization.is_some_and(|u| u.forward_normalized),
             digest: digest_of(src),
-        })
+            waf: waf.clone(),
+        };
+        (Ok(policy), waf)
     }
 }
 
@@ -813,228 +749,19 @@ fn compile_expr(
     lists: &Lists,
     id: &str,
 ) -> Option<Expr> {
-    match Expr::compile(e.get_ref(), lists) {
+    match Expr::compile_all(e.get_ref(), lists) {
         Ok(expr) => Some(expr),
-        Err(err) => {
-            diag.at(
-                string_value_offset(src, &e.span(), err.offset),
-                format!("`{id}`: {}", err.message),
-            );
+        Err(errors) => {
+            for err in errors {
+                diag.at(
+                    string_value_offset(src, &e.span(), err.offset),
+                    format!("`{id}`: {}", err.message),
+                );
+            }
             None
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const EXAMPLE: &str = r#"
-[lists]
-office = ["10.0.0.0/8", "192.0.2.7"]
-
-[[rules]]
-id = "block-admin"
-expression = 'http.request.uri.path starts_with "/admin" and not ip.src in $office'
-action = "block"
-
-[[rate_limits]]
-id = "login"
-expression = 'http.request.uri.path eq "/login"'
-characteristics = ["ip.src"]
-requests = 5
-period = "10s"
-mitigation_timeout = "60s"
-"#;
-
-    #[test]
-    fn the_issue_example_compiles() {
-        let p = Policy::from_toml(EXAMPLE, "p.toml").unwrap();
-        assert_eq!(p.rules.len(), 1);
-        assert_eq!(p.rules[0].action, Action::Block);
-        assert_eq!(p.rules[0].status, 403);
-        assert_eq!(p.rate_limits.len(), 1);
-        let rl = &p.rate_limits[0];
-        assert_eq!(
-            rl.spec,
-            LimitSpec {
-                requests: 5,
-                period_ms: 10_000,
-                mitigation_timeout_ms: 60_000
-            }
-        );
-        assert_eq!(rl.characteristics, vec![Characteristic::IpSrc]);
-        assert_eq!(rl.status, 429);
-        assert_eq!(p.digest.len(), 16);
-    }
-
-    #[test]
-    fn the_shipped_examples_compile() {
-        for f in ["policy.toml", "bench-policy.toml"] {
-            let path = format!("{}/../../examples/{f}", env!("CARGO_MANIFEST_DIR"));
-            let src = std::fs::read_to_string(&path).unwrap();
-            if let Err(e) = Policy::from_toml(&src, f) {
-                panic!("{e}");
-            }
-        }
-    }
-
-    #[test]
-    fn expression_errors_point_into_the_file() {
-        let src = "[[rules]]\nid = \"a\"\nexpression = 'http.host eq'\naction = \"block\"\n";
-        let e = Policy::from_toml(src, "f.toml").unwrap_err();
-        assert_eq!(e.0.len(), 1);
-        let err = &e.0[0];
-        assert_eq!((err.file.as_str(), err.line), ("f.toml", 3));
-        // The error is at or after the start of the expression text (column 15 is after the quote).
-        assert!(err.column >= 14, "{err}");
-        assert!(err.message.starts_with("`a`:"), "{err}");
-    }
-
-    #[test]
-    fn multi_line_expression_errors_have_the_right_line() {
-        let src = "[[rules]]\nid = \"a\"\nexpression = '''\nhttp.host eq \"x\"\nand nonsense.field eq 1\n'''\naction = \"block\"\n";
-        let e = Policy::from_toml(src, "f.toml").unwrap_err();
-        assert_eq!(e.0[0].line, 5, "{e}");
-        assert_eq!(e.0[0].column, 5, "{e}");
-    }
-
-    #[test]
-    fn every_problem_is_reported() {
-        let src = r#"
-[[rules]]
-id = "dup"
-expression = 'http.host eq "a"'
-action = "explode"
-
-[[rules]]
-id = "dup"
-expression = 'http.host eq "b"'
-action = "block"
-status = 200
-
-[[rate_limits]]
-id = "rl"
-expression = 'http.host eq "c"'
-characteristics = ["nope"]
-requests = 0
-period = "10parsecs"
-"#;
-        let e = Policy::from_toml(src, "f.toml").unwrap_err();
-        let msgs: Vec<String> = e.0.iter().map(|e| e.to_string()).collect();
-        let joined = msgs.join("\n");
-        for needle in [
-            "f.toml:5:",
-            "unknown action `explode`",
-            "f.toml:8:",
-            "duplicate id `dup`",
-            "f.toml:11:",
-            "status",
-            "f.toml:16:",
-            "f.toml:17:",
-            "requests must be at least 1",
-            "f.toml:18:",
-            "unknown unit",
-        ] {
-            assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
-        }
-        // Sorted by position in the file.
-        let lines: Vec<usize> = e.0.iter().map(|e| e.line).collect();
-        let mut sorted = lines.clone();
-        sorted.sort();
-        assert_eq!(lines, sorted);
-    }
-
-    #[test]
-    fn toml_syntax_and_unknown_fields_are_located() {
-        let e = Policy::from_toml("[[rules]\nid = 1\n", "f.toml").unwrap_err();
-        assert_eq!(e.0[0].line, 1, "{e}");
-        let e = Policy::from_toml(
-            "[[rules]]\nid = \"a\"\nexpresion = 'x'\naction = \"block\"\n",
-            "f.toml",
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("expresion"), "{e}");
-    }
-
-    #[test]
-    fn bad_lists_and_allowlist_entries() {
-        let src = "[allowlist]\nips = [\"10.0.0.0/8\", \"not-an-ip\"]\n";
-        let e = Policy::from_toml(src, "f.toml").unwrap_err();
-        assert_eq!(e.0[0].line, 2);
-        assert!(e.0[0].message.contains("not-an-ip"));
-        let p = Policy::from_toml(
-            "[allowlist]\nips = [\"10.0.0.0/8\"]\nexpression = 'http.host eq \"ok\"'\n",
-            "f",
-        )
-        .unwrap();
-        assert!(p.allowlist.is_some());
-    }
-
-    #[test]
-    fn disabled_rules_are_checked_but_not_loaded() {
-        let src = "[[rules]]\nid = \"a\"\nexpression = 'http.host eq \"x\"'\naction = \"block\"\nenabled = false\n";
-        let p = Policy::from_toml(src, "f").unwrap();
-        assert!(p.rules.is_empty());
-    }
-
-    #[test]
-    fn basic_string_escapes_map_back_to_the_file() {
-        // In a basic string `\"` is two bytes in the file, one in the value.
-        let src = "[[rules]]\nid = \"a\"\nexpression = \"http.host eq \\\"x\\\" and bogus.field eq 1\"\naction = \"block\"\n";
-        let e = Policy::from_toml(src, "f").unwrap_err();
-        let line = src.lines().nth(2).unwrap();
-        let col = line.find("bogus").unwrap() + 1;
-        assert_eq!((e.0[0].line, e.0[0].column), (3, col), "{e}");
-    }
-
-    #[test]
-    fn escalations_compile_and_report_errors() {
-        let src = "[[escalations]]\nid = \"repeat\"\nsource = \"cidr\"\nthreshold = 10\nwindow = \"1m\"\nduration = \"1h\"\n";
-        let p = Policy::from_toml(src, "f").unwrap();
-        assert_eq!(p.escalations.len(), 1);
-        assert_eq!(p.escalations[0].source, Source::Cidr);
-        assert_eq!(
-            p.escalations[0].kinds,
-            vec![CheckKind::Rule, CheckKind::RateLimit]
-        );
-        assert_eq!(
-            (p.escalations[0].window_ms, p.escalations[0].duration_ms),
-            (60_000, 3_600_000)
-        );
-        let bad = "[[escalations]]\nid = \"x\"\nsource = \"planet\"\nkinds = [\"planet\"]\nthreshold = 1\nwindow = \"0s\"\nduration = \"x\"\n";
-        let e = Policy::from_toml(bad, "f").unwrap_err();
-        let lines: Vec<usize> = e.0.iter().map(|e| e.line).collect();
-        assert_eq!(lines, vec![3, 4, 5, 6, 7], "{e}");
-    }
-
-    #[test]
-    fn url_normalization_setting() {
-        assert!(!Policy::from_toml("", "f").unwrap().forward_normalized_path);
-        assert!(
-            !Policy::from_toml("[url_normalization]\n", "f")
-                .unwrap()
-                .forward_normalized_path
-        );
-        let on = "[url_normalization]\nforward_normalized = true\n";
-        assert!(Policy::from_toml(on, "f").unwrap().forward_normalized_path);
-        let off = "[url_normalization]\nforward_normalized = false\n";
-        assert!(!Policy::from_toml(off, "f").unwrap().forward_normalized_path);
-        // A wrong type or an unknown key is located.
-        let bad = "[[rules]]\nid = \"a\"\nexpression = 'true'\naction = \"log\"\n\n[url_normalization]\nforward_normalized = \"yes\"\n";
-        let e = Policy::from_toml(bad, "f.toml").unwrap_err();
-        assert_eq!((e.0[0].file.as_str(), e.0[0].line), ("f.toml", 7), "{e}");
-        assert!(e.0[0].column >= 1, "{e}");
-        assert!(e.to_string().contains("bool"), "{e}");
-        let unknown = "[url_normalization]\nforward = true\n";
-        let e = Policy::from_toml(unknown, "f.toml").unwrap_err();
-        assert_eq!(e.0[0].line, 2, "{e}");
-        assert!(e.to_string().contains("forward_normalized"), "{e}");
-    }
-
-    #[test]
-    fn line_col_counts_chars() {
-        assert_eq!(line_col("ab\ncé d", 7), (2, 4));
-        assert_eq!(line_col("", 10), (1, 1));
-    }
-}
+mod tests;

@@ -9,6 +9,8 @@ use ipnet::IpNet;
 pub(super) struct Perr {
     pub offset: usize,
     pub message: String,
+    /// The parser must stop here (the nesting limit): no recovery.
+    pub fatal: bool,
 }
 
 impl Perr {
@@ -16,6 +18,7 @@ impl Perr {
         Perr {
             offset,
             message: message.into(),
+            fatal: false,
         }
     }
 }

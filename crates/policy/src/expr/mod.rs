@@ -230,22 +230,40 @@ impl Expr {
     /// Parses, type-checks and compiles `src`, resolving `$name` lists in
     /// `lists`.
     pub fn compile(src: &str, lists: &Lists) -> Result<Expr, ExprError> {
+        Self::compile_all(src, lists).map_err(|mut errors| errors.swap_remove(0))
+    }
+
+    /// [`Expr::compile`], reporting every problem found (at least one), in
+    /// source order: a comparison that does not compile is skipped up to the
+    /// next `and`, `or`, `xor` or unmatched `)`, so the ones after it are
+    /// checked too. A syntax error that leaves no comparison to resume at
+    /// ends the list.
+    pub fn compile_all(src: &str, lists: &Lists) -> Result<Expr, Vec<ExprError>> {
         if src.len() > MAX_SOURCE_LEN {
-            return Err(ExprError::at(
+            return Err(vec![ExprError::at(
                 src,
                 0,
                 format!(
                     "expression is too long ({} bytes; at most {MAX_SOURCE_LEN})",
                     src.len()
                 ),
-            ));
+            )]);
         }
-        let root =
-            parser::parse(src, lists).map_err(|e| ExprError::at(src, e.offset, e.message))?;
-        Ok(Expr {
-            source: Arc::from(src),
-            root: Arc::new(root),
-        })
+        match parser::parse(src, lists) {
+            Ok(root) => Ok(Expr {
+                source: Arc::from(src),
+                root: Arc::new(root),
+            }),
+            Err(errors) if errors.is_empty() => Err(vec![ExprError::at(
+                src,
+                0,
+                "internal: the expression did not compile".into(),
+            )]),
+            Err(errors) => Err(errors
+                .into_iter()
+                .map(|e| ExprError::at(src, e.offset, e.message))
+                .collect()),
+        }
     }
 
     /// Whether `req` matches. Allocates only when a function must build a

@@ -24,28 +24,45 @@ use super::lexer::{tokenize, Perr, Tok, Token};
 use super::sets::{IntSet, IpSet};
 use super::{Lists, MAX_DEPTH};
 
-/// Parses and compiles `src`.
-pub(super) fn parse(src: &str, lists: &Lists) -> Result<Node, Perr> {
-    let toks = tokenize(src)?;
+/// Parses and compiles `src`. On error, every problem found, in order: a
+/// comparison that does not compile is reported and skipped (up to the next
+/// `and`, `or`, `xor` or unmatched `)`), so the comparisons after it are
+/// still checked.
+pub(super) fn parse(src: &str, lists: &Lists) -> Result<Node, Vec<Perr>> {
+    let toks = tokenize(src).map_err(|e| vec![e])?;
     let mut p = Parser {
         src,
         toks,
         pos: 0,
         depth: 0,
         lists,
+        errors: Vec::new(),
     };
-    let node = p.or()?;
-    let t = p.peek();
-    match t.tok {
-        Tok::Eof => Ok(node),
-        Tok::RParen => Err(Perr::new(t.start, "unexpected `)` without a matching `(`")),
-        ref other => Err(Perr::new(
-            t.start,
-            format!(
-                "expected `and`, `or`, `xor` or the end of the expression, found {}",
-                other.describe()
-            ),
-        )),
+    let last = match p.or() {
+        Ok(node) => {
+            let t = p.peek();
+            match t.tok {
+                Tok::Eof => Ok(node),
+                Tok::RParen => Err(Perr::new(t.start, "unexpected `)` without a matching `(`")),
+                ref other => Err(Perr::new(
+                    t.start,
+                    format!(
+                        "expected `and`, `or`, `xor` or the end of the expression, found {}",
+                        other.describe()
+                    ),
+                )),
+            }
+        }
+        Err(e) => Err(e),
+    };
+    let mut errors = std::mem::take(&mut p.errors);
+    match last {
+        Ok(node) if errors.is_empty() => Ok(node),
+        Ok(_) => Err(errors),
+        Err(e) => {
+            errors.push(e);
+            Err(errors)
+        }
     }
 }
 
@@ -137,6 +154,8 @@ struct Parser<'s, 'l> {
     pos: usize,
     depth: usize,
     lists: &'l Lists,
+    /// Problems of comparisons already skipped.
+    errors: Vec<Perr>,
 }
 
 impl<'s> Parser<'s, '_> {
@@ -176,10 +195,13 @@ impl<'s> Parser<'s, '_> {
     fn enter(&mut self, at: usize) -> Result<(), Perr> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err(Perr::new(
-                at,
-                format!("expression is nested too deeply (more than {MAX_DEPTH} levels)"),
-            ));
+            return Err(Perr {
+                fatal: true,
+                ..Perr::new(
+                    at,
+                    format!("expression is nested too deeply (more than {MAX_DEPTH} levels)"),
+                )
+            });
         }
         Ok(())
     }
@@ -271,7 +293,52 @@ impl<'s> Parser<'s, '_> {
         ))
     }
 
+    /// A comparison; one that does not compile is recorded in `errors` and
+    /// skipped (see [`parse`]), standing for `false`.
     fn comparison(&mut self) -> Result<Node, Perr> {
+        let (start, depth) = (self.pos, self.depth);
+        match self.comparison_strict() {
+            Ok(node) => Ok(node),
+            Err(e) if e.fatal => Err(e),
+            Err(e) => {
+                self.errors.push(e);
+                self.depth = depth;
+                // Parentheses opened inside the comparison (function calls) are skipped to their close.
+                let mut open = self.toks[start..self.pos]
+                    .iter()
+                    .map(|t| match t.tok {
+                        Tok::LParen => 1,
+                        Tok::RParen => -1,
+                        _ => 0,
+                    })
+                    .sum::<i64>()
+                    .max(0);
+                loop {
+                    let t = &self.peek().tok;
+                    match t {
+                        Tok::Eof => break,
+                        Tok::RParen if open == 0 => break,
+                        Tok::RParen => open -= 1,
+                        Tok::LParen => open += 1,
+                        Tok::Ident("and" | "or" | "xor") | Tok::Sym("&&" | "||" | "^^")
+                            if open == 0 =>
+                        {
+                            break
+                        }
+                        _ => {}
+                    }
+                    self.bump();
+                }
+                // A comparison that consumed nothing would loop: stop there.
+                if self.pos == start {
+                    return Err(self.errors.pop().unwrap_or_else(|| Perr::new(0, "")));
+                }
+                Ok(Node::Const(false))
+            }
+        }
+    }
+
+    fn comparison_strict(&mut self) -> Result<Node, Perr> {
         let lhs_at = self.peek().start;
         let lhs = self.value(false)?;
         let lhs_text = &self.src[lhs_at..self.prev_end().max(lhs_at)];
