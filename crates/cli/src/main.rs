@@ -46,7 +46,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run everything on one machine: an edge (with the OWASP CRS WAF when the policy has a `[waf]` section) and the management API; without --upstream, in front of a built-in demo origin.
+    /// Run everything on one machine: an edge with the OWASP CRS WAF, and the management API (without --upstream, in front of a built-in demo origin).
     ///
     /// The edge checks every request against the policy (allowlist, decisions,
     /// custom rules, rate limits) and, when the policy file has a `[waf]`
