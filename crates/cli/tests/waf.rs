@@ -694,3 +694,33 @@ fn policy_versions_through_the_api_build_the_waf_or_are_refused() {
         .metrics()
         .contains(r#"palisade_policy_reloads_total{result="invalid"} 1"#));
 }
+
+/// The quick start's policy (examples/policy.toml) protects the origin with
+/// CRS in block mode, with no extra step: no crs_dir, an installed CRS is
+/// found (the test command installs Debian's).
+#[test]
+fn the_example_policy_blocks_sql_injection_out_of_the_box() {
+    let (_origin, origin_url) = demo_origin();
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/policy.toml"),
+    )
+    .unwrap();
+    let up = Up::start(std::slice::from_ref(&origin_url), Some(&example), &[]);
+    let get = |path: &str| {
+        client()
+            .get(format!("{}{path}", up.proxy))
+            .header("Host", "shop.example.com")
+            .header(
+                "User-Agent",
+                "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0",
+            )
+            .header("Accept", "text/html")
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(get("/?q=running+shoes"), 200, "{}", up.log());
+    assert_eq!(get(SQLI), 403, "{}", up.log());
+    assert_eq!(get(TAUTOLOGY), 403);
+}

@@ -229,10 +229,15 @@ fn other_errors_are_still_reported_with_waf_errors() {
 }
 
 #[test]
-fn the_commented_example_compiles_when_uncommented() {
+fn the_example_blocks_with_crs_and_its_commented_parts_compile() {
     let path = format!("{}/../../examples/policy.toml", env!("CARGO_MANIFEST_DIR"));
     let src = std::fs::read_to_string(path).unwrap();
-    let start = src.find("# [waf]").expect("a [waf] example");
+    let p = Policy::from_toml(&src, "policy.toml").unwrap_or_else(|e| panic!("{e}"));
+    let w = p.waf.expect("the example turns the WAF on");
+    assert_eq!((w.mode, w.crs_dir), (WafMode::Block, None));
+    let start = src
+        .find("# [[waf.exclusions]]")
+        .expect("an exclusions example");
     let uncommented: String = src[start..]
         .lines()
         .map(|l| l.strip_prefix("# ").or(l.strip_prefix('#')).unwrap_or(l))
@@ -244,7 +249,7 @@ fn the_commented_example_compiles_when_uncommented() {
         Err(e) => panic!("{e}"),
     };
     let w = p.waf.unwrap();
-    assert_eq!(w.mode, WafMode::Detect);
+    assert_eq!(w.mode, WafMode::Block);
     assert_eq!(w.exclusions.len(), 1);
     assert!(p.escalations.iter().any(|e| e.kinds == [CheckKind::Waf]));
 }
