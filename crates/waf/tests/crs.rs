@@ -441,3 +441,58 @@ fn plugins_load_in_crs_order() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Palisade's defaults allow PUT, PATCH and DELETE and the JSON patch
+/// types: what they carry is still inspected, as JSON.
+#[test]
+fn allowed_methods_and_patch_types_are_still_inspected() {
+    let waf = build(WafSettings::default());
+    let ct = |t: &'static str| [("Content-Type", t)];
+    let benign = r#"{"title":"New name","tags":["a","b"]}"#;
+    for (method, t) in [
+        ("PATCH", "application/merge-patch+json"),
+        ("PATCH", "application/json-patch+json"),
+        ("PUT", "application/json"),
+    ] {
+        let v = waf.inspect(req(method, "/api/items/7", &ct(t), benign));
+        assert!(!v.blocked, "{method} {t}: {:?}", v.matched);
+        for attack in [
+            r#"{"title":"1' UNION SELECT password FROM users--"}"#,
+            r#"[{"op":"replace","path":"/title","value":"<script>alert(1)</script>"}]"#,
+        ] {
+            let v = waf.inspect(req(method, "/api/items/7", &ct(t), attack));
+            assert!(v.blocked, "{method} {t} {attack}");
+        }
+    }
+    assert!(!waf.inspect(req("DELETE", "/api/items/7", &[], "")).blocked);
+    let q = "/api/items/7?id=1%27%20UNION%20SELECT%20password%20FROM%20users--";
+    assert!(waf.inspect(req("DELETE", q, &[], "")).blocked);
+    // Methods outside the list are still refused.
+    assert!(waf.inspect(req("TRACK", "/", &[], "")).blocked);
+}
+
+/// A setup file that sets `allowed_methods` keeps its value; one that has
+/// it commented out (as CRS ships it) gets Palisade's.
+#[test]
+fn a_setup_file_setting_allowed_methods_wins_over_the_default() {
+    let dir = std::env::temp_dir().join(format!("palisade-setup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let base = "SecDefaultAction \"phase:1,log,auditlog,pass\"\n\
+                SecDefaultAction \"phase:2,log,auditlog,pass\"\n\
+                SecAction \"id:900990,phase:1,pass,nolog,setvar:tx.crs_setup_version=4280\"\n";
+    let set = "SecAction \"id:900200,phase:1,pass,nolog,setvar:'tx.allowed_methods=GET HEAD POST OPTIONS'\"\n";
+    for (name, extra, delete_blocked) in [
+        ("set.conf", set.to_string(), true),
+        ("commented.conf", format!("# {set}"), false),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("{base}{extra}")).unwrap();
+        let waf = build(WafSettings {
+            setup: Some(path.display().to_string()),
+            ..WafSettings::default()
+        });
+        let v = waf.inspect(req("DELETE", "/api/items/7", &[], ""));
+        assert_eq!(v.blocked, delete_blocked, "{name}: {:?}", v.matched);
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
