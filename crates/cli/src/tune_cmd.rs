@@ -92,23 +92,18 @@ fn read_events(args: &TuneArgs) -> anyhow::Result<Vec<SecurityEvent>> {
             json: false,
         };
         let limit = args.limit;
-        let mut events = Vec::new();
-        crate::client::block_on(async {
+        return crate::client::block_on(async {
             let api = crate::client::Api::new(&api_args)?;
-            let list: Vec<SecurityEvent> = api
-                .call(
-                    reqwest::Method::GET,
-                    &format!("/api/v1/events?limit={limit}"),
-                    None,
-                )
-                .await?
-                .json()
-                .await
-                .context("the events API answered something that is not a list of events")?;
-            events = list;
-            Ok(0)
-        })?;
-        return Ok(events);
+            api.call(
+                reqwest::Method::GET,
+                &format!("/api/v1/events?limit={limit}"),
+                None,
+            )
+            .await?
+            .json::<Vec<SecurityEvent>>()
+            .await
+            .context("the events API answered something that is not a list of events")
+        });
     }
     let path = args.events.as_deref().unwrap_or(Path::new("-"));
     let (text, what) = if path == Path::new("-") {

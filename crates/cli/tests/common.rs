@@ -257,6 +257,23 @@ impl Up {
         }
         r.send().unwrap()
     }
+
+    /// The status of a GET of `path` on the proxy for `host`, sent with a
+    /// browser's User-Agent and Accept (CRS scores requests without them).
+    pub fn browser_status(&self, path: &str, host: &str) -> u16 {
+        client()
+            .get(format!("{}{path}", self.proxy))
+            .header("Host", host)
+            .header(
+                "User-Agent",
+                "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0",
+            )
+            .header("Accept", "text/html")
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    }
 }
 
 /// Polls `f` until it returns true or `timeout` passes.

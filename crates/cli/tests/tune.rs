@@ -27,18 +27,7 @@ fn policy(mode: &str) -> String {
 }
 
 fn get(up: &Up, path: &str, host: &str) -> u16 {
-    client()
-        .get(format!("{}{path}", up.proxy))
-        .header("Host", host)
-        .header(
-            "User-Agent",
-            "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0",
-        )
-        .header("Accept", "text/html")
-        .send()
-        .unwrap()
-        .status()
-        .as_u16()
+    up.browser_status(path, host)
 }
 
 #[test]

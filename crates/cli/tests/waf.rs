@@ -706,20 +706,7 @@ fn the_example_policy_blocks_sql_injection_out_of_the_box() {
     )
     .unwrap();
     let up = Up::start(std::slice::from_ref(&origin_url), Some(&example), &[]);
-    let get = |path: &str| {
-        client()
-            .get(format!("{}{path}", up.proxy))
-            .header("Host", "shop.example.com")
-            .header(
-                "User-Agent",
-                "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0",
-            )
-            .header("Accept", "text/html")
-            .send()
-            .unwrap()
-            .status()
-            .as_u16()
-    };
+    let get = |path: &str| up.browser_status(path, "shop.example.com");
     assert_eq!(get("/?q=running+shoes"), 200, "{}", up.log());
     assert_eq!(get(SQLI), 403, "{}", up.log());
     assert_eq!(get(TAUTOLOGY), 403);

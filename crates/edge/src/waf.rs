@@ -8,9 +8,9 @@
 //! proxy's hooks).
 
 use palisade_policy::waf::{WafMode, WafSettings};
-use palisade_policy::{WafEventDetail, WafRuleHit};
+use palisade_policy::WafEventDetail;
 use palisade_waf::exchange::ExchangeVerdict;
-use palisade_waf::{HttpRequest, Waf, WafError, WafVerdict};
+use palisade_waf::{HttpRequest, MatchedRule, Waf, WafError, WafVerdict};
 use pingora_http::{RequestHeader, ResponseHeader};
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -165,17 +165,7 @@ pub fn event_detail(v: &ExchangeVerdict) -> WafEventDetail {
             .matched
             .iter()
             .take(WafEventDetail::MAX_RULES)
-            .map(|m| WafRuleHit {
-                id: m.id,
-                msg: m.msg.clone(),
-                data: m.logdata.clone(),
-                var: m.matched_var_name.clone(),
-                vars: if m.matched_var_names.len() > 1 {
-                    m.matched_var_names.clone()
-                } else {
-                    Vec::new()
-                },
-            })
+            .map(MatchedRule::event_hit)
             .collect(),
     }
 }

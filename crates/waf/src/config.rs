@@ -71,13 +71,14 @@ pub const PALISADE_TX_DEFAULTS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Whether SecLang text sets `tx.<key>` on a line that is not a comment
-/// (a stock `crs-setup.conf` has these settings commented out).
-fn sets_tx(text: &str, key: &str) -> bool {
+/// Whether directives set `tx.<key>` (a stock `crs-setup.conf` has these
+/// settings commented out: the parser left them out).
+fn sets_tx(directives: &[Directive], key: &str) -> bool {
     let needle = format!("tx.{}=", key.to_ascii_lowercase());
-    text.lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .any(|l| l.to_ascii_lowercase().contains(&needle))
+    directives
+        .iter()
+        .flat_map(|d| &d.args)
+        .any(|a| a.to_ascii_lowercase().contains(&needle))
 }
 
 /// A CRS v4 plugins directory's files, by kind, in load order.
@@ -180,7 +181,7 @@ impl Preamble<'_> {
 }
 
 impl Settings<'_> {
-    fn settings_rules(&self, setup: Option<&Path>) -> String {
+    fn settings_rules(&self, setup: &[Directive]) -> String {
         let mut s = String::new();
         let detection = self.0.effective_detection_level();
         let mut vars = vec![
@@ -213,12 +214,9 @@ impl Settings<'_> {
         // Palisade's defaults for real traffic (docs/waf.md, "Defaults"),
         // unless `tx` or the setup file in use (the policy's, or the
         // crs-setup.conf found with CRS) sets them.
-        let setup_text = setup
-            .and_then(|p| std::fs::read_to_string(p).ok())
-            .unwrap_or_default();
         for (k, v) in PALISADE_TX_DEFAULTS {
             let in_tx = self.0.tx.keys().any(|t| t.eq_ignore_ascii_case(k));
-            if !in_tx && !sets_tx(&setup_text, k) {
+            if !in_tx && !sets_tx(setup, k) {
                 vars.push((k.to_string(), v.to_string()));
             }
         }
@@ -355,11 +353,14 @@ impl Settings<'_> {
             has_setup: setup.is_some(),
         };
         let mut out = parser::parse_str(&preamble.text(), &Arc::from("<waf settings>"), &here)?;
-        if let Some(setup) = &setup {
-            out.extend(parser::load_path(setup)?);
-        }
+        let setup_directives = match &setup {
+            Some(setup) => parser::load_path(setup)?,
+            None => Vec::new(),
+        };
+        let settings = self.settings_rules(&setup_directives);
+        out.extend(setup_directives);
         out.extend(parser::parse_str(
-            &self.settings_rules(setup.as_deref()),
+            &settings,
             &Arc::from("<waf settings>"),
             &here,
         )?);

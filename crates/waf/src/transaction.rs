@@ -67,6 +67,22 @@ pub struct MatchedRule {
 impl MatchedRule {
     /// Variables kept in [`MatchedRule::matched_var_names`].
     pub const MAX_VARS: usize = 32;
+
+    /// The rule as a security event records it (`vars` only when it
+    /// matched several variables).
+    pub fn event_hit(&self) -> palisade_policy::WafRuleHit {
+        palisade_policy::WafRuleHit {
+            id: self.id,
+            msg: self.msg.clone(),
+            data: self.logdata.clone(),
+            var: self.matched_var_name.clone(),
+            vars: if self.matched_var_names.len() > 1 {
+                self.matched_var_names.clone()
+            } else {
+                Vec::new()
+            },
+        }
+    }
 }
 
 /// The response as the engine sees it (phases 3 and 4).

@@ -52,17 +52,7 @@ fn record(waf: &Waf, req: &BenignRequest) -> Option<SecurityEvent> {
     let v = ex.finish_request_body();
     let rules: Vec<WafRuleHit> = ex
         .matched()
-        .map(|m| WafRuleHit {
-            id: m.id,
-            msg: m.msg.clone(),
-            data: m.logdata.clone(),
-            var: m.matched_var_name.clone(),
-            vars: if m.matched_var_names.len() > 1 {
-                m.matched_var_names.clone()
-            } else {
-                Vec::new()
-            },
-        })
+        .map(palisade_waf::MatchedRule::event_hit)
         .collect();
     if !rules.iter().any(|r| r.id == 949110) {
         return None;
