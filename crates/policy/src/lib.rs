@@ -16,6 +16,7 @@ pub mod duration;
 pub mod escalation;
 pub mod event;
 pub mod expr;
+pub mod learn;
 pub mod normalize;
 pub mod pipeline;
 pub mod policy;

@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use palisade_policy::learn::model::ModelApply;
 use palisade_policy::waf::{BodyLimitAction, WafMode, WafSettings};
 
 use crate::crs::{self, CrsInfo, CrsLocation, RuleStats};
@@ -70,6 +71,12 @@ pub const PALISADE_TX_DEFAULTS: &[(&str, &str)] = &[
         "|application/x-www-form-urlencoded| |multipart/form-data| |multipart/related| |text/xml| |application/xml| |application/soap+xml| |application/json| |application/cloudevents+json| |application/cloudevents-batch+json| |application/json-patch+json| |application/merge-patch+json| |application/strategic-merge-patch+json|",
     ),
 ];
+
+/// The `tx` variable the edge sets to a route's learned methods
+/// (`palisade_policy::learn::model::Allowances::methods`).
+pub const MODEL_METHODS_TX: &str = "palisade_model_methods";
+/// The `tx` variable the edge sets to a route's learned content types.
+pub const MODEL_CONTENT_TYPES_TX: &str = "palisade_model_content_types";
 
 /// Whether directives set `tx.<key>` (a stock `crs-setup.conf` has these
 /// settings commented out: the parser left them out).
@@ -231,6 +238,28 @@ impl Settings<'_> {
             GENERATED_ID_BASE + 1,
             setvars.join(",")
         );
+        // The positive model's lists for this request's route (the edge sets
+        // `tx.palisade_model_*` per request; see `Exchange::set_tx`).
+        let model = &self.0.model;
+        if model.apply != ModelApply::Off {
+            for (i, (list, learned)) in [
+                ("allowed_methods", MODEL_METHODS_TX),
+                ("allowed_request_content_type", MODEL_CONTENT_TYPES_TX),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let value = match model.apply {
+                    ModelApply::Replace => format!("%{{tx.{learned}}}"),
+                    _ => format!("%{{tx.{list}}} %{{tx.{learned}}}"),
+                };
+                let _ = writeln!(
+                    s,
+                    "SecRule &TX:{learned} \"@gt 0\" \"id:{},phase:1,pass,nolog,setvar:'tx.{list}={value}'\"",
+                    GENERATED_ID_BASE + 2 + i as u32,
+                );
+            }
+        }
         for (i, e) in self.0.exclusions.iter().enumerate() {
             let id = GENERATED_ID_BASE + 100 + i as u32;
             let mut ctls = Vec::new();

@@ -377,6 +377,12 @@ impl Exchange {
         self.settings.mode == WafMode::Block
     }
 
+    /// Sets `tx.<name>` for this exchange's rules. Call it before
+    /// [`Exchange::request_headers`]: rules that already ran do not see it.
+    pub fn set_tx(&mut self, name: &str, value: &[u8]) {
+        self.tx.set_tx(name, value);
+    }
+
     /// Phase 1, on the request line and headers. Call it once the headers
     /// are known; a blocked verdict ends the exchange (answer its status,
     /// then call [`Exchange::logging`]).
@@ -648,7 +654,7 @@ impl Exchange {
     /// Runs the request phases of [`Waf::inspect`]: phase 1, then the body
     /// (given whole), then phase 2; the verdict takes the matched rules
     /// along instead of copying them.
-    pub(crate) fn inspect_request(mut self, body: Vec<u8>) -> WafVerdict {
+    pub fn inspect_request(mut self, body: Vec<u8>) -> WafVerdict {
         self.run_request_headers();
         let phase = if self.tx.state.interruption.is_some() {
             1

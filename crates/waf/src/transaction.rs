@@ -827,6 +827,13 @@ impl Transaction {
             .unwrap_or(0)
     }
 
+    /// Sets `tx.<name>` (any case) before the rules run: values the caller
+    /// knows per request (the edge's positive model, see
+    /// [`crate::config::MODEL_METHODS_TX`]).
+    pub fn set_tx(&mut self, name: &str, value: &[u8]) {
+        self.state.tx.set(&name.to_ascii_lowercase(), value);
+    }
+
     /// A `tx.` variable as a number.
     pub fn tx_num(&self, name: &str) -> Option<i64> {
         self.state

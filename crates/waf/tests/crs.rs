@@ -496,3 +496,73 @@ fn a_setup_file_setting_allowed_methods_wins_over_the_default() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The positive model's per-request lists (`tx.palisade_model_*`, set by
+/// the edge) extend or replace CRS' static lists, on CRS v4 and 3.3 alike.
+#[test]
+fn the_positive_model_extends_or_replaces_crs_lists() {
+    use palisade_policy::learn::model::{ModelApply, ModelSettings};
+    use palisade_waf::config::{MODEL_CONTENT_TYPES_TX, MODEL_METHODS_TX};
+    let waf_with = |apply| {
+        build(WafSettings {
+            model: ModelSettings {
+                apply,
+                ..ModelSettings::default()
+            },
+            ..WafSettings::default()
+        })
+    };
+    let run_at = |waf: &Waf, method: &str, uri: &str, ct: &str, model: Option<(&str, &str)>| {
+        let body = if ct.contains("json") {
+            r#"{"note":"hello"}"#
+        } else {
+            "hello"
+        };
+        // The body goes in once, through the exchange.
+        let mut ex = waf.begin(HttpRequest {
+            body: Vec::new(),
+            ..req(method, uri, &[("Content-Type", ct)], body)
+        });
+        if let Some((m, t)) = model {
+            ex.set_tx(MODEL_METHODS_TX, m.as_bytes());
+            ex.set_tx(MODEL_CONTENT_TYPES_TX, t.as_bytes());
+        }
+        ex.inspect_request(body.as_bytes().to_vec()).blocked
+    };
+    let run =
+        |waf: &Waf, method: &str, ct: &str, model| run_at(waf, method, "/api/notes", ct, model);
+    let learned = Some(("POST REPORT", "|text/plain|"));
+    // CRS alone refuses text/plain bodies and REPORT.
+    let off = waf_with(ModelApply::Off);
+    assert!(run(&off, "POST", "text/plain", None));
+    assert!(
+        run(&off, "POST", "text/plain", learned),
+        "off: the model changes nothing"
+    );
+    let extend = waf_with(ModelApply::Extend);
+    assert!(
+        run(&extend, "POST", "text/plain", None),
+        "no model for the route"
+    );
+    assert!(!run(&extend, "POST", "text/plain", learned));
+    assert!(!run(&extend, "REPORT", "text/plain", learned));
+    assert!(
+        !run(&extend, "POST", "application/json", learned),
+        "CRS' list still holds"
+    );
+    assert!(run(&extend, "POST", "text/csv", learned));
+    // Attacks in what the model allows are still inspected.
+    let attack = "/api/notes?q=1%27%20UNION%20SELECT%20password%20FROM%20users--";
+    assert!(run_at(&extend, "POST", attack, "text/plain", learned));
+    let replace = waf_with(ModelApply::Replace);
+    assert!(!run(&replace, "POST", "text/plain", learned));
+    assert!(
+        run(&replace, "POST", "application/json", learned),
+        "only what was learned"
+    );
+    assert!(run(&replace, "PUT", "text/plain", learned));
+    assert!(
+        !run(&replace, "POST", "application/json", None),
+        "no model: CRS' lists"
+    );
+}

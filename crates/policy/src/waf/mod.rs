@@ -28,6 +28,7 @@ pub mod tune;
 
 pub(crate) use parse::RawWaf;
 
+use crate::learn::model::{ModelApply, ModelSettings};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -284,6 +285,8 @@ pub struct WafSettings {
     /// Leave out rules the engine cannot run (PCRE-only regexes of CRS 3.x)
     /// instead of refusing the rule set; each one is logged. Off by default.
     pub skip_unsupported_rules: bool,
+    /// The positive model learned from passed traffic (`[waf.model]`).
+    pub model: crate::learn::model::ModelSettings,
 }
 
 impl Default for WafSettings {
@@ -303,6 +306,7 @@ impl Default for WafSettings {
             plugins_dir: None,
             exclusions: Vec::new(),
             skip_unsupported_rules: false,
+            model: Default::default(),
         }
     }
 }
@@ -383,11 +387,56 @@ impl WafSettings {
                 err(Err(format!("{what}: names no rule_ids, tags or targets")));
             }
         }
+        let m = &self.model;
+        err(check_model_int("min_requests", m.min_requests as i64, 1_000_000_000).map(drop));
+        err(check_model_int("min_sources", m.min_sources as i64, 1_000_000).map(drop));
+        err(check_model_int("max_routes", m.max_routes as i64, MAX_MODEL_ROUTES as i64).map(drop));
+        if !(100..=3_600_000).contains(&m.share_every_ms) {
+            err(Err(
+                "waf.model: share_every must be between 100ms and 1h".to_string()
+            ));
+        }
         errs
     }
 }
 
 // The checks below are shared by `WafSettings::validate` and the TOML parser.
+
+/// The most routes `[waf.model] max_routes` may keep.
+pub const MAX_MODEL_ROUTES: usize = 100_000;
+
+fn check_model_apply(v: &str) -> Result<ModelApply, String> {
+    match v {
+        "off" => Ok(ModelApply::Off),
+        "extend" => Ok(ModelApply::Extend),
+        "replace" => Ok(ModelApply::Replace),
+        other => Err(format!(
+            "waf.model: unknown apply `{other}` (expected off, extend or replace)"
+        )),
+    }
+}
+
+fn check_model_int(name: &str, n: i64, max: i64) -> Result<u64, String> {
+    if (1..=max).contains(&n) {
+        Ok(n as u64)
+    } else {
+        Err(format!(
+            "waf.model: {name} must be between 1 and {max}, not {n}"
+        ))
+    }
+}
+
+fn check_share_every(v: &str) -> Result<u64, String> {
+    let ms = crate::duration::parse_duration_ms(v)
+        .map_err(|e| format!("waf.model: share_every: {e}"))?;
+    if (100..=3_600_000).contains(&ms) {
+        Ok(ms)
+    } else {
+        Err(format!(
+            "waf.model: share_every must be between 100ms and 1h, not {v}"
+        ))
+    }
+}
 
 fn check_path(what: &str, v: &str) -> Result<(), String> {
     if v.trim().is_empty() {

@@ -51,6 +51,26 @@ pub(crate) struct RawWaf {
     exclusions: Vec<Spanned<RawExclusion>>,
     #[serde(default)]
     skip_unsupported_rules: bool,
+    #[serde(default)]
+    model: Option<RawModel>,
+}
+
+/// `[waf.model]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    #[serde(default)]
+    learn: Option<bool>,
+    #[serde(default)]
+    apply: Option<Spanned<String>>,
+    #[serde(default)]
+    min_requests: Option<Spanned<i64>>,
+    #[serde(default)]
+    min_sources: Option<Spanned<i64>>,
+    #[serde(default)]
+    max_routes: Option<Spanned<i64>>,
+    #[serde(default)]
+    share_every: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -279,6 +299,10 @@ impl RawWaf {
             }
         }
 
+        if let Some(m) = &self.model {
+            model(m, &mut s.model, diag);
+        }
+
         for (i, e) in self.exclusions.iter().enumerate() {
             let e_span = e.span();
             let e = e.get_ref();
@@ -320,5 +344,52 @@ impl RawWaf {
         }
 
         (diag.len() == before).then_some(s)
+    }
+}
+
+/// `[waf.model]` into `out`, every problem located.
+fn model(m: &RawModel, out: &mut ModelSettings, diag: &mut Diagnostics<'_>) {
+    if let Some(on) = m.learn {
+        out.learn = on;
+    }
+    if let Some(a) = &m.apply {
+        match check_model_apply(a.get_ref()) {
+            Ok(v) => out.apply = v,
+            Err(e) => diag.span(a.span(), e),
+        }
+    }
+    let mut int = |v: &Option<Spanned<i64>>, name: &str, max: i64, out: &mut u64| {
+        if let Some(v) = v {
+            match check_model_int(name, *v.get_ref(), max) {
+                Ok(n) => *out = n,
+                Err(e) => diag.span(v.span(), e),
+            }
+        }
+    };
+    int(
+        &m.min_requests,
+        "min_requests",
+        1_000_000_000,
+        &mut out.min_requests,
+    );
+    int(
+        &m.min_sources,
+        "min_sources",
+        1_000_000,
+        &mut out.min_sources,
+    );
+    let mut routes = out.max_routes as u64;
+    int(
+        &m.max_routes,
+        "max_routes",
+        MAX_MODEL_ROUTES as i64,
+        &mut routes,
+    );
+    out.max_routes = routes as usize;
+    if let Some(d) = &m.share_every {
+        match check_share_every(d.get_ref()) {
+            Ok(ms) => out.share_every_ms = ms,
+            Err(e) => diag.span(d.span(), e),
+        }
     }
 }

@@ -349,3 +349,55 @@ fn crs_list_settings_may_hold_bars() {
     w.tx.insert("x".into(), "a'b".into());
     assert!(!w.validate().is_empty());
 }
+
+#[test]
+fn the_model_section_is_read_and_checked() {
+    use crate::learn::model::ModelApply;
+    let p = Policy::from_toml(
+        "[waf]\n[waf.model]\napply = \"replace\"\nmin_requests = 50\nmin_sources = 3\nmax_routes = 200\nshare_every = \"2s\"\nlearn = true\n",
+        "f",
+    )
+    .unwrap();
+    let m = p.waf.unwrap().model;
+    assert_eq!(
+        (
+            m.apply,
+            m.min_requests,
+            m.min_sources,
+            m.max_routes,
+            m.share_every_ms,
+            m.learn
+        ),
+        (ModelApply::Replace, 50, 3, 200, 2000, true)
+    );
+    // Defaults: learn, change nothing.
+    let m = Policy::from_toml("[waf]\n", "f")
+        .unwrap()
+        .waf
+        .unwrap()
+        .model;
+    assert_eq!((m.learn, m.apply), (true, ModelApply::Off));
+    assert!(WafSettings::default().validate().is_empty());
+
+    let e = errors(
+        "[waf]\n[waf.model]\napply = \"always\"\nmin_sources = 0\nmax_routes = 100000000\nshare_every = \"1ms\"\nbogus = 1\n",
+    );
+    let joined = e.join("\n");
+    assert!(joined.contains("unknown field `bogus`"), "{joined}");
+    let e = errors(
+        "[waf]\n[waf.model]\napply = \"always\"\nmin_sources = 0\nmax_routes = 100000000\nshare_every = \"1ms\"\n",
+    );
+    let joined = e.join("\n");
+    for needle in [
+        "f.toml:3:",
+        "unknown apply `always`",
+        "f.toml:4:",
+        "min_sources must be between 1",
+        "f.toml:5:",
+        "max_routes must be between 1 and 100000",
+        "f.toml:6:",
+        "share_every must be between 100ms and 1h",
+    ] {
+        assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
+    }
+}
