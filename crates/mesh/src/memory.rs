@@ -19,7 +19,7 @@ use palisade_policy::SecurityEvent;
 use tokio::sync::{mpsc, watch};
 
 use crate::mesh::{
-    normalize_op, now_ms, Acker, DecisionStream, EventDelivery, EventStream, Mesh, PolicyStream,
+    check_stats_size, normalize_op, now_ms, token, Acker, DecisionStream, EventDelivery, EventStream, Mesh, PolicyStream,
     STREAM_BUFFER,
 };
 use crate::types::{DecisionOp, DecisionUpdate, Heartbeat, MeshError, PolicyVersion};
@@ -52,6 +52,8 @@ struct Inner {
     events: Mutex<EventLog>,
     events_head: watch::Sender<u64>,
     nodes: Mutex<BTreeMap<String, Heartbeat>>,
+    /// Learned statistics by (name, node token).
+    stats: Mutex<BTreeMap<(String, String), Vec<u8>>>,
 }
 
 /// The compacted decision log: latest op per key, by sequence.
@@ -153,6 +155,7 @@ impl MemoryMesh {
                 }),
                 events_head: watch::Sender::new(0),
                 nodes: Mutex::new(BTreeMap::new()),
+                stats: Mutex::new(BTreeMap::new()),
             }),
         }
     }
@@ -349,6 +352,25 @@ impl Mesh for MemoryMesh {
 
     async fn nodes(&self) -> Result<Vec<Heartbeat>, MeshError> {
         Ok(lock(&self.inner.nodes).values().cloned().collect())
+    }
+
+    async fn publish_stats(
+        &self,
+        name: &str,
+        node: &str,
+        state: Vec<u8>,
+    ) -> Result<(), MeshError> {
+        check_stats_size(name, &state)?;
+        lock(&self.inner.stats).insert((name.to_string(), token(node)), state);
+        Ok(())
+    }
+
+    async fn stats(&self, name: &str) -> Result<Vec<(String, Vec<u8>)>, MeshError> {
+        Ok(lock(&self.inner.stats)
+            .iter()
+            .filter(|((n, _), _)| n == name)
+            .map(|((_, node), v)| (node.clone(), v.clone()))
+            .collect())
     }
 }
 

@@ -67,6 +67,33 @@ pub trait Mesh: Send + Sync + 'static {
     /// The latest heartbeat of each node still known (NATS forgets a node
     /// after the heartbeat bucket's max age), ordered by node id.
     async fn nodes(&self) -> Result<Vec<Heartbeat>, MeshError>;
+
+    /// Shares `node`'s whole current state of the learned statistic `name`
+    /// (`palisade_policy::learn`), replacing the state it shared before. At
+    /// most [`MAX_STATS_BYTES`]; larger states are refused with
+    /// [`MeshError::Invalid`] (the caller shrinks them).
+    async fn publish_stats(&self, name: &str, node: &str, state: Vec<u8>)
+        -> Result<(), MeshError>;
+
+    /// The latest state of `name` of every node that shared one recently
+    /// (NATS forgets a state after the stats bucket's max age), as
+    /// `(node token, state)` ordered by node (see [`token`]).
+    async fn stats(&self, name: &str) -> Result<Vec<(String, Vec<u8>)>, MeshError>;
+}
+
+/// The largest state [`Mesh::publish_stats`] carries (NATS' default maximum
+/// payload is 1 MiB).
+pub const MAX_STATS_BYTES: usize = 512 * 1024;
+
+/// Refuses a state over [`MAX_STATS_BYTES`].
+pub(crate) fn check_stats_size(name: &str, state: &[u8]) -> Result<(), MeshError> {
+    if state.len() > MAX_STATS_BYTES {
+        return Err(MeshError::Invalid(format!(
+            "stats `{name}`: {} bytes is over the {MAX_STATS_BYTES}-byte limit",
+            state.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Decision updates from [`Mesh::decisions_since`]: replay, then follow.

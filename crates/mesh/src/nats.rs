@@ -27,7 +27,7 @@ use palisade_policy::SecurityEvent;
 use tokio::sync::mpsc;
 
 use crate::mesh::{
-    hex, normalize_op, now_ms, token, Acker, DecisionStream, EventDelivery, EventStream, Mesh,
+    check_stats_size, hex, normalize_op, now_ms, token, MAX_STATS_BYTES, Acker, DecisionStream, EventDelivery, EventStream, Mesh,
     PolicyStream, STREAM_BUFFER,
 };
 use crate::types::{DecisionOp, DecisionUpdate, Heartbeat, MeshError, PolicyVersion};
@@ -56,6 +56,8 @@ pub struct NatsOptions {
     pub events_max_bytes: i64,
     /// A node missing heartbeats this long disappears from `nodes()`.
     pub nodes_max_age: Duration,
+    /// A learned-statistics state not refreshed this long disappears from `stats()`.
+    pub stats_max_age: Duration,
     /// Revisions kept for the `current` policy key.
     pub policy_history: i64,
     /// How long an unacknowledged event waits before redelivery.
@@ -77,6 +79,7 @@ impl Default for NatsOptions {
             events_max_age: Duration::from_secs(7 * 24 * 3600),
             events_max_bytes: 1 << 30,
             nodes_max_age: Duration::from_secs(3600),
+            stats_max_age: Duration::from_secs(3600),
             policy_history: 64,
             events_ack_wait: Duration::from_secs(30),
             request_timeout: Duration::from_secs(5),
@@ -99,6 +102,8 @@ pub struct Names {
     pub policy_bucket: String,
     /// Heartbeat bucket (`palisade_nodes`).
     pub nodes_bucket: String,
+    /// Learned-statistics bucket (`palisade_stats`).
+    pub stats_bucket: String,
 }
 
 impl Names {
@@ -122,6 +127,7 @@ impl Names {
             events_subject: format!("{prefix}.events"),
             policy_bucket: format!("{prefix}_policy"),
             nodes_bucket: format!("{prefix}_nodes"),
+            stats_bucket: format!("{prefix}_stats"),
         })
     }
 
@@ -152,6 +158,7 @@ pub struct NatsMesh {
     events: stream::Stream,
     policy: kv::Store,
     nodes: kv::Store,
+    stats: kv::Store,
     decode_errors: Arc<AtomicU64>,
 }
 
@@ -255,6 +262,20 @@ impl NatsMesh {
             },
         )
         .await?;
+        let stats = get_or_create_kv(
+            &js,
+            kv::Config {
+                bucket: names.stats_bucket.clone(),
+                description: "Palisade learned statistics, latest state per node".into(),
+                history: 1,
+                max_age: opts.stats_max_age,
+                max_value_size: (MAX_STATS_BYTES + 1024) as i32,
+                storage: stream::StorageType::File,
+                num_replicas: opts.replicas,
+                ..Default::default()
+            },
+        )
+        .await?;
         Ok(NatsMesh {
             client,
             js,
@@ -265,6 +286,7 @@ impl NatsMesh {
             events,
             policy,
             nodes,
+            stats,
             decode_errors: Arc::new(AtomicU64::new(0)),
         })
     }
@@ -645,6 +667,49 @@ impl Mesh for NatsMesh {
             }
         }
         out.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+        Ok(out)
+    }
+
+    async fn publish_stats(
+        &self,
+        name: &str,
+        node: &str,
+        state: Vec<u8>,
+    ) -> Result<(), MeshError> {
+        check_stats_size(name, &state)?;
+        self.stats
+            .put(format!("{}.{}", token(name), token(node)), Bytes::from(state))
+            .await
+            .map_err(|e| unavailable("stats publish")(&e))?;
+        Ok(())
+    }
+
+    async fn stats(&self, name: &str) -> Result<Vec<(String, Vec<u8>)>, MeshError> {
+        let prefix = format!("{}.", token(name));
+        let mut keys = self
+            .stats
+            .keys()
+            .await
+            .map_err(|e| unavailable("stats keys")(&e))?;
+        let mut wanted = Vec::new();
+        while let Some(k) = keys.next().await {
+            let k = k.map_err(|e| unavailable("stats keys")(&e))?;
+            if let Some(node) = k.strip_prefix(&prefix) {
+                wanted.push((node.to_string(), k.clone()));
+            }
+        }
+        let mut out = Vec::with_capacity(wanted.len());
+        for (node, key) in wanted {
+            if let Some(v) = self
+                .stats
+                .get(key.as_str())
+                .await
+                .map_err(|e| unavailable("stats read")(&e))?
+            {
+                out.push((node, v.to_vec()));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
     }
 }

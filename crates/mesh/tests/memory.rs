@@ -52,3 +52,9 @@ async fn compaction_keeps_one_op_per_key_and_bounded_events() -> anyhow::Result<
     assert_eq!(first.event.time_ms, 2);
     Ok(())
 }
+
+#[tokio::test]
+async fn stats_latest_per_node() -> anyhow::Result<()> {
+    let m = MemoryMesh::new();
+    suite::stats_latest_per_node(&m, &m.clone()).await
+}

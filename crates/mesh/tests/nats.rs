@@ -269,3 +269,11 @@ async fn server_restart_keeps_state_and_the_client_reconnects() -> Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn stats_latest_per_node_from_two_clients() -> Result<()> {
+    let server = NatsServer::start()?;
+    let a = connect(&server, "palisade").await?;
+    let b = connect(&server, "palisade").await?;
+    suite::stats_latest_per_node(&a, &b).await
+}

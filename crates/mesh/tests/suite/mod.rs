@@ -348,3 +348,37 @@ pub async fn heartbeats(mesh: &impl Mesh) -> Result<()> {
     );
     Ok(())
 }
+
+/// Learned statistics: the latest state per node and name, over a limit refused.
+pub async fn stats_latest_per_node(a: &impl Mesh, b: &impl Mesh) -> Result<()> {
+    assert!(a.stats("waf_model").await?.is_empty());
+    a.publish_stats("waf_model", "edge-1", b"one".to_vec()).await?;
+    b.publish_stats("waf_model", "edge 2.eu", b"two".to_vec()).await?;
+    a.publish_stats("waf_model", "edge-1", b"one, later".to_vec())
+        .await?;
+    b.publish_stats("other", "edge-1", b"x".to_vec()).await?;
+    let got = b.stats("waf_model").await?;
+    let tokens = (
+        palisade_mesh::mesh::token("edge 2.eu"),
+        palisade_mesh::mesh::token("edge-1"),
+    );
+    let mut want = vec![
+        (tokens.0, b"two".to_vec()),
+        (tokens.1, b"one, later".to_vec()),
+    ];
+    want.sort();
+    assert_eq!(got, want);
+    assert_eq!(a.stats("other").await?.len(), 1);
+    let big = vec![b'x'; palisade_mesh::MAX_STATS_BYTES + 1];
+    assert!(matches!(
+        a.publish_stats("waf_model", "edge-1", big).await,
+        Err(palisade_mesh::MeshError::Invalid(_))
+    ));
+    // A refused state leaves the previous one.
+    assert_eq!(a.stats("waf_model").await?, want);
+    // The largest allowed state goes through.
+    let max = vec![b'y'; palisade_mesh::MAX_STATS_BYTES];
+    a.publish_stats("waf_model", "edge-1", max.clone()).await?;
+    assert!(a.stats("waf_model").await?.iter().any(|(_, v)| *v == max));
+    Ok(())
+}
