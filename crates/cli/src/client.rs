@@ -236,6 +236,83 @@ pub fn nodes(args: ApiArgs) -> anyhow::Result<i32> {
     })
 }
 
+/// `palisade waf model`: the fleet's positive model, busiest routes first.
+pub fn waf_model(args: ApiArgs, limit: usize) -> anyhow::Result<i32> {
+    use palisade_policy::learn::model::{ModelView, ValueView};
+    block_on(async move {
+        let api = Api::new(&args)?;
+        let path = format!("/api/v1/waf/model?limit={}", limit.clamp(1, 10_000));
+        let view: ModelView = api
+            .call(reqwest::Method::GET, &path, None)
+            .await?
+            .json()
+            .await?;
+        if api.json {
+            println!("{}", serde_json::to_string_pretty(&view)?);
+            return Ok(0);
+        }
+        // `GET 120 (14 networks)`, untrusted values marked with `?`.
+        let list = |vs: &[ValueView]| {
+            if vs.is_empty() {
+                return "-".to_string();
+            }
+            vs.iter()
+                .map(|v| {
+                    format!(
+                        "{}{} {}/{}",
+                        v.value,
+                        if v.trusted { "" } else { "?" },
+                        v.count,
+                        v.sources
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let rows: Vec<Vec<String>> = view
+            .routes
+            .iter()
+            .map(|r| {
+                vec![
+                    r.route.clone(),
+                    r.requests.to_string(),
+                    r.sources.to_string(),
+                    if r.mature { "yes" } else { "no" }.to_string(),
+                    list(&r.methods),
+                    list(&r.content_types),
+                    r.params
+                        .iter()
+                        .map(|(n, s)| format!("{n}: {s}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            crate::table::render(
+                &[
+                    "ROUTE",
+                    "REQUESTS",
+                    "NETWORKS",
+                    "MATURE",
+                    "METHODS",
+                    "CONTENT TYPES",
+                    "PARAMETERS"
+                ],
+                &rows
+            )
+        );
+        println!(
+            "{} of {} routes, merged from {} node(s). Values: requests/networks; `?`: not trusted yet (fewer networks than [waf.model] min_sources).",
+            view.routes.len(),
+            view.total_routes,
+            view.nodes
+        );
+        Ok(0)
+    })
+}
+
 #[derive(Subcommand)]
 pub enum DecisionsCommand {
     /// Add a decision (ban by default).

@@ -292,6 +292,10 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
             Arc::new(move || st.decisions_seq())
         });
     if args.policy.is_some() {
+        let st = state.clone();
+        backend = backend.with_local_model_settings(Arc::new(move || {
+            st.policy().waf.as_ref().map(|w| w.model.clone())
+        }));
         backend = backend.with_policy_read_only(
             "palisade up runs the policy file given with --policy: edit that file (it is reloaded on change and on SIGHUP), or start without --policy to manage policy versions through the API",
         );

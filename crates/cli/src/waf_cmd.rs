@@ -43,6 +43,17 @@ pub enum WafCommand {
     /// rule x host x path x matched variable, with counts, samples and a risk
     /// note each.
     Tune(crate::tune_cmd::TuneArgs),
+    /// Show the positive model the edges learned from passed traffic
+    /// (`[waf.model]`), merged over every node, through the API: per route,
+    /// the methods and content types seen (trusted once enough client
+    /// networks sent them) and the shape of each query parameter.
+    Model {
+        #[command(flatten)]
+        api: crate::client::ApiArgs,
+        /// How many routes to list (busiest first).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
     /// Replay a corpus of benign requests (JSON lines, gzip or plain) through the
     /// engine in block mode, paranoia level 1, inbound threshold 5, and report the
     /// share blocked (false positives): overall, per application, and the rules
@@ -145,6 +156,7 @@ fn check_report(waf: &Waf) -> String {
 
 pub fn run(command: WafCommand) -> anyhow::Result<i32> {
     match command {
+        WafCommand::Model { api, limit } => crate::client::waf_model(api, limit),
         WafCommand::Conformance {
             rules,
             cases,

@@ -16,6 +16,7 @@
 //! | GET | `/api/v1/nodes` | bearer | nodes: id, address, policy version, decisions, last heartbeat, health, CRS version and digest (`crs_differs`: not the rule set most nodes run) |
 //! | GET | `/api/v1/incidents` | bearer | incidents (one source blocked on several nodes, one rule blocking on many), newest first |
 //! | GET | `/api/v1/events` | bearer | security events, newest first; filters `since`, `until` (ms), `node`, `client_ip`, `rule`, `limit` |
+//! | GET | `/api/v1/waf/model` | bearer | the WAF's positive model merged over every node: per route, methods, content types (trusted or not) and parameter shapes, busiest first; `limit` (default 50) |
 //!
 //! Roles: a `viewer` token reads; an `operator` token also adds and deletes
 //! decisions; an `admin` token also writes policy versions.
@@ -482,6 +483,53 @@ async fn incidents(
     }
 }
 
+/// Query of `GET /api/v1/waf/model`.
+#[derive(Debug, serde::Deserialize)]
+struct ModelQuery {
+    limit: Option<usize>,
+}
+
+async fn waf_model(
+    State(cfg): State<ApiConfig>,
+    headers: HeaderMap,
+    query: Result<axum::extract::Query<ModelQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    use palisade_policy::learn::model::{ModelSettings, PositiveModel, STATS_NAME};
+    use palisade_policy::learn::Mergeable;
+    if let Some(r) = deny(&headers, &cfg.tokens, Role::Viewer) {
+        return r;
+    }
+    let limit = match query {
+        Ok(q) => q.limit.unwrap_or(50).clamp(1, 10_000),
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let states = match cfg.backend.stats(STATS_NAME).await {
+        Ok(s) => s,
+        Err(e) => return api_error(e),
+    };
+    // Judged with the settings in force (the defaults without any).
+    let settings = cfg
+        .backend
+        .model_settings()
+        .await
+        .unwrap_or_else(ModelSettings::default);
+    let mut merged = PositiveModel::new(palisade_policy::waf::MAX_MODEL_ROUTES);
+    let mut nodes = 0;
+    for (node, bytes) in states {
+        match serde_json::from_slice::<PositiveModel>(&bytes) {
+            Ok(mut m) => {
+                m.sanitize(palisade_policy::waf::MAX_MODEL_ROUTES);
+                merged.merge(&m);
+                nodes += 1;
+            }
+            Err(e) => {
+                tracing::warn!(node = %node, error = %e, "a node's positive model did not decode")
+            }
+        }
+    }
+    Json(merged.view(&settings, nodes, limit)).into_response()
+}
+
 async fn metrics(State(cfg): State<ApiConfig>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -516,6 +564,7 @@ pub fn router(cfg: ApiConfig) -> Router {
         .route("/api/v1/nodes", get(nodes))
         .route("/api/v1/events", get(events))
         .route("/api/v1/incidents", get(incidents))
+        .route("/api/v1/waf/model", get(waf_model))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
         .with_state(cfg)
 }

@@ -67,6 +67,20 @@ pub trait Backend: Send + Sync + 'static {
     async fn policy_versions(&self) -> Result<Vec<PolicyVersion>, ApiError> {
         Err(not_clustered())
     }
+    /// The latest state of the learned statistic `name` of each node
+    /// (`Mesh::stats`).
+    async fn stats(&self, _name: &str) -> Result<Vec<(String, Vec<u8>)>, ApiError> {
+        Err(not_clustered())
+    }
+    /// The `[waf.model]` settings in force: the current policy version's
+    /// (None: no version, or no `[waf]` section).
+    async fn model_settings(&self) -> Option<palisade_policy::learn::model::ModelSettings> {
+        let v = self.current_policy().await.ok()??;
+        Policy::from_toml(&v.source, "policy")
+            .ok()?
+            .waf
+            .map(|w| w.model)
+    }
     /// The nodes that sent heartbeats.
     async fn nodes(&self) -> Result<Vec<Heartbeat>, ApiError> {
         Err(not_clustered())
@@ -113,7 +127,13 @@ pub struct MeshBackend<M: Mesh> {
     policy_read_only: Option<String>,
     /// Where policy versions are archived (embedded mode).
     policy_archive: Option<Arc<EventStore>>,
+    /// In `palisade up` with a policy file: the `[waf.model]` settings in force.
+    local_model_settings: Option<ModelSettingsFn>,
 }
+
+/// Reads the `[waf.model]` settings in force (None: no `[waf]` section).
+pub type ModelSettingsFn =
+    Arc<dyn Fn() -> Option<palisade_policy::learn::model::ModelSettings> + Send + Sync>;
 
 impl<M: Mesh> MeshBackend<M> {
     /// A backend over `mesh`.
@@ -130,7 +150,15 @@ impl<M: Mesh> MeshBackend<M> {
             local_edge: None,
             policy_read_only: None,
             policy_archive: None,
+            local_model_settings: None,
         }
+    }
+
+    /// Judges the positive model with the settings `settings` reads (the
+    /// local edge's policy file) instead of the cluster's current version.
+    pub fn with_local_model_settings(mut self, settings: ModelSettingsFn) -> Self {
+        self.local_model_settings = Some(settings);
+        self
     }
 
     /// Archives every stored policy version in `store` (the in-process mesh forgets them on restart).
@@ -277,6 +305,21 @@ impl<M: Mesh> Backend for MeshBackend<M> {
 
     async fn nodes(&self) -> Result<Vec<Heartbeat>, ApiError> {
         Ok(self.mesh.nodes().await?)
+    }
+
+    async fn stats(&self, name: &str) -> Result<Vec<(String, Vec<u8>)>, ApiError> {
+        Ok(self.mesh.stats(name).await?)
+    }
+
+    async fn model_settings(&self) -> Option<palisade_policy::learn::model::ModelSettings> {
+        if let Some(local) = &self.local_model_settings {
+            return local();
+        }
+        let v = self.current_policy().await.ok()??;
+        Policy::from_toml(&v.source, "policy")
+            .ok()?
+            .waf
+            .map(|w| w.model)
     }
 
     async fn incidents(&self, limit: u32) -> Result<Vec<serde_json::Value>, ApiError> {

@@ -108,6 +108,23 @@ pub struct WafFlow {
     pub continue_sent: bool,
 }
 
+impl WafFlow {
+    /// Whether the positive model may learn from this request: the WAF let
+    /// it through and flagged nothing but the lists the model replaces.
+    pub fn teachable(&self) -> bool {
+        !self.refused
+            && self
+                .ex
+                .as_ref()
+                .is_some_and(|ex| crate::model::teachable(ex.matched()))
+    }
+
+    /// The `[waf.model]` settings of the WAF that inspected the request.
+    pub fn model_settings(&self) -> &palisade_policy::learn::model::ModelSettings {
+        &self.waf.settings.model
+    }
+}
+
 /// Whether an HTTP/1.1 client waits for `100 Continue` before sending its body.
 pub fn expects_continue(req: &RequestHeader) -> bool {
     req.version == http::Version::HTTP_11
@@ -131,6 +148,9 @@ pub async fn start(
     let input = crate::waf::http_request(req, who.client_ip, who.client_port, who.request_id);
     let t0 = Instant::now();
     let mut ex = waf.waf.begin(input);
+    if st.model.apply(&waf.settings.model, req, &mut ex).is_some() {
+        st.metrics.model_applied.inc();
+    }
     let v = ex.request_headers();
     let plan = if v.blocked {
         None

@@ -25,6 +25,7 @@ pub mod h2c;
 pub mod inspect;
 pub mod logging;
 pub mod metrics;
+pub mod model;
 pub mod proxy;
 pub mod reload;
 pub mod request_id;

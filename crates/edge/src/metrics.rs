@@ -56,6 +56,16 @@ pub struct Metrics {
     pub body_buffer_waits: IntCounterVec,
     /// Rules in the running WAF (0: no WAF).
     pub waf_rules: IntGauge,
+    /// Requests the WAF's positive model learned from.
+    pub model_learned: IntCounter,
+    /// Requests whose CRS lists the positive model extended or replaced.
+    pub model_applied: IntCounter,
+    /// Routes in the fleet's merged positive model.
+    pub model_routes: IntGauge,
+    /// Other nodes whose positive model is merged into this node's view.
+    pub model_peers: IntGauge,
+    /// Failed attempts to share the positive model over the mesh.
+    pub model_share_failures: IntCounter,
     /// Lazy-DFA searches of the WAF that gave up (cache thrashing on hostile
     /// input) and fell back to the linear NFA simulation; process-wide.
     pub waf_dfa_giveups: IntGauge,
@@ -203,6 +213,46 @@ impl Metrics {
                 &r,
                 IntGauge::new("palisade_waf_rules", "Rules in the running WAF (0: none)")
                     .expect("static metric"),
+            ),
+            model_learned: reg(
+                &r,
+                IntCounter::new(
+                    "palisade_waf_model_learned_total",
+                    "Requests the WAF's positive model learned from (passed every check)",
+                )
+                .expect("static metric"),
+            ),
+            model_applied: reg(
+                &r,
+                IntCounter::new(
+                    "palisade_waf_model_applied_total",
+                    "Requests whose CRS allowed lists the positive model extended or replaced",
+                )
+                .expect("static metric"),
+            ),
+            model_routes: reg(
+                &r,
+                IntGauge::new(
+                    "palisade_waf_model_routes",
+                    "Routes in the fleet's merged positive model",
+                )
+                .expect("static metric"),
+            ),
+            model_peers: reg(
+                &r,
+                IntGauge::new(
+                    "palisade_waf_model_peers",
+                    "Other nodes whose positive model this node merged",
+                )
+                .expect("static metric"),
+            ),
+            model_share_failures: reg(
+                &r,
+                IntCounter::new(
+                    "palisade_waf_model_share_failures_total",
+                    "Failed attempts to share or fetch the positive model over the mesh",
+                )
+                .expect("static metric"),
             ),
             waf_backtrack_limit_hits: reg(
                 &r,

@@ -70,6 +70,9 @@ pub struct Ctx {
     /// The normalized target to send upstream instead of the one received
     /// (`[url_normalization] forward_normalized`, when normalizing changed it).
     forward_target: Option<String>,
+    /// A check of the pipeline matched with a block verdict, enforced or
+    /// simulated: the positive model does not learn from the request.
+    flagged: bool,
 }
 
 impl Ctx {
@@ -183,6 +186,7 @@ impl ProxyHttp for EdgeProxy {
             geo: Geo::default(),
             waf: None,
             forward_target: None,
+            flagged: false,
         }
     }
 
@@ -275,6 +279,7 @@ impl ProxyHttp for EdgeProxy {
             let policy = st.policy();
             let escalating = !policy.escalations.is_empty();
             let mut blocked_by = None;
+            let mut flagged = false;
             let verdict = st.with_decisions(|decisions| {
                 Checks {
                     policy: &policy,
@@ -282,12 +287,16 @@ impl ProxyHttp for EdgeProxy {
                     limiter: &st.limiter,
                 }
                 .evaluate(&request, now, &mut |m| {
-                    if escalating && matches!(m.verdict, Verdict::Block { .. }) {
-                        blocked_by = Some(m.check);
+                    if matches!(m.verdict, Verdict::Block { .. }) {
+                        flagged = true;
+                        if escalating {
+                            blocked_by = Some(m.check);
+                        }
                     }
                     self.record_match(m, &request, id, now)
                 })
             });
+            ctx.flagged = flagged;
             // Outside the decision table's read lock: an escalation may write to it.
             if let Some(kind) = blocked_by {
                 st.escalate(&policy, kind, ctx.client_ip, geo, now);
@@ -530,6 +539,24 @@ impl ProxyHttp for EdgeProxy {
             .map(|r| r.status.as_u16())
             .unwrap_or(0);
         m.count_status(status);
+        // The positive model learns from what passed every check and what
+        // the origin served (a 4xx or 5xx says the request was not one the
+        // route expects).
+        if let Some(flow) = ctx.waf.as_ref() {
+            let settings = flow.model_settings();
+            if settings.learn
+                && !ctx.flagged
+                && e.is_none()
+                && !ctx.upstream_failed
+                && (100..400).contains(&status)
+                && flow.teachable()
+            {
+                self.state
+                    .model
+                    .observe(settings, session.req_header(), ctx.client_ip);
+                m.model_learned.inc();
+            }
+        }
         m.request_seconds.observe(ctx.start.elapsed().as_secs_f64());
         if let (Some(i), None, false) = (ctx.upstream, e, ctx.upstream_failed) {
             self.pool.report_success(i);

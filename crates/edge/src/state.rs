@@ -65,6 +65,8 @@ pub struct EdgeState {
     pub escalations: palisade_policy::escalation::EscalationTracker,
     /// Where decisions issued by escalations go besides this node's table (the mesh).
     pub escalation_tx: std::sync::OnceLock<tokio::sync::mpsc::Sender<Decision>>,
+    /// The WAF's positive model: this node's and the fleet's.
+    pub model: crate::model::ModelState,
 }
 
 impl EdgeState {
@@ -98,6 +100,7 @@ impl EdgeState {
             ids: RequestIds::default(),
             escalations: Default::default(),
             escalation_tx: std::sync::OnceLock::new(),
+            model: Default::default(),
         };
         state.set_policy(policy)?;
         Ok(state)

@@ -12,6 +12,8 @@
 //!   loaded at start, so an edge restarted while the bus is down enforces what
 //!   it enforced before.
 //! - **Heartbeats** every `heartbeat_interval`.
+//! - **Learned statistics**: the WAF's positive model is shared and the
+//!   fleet's merged, every `[waf.model] share_every` (`crate::model`).
 //! - **Events**: security events are published to the mesh; while it is
 //!   unreachable they are spooled to `DATA_DIR/spool` (bounded; oldest dropped
 //!   only past the bound, counted in `palisade_events_dropped_total`) and
@@ -224,6 +226,11 @@ pub async fn run<M, F, Fut>(
         tracing::debug!("escalation channel already set");
     }
     let escalations = tokio::spawn(publish_escalations(mesh.clone(), esc_rx));
+    let model = tokio::spawn(crate::model::share(
+        state.clone(),
+        mesh.clone(),
+        cfg.data_dir.clone(),
+    ));
     let persister = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         loop {
@@ -241,7 +248,15 @@ pub async fn run<M, F, Fut>(
             }
         }
     });
-    let _ = tokio::join!(decisions, policy, heartbeat, events, escalations, persister);
+    let _ = tokio::join!(
+        decisions,
+        policy,
+        heartbeat,
+        events,
+        escalations,
+        model,
+        persister
+    );
 }
 
 async fn follow_decisions<M: Mesh>(state: Arc<EdgeState>, mesh: Arc<M>, dirty: Arc<AtomicBool>) {

@@ -23,9 +23,7 @@ pub mod replica;
 pub mod types;
 
 pub use memory::MemoryMesh;
-pub use mesh::{
-    DecisionStream, EventDelivery, EventStream, Mesh, PolicyStream, MAX_STATS_BYTES,
-};
+pub use mesh::{DecisionStream, EventDelivery, EventStream, Mesh, PolicyStream, MAX_STATS_BYTES};
 pub use nats::{NatsMesh, NatsOptions};
 pub use replica::{Applied, DecisionReplica, Follower, ReplicaSnapshot};
 pub use types::{DecisionOp, DecisionUpdate, Heartbeat, MeshError, PolicyVersion};

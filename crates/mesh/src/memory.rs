@@ -19,8 +19,8 @@ use palisade_policy::SecurityEvent;
 use tokio::sync::{mpsc, watch};
 
 use crate::mesh::{
-    check_stats_size, normalize_op, now_ms, token, Acker, DecisionStream, EventDelivery, EventStream, Mesh, PolicyStream,
-    STREAM_BUFFER,
+    check_stats_size, normalize_op, now_ms, token, Acker, DecisionStream, EventDelivery,
+    EventStream, Mesh, PolicyStream, STREAM_BUFFER,
 };
 use crate::types::{DecisionOp, DecisionUpdate, Heartbeat, MeshError, PolicyVersion};
 
@@ -354,12 +354,7 @@ impl Mesh for MemoryMesh {
         Ok(lock(&self.inner.nodes).values().cloned().collect())
     }
 
-    async fn publish_stats(
-        &self,
-        name: &str,
-        node: &str,
-        state: Vec<u8>,
-    ) -> Result<(), MeshError> {
+    async fn publish_stats(&self, name: &str, node: &str, state: Vec<u8>) -> Result<(), MeshError> {
         check_stats_size(name, &state)?;
         lock(&self.inner.stats).insert((name.to_string(), token(node)), state);
         Ok(())

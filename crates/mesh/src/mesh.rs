@@ -72,8 +72,7 @@ pub trait Mesh: Send + Sync + 'static {
     /// (`palisade_policy::learn`), replacing the state it shared before. At
     /// most [`MAX_STATS_BYTES`]; larger states are refused with
     /// [`MeshError::Invalid`] (the caller shrinks them).
-    async fn publish_stats(&self, name: &str, node: &str, state: Vec<u8>)
-        -> Result<(), MeshError>;
+    async fn publish_stats(&self, name: &str, node: &str, state: Vec<u8>) -> Result<(), MeshError>;
 
     /// The latest state of `name` of every node that shared one recently
     /// (NATS forgets a state after the stats bucket's max age), as

@@ -27,8 +27,8 @@ use palisade_policy::SecurityEvent;
 use tokio::sync::mpsc;
 
 use crate::mesh::{
-    check_stats_size, hex, normalize_op, now_ms, token, MAX_STATS_BYTES, Acker, DecisionStream, EventDelivery, EventStream, Mesh,
-    PolicyStream, STREAM_BUFFER,
+    check_stats_size, hex, normalize_op, now_ms, token, Acker, DecisionStream, EventDelivery,
+    EventStream, Mesh, PolicyStream, MAX_STATS_BYTES, STREAM_BUFFER,
 };
 use crate::types::{DecisionOp, DecisionUpdate, Heartbeat, MeshError, PolicyVersion};
 
@@ -670,15 +670,13 @@ impl Mesh for NatsMesh {
         Ok(out)
     }
 
-    async fn publish_stats(
-        &self,
-        name: &str,
-        node: &str,
-        state: Vec<u8>,
-    ) -> Result<(), MeshError> {
+    async fn publish_stats(&self, name: &str, node: &str, state: Vec<u8>) -> Result<(), MeshError> {
         check_stats_size(name, &state)?;
         self.stats
-            .put(format!("{}.{}", token(name), token(node)), Bytes::from(state))
+            .put(
+                format!("{}.{}", token(name), token(node)),
+                Bytes::from(state),
+            )
             .await
             .map_err(|e| unavailable("stats publish")(&e))?;
         Ok(())

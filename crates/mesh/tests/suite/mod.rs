@@ -352,8 +352,10 @@ pub async fn heartbeats(mesh: &impl Mesh) -> Result<()> {
 /// Learned statistics: the latest state per node and name, over a limit refused.
 pub async fn stats_latest_per_node(a: &impl Mesh, b: &impl Mesh) -> Result<()> {
     assert!(a.stats("waf_model").await?.is_empty());
-    a.publish_stats("waf_model", "edge-1", b"one".to_vec()).await?;
-    b.publish_stats("waf_model", "edge 2.eu", b"two".to_vec()).await?;
+    a.publish_stats("waf_model", "edge-1", b"one".to_vec())
+        .await?;
+    b.publish_stats("waf_model", "edge 2.eu", b"two".to_vec())
+        .await?;
     a.publish_stats("waf_model", "edge-1", b"one, later".to_vec())
         .await?;
     b.publish_stats("other", "edge-1", b"x".to_vec()).await?;

@@ -24,6 +24,9 @@ use super::Mergeable;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// The name the model travels under between nodes (the mesh's learned statistics).
+pub const STATS_NAME: &str = "waf_model";
+
 /// Whether and how the model changes what CRS allows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -176,7 +179,7 @@ pub struct RouteModel {
 }
 
 impl RouteModel {
-    fn new() -> RouteModel {
+    fn with_caps() -> RouteModel {
         RouteModel {
             methods: TopValues::new(MAX_METHODS),
             content_types: TopValues::new(MAX_CONTENT_TYPES),
@@ -264,7 +267,7 @@ impl PositiveModel {
                 self.routes_replaced += 1;
             }
         }
-        let r = self.routes.entry(key).or_insert_with(RouteModel::new);
+        let r = self.routes.entry(key).or_insert_with(RouteModel::with_caps);
         r.requests += 1;
         r.sources.insert(o.source);
         r.methods.observe(o.method, o.source);
@@ -352,7 +355,7 @@ impl Mergeable for PositiveModel {
             (a, b) => a.min(b),
         };
         for (k, o) in &other.routes {
-            let r = self.routes.entry(k.clone()).or_insert_with(RouteModel::new);
+            let r = self.routes.entry(k.clone()).or_insert_with(RouteModel::with_caps);
             r.requests += o.requests;
             r.sources.merge(&o.sources);
             r.methods.merge(&o.methods);
@@ -465,6 +468,96 @@ pub fn source_of(ip: std::net::IpAddr) -> u64 {
             }
             let o = v6.octets();
             super::stable_hash(&[6, o[0], o[1], o[2], o[3], o[4], o[5]])
+        }
+    }
+}
+
+/// A readable summary of a model (the API's `GET /api/v1/waf/model`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelView {
+    /// Nodes whose states were merged.
+    pub nodes: usize,
+    /// Routes in the merge.
+    pub total_routes: usize,
+    /// The busiest routes, most requests first.
+    pub routes: Vec<RouteView>,
+}
+
+/// One route of a [`ModelView`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteView {
+    /// Host and templated path (`shop.example/api/items/{n}`).
+    pub route: String,
+    /// Requests learned from.
+    pub requests: u64,
+    /// Distinct client networks.
+    pub sources: u64,
+    /// Whether `replace` applies to it.
+    pub mature: bool,
+    /// Methods.
+    pub methods: Vec<ValueView>,
+    /// Content types.
+    pub content_types: Vec<ValueView>,
+    /// Query parameters: name and shape (`digits ≤ 4`).
+    pub params: Vec<(String, String)>,
+}
+
+/// One value of a [`RouteView`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValueView {
+    /// The value.
+    pub value: String,
+    /// Requests.
+    pub count: u64,
+    /// Distinct networks.
+    pub sources: u64,
+    /// Sent by `min_sources` networks: the model allows it.
+    pub trusted: bool,
+}
+
+impl PositiveModel {
+    /// The `limit` busiest routes, judged with `s`.
+    pub fn view(&self, s: &ModelSettings, nodes: usize, limit: usize) -> ModelView {
+        let values = |t: &TopValues| {
+            let mut v: Vec<ValueView> = t
+                .values()
+                .map(|e| ValueView {
+                    value: e.value.clone(),
+                    count: e.count,
+                    sources: e.sources.estimate(),
+                    trusted: e.sources.at_least(s.min_sources),
+                })
+                .collect();
+            v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+            v
+        };
+        let mut routes: Vec<RouteView> = self
+            .routes
+            .iter()
+            .map(|(k, r)| RouteView {
+                route: k.clone(),
+                requests: r.requests,
+                sources: r.sources.estimate(),
+                mature: r.mature(s),
+                methods: values(&r.methods),
+                content_types: values(&r.content_types),
+                params: r
+                    .params
+                    .iter()
+                    .map(|(n, sh)| (n.clone(), sh.describe()))
+                    .collect(),
+            })
+            .collect();
+        routes.sort_by(|a, b| {
+            b.requests
+                .cmp(&a.requests)
+                .then_with(|| a.route.cmp(&b.route))
+        });
+        routes.truncate(limit);
+        ModelView {
+            nodes,
+            total_routes: self.routes.len(),
+            routes,
         }
     }
 }
@@ -673,6 +766,19 @@ mod tests {
         let mut small = PositiveModel::new(4);
         small.merge(&big);
         assert_eq!(small.routes.len(), 4);
+        let v = abc.view(&s, 3, 2);
+        assert_eq!((v.nodes, v.total_routes, v.routes.len()), (3, 5, 2));
+        assert_eq!(v.routes[0].route, "shop.example/a");
+        assert_eq!(v.routes[0].requests, 8);
+        assert_eq!(
+            v.routes[0]
+                .methods
+                .iter()
+                .map(|m| (m.value.as_str(), m.trusted))
+                .collect::<Vec<_>>(),
+            vec![("GET", false), ("PUT", false)],
+            "4 networks each, 5 needed"
+        );
         let json = serde_json::to_string(&abc).unwrap();
         let back: PositiveModel = serde_json::from_str(&json).unwrap();
         assert_eq!(back, abc);
