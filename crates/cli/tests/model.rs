@@ -89,13 +89,16 @@ fn detect_mode_teaches_the_model_and_block_mode_applies_it() {
     );
     for net in 1..=3 {
         assert_eq!(
-            send(&up, "POST", "/api/notes/7", Some("text/plain"), net),
+            send(&up, "POST", "/api/notes/7", Some("text/csv"), net),
             200
         );
-        // Attacks pass in detect mode but never teach: text/csv with SQL
+        // Attacks pass in detect mode but never teach: text/tab-separated-values with SQL
         // injection, from as many networks.
         let attack = format!("/api/notes/7{SQLI}");
-        assert_eq!(send(&up, "POST", &attack, Some("text/csv"), net), 200);
+        assert_eq!(
+            send(&up, "POST", &attack, Some("text/tab-separated-values"), net),
+            200
+        );
     }
     // One network alone: seen, not trusted.
     for _ in 0..5 {
@@ -112,9 +115,9 @@ fn detect_mode_teaches_the_model_and_block_mode_applies_it() {
     assert!(learned, "{m:#}\n{}", up.log());
     let r = route(&m, "shop.example/api/notes/{n}").unwrap();
     let types = values(r, "content_types");
-    assert!(types.contains(&("text/plain".into(), true)), "{types:?}");
+    assert!(types.contains(&("text/csv".into(), true)), "{types:?}");
     assert!(
-        !types.iter().any(|(t, _)| t == "text/csv"),
+        !types.iter().any(|(t, _)| t == "text/tab-separated-values"),
         "learned from an attack: {types:?}"
     );
     assert!(
@@ -135,12 +138,18 @@ fn detect_mode_teaches_the_model_and_block_mode_applies_it() {
     );
     let before = metric(&up, "palisade_waf_model_learned_total");
     assert_eq!(
-        send(&up, "POST", "/api/notes/8", Some("text/plain"), 4),
+        send(&up, "POST", "/api/notes/8", Some("text/csv"), 4),
         200,
         "learned"
     );
     assert_eq!(
-        send(&up, "POST", "/api/notes/8", Some("text/csv"), 4),
+        send(
+            &up,
+            "POST",
+            "/api/notes/8",
+            Some("text/tab-separated-values"),
+            4
+        ),
         403,
         "not learned"
     );
@@ -150,20 +159,26 @@ fn detect_mode_teaches_the_model_and_block_mode_applies_it() {
         "not trusted"
     );
     assert_eq!(
-        send(&up, "POST", "/other", Some("text/plain"), 4),
+        send(&up, "POST", "/other", Some("text/csv"), 4),
         403,
         "other route"
     );
     let attack = format!("/api/notes/7{SQLI}");
     assert_eq!(
-        send(&up, "POST", &attack, Some("text/plain"), 4),
+        send(&up, "POST", &attack, Some("text/csv"), 4),
         403,
         "still inspected"
     );
-    // Blocked requests never teach: text/csv from five networks, all refused.
+    // Blocked requests never teach: text/tab-separated-values from five networks, all refused.
     for net in 10..15 {
         assert_eq!(
-            send(&up, "POST", "/api/notes/7", Some("text/csv"), net),
+            send(
+                &up,
+                "POST",
+                "/api/notes/7",
+                Some("text/tab-separated-values"),
+                net
+            ),
             403
         );
     }
@@ -183,7 +198,7 @@ fn detect_mode_teaches_the_model_and_block_mode_applies_it() {
     assert!(
         !values(r, "content_types")
             .iter()
-            .any(|(t, _)| t == "text/csv"),
+            .any(|(t, _)| t == "text/tab-separated-values"),
         "{r:#}"
     );
     assert!(metric(&up, "palisade_waf_model_applied_total") >= 2.0);
@@ -191,12 +206,21 @@ fn detect_mode_teaches_the_model_and_block_mode_applies_it() {
     // What the node learned survives a restart (DATA_DIR/waf-model.json).
     up.restart();
     assert_eq!(
-        send(&up, "POST", "/api/notes/3", Some("text/plain"), 5),
+        send(&up, "POST", "/api/notes/3", Some("text/csv"), 5),
         200,
         "{}",
         up.log()
     );
-    assert_eq!(send(&up, "POST", "/api/notes/3", Some("text/csv"), 5), 403);
+    assert_eq!(
+        send(
+            &up,
+            "POST",
+            "/api/notes/3",
+            Some("text/tab-separated-values"),
+            5
+        ),
+        403
+    );
 
     // The CLI shows it (once the restarted node shared its model).
     let cli = || {
@@ -215,7 +239,7 @@ fn detect_mode_teaches_the_model_and_block_mode_applies_it() {
     let text = cli();
     assert!(text.contains("shop.example/api/notes/{n}"), "{text}");
     // 3 networks in detect mode, 1 in block mode, 1 after the restart.
-    assert!(text.contains("text/plain 5/5"), "{text}");
+    assert!(text.contains("text/csv 5/5"), "{text}");
     assert!(text.contains("text/markdown? 5/1"), "{text}");
     assert!(text.contains("from 1 node(s)"), "{text}");
 }
@@ -295,7 +319,7 @@ fn edges_merge_what_they_learned_through_nats() {
     );
     for (i, e) in edges.iter().enumerate() {
         for net in [1 + 2 * i as u8, 2 + 2 * i as u8] {
-            assert_eq!(post(e, "text/plain", "/api/notes/1", net), 200);
+            assert_eq!(post(e, "text/csv", "/api/notes/1", net), 200);
         }
     }
     let fleet_model = || -> serde_json::Value {
@@ -310,8 +334,7 @@ fn edges_merge_what_they_learned_through_nats() {
         let m = fleet_model();
         m["nodes"] == 2
             && route(&m, "shop.example/api/notes/{n}").is_some_and(|r| {
-                values(r, "content_types").contains(&("text/plain".into(), true))
-                    && r["sources"] == 4
+                values(r, "content_types").contains(&("text/csv".into(), true)) && r["sources"] == 4
             })
     });
     assert!(merged, "{:#}\n{}", fleet_model(), edges[0].log());
@@ -332,12 +355,10 @@ fn edges_merge_what_they_learned_through_nats() {
     );
     for e in &edges {
         // Clients of networks this edge never saw; the type the fleet trusts.
+        assert_eq!(post(e, "text/csv", "/api/notes/2", 77), 200, "{}", e.log());
         assert_eq!(
-            post(e, "text/plain", "/api/notes/2", 77),
-            200,
-            "{}",
-            e.log()
+            post(e, "text/tab-separated-values", "/api/notes/2", 77),
+            403
         );
-        assert_eq!(post(e, "text/csv", "/api/notes/2", 77), 403);
     }
 }

@@ -62,15 +62,24 @@ SecRule MULTIPART_STRICT_ERROR "!@eq 0" "id:200003,phase:2,t:none,log,deny,statu
 /// does not name them (docs/waf.md, "Defaults", says what each gives up):
 /// REST APIs use PUT, PATCH and DELETE (CRS allows GET HEAD POST OPTIONS),
 /// and send JSON Patch / merge-patch bodies (parsed as JSON like any
-/// `+json` type). The content types are CRS 3.3's list (a superset of
-/// 4.28's) plus the three patch types.
+/// `+json` type); browsers send `fetch` and `sendBeacon` strings as
+/// `text/plain` (inspected as JSON when they are JSON, else as one
+/// argument: `body::parse_text`). The content types are CRS 3.3's list (a
+/// superset of 4.28's) plus the three patch types and `text/plain`; every
+/// other `application/…+json` type is allowed too, by a generated rule
+/// ([`PLUS_JSON_RULE`]), since its body is parsed as JSON.
 pub const PALISADE_TX_DEFAULTS: &[(&str, &str)] = &[
     ("allowed_methods", "GET HEAD POST OPTIONS PUT PATCH DELETE"),
     (
         "allowed_request_content_type",
-        "|application/x-www-form-urlencoded| |multipart/form-data| |multipart/related| |text/xml| |application/xml| |application/soap+xml| |application/json| |application/cloudevents+json| |application/cloudevents-batch+json| |application/json-patch+json| |application/merge-patch+json| |application/strategic-merge-patch+json|",
+        "|application/x-www-form-urlencoded| |multipart/form-data| |multipart/related| |text/xml| |application/xml| |application/soap+xml| |application/json| |application/cloudevents+json| |application/cloudevents-batch+json| |application/json-patch+json| |application/merge-patch+json| |application/strategic-merge-patch+json| |text/plain|",
     ),
 ];
+
+/// Allows every `application/…+json` content type (parsed as JSON, see
+/// `body::Processor::for_content_type`) on top of
+/// `tx.allowed_request_content_type`, when that list is Palisade's default.
+pub const PLUS_JSON_RULE: &str = r#"SecRule REQUEST_HEADERS:Content-Type "@rx ^\s*(application/[a-z0-9.-]+\+json)\s*(?:;|$)" "id:9100004,phase:1,pass,nolog,t:none,t:lowercase,capture,setvar:'tx.allowed_request_content_type=%{tx.allowed_request_content_type} |%{tx.1}|'""#;
 
 /// The `tx` variable the edge sets to a route's learned methods
 /// (`palisade_policy::learn::model::Allowances::methods`).
@@ -221,10 +230,12 @@ impl Settings<'_> {
         // Palisade's defaults for real traffic (docs/waf.md, "Defaults"),
         // unless `tx` or the setup file in use (the policy's, or the
         // crs-setup.conf found with CRS) sets them.
+        let mut default_types = false;
         for (k, v) in PALISADE_TX_DEFAULTS {
             let in_tx = self.0.tx.keys().any(|t| t.eq_ignore_ascii_case(k));
             if !in_tx && !sets_tx(setup, k) {
                 vars.push((k.to_string(), v.to_string()));
+                default_types |= *k == "allowed_request_content_type";
             }
         }
         vars.extend(self.0.tx.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -238,6 +249,10 @@ impl Settings<'_> {
             GENERATED_ID_BASE + 1,
             setvars.join(",")
         );
+        if default_types {
+            s.push_str(PLUS_JSON_RULE);
+            s.push('\n');
+        }
         // The positive model's lists for this request's route (the edge sets
         // `tx.palisade_model_*` per request; see `Exchange::set_tx`).
         let model = &self.0.model;

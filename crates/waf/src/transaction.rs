@@ -861,6 +861,9 @@ impl Transaction {
         let body = self.data.inspected_body();
         let parsed = match processor {
             Some(p) => body::parse_with(p, &ct, body, &limits, self.data.body_partial),
+            None if body::is_text_plain(&ct) => {
+                body::parse_text(body, &limits, self.data.body_partial)
+            }
             None => ParsedBody::default(),
         };
         self.data.body = Some(parsed);

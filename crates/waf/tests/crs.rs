@@ -531,38 +531,100 @@ fn the_positive_model_extends_or_replaces_crs_lists() {
     };
     let run =
         |waf: &Waf, method: &str, ct: &str, model| run_at(waf, method, "/api/notes", ct, model);
-    let learned = Some(("POST REPORT", "|text/plain|"));
-    // CRS alone refuses text/plain bodies and REPORT.
+    let learned = Some(("POST REPORT", "|text/csv|"));
+    // CRS alone refuses text/csv bodies and REPORT.
     let off = waf_with(ModelApply::Off);
-    assert!(run(&off, "POST", "text/plain", None));
+    assert!(run(&off, "POST", "text/csv", None));
     assert!(
-        run(&off, "POST", "text/plain", learned),
+        run(&off, "POST", "text/csv", learned),
         "off: the model changes nothing"
     );
     let extend = waf_with(ModelApply::Extend);
     assert!(
-        run(&extend, "POST", "text/plain", None),
+        run(&extend, "POST", "text/csv", None),
         "no model for the route"
     );
-    assert!(!run(&extend, "POST", "text/plain", learned));
-    assert!(!run(&extend, "REPORT", "text/plain", learned));
+    assert!(!run(&extend, "POST", "text/csv", learned));
+    assert!(!run(&extend, "REPORT", "text/csv", learned));
     assert!(
         !run(&extend, "POST", "application/json", learned),
         "CRS' list still holds"
     );
-    assert!(run(&extend, "POST", "text/csv", learned));
+    assert!(run(&extend, "POST", "text/x-markdown", learned));
     // Attacks in what the model allows are still inspected.
     let attack = "/api/notes?q=1%27%20UNION%20SELECT%20password%20FROM%20users--";
-    assert!(run_at(&extend, "POST", attack, "text/plain", learned));
+    assert!(run_at(&extend, "POST", attack, "text/csv", learned));
     let replace = waf_with(ModelApply::Replace);
-    assert!(!run(&replace, "POST", "text/plain", learned));
+    assert!(!run(&replace, "POST", "text/csv", learned));
     assert!(
         run(&replace, "POST", "application/json", learned),
         "only what was learned"
     );
-    assert!(run(&replace, "PUT", "text/plain", learned));
+    assert!(run(&replace, "PUT", "text/csv", learned));
     assert!(
         !run(&replace, "POST", "application/json", None),
         "no model: CRS' lists"
     );
+}
+
+/// Palisade's defaults allow `text/plain` (browsers' `fetch` and
+/// `sendBeacon` strings) and every `application/…+json` type: their bodies
+/// are inspected, as JSON when they are JSON, else as one argument.
+#[test]
+fn text_plain_and_json_family_bodies_are_allowed_and_inspected() {
+    let waf = build(WafSettings::default());
+    let post = |ct: &str, body: &str| {
+        waf.inspect(req("POST", "/api/collect", &[("Content-Type", ct)], body))
+    };
+    for (ct, body) in [
+        (
+            "text/plain;charset=UTF-8",
+            r#"{"event":"page_view","path":"/shop/shoes","ms":412}"#,
+        ),
+        (
+            "text/plain",
+            "Thanks for the quick delivery, the shoes fit well.",
+        ),
+        ("text/plain", "  \n[1, 2, 3]"),
+        (
+            "application/vnd.api+json",
+            r#"{"data":{"type":"articles","attributes":{"title":"Rust"}}}"#,
+        ),
+        (
+            "application/ld+json; charset=utf-8",
+            r#"{"@context":"https://schema.org","@type":"Person"}"#,
+        ),
+        (
+            "Application/Problem+JSON",
+            r#"{"title":"Not found","status":404}"#,
+        ),
+    ] {
+        let v = post(ct, body);
+        assert!(!v.blocked, "{ct} {body}: {:?}", v.matched);
+    }
+    for (ct, body) in [
+        (
+            "text/plain;charset=UTF-8",
+            r#"{"q":"1' UNION SELECT password FROM users--"}"#,
+        ),
+        ("text/plain", "1' UNION SELECT password FROM users--"),
+        ("text/plain", "<script>alert(document.cookie)</script>"),
+        ("text/plain", "{not json but <script>alert(1)</script>"),
+        (
+            "application/vnd.api+json",
+            r#"{"data":{"id":"1 UNION SELECT password FROM users--"}}"#,
+        ),
+    ] {
+        let v = post(ct, body);
+        assert!(v.blocked, "{ct} {body}: not blocked");
+    }
+    // Other types stay refused, and so do look-alikes of the allowed ones.
+    for ct in [
+        "application/x-foo",
+        "text/plainx",
+        "application/+json",
+        "text/csv",
+    ] {
+        assert!(post(ct, "a").blocked, "{ct}");
+    }
 }

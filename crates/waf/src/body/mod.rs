@@ -280,6 +280,41 @@ pub fn parse_with(
     out
 }
 
+/// The name of the one argument a `text/plain` body becomes (see [`parse_text`]).
+pub const TEXT_BODY_ARG: &[u8] = b"text";
+
+/// Whether a `Content-Type` is `text/plain` (any parameters, any case).
+pub fn is_text_plain(ct: &[u8]) -> bool {
+    let t = trim_ows(ct);
+    t.len() >= 10
+        && t[..10].eq_ignore_ascii_case(b"text/plain")
+        && t[10..]
+            .first()
+            .is_none_or(|&b| b == b';' || b == b' ' || b == b'\t')
+}
+
+/// A `text/plain` body, which no body processor claims: browsers send
+/// `fetch` and `sendBeacon` string bodies with this type, and many origins
+/// parse them as JSON whatever the type says. So that what the origin may
+/// read is inspected: a body that parses as JSON gives its arguments as
+/// JSON would; any other body is one argument, `ARGS_POST:text`. Never an
+/// error (`REQBODY_ERROR` stays 0: a text is not malformed).
+pub fn parse_text(body: &[u8], limits: &BodyLimits, partial: bool) -> ParsedBody {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if matches!(first, Some(b'{' | b'[')) {
+        let json = parse_with(Processor::Json, b"application/json", body, limits, partial);
+        if json.error.is_none() {
+            return json;
+        }
+    }
+    let mut out = ParsedBody::default();
+    let end = body.len().min(limits.max_body_bytes);
+    out.body_truncated = end < body.len();
+    out.args
+        .push((TEXT_BODY_ARG.to_vec(), body[..end].to_vec()));
+    out
+}
+
 /// How many bytes of a body prefix to inspect: all but a UTF-8 character
 /// cut by its end, and for URLENCODED bodies a `%` escape cut by it (either
 /// would look malformed only because of the cut).
@@ -317,6 +352,31 @@ fn utf8_complete_len(b: &[u8]) -> usize {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn text_plain_bodies_are_json_or_one_argument() {
+        assert!(is_text_plain(b"text/plain"));
+        assert!(is_text_plain(b" Text/Plain; charset=UTF-8"));
+        assert!(!is_text_plain(b"text/plainx"));
+        assert!(!is_text_plain(b"text/html"));
+        let limits = BodyLimits {
+            max_body_bytes: 64,
+            max_args: 100,
+            max_json_depth: 16,
+        };
+        let json = parse_text(b"\n {\"a\":\"b\"}", &limits, false);
+        assert_eq!(json.args, vec![(b"json.a".to_vec(), b"b".to_vec())]);
+        assert!(json.error.is_none());
+        for text in [&b"hello world"[..], b"{broken", b"[1,"] {
+            let t = parse_text(text, &limits, false);
+            assert_eq!(t.args, vec![(TEXT_BODY_ARG.to_vec(), text.to_vec())]);
+            assert!(t.error.is_none(), "a text is not malformed");
+        }
+        let long = vec![b'x'; 100];
+        let t = parse_text(&long, &limits, false);
+        assert_eq!((t.args[0].1.len(), t.body_truncated), (64, true));
+    }
+
     use super::*;
 
     #[test]
