@@ -70,6 +70,19 @@ SecRule MULTIPART_STRICT_ERROR "!@eq 0" "id:200003,phase:2,t:none,log,deny,statu
 /// ([`PLUS_JSON_RULE`]), since its body is parsed as JSON.
 pub const PALISADE_TX_DEFAULTS: &[(&str, &str)] = &[
     ("allowed_methods", "GET HEAD POST OPTIONS PUT PATCH DELETE"),
+    // CRS 4.28's list without `content-encoding` (request bodies are
+    // decompressed and inspected, or refused: `[waf] body_content_encoding`)
+    // and `expect` (only `Expect: 100-continue` exists; [`EXPECT_RULE`]
+    // refuses any other value).
+    (
+        "restricted_headers_basic",
+        "/proxy/ /lock-token/ /content-range/ /if/ /x-http-method-override/ /x-http-method/ /x-method-override/ /x-middleware-subrequest/",
+    ),
+    // The same for CRS 3.3, whose single list has this name.
+    (
+        "restricted_headers",
+        "/accept-charset/ /proxy/ /lock-token/ /content-range/ /if/",
+    ),
     (
         "allowed_request_content_type",
         "|application/x-www-form-urlencoded| |multipart/form-data| |multipart/related| |text/xml| |application/xml| |application/soap+xml| |application/json| |application/cloudevents+json| |application/cloudevents-batch+json| |application/json-patch+json| |application/merge-patch+json| |application/strategic-merge-patch+json| |text/plain|",
@@ -80,6 +93,11 @@ pub const PALISADE_TX_DEFAULTS: &[(&str, &str)] = &[
 /// `body::Processor::for_content_type`) on top of
 /// `tx.allowed_request_content_type`, when that list is Palisade's default.
 pub const PLUS_JSON_RULE: &str = r#"SecRule REQUEST_HEADERS:Content-Type "@rx ^\s*(application/[a-z0-9.-]+\+json)\s*(?:;|$)" "id:9100004,phase:1,pass,nolog,t:none,t:lowercase,capture,setvar:'tx.allowed_request_content_type=%{tx.allowed_request_content_type} |%{tx.1}|'""#;
+
+/// Refuses (417) an `Expect` header other than `100-continue`, the one
+/// expectation HTTP defines, when Palisade's `restricted_headers_basic`
+/// (which lets `Expect` through) is in force.
+pub const EXPECT_RULE: &str = r#"SecRule REQUEST_HEADERS:Expect "!@streq 100-continue" "id:9100005,phase:1,deny,status:417,log,t:none,t:lowercase,t:trim,msg:'Expectation other than 100-continue',logdata:'%{MATCHED_VAR}',tag:'palisade-defaults',severity:'CRITICAL'""#;
 
 /// The `tx` variable the edge sets to a route's learned methods
 /// (`palisade_policy::learn::model::Allowances::methods`).
@@ -230,12 +248,13 @@ impl Settings<'_> {
         // Palisade's defaults for real traffic (docs/waf.md, "Defaults"),
         // unless `tx` or the setup file in use (the policy's, or the
         // crs-setup.conf found with CRS) sets them.
-        let mut default_types = false;
+        let (mut default_types, mut default_headers) = (false, false);
         for (k, v) in PALISADE_TX_DEFAULTS {
             let in_tx = self.0.tx.keys().any(|t| t.eq_ignore_ascii_case(k));
             if !in_tx && !sets_tx(setup, k) {
                 vars.push((k.to_string(), v.to_string()));
                 default_types |= *k == "allowed_request_content_type";
+                default_headers |= *k == "restricted_headers_basic";
             }
         }
         vars.extend(self.0.tx.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -251,6 +270,10 @@ impl Settings<'_> {
         );
         if default_types {
             s.push_str(PLUS_JSON_RULE);
+            s.push('\n');
+        }
+        if default_headers {
+            s.push_str(EXPECT_RULE);
             s.push('\n');
         }
         // The positive model's lists for this request's route (the edge sets

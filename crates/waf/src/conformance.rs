@@ -125,6 +125,10 @@ pub fn regression_config(rules: &Path, pl: u8) -> WafSettings {
                 "allowed_request_content_type",
                 "|application/x-www-form-urlencoded| |multipart/form-data| |text/xml| |application/xml| |application/soap+xml| |application/json|",
             ),
+            (
+                "restricted_headers_basic",
+                "/content-encoding/ /proxy/ /lock-token/ /content-range/ /if/ /x-http-method-override/ /x-http-method/ /x-method-override/ /x-middleware-subrequest/ /expect/",
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
