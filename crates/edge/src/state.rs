@@ -13,10 +13,11 @@ use crate::request_id::RequestIds;
 use crate::waf::ActiveWaf;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use palisade_mesh::replica::{Applied, DecisionReplica, ReplicaSnapshot};
-use palisade_mesh::DecisionUpdate;
+use palisade_mesh::{DecisionUpdate, PolicyRefusal};
 use palisade_policy::decisions::DecisionError;
 use palisade_policy::ratelimit::RateLimiter;
 use palisade_policy::{Decision, DecisionSet, Policy};
+use palisade_waf::confine::RuleRoots;
 use parking_lot::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -28,6 +29,9 @@ pub enum ApplyError {
     /// The policy's `[waf]` section names rule files that do not load.
     #[error("[waf]: {0}")]
     Waf(#[from] palisade_waf::WafError),
+    /// A pushed policy names files outside the rule directories.
+    #[error("{}", .0.join("\n"))]
+    Confined(Vec<String>),
 }
 
 /// Shared by every worker thread of one edge.
@@ -65,6 +69,13 @@ pub struct EdgeState {
     pub escalations: palisade_policy::escalation::EscalationTracker,
     /// Where decisions issued by escalations go besides this node's table (the mesh).
     pub escalation_tx: std::sync::OnceLock<tokio::sync::mpsc::Sender<Decision>>,
+    /// Where the files a cluster policy version names must be.
+    rule_roots: RuleRoots,
+    /// The newest cluster policy version this node refused, and why.
+    refused: parking_lot::Mutex<Option<PolicyRefusal>>,
+    /// Woken when the policy in force or the refusal changes (the
+    /// heartbeat then goes out at once).
+    pub policy_changed: tokio::sync::Notify,
 }
 
 impl EdgeState {
@@ -98,6 +109,9 @@ impl EdgeState {
             ids: RequestIds::default(),
             escalations: Default::default(),
             escalation_tx: std::sync::OnceLock::new(),
+            rule_roots: RuleRoots::default(),
+            refused: parking_lot::Mutex::new(None),
+            policy_changed: tokio::sync::Notify::new(),
         };
         state.set_policy(policy)?;
         Ok(state)
@@ -155,11 +169,51 @@ impl EdgeState {
         f(self.decisions.read().set())
     }
 
-    /// Replaces the policy with a cluster policy version (see [`EdgeState::set_policy`]).
-    pub fn set_cluster_policy(&self, policy: Policy, version: u64) -> Result<(), ApplyError> {
+    /// The directories whose files cluster policy versions may name
+    /// (default: [`RuleRoots::default`]).
+    pub fn with_rule_roots(mut self, roots: RuleRoots) -> Self {
+        self.rule_roots = roots;
+        self
+    }
+
+    /// The directories whose files cluster policy versions may name.
+    pub fn rule_roots(&self) -> &RuleRoots {
+        &self.rule_roots
+    }
+
+    /// Replaces the policy with a cluster policy version (see
+    /// [`EdgeState::set_policy`]). Pushed by whoever may write policy
+    /// versions, its `[waf]` paths must lie inside the rule directories
+    /// (`palisade_waf::confine`); the engine then opens the canonical paths
+    /// that were checked.
+    pub fn set_cluster_policy(&self, mut policy: Policy, version: u64) -> Result<(), ApplyError> {
+        if let Some(waf) = &policy.waf {
+            let confined = palisade_waf::confine::confine_for_load(waf, &self.rule_roots)
+                .map_err(ApplyError::Confined)?;
+            policy.waf = Some(confined);
+        }
         self.set_policy(policy)?;
         self.policy_version.store(version, Ordering::Relaxed);
+        {
+            let mut refused = self.refused.lock();
+            if refused.as_ref().is_some_and(|r| r.version <= version) {
+                *refused = None;
+            }
+        }
+        self.policy_changed.notify_one();
         Ok(())
+    }
+
+    /// Records that cluster policy `version` was refused, and why (the
+    /// reason is cut to [`PolicyRefusal::MAX_REASON_BYTES`]).
+    pub fn refuse_policy(&self, version: u64, reason: &str) {
+        *self.refused.lock() = Some(PolicyRefusal::new(version, reason));
+        self.policy_changed.notify_one();
+    }
+
+    /// The newest cluster policy version refused since the one in force.
+    pub fn policy_refused(&self) -> Option<PolicyRefusal> {
+        self.refused.lock().clone()
     }
 
     /// Version of the cluster policy in force (None: none received).
