@@ -454,4 +454,48 @@ mod tests {
         assert!(st.waf().is_none());
         assert_eq!(st.metrics.waf_rules.get(), 0);
     }
+
+    #[test]
+    fn cluster_versions_name_rule_files_only_inside_the_rule_directories() {
+        let crs = rules_dir();
+        let root = crs.canonicalize().unwrap();
+        let st = state(Policy::empty())
+            .unwrap()
+            .with_rule_roots(RuleRoots::new(vec![root.clone()]).unwrap());
+        let passwd = format!(
+            "[waf]\ncrs_dir = {:?}\nextra_rules = [\"/etc/passwd\"]\n",
+            root.display().to_string()
+        );
+        match st.set_cluster_policy(policy(&passwd), 3) {
+            Err(ApplyError::Confined(e)) => {
+                assert_eq!(e.len(), 1, "{e:?}");
+                assert!(
+                    e[0].contains("[waf] extra_rules \"/etc/passwd\": outside"),
+                    "{e:?}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(st.policy_version(), None);
+        assert!(st.waf().is_none());
+        // The same file in a local policy is read, but its lines are not shown.
+        let e = st.set_policy(policy(&passwd)).unwrap_err().to_string();
+        assert!(e.contains("/etc/passwd:"), "{e}");
+        assert!(!e.contains("root:"), "{e}");
+
+        // A refusal is kept (bounded) until a version at least as new applies.
+        st.refuse_policy(3, &"x".repeat(5000));
+        let r = st.policy_refused().unwrap();
+        assert_eq!(r.version, 3);
+        assert!(r.reason.len() <= PolicyRefusal::MAX_REASON_BYTES);
+        let inside = format!("[waf]\ncrs_dir = {:?}\n", crs.display().to_string());
+        st.set_cluster_policy(policy(&inside), 4).unwrap();
+        assert_eq!(st.policy_version(), Some(4));
+        assert!(st.policy_refused().is_none());
+        // The engine was given the canonical path that was checked.
+        assert_eq!(
+            st.waf().unwrap().settings.crs_dir.as_deref(),
+            Some(root.to_str().unwrap())
+        );
+    }
 }
