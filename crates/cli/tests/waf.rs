@@ -692,7 +692,10 @@ fn policy_versions_through_the_api_build_the_waf_or_are_refused() {
     // edge; the WAF stays.
     let missing = crs.join("missing");
     assert_eq!(
-        put(format!("[waf]\ncrs_dir = {:?}\n", missing.display().to_string())),
+        put(format!(
+            "[waf]\ncrs_dir = {:?}\n",
+            missing.display().to_string()
+        )),
         201
     );
     assert!(
@@ -702,7 +705,11 @@ fn policy_versions_through_the_api_build_the_waf_or_are_refused() {
         "{}",
         up.log()
     );
-    assert!(up.log().contains("does not exist on this node"), "{}", up.log());
+    assert!(
+        up.log().contains("does not exist on this node"),
+        "{}",
+        up.log()
+    );
     assert_eq!(get(&up, SQLI, "198.51.100.32"), 403);
     assert!(up
         .metrics()
