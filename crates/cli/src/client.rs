@@ -190,10 +190,7 @@ pub fn nodes(args: ApiArgs) -> anyhow::Result<i32> {
                 vec![
                     n["node_id"].as_str().unwrap_or("").to_string(),
                     n["address"].as_str().unwrap_or("").to_string(),
-                    n["policy_version"]
-                        .as_u64()
-                        .map(|v| format!("v{v}"))
-                        .unwrap_or_else(|| "-".into()),
+                    policy_cell(n),
                     n["decisions"].as_u64().unwrap_or(0).to_string(),
                     n["decisions_seq"].as_u64().unwrap_or(0).to_string(),
                     if n["healthy"].as_bool().unwrap_or(false) {
@@ -231,6 +228,15 @@ pub fn nodes(args: ApiArgs) -> anyhow::Result<i32> {
             println!(
                 "* {differ} node(s) run other CRS rules than most nodes of this cluster (another rule-file digest, or no WAF)"
             );
+        }
+        for n in &nodes {
+            if let Some(v) = n["policy_refused"]["version"].as_u64() {
+                println!(
+                    "! {} refused policy v{v}: {}",
+                    n["node_id"].as_str().unwrap_or(""),
+                    crate::rollout::one_line(n["policy_refused"]["reason"].as_str().unwrap_or(""))
+                );
+            }
         }
         Ok(0)
     })
@@ -351,10 +357,24 @@ pub async fn check(resp: reqwest::Response) -> anyhow::Result<reqwest::Response>
         return Ok(resp);
     }
     let body = resp.text().await.unwrap_or_default();
-    let msg = serde_json::from_str::<serde_json::Value>(&body)
-        .ok()
+    let parsed = serde_json::from_str::<serde_json::Value>(&body).ok();
+    let mut msg = parsed
+        .as_ref()
         .and_then(|v| v["error"].as_str().map(str::to_string))
         .unwrap_or(body);
+    // Every error of an invalid policy, one per line.
+    for e in parsed
+        .as_ref()
+        .and_then(|v| v["errors"].as_array())
+        .into_iter()
+        .flatten()
+    {
+        let text = e["message"].as_str().unwrap_or("");
+        match (e["line"].as_u64(), e["column"].as_u64()) {
+            (Some(l), Some(c)) => msg.push_str(&format!("\n  line {l}, column {c}: {text}")),
+            _ => msg.push_str(&format!("\n  {text}")),
+        }
+    }
     bail!("{status}: {msg}")
 }
 
@@ -467,6 +487,19 @@ pub fn run(args: ApiArgs, cmd: DecisionsCommand) -> anyhow::Result<i32> {
         }
         Ok(0)
     })
+}
+
+/// The POLICY column of `palisade nodes`: the version the node runs, and
+/// the version it refused (`v3, refused v4 !`; the reasons follow the table).
+fn policy_cell(n: &serde_json::Value) -> String {
+    let running = n["policy_version"]
+        .as_u64()
+        .map(|v| format!("v{v}"))
+        .unwrap_or_else(|| "-".into());
+    match n["policy_refused"]["version"].as_u64() {
+        Some(r) => format!("{running}, refused v{r} !"),
+        None => running,
+    }
 }
 
 /// The CRS column of `palisade nodes`: version and short digest, `*` when

@@ -52,9 +52,14 @@ pub struct ControlArgs {
     /// This control plane's id (events it publishes, logs).
     #[arg(long, default_value = "control-1")]
     node_id: String,
+    /// Rule directories: a policy version's [waf] paths must lie inside them
+    /// (give the edges the same).
+    #[command(flatten)]
+    rules_dir: crate::rules_dir::RulesDirArgs,
 }
 
 pub fn run(args: ControlArgs) -> anyhow::Result<i32> {
+    let roots = args.rules_dir.roots()?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
     let (token, generated) = crate::up::admin_token(args.admin_token.clone(), &args.data_dir)?;
@@ -112,7 +117,9 @@ pub fn run(args: ControlArgs) -> anyhow::Result<i32> {
             correlation,
             incident_ban,
         ));
-        let backend = MeshBackend::new(mesh, Arc::new(now_ms)).with_events(store);
+        let backend = MeshBackend::new(mesh, Arc::new(now_ms))
+            .with_events(store)
+            .with_rule_roots(roots);
         let cfg = ApiConfig {
             backend: Arc::new(backend),
             tokens: Arc::new(palisade_control::Tokens::with_roles(

@@ -6,6 +6,8 @@ mod edge_cmd;
 mod listen;
 mod origin;
 mod policy_cmd;
+mod rollout;
+mod rules_dir;
 mod runtime;
 mod table;
 mod tune_cmd;

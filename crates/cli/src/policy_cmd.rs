@@ -7,6 +7,7 @@ use palisade_policy::Policy;
 use reqwest::Method;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 #[derive(Subcommand)]
 pub enum PolicyCommand {
@@ -20,12 +21,19 @@ pub enum PolicyCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Store a policy file as the new cluster version (validated first).
+    /// Store a policy file as the new cluster version (validated first,
+    /// here and by the control plane), then wait for the edges: print which
+    /// run it and which refused it, with the reason. Exit status 1 when an
+    /// edge refused it (the version stays stored).
     Apply {
         #[command(flatten)]
         api: ApiArgs,
         /// The policy file (TOML).
         file: PathBuf,
+        /// How long to wait for every healthy edge to apply or refuse the
+        /// version, in seconds (0: do not wait).
+        #[arg(long, default_value_t = 15)]
+        wait: u64,
     },
     /// Show how a policy file differs from the current cluster version.
     Diff {
@@ -262,7 +270,7 @@ pub fn diff_lines(old: &str, new: &str) -> Vec<(char, String)> {
 pub fn run(cmd: PolicyCommand) -> anyhow::Result<i32> {
     match cmd {
         PolicyCommand::Validate { file, json } => validate(&file, json),
-        PolicyCommand::Apply { api, file } => block_on(async move {
+        PolicyCommand::Apply { api, file, wait } => block_on(async move {
             let src = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
             // Validate locally first: the errors then name the file.
@@ -278,19 +286,34 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<i32> {
                 return Ok(1);
             }
             let api = Api::new(&api)?;
-            let v: serde_json::Value = api
+            let mut v: serde_json::Value = api
                 .call(Method::PUT, "/api/v1/policy", Some(src.into()))
                 .await?
                 .json()
                 .await?;
-            if api.json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
-            } else {
+            let version = v["version"].as_u64().unwrap_or(0);
+            if !api.json {
                 println!(
-                    "policy version {} stored ({})",
-                    v["version"],
+                    "policy version {version} stored ({})",
                     v["digest"].as_str().unwrap_or("")
                 );
+                for w in v["warnings"].as_array().into_iter().flatten() {
+                    eprintln!("warning: {}", w.as_str().unwrap_or(""));
+                }
+            }
+            let edges = crate::rollout::wait(&api, version, Duration::from_secs(wait)).await?;
+            let refused = edges.iter().filter(|e| e.refused.is_some()).count();
+            if api.json {
+                v["edges"] = serde_json::to_value(&edges)?;
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else if wait > 0 {
+                print!("{}", crate::rollout::render(version, &edges));
+            }
+            if refused > 0 {
+                eprintln!(
+                    "{refused} edge(s) refused version {version} and keep enforcing the version they ran; fix the policy and apply it again"
+                );
+                return Ok(1);
             }
             Ok(0)
         }),

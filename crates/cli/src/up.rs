@@ -49,6 +49,8 @@ pub struct EdgeArgs {
     /// Write security events (JSON lines) to this file instead of standard output.
     #[arg(long)]
     pub events: Option<PathBuf>,
+    #[command(flatten)]
+    pub rules_dir: crate::rules_dir::RulesDirArgs,
     /// Maximum request headers.
     #[arg(long, default_value_t = Limits::default().max_headers)]
     pub max_headers: usize,
@@ -113,6 +115,7 @@ impl EdgeArgs {
             },
             health_check_interval: Duration::from_millis(self.health_interval_ms.max(50)),
             events_path: self.events.clone(),
+            rule_roots: self.rules_dir.roots()?,
             ..defaults
         })
     }
@@ -287,6 +290,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
     let mut backend = MeshBackend::new(Arc::new(mesh.clone()), Arc::new(now_ms))
         .with_events(store.clone())
         .with_policy_archive(store.clone())
+        .with_rule_roots(args.edge.rules_dir.roots()?)
         .with_local_edge({
             let st = state.clone();
             Arc::new(move || st.decisions_seq())
@@ -405,8 +409,13 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
             Ok::<_, palisade_mesh::MeshError>((last, version))
         })?;
         let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        let refused = || {
+            state
+                .policy_refused()
+                .is_some_and(|r| Some(r.version) >= version)
+        };
         while state.decisions_seq() < last
-            || (version.is_some() && state.policy_version() < version)
+            || (version.is_some() && state.policy_version() < version && !refused())
         {
             if std::time::Instant::now() > deadline {
                 bail!("the edge did not apply the restored state in time");

@@ -352,10 +352,15 @@ pub struct Edge {
 
 impl Edge {
     pub fn start(node: &str, dir: &Path, nats: &str, upstream: &str) -> Edge {
+        Edge::start_with(node, dir, nats, upstream, &[])
+    }
+
+    /// [`Edge::start`] with extra flags.
+    pub fn start_with(node: &str, dir: &Path, nats: &str, upstream: &str, extra: &[&str]) -> Edge {
         let port = free_port();
         let mport = free_port();
         let data = dir.join(format!("{node}-data"));
-        let args: Vec<String> = vec![
+        let mut args: Vec<String> = vec![
             "edge".into(),
             "--node-id".into(),
             node.into(),
@@ -378,6 +383,7 @@ impl Edge {
                 .display()
                 .to_string(),
         ];
+        args.extend(extra.iter().map(|s| s.to_string()));
         let log = dir.join(format!("{node}.log"));
         let mut e = Edge {
             proc: Proc {
@@ -445,6 +451,11 @@ pub struct Control {
 
 impl Control {
     pub fn start(dir: &Path, name: &str, nats: &str) -> Control {
+        Control::start_with(dir, name, nats, &[])
+    }
+
+    /// [`Control::start`] with extra flags.
+    pub fn start_with(dir: &Path, name: &str, nats: &str, extra: &[&str]) -> Control {
         let port = free_port();
         let token = "control-token-0123456789".to_string();
         let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
@@ -462,6 +473,7 @@ impl Control {
                 "--data-dir",
             ])
             .arg(dir.join(format!("{name}-data")))
+            .args(extra)
             .env("PALISADE_ADMIN_TOKEN", &token)
             .env("PALISADE_VIEWER_TOKEN", "viewer-token-0123456789")
             .stdout(Stdio::null())

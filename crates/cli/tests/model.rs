@@ -259,9 +259,13 @@ fn edges_merge_what_they_learned_through_nats() {
     let dir = TempDir::new("model-fleet");
     let nats = Nats::start(&dir.path().join("nats"));
     let (_origin, origin_url) = demo_origin();
+    // Pushed policies may only name rule files in the edges' rule directories.
+    let crs = crs_dir().canonicalize().unwrap();
+    let crs_root = crs.parent().unwrap().display().to_string();
+    let rules_dir = ["--rules-dir", crs_root.as_str()];
     let edges = [
-        Edge::start("edge-1", dir.path(), &nats.url(), &origin_url),
-        Edge::start("edge-2", dir.path(), &nats.url(), &origin_url),
+        Edge::start_with("edge-1", dir.path(), &nats.url(), &origin_url, &rules_dir),
+        Edge::start_with("edge-2", dir.path(), &nats.url(), &origin_url, &rules_dir),
     ];
     let control = Control::start(dir.path(), "control", &nats.url());
     let mesh = rt

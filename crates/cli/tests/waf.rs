@@ -625,11 +625,17 @@ fn waf_conformance_reports_and_enforces_a_minimum() {
 fn policy_versions_through_the_api_build_the_waf_or_are_refused() {
     let crs = crs_dir();
     let origin = RecordingOrigin::start();
-    // Without --policy, policy versions come through the API and the mesh.
+    // Without --policy, policy versions come through the API and the mesh;
+    // the files they name must be in the rule directory.
     let up = Up::start(
         std::slice::from_ref(&origin.url),
         None,
-        &["--trusted-proxy", "127.0.0.1/32"],
+        &[
+            "--trusted-proxy",
+            "127.0.0.1/32",
+            "--rules-dir",
+            crs.to_str().unwrap(),
+        ],
     );
     let c = client();
     let put = |body: String| {
@@ -679,8 +685,19 @@ fn policy_versions_through_the_api_build_the_waf_or_are_refused() {
         up.log()
     );
 
-    // A version whose rules do not load is refused by the edge; the WAF stays.
-    assert_eq!(put("[waf]\ncrs_dir = \"/nonexistent/crs\"\n".into()), 201);
+    // Rules outside the rule directory are refused by the control plane.
+    assert_eq!(put("[waf]\ncrs_dir = \"/nonexistent/crs\"\n".into()), 422);
+    // A version whose rules are not on this machine is stored (with a
+    // warning: the control plane could not compile it) and refused by the
+    // edge; the WAF stays.
+    let missing = crs.join("missing");
+    assert_eq!(
+        put(format!(
+            "[waf]\ncrs_dir = {:?}\n",
+            missing.display().to_string()
+        )),
+        201
+    );
     assert!(
         eventually(Duration::from_secs(10), || up
             .log()
@@ -688,7 +705,11 @@ fn policy_versions_through_the_api_build_the_waf_or_are_refused() {
         "{}",
         up.log()
     );
-    assert!(up.log().contains("/nonexistent/crs"), "{}", up.log());
+    assert!(
+        up.log().contains("does not exist on this node"),
+        "{}",
+        up.log()
+    );
     assert_eq!(get(&up, SQLI, "198.51.100.32"), 403);
     assert!(up
         .metrics()

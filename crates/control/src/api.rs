@@ -9,11 +9,11 @@
 //! | GET | `/api/v1/decisions` | bearer | list active decisions |
 //! | GET | `/api/v1/decisions/{id}` | bearer | one decision |
 //! | DELETE | `/api/v1/decisions/{id}` | bearer | delete a decision |
-//! | PUT | `/api/v1/policy` | bearer | new policy version (body: the TOML); 400 with every error when invalid |
+//! | PUT | `/api/v1/policy` | bearer | new policy version (body: the TOML); 201 with the version and `warnings` (what the control plane could not check); 400 with every error when invalid, 422 when its `[waf]` names files outside the rule directories or does not compile (see `policy_check`) |
 //! | GET | `/api/v1/policy` | bearer | the current version, with its source |
 //! | GET | `/api/v1/policy/versions` | bearer | every version, oldest first |
 //! | POST | `/api/v1/policy/rollback/{version}` | bearer | make an old version current again (as a new version) |
-//! | GET | `/api/v1/nodes` | bearer | nodes: id, address, policy version, decisions, last heartbeat, health, CRS version and digest (`crs_differs`: not the rule set most nodes run) |
+//! | GET | `/api/v1/nodes` | bearer | nodes: id, address, policy version, decisions, last heartbeat, health, CRS version and digest (`crs_differs`: not the rule set most nodes run), `policy_refused` (the newest version the node refused and why) |
 //! | GET | `/api/v1/incidents` | bearer | incidents (one source blocked on several nodes, one rule blocking on many), newest first |
 //! | GET | `/api/v1/events` | bearer | security events, newest first; filters `since`, `until` (ms), `node`, `client_ip`, `rule`, `limit` |
 //! | GET | `/api/v1/waf/model` | bearer | the WAF's positive model merged over every node: per route, methods, content types (trusted or not) and parameter shapes, busiest first; `limit` (default 50) |
@@ -22,7 +22,8 @@
 //! decisions; an `admin` token also writes policy versions.
 //!
 //! Errors are JSON `{"error": "..."}` with 400 (invalid input; an invalid
-//! policy adds `"errors": [{"line", "column", "message"}]`), 401 (missing or
+//! policy adds `"errors": [{"line", "column", "message"}]`), 422 (a policy
+//! whose `[waf]` does not load: `"errors": [{"section": "waf", "message"}]`), 401 (missing or
 //! wrong token), 403 (the token's role is too low), 404 (unknown id), 501 (not offered by this deployment), 503
 //! (the mesh is unreachable).
 
@@ -136,6 +137,17 @@ fn api_error(e: ApiError) -> Response {
             (
                 StatusCode::BAD_REQUEST,
                 Json(serde_json::json!({"error": "invalid policy", "errors": list})),
+            )
+                .into_response()
+        }
+        ApiError::InvalidWaf(errors) => {
+            let list: Vec<serde_json::Value> = errors
+                .iter()
+                .map(|m| serde_json::json!({"section": "waf", "message": m}))
+                .collect();
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(serde_json::json!({"error": "invalid policy: the [waf] section does not load", "errors": list})),
             )
                 .into_response()
         }
@@ -360,7 +372,7 @@ async fn put_policy(
         .to_string();
     match cfg.backend.put_policy(source, author).await {
         Ok(v) => {
-            tracing::info!(version = v.version, digest = %v.digest, "policy version stored");
+            tracing::info!(version = v.version.version, digest = %v.version.digest, warnings = v.warnings.len(), "policy version stored");
             (StatusCode::CREATED, Json(v)).into_response()
         }
         Err(e) => api_error(e),
@@ -418,7 +430,11 @@ async fn rollback(
         .await
     {
         Ok(v) => {
-            tracing::info!(to = version, new_version = v.version, "policy rolled back");
+            tracing::info!(
+                to = version,
+                new_version = v.version.version,
+                "policy rolled back"
+            );
             (StatusCode::CREATED, Json(v)).into_response()
         }
         Err(e) => api_error(e),

@@ -3,11 +3,13 @@
 //! serves everything from the mesh ([`MeshBackend`]).
 
 use crate::correlate::{CorrelationConfig, Correlator, IncidentKind, Observed};
+use crate::policy_check::{check_waf, WafCheck};
 use crate::store::{EventFilter, EventStore};
 use async_trait::async_trait;
 use palisade_mesh::replica::DecisionReplica;
 use palisade_mesh::{DecisionOp, Heartbeat, Mesh, MeshError, PolicyVersion};
 use palisade_policy::{Decision, Policy, PolicyErrors, SecurityEvent};
+use palisade_waf::confine::RuleRoots;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +24,10 @@ pub enum ApiError {
     /// An invalid policy (400), with every error.
     #[error("invalid policy")]
     InvalidPolicy(PolicyErrors),
+    /// A policy whose `[waf]` section names files outside the rule
+    /// directories or does not compile (422), with every error.
+    #[error("invalid [waf] section")]
+    InvalidWaf(Vec<String>),
     /// Unknown id or version (404).
     #[error("{0}")]
     NotFound(String),
@@ -52,11 +58,7 @@ pub trait Backend: Send + Sync + 'static {
     /// Deletes one.
     async fn delete_decision(&self, id: u64) -> Result<Option<Decision>, ApiError>;
     /// Validates and stores a new policy version.
-    async fn put_policy(
-        &self,
-        _source: String,
-        _author: String,
-    ) -> Result<PolicyVersion, ApiError> {
+    async fn put_policy(&self, _source: String, _author: String) -> Result<StoredPolicy, ApiError> {
         Err(not_clustered())
     }
     /// The current policy version.
@@ -106,6 +108,15 @@ fn not_clustered() -> ApiError {
     )
 }
 
+/// A policy version as stored, and what the control plane could not check.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StoredPolicy {
+    #[serde(flatten)]
+    pub version: PolicyVersion,
+    /// E.g. the `[waf]` rules were not compiled here (not on this machine).
+    pub warnings: Vec<String>,
+}
+
 /// Validates a policy source; every error is returned.
 pub fn validate_policy(source: &str) -> Result<Policy, ApiError> {
     Policy::from_toml(source, "policy").map_err(ApiError::InvalidPolicy)
@@ -129,6 +140,8 @@ pub struct MeshBackend<M: Mesh> {
     policy_archive: Option<Arc<EventStore>>,
     /// In `palisade up` with a policy file: the `[waf.model]` settings in force.
     local_model_settings: Option<ModelSettingsFn>,
+    /// Where the files a policy version's `[waf]` names must be.
+    rule_roots: RuleRoots,
 }
 
 /// Reads the `[waf.model]` settings in force (None: no `[waf]` section).
@@ -151,6 +164,7 @@ impl<M: Mesh> MeshBackend<M> {
             policy_read_only: None,
             policy_archive: None,
             local_model_settings: None,
+            rule_roots: RuleRoots::default(),
         }
     }
 
@@ -158,6 +172,13 @@ impl<M: Mesh> MeshBackend<M> {
     /// local edge's policy file) instead of the cluster's current version.
     pub fn with_local_model_settings(mut self, settings: ModelSettingsFn) -> Self {
         self.local_model_settings = Some(settings);
+        self
+    }
+
+    /// The directories whose files a policy version's `[waf]` may name
+    /// (default: [`RuleRoots::default`]); the edges should have the same.
+    pub fn with_rule_roots(mut self, roots: RuleRoots) -> Self {
+        self.rule_roots = roots;
         self
     }
 
@@ -278,11 +299,24 @@ impl<M: Mesh> Backend for MeshBackend<M> {
         Ok(Some(d))
     }
 
-    async fn put_policy(&self, source: String, author: String) -> Result<PolicyVersion, ApiError> {
+    async fn put_policy(&self, source: String, author: String) -> Result<StoredPolicy, ApiError> {
         if let Some(reason) = &self.policy_read_only {
             return Err(ApiError::NotSupported(reason.clone()));
         }
         let policy = validate_policy(&source)?;
+        // The [waf] section as an edge loads it (reads and compiles CRS).
+        let roots = self.rule_roots.clone();
+        let waf = policy.waf.clone();
+        let warnings =
+            match tokio::task::spawn_blocking(move || check_waf(waf.as_ref(), &roots)).await {
+                Ok(WafCheck::Stored { warnings }) => warnings,
+                Ok(WafCheck::Invalid(errors)) => return Err(ApiError::InvalidWaf(errors)),
+                Err(e) => {
+                    return Err(ApiError::Unavailable(format!(
+                        "checking the [waf] section: {e}"
+                    )))
+                }
+            };
         let v = self.mesh.put_policy(source, policy.digest, author).await?;
         if let Some(store) = &self.policy_archive {
             let (store, saved) = (store.clone(), v.clone());
@@ -292,7 +326,10 @@ impl<M: Mesh> Backend for MeshBackend<M> {
                 Err(e) => tracing::error!(error = %e, "policy archive task failed"),
             }
         }
-        Ok(v)
+        Ok(StoredPolicy {
+            version: v,
+            warnings,
+        })
     }
 
     async fn current_policy(&self) -> Result<Option<PolicyVersion>, ApiError> {

@@ -12,8 +12,9 @@ pub mod api;
 pub mod backend;
 pub mod correlate;
 pub mod nodes;
+pub mod policy_check;
 pub mod store;
 
 pub use api::{router, ApiConfig, NewDecision, Role, Tokens};
-pub use backend::{ApiError, Backend, MeshBackend};
+pub use backend::{ApiError, Backend, MeshBackend, StoredPolicy};
 pub use store::{EventFilter, EventStore};

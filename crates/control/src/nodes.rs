@@ -1,8 +1,8 @@
 //! The nodes of a cluster as the API shows them (`GET /api/v1/nodes`):
-//! each one's last heartbeat, its health, and whether it runs the same CRS
-//! rule set as the others.
+//! each one's last heartbeat, its health, whether it runs the same CRS
+//! rule set as the others, and the policy version it refused, if any.
 
-use palisade_mesh::Heartbeat;
+use palisade_mesh::{Heartbeat, PolicyRefusal};
 
 /// A node whose last heartbeat is older than this is reported unhealthy.
 pub const NODE_STALE_MS: u64 = 10_000;
@@ -24,6 +24,9 @@ pub struct NodeView {
     /// The node runs other CRS rules than most nodes: another digest, a
     /// WAF where most have none, or none where most have one.
     pub crs_differs: bool,
+    /// The newest policy version the node refused (it keeps enforcing
+    /// `policy_version`), and why.
+    pub policy_refused: Option<PolicyRefusal>,
 }
 
 /// The views of these heartbeats at `now_ms`, by node id.
@@ -41,6 +44,7 @@ pub fn views(list: Vec<Heartbeat>, now_ms: u64) -> Vec<NodeView> {
             crs_version: h.crs_version,
             crs_digest: h.crs_digest,
             crs_differs: false,
+            policy_refused: h.policy_refused,
         })
         .collect();
     views.sort_by(|a, b| a.node_id.cmp(&b.node_id));
@@ -88,6 +92,7 @@ mod tests {
             time_ms: 1_000,
             crs_version: digest.map(|_| "4.28.0".into()),
             crs_digest: digest.map(str::to_string),
+            policy_refused: None,
         }
     }
 

@@ -163,6 +163,9 @@ pub struct EdgeConfig {
     pub events_path: Option<PathBuf>,
     /// Maximum rate-limit counters kept in memory.
     pub ratelimit_max_keys: usize,
+    /// The directories whose files a pushed policy (a cluster version) may
+    /// name in `[waf]`; `policy_path` is not confined (docs/trust.md).
+    pub rule_roots: palisade_waf::confine::RuleRoots,
 }
 
 impl Default for EdgeConfig {
@@ -186,6 +189,7 @@ impl Default for EdgeConfig {
             upstream_timeout: Duration::from_secs(60),
             events_path: None,
             ratelimit_max_keys: 1_000_000,
+            rule_roots: palisade_waf::confine::RuleRoots::default(),
         }
     }
 }

@@ -33,6 +33,9 @@ pub use palisade_policy::learn::model::STATS_NAME;
 /// blocked, and a blocked request never teaches).
 pub const LIST_RULES: [u32; 2] = [911_100, 920_420];
 
+/// The generated rule that refuses odd `Expect` headers: a check like any other.
+const EXPECT_RULE_ID: u32 = 9_100_005;
+
 /// Other nodes merged at most (states beyond it are ignored).
 const MAX_PEERS: usize = 1024;
 
@@ -67,14 +70,15 @@ impl std::fmt::Debug for ModelState {
 
 /// Whether a request's WAF matches leave it teachable: none at all, or only
 /// the static-list rules the model replaces and the rules that sum up and
-/// report scores (949xxx, 959xxx, 980xxx) and the engine's own generated rules.
+/// report scores (949xxx, 959xxx, 980xxx) and the policy's generated settings
+/// (9100000-9199999, except the `Expect` check).
 pub fn teachable<'a>(mut matched: impl Iterator<Item = &'a MatchedRule>) -> bool {
     matched.all(|m| {
         LIST_RULES.contains(&m.id)
             || (949_000..950_000).contains(&m.id)
             || (959_000..960_000).contains(&m.id)
             || (980_000..981_000).contains(&m.id)
-            || m.id >= 9_100_000
+            || ((9_100_000..9_200_000).contains(&m.id) && m.id != EXPECT_RULE_ID)
     })
 }
 
@@ -342,6 +346,8 @@ mod tests {
         assert!(teachable([].iter()));
         assert!(teachable([rule(920420), rule(949110), rule(980170)].iter()));
         assert!(teachable([rule(911100), rule(9_100_001)].iter()));
+        assert!(!teachable([rule(9_100_005)].iter()), "odd Expect header");
+        assert!(!teachable([rule(9_200_100)].iter()), "a Palisade detector");
         assert!(!teachable(
             [rule(920420), rule(942100), rule(949110)].iter()
         ));

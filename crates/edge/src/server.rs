@@ -60,7 +60,8 @@ impl EdgeServer {
                 TrustedProxies::new(cfg.trusted_proxies.clone()),
                 cfg.limits.clone(),
             )
-            .map_err(|e| anyhow::anyhow!("{policy_name}: cannot start the WAF: {e}"))?,
+            .map_err(|e| anyhow::anyhow!("{policy_name}: cannot start the WAF: {e}"))?
+            .with_rule_roots(cfg.rule_roots.clone()),
         );
 
         let conf = ServerConf {

@@ -13,10 +13,11 @@ use crate::request_id::RequestIds;
 use crate::waf::ActiveWaf;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use palisade_mesh::replica::{Applied, DecisionReplica, ReplicaSnapshot};
-use palisade_mesh::DecisionUpdate;
+use palisade_mesh::{DecisionUpdate, PolicyRefusal};
 use palisade_policy::decisions::DecisionError;
 use palisade_policy::ratelimit::RateLimiter;
 use palisade_policy::{Decision, DecisionSet, Policy};
+use palisade_waf::confine::RuleRoots;
 use parking_lot::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -28,6 +29,9 @@ pub enum ApplyError {
     /// The policy's `[waf]` section names rule files that do not load.
     #[error("[waf]: {0}")]
     Waf(#[from] palisade_waf::WafError),
+    /// A pushed policy names files outside the rule directories.
+    #[error("{}", .0.join("\n"))]
+    Confined(Vec<String>),
 }
 
 /// Shared by every worker thread of one edge.
@@ -67,6 +71,13 @@ pub struct EdgeState {
     pub escalation_tx: std::sync::OnceLock<tokio::sync::mpsc::Sender<Decision>>,
     /// The WAF's positive model: this node's and the fleet's.
     pub model: crate::model::ModelState,
+    /// Where the files a cluster policy version names must be.
+    rule_roots: RuleRoots,
+    /// The newest cluster policy version this node refused, and why.
+    refused: parking_lot::Mutex<Option<PolicyRefusal>>,
+    /// Woken when the policy in force or the refusal changes (the
+    /// heartbeat then goes out at once).
+    pub policy_changed: tokio::sync::Notify,
 }
 
 impl EdgeState {
@@ -101,6 +112,9 @@ impl EdgeState {
             escalations: Default::default(),
             escalation_tx: std::sync::OnceLock::new(),
             model: Default::default(),
+            rule_roots: RuleRoots::default(),
+            refused: parking_lot::Mutex::new(None),
+            policy_changed: tokio::sync::Notify::new(),
         };
         state.set_policy(policy)?;
         Ok(state)
@@ -158,11 +172,51 @@ impl EdgeState {
         f(self.decisions.read().set())
     }
 
-    /// Replaces the policy with a cluster policy version (see [`EdgeState::set_policy`]).
-    pub fn set_cluster_policy(&self, policy: Policy, version: u64) -> Result<(), ApplyError> {
+    /// The directories whose files cluster policy versions may name
+    /// (default: [`RuleRoots::default`]).
+    pub fn with_rule_roots(mut self, roots: RuleRoots) -> Self {
+        self.rule_roots = roots;
+        self
+    }
+
+    /// The directories whose files cluster policy versions may name.
+    pub fn rule_roots(&self) -> &RuleRoots {
+        &self.rule_roots
+    }
+
+    /// Replaces the policy with a cluster policy version (see
+    /// [`EdgeState::set_policy`]). Pushed by whoever may write policy
+    /// versions, its `[waf]` paths must lie inside the rule directories
+    /// (`palisade_waf::confine`); the engine then opens the canonical paths
+    /// that were checked.
+    pub fn set_cluster_policy(&self, mut policy: Policy, version: u64) -> Result<(), ApplyError> {
+        if let Some(waf) = &policy.waf {
+            let confined = palisade_waf::confine::confine_for_load(waf, &self.rule_roots)
+                .map_err(ApplyError::Confined)?;
+            policy.waf = Some(confined);
+        }
         self.set_policy(policy)?;
         self.policy_version.store(version, Ordering::Relaxed);
+        {
+            let mut refused = self.refused.lock();
+            if refused.as_ref().is_some_and(|r| r.version <= version) {
+                *refused = None;
+            }
+        }
+        self.policy_changed.notify_one();
         Ok(())
+    }
+
+    /// Records that cluster policy `version` was refused, and why (the
+    /// reason is cut to [`PolicyRefusal::MAX_REASON_BYTES`]).
+    pub fn refuse_policy(&self, version: u64, reason: &str) {
+        *self.refused.lock() = Some(PolicyRefusal::new(version, reason));
+        self.policy_changed.notify_one();
+    }
+
+    /// The newest cluster policy version refused since the one in force.
+    pub fn policy_refused(&self) -> Option<PolicyRefusal> {
+        self.refused.lock().clone()
     }
 
     /// Version of the cluster policy in force (None: none received).
@@ -402,5 +456,49 @@ mod tests {
         st.set_policy(Policy::empty()).unwrap();
         assert!(st.waf().is_none());
         assert_eq!(st.metrics.waf_rules.get(), 0);
+    }
+
+    #[test]
+    fn cluster_versions_name_rule_files_only_inside_the_rule_directories() {
+        let crs = rules_dir();
+        let root = crs.canonicalize().unwrap();
+        let st = state(Policy::empty())
+            .unwrap()
+            .with_rule_roots(RuleRoots::new(vec![root.clone()]).unwrap());
+        let passwd = format!(
+            "[waf]\ncrs_dir = {:?}\nextra_rules = [\"/etc/passwd\"]\n",
+            root.display().to_string()
+        );
+        match st.set_cluster_policy(policy(&passwd), 3) {
+            Err(ApplyError::Confined(e)) => {
+                assert_eq!(e.len(), 1, "{e:?}");
+                assert!(
+                    e[0].contains("[waf] extra_rules \"/etc/passwd\": outside"),
+                    "{e:?}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(st.policy_version(), None);
+        assert!(st.waf().is_none());
+        // The same file in a local policy is read, but its lines are not shown.
+        let e = st.set_policy(policy(&passwd)).unwrap_err().to_string();
+        assert!(e.contains("/etc/passwd:"), "{e}");
+        assert!(!e.contains("root:"), "{e}");
+
+        // A refusal is kept (bounded) until a version at least as new applies.
+        st.refuse_policy(3, &"x".repeat(5000));
+        let r = st.policy_refused().unwrap();
+        assert_eq!(r.version, 3);
+        assert!(r.reason.len() <= PolicyRefusal::MAX_REASON_BYTES);
+        let inside = format!("[waf]\ncrs_dir = {:?}\n", crs.display().to_string());
+        st.set_cluster_policy(policy(&inside), 4).unwrap();
+        assert_eq!(st.policy_version(), Some(4));
+        assert!(st.policy_refused().is_none());
+        // The engine was given the canonical path that was checked.
+        assert_eq!(
+            st.waf().unwrap().settings.crs_dir.as_deref(),
+            Some(root.to_str().unwrap())
+        );
     }
 }

@@ -113,10 +113,13 @@ pub fn restore(state: &EdgeState, data_dir: &Path) -> Result<(Option<u64>, usize
         match Policy::from_toml(&pv.source, &format!("policy v{}", pv.version)) {
             Ok(policy) => match state.set_cluster_policy(policy, pv.version) {
                 Ok(()) => version = Some(pv.version),
-                Err(e) => tracing::error!(
-                    "persisted policy v{} cannot be applied, ignored: {e}",
-                    pv.version
-                ),
+                Err(e) => {
+                    tracing::error!(
+                        "persisted policy v{} cannot be applied, ignored: {e}",
+                        pv.version
+                    );
+                    state.refuse_policy(pv.version, &e.to_string());
+                }
             },
             Err(e) => tracing::error!(
                 "persisted policy v{} does not compile, ignored:\n{e}",
@@ -380,6 +383,7 @@ async fn follow_policy<M: Mesh>(
                                 }
                                 Err(e) => {
                                     *failed.lock() = Some(pv.version);
+                                    state.refuse_policy(pv.version, &e);
                                     state
                                         .metrics
                                         .policy_reloads
@@ -431,9 +435,15 @@ async fn publish_escalations<M: Mesh>(
 async fn heartbeats<M: Mesh>(state: Arc<EdgeState>, mesh: Arc<M>, cfg: SyncConfig) {
     let mut tick = tokio::time::interval(cfg.heartbeat_interval);
     loop {
-        tick.tick().await;
+        // Every interval, and at once when a policy version was applied or
+        // refused (so `palisade policy apply` learns it quickly).
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = state.policy_changed.notified() => {}
+        }
         let crs = state.waf().map(|w| w.waf.crs().clone());
         let hb = Heartbeat {
+            policy_refused: state.policy_refused(),
             crs_version: crs.as_ref().and_then(|c| c.version.clone()),
             crs_digest: crs.map(|c| c.digest),
             node_id: cfg.node_id.clone(),

@@ -26,4 +26,4 @@ pub use memory::MemoryMesh;
 pub use mesh::{DecisionStream, EventDelivery, EventStream, Mesh, PolicyStream, MAX_STATS_BYTES};
 pub use nats::{NatsMesh, NatsOptions};
 pub use replica::{Applied, DecisionReplica, Follower, ReplicaSnapshot};
-pub use types::{DecisionOp, DecisionUpdate, Heartbeat, MeshError, PolicyVersion};
+pub use types::{DecisionOp, DecisionUpdate, Heartbeat, MeshError, PolicyRefusal, PolicyVersion};

@@ -82,6 +82,41 @@ pub struct Heartbeat {
     /// `palisade_waf::crs::CrsInfo::digest`): same digest, same rules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crs_digest: Option<String>,
+    /// The newest cluster policy version the node refused (it keeps
+    /// enforcing `policy_version`), and why. None: it applied every
+    /// version it received (or is older than this field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_refused: Option<PolicyRefusal>,
+}
+
+/// A cluster policy version a node did not apply, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyRefusal {
+    /// The version refused.
+    pub version: u64,
+    /// Why, at most [`PolicyRefusal::MAX_REASON_BYTES`] (the node's error:
+    /// which key, which path or rule file and line; never a file's content).
+    pub reason: String,
+}
+
+impl PolicyRefusal {
+    /// The longest reason carried in a heartbeat.
+    pub const MAX_REASON_BYTES: usize = 1024;
+
+    /// A refusal with `reason` cut to [`PolicyRefusal::MAX_REASON_BYTES`]
+    /// (marked `…`).
+    pub fn new(version: u64, reason: &str) -> PolicyRefusal {
+        let mut reason = reason.trim().to_string();
+        if reason.len() > Self::MAX_REASON_BYTES {
+            let mut end = Self::MAX_REASON_BYTES - '…'.len_utf8();
+            while !reason.is_char_boundary(end) {
+                end -= 1;
+            }
+            reason.truncate(end);
+            reason.push('…');
+        }
+        PolicyRefusal { version, reason }
+    }
 }
 
 /// Errors of a mesh backend.
@@ -108,12 +143,22 @@ mod tests {
         let old = r#"{"node_id":"e1","address":"a:1","policy_version":2,"decisions":0,"decisions_seq":5,"time_ms":9}"#;
         let hb: Heartbeat = serde_json::from_str(old).unwrap();
         assert_eq!((hb.crs_version, hb.crs_digest), (None, None));
+        assert_eq!(hb.policy_refused, None);
         let new = Heartbeat {
             crs_version: Some("4.28.0".into()),
             crs_digest: Some("sha256:ab".into()),
+            policy_refused: Some(PolicyRefusal::new(3, "bad")),
             ..hb
         };
         let back: Heartbeat = serde_json::from_str(&serde_json::to_string(&new).unwrap()).unwrap();
         assert_eq!(back, new);
+    }
+
+    #[test]
+    fn refusal_reasons_are_bounded() {
+        let r = PolicyRefusal::new(1, &"é".repeat(2000));
+        assert!(r.reason.len() <= PolicyRefusal::MAX_REASON_BYTES);
+        assert!(r.reason.ends_with('…'));
+        assert_eq!(PolicyRefusal::new(1, " short\n").reason, "short");
     }
 }

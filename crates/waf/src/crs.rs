@@ -118,7 +118,7 @@ fn configured(dir: &str) -> Result<CrsLocation, WafError> {
 
 /// The places `pattern` stands for: itself, or for `prefix*` the entries
 /// of its directory that start with `prefix`, newest version first.
-fn expand(pattern: &str) -> Vec<PathBuf> {
+pub(crate) fn expand(pattern: &str) -> Vec<PathBuf> {
     let Some(prefix) = pattern.strip_suffix('*') else {
         return vec![PathBuf::from(pattern)];
     };

@@ -14,6 +14,7 @@
 pub mod backtrack;
 pub mod benign;
 pub mod config;
+pub mod confine;
 pub mod conformance;
 pub mod crs;
 pub mod decompress;
@@ -24,6 +25,7 @@ pub mod operators;
 pub mod parser;
 pub mod pmset;
 pub mod prefilter;
+mod report;
 pub mod rules;
 pub mod transaction;
 pub mod txvars;

@@ -400,8 +400,7 @@ pub fn compile_with(directives: &[Directive], skip_unsupported: bool) -> Result<
                 || message.contains("unsupported operator")
                 || message.contains("unsupported action");
             if skip_unsupported && is_rule && unsupported {
-                c.skipped
-                    .push(format!("{}: {} {}", d.location, d.name, message));
+                c.skipped.push(crate::report::error_line(d, &message));
                 // Drop the chain this rule belongs to.
                 if let Some((head, _)) = c.pending_chain.take() {
                     c.order
@@ -410,8 +409,7 @@ pub fn compile_with(directives: &[Directive], skip_unsupported: bool) -> Result<
                 skipping_chain = has_chain();
                 continue;
             }
-            c.errors
-                .push(format!("{}: {} {}", d.location, d.name, message));
+            c.errors.push(crate::report::error_line(d, &message));
         }
     }
     if c.pending_chain.is_some() {
@@ -419,7 +417,7 @@ pub fn compile_with(directives: &[Directive], skip_unsupported: bool) -> Result<
             .push("the last rule ends with `chain` but no rule follows".into());
     }
     if !c.errors.is_empty() {
-        return Err(WafError::Invalid(c.errors));
+        return Err(WafError::Invalid(crate::report::capped(c.errors)));
     }
     let skipped = std::mem::take(&mut c.skipped);
     let mut rs = c.finish();

@@ -327,6 +327,7 @@ pub fn hb(node: &str, seq: u64, t: u64) -> Heartbeat {
         time_ms: t,
         crs_version: Some("4.28.0".into()),
         crs_digest: Some(format!("sha256:{node}")),
+        policy_refused: None,
     }
 }
 

@@ -355,7 +355,10 @@ impl Mergeable for PositiveModel {
             (a, b) => a.min(b),
         };
         for (k, o) in &other.routes {
-            let r = self.routes.entry(k.clone()).or_insert_with(RouteModel::with_caps);
+            let r = self
+                .routes
+                .entry(k.clone())
+                .or_insert_with(RouteModel::with_caps);
             r.requests += o.requests;
             r.sources.merge(&o.sources);
             r.methods.merge(&o.methods);
