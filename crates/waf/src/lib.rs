@@ -30,7 +30,6 @@ pub mod txvars;
 pub mod variables;
 
 pub mod body;
-pub mod injection;
 pub mod transform;
 
 pub use config::{Waf, WafVerdict};

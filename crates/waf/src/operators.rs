@@ -8,7 +8,6 @@ use ipnet::IpNet;
 use regex::bytes::{Regex, RegexBuilder};
 
 use crate::backtrack::{self, BacktrackRegex};
-use crate::injection;
 use crate::macros::{MacroText, Resolve};
 
 /// Largest compiled regex program we accept (bytes); CRS needs far less.
@@ -444,7 +443,7 @@ impl Operator {
             Operator::ValidateByteRange(allowed) => value.iter().any(|&b| !allowed[b as usize]),
             Operator::ValidateUrlEncoding => !valid_url_encoding(value),
             Operator::ValidateUtf8Encoding => std::str::from_utf8(value).is_err(),
-            Operator::DetectSqli => match injection::detect_sqli(value) {
+            Operator::DetectSqli => match palisade_detect::libinjection::detect_sqli(value) {
                 Some(fp) => {
                     if let Some(c) = caps {
                         c.clear();
@@ -454,7 +453,7 @@ impl Operator {
                 }
                 None => false,
             },
-            Operator::DetectXss => injection::detect_xss(value),
+            Operator::DetectXss => palisade_detect::libinjection::detect_xss(value),
             Operator::IpMatch(nets) => match std::str::from_utf8(value)
                 .ok()
                 .and_then(|s| s.trim().parse::<std::net::IpAddr>().ok())
