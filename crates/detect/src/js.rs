@@ -364,7 +364,9 @@ fn tokens(s: &[u8]) -> Vec<Tok> {
         let c = s[i];
         match c {
             b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => i += 1,
-            b'/' if s.get(i + 1) == Some(&b'/') => {
+            // `//` starts a comment, except after a URL scheme
+            // (`https://`; `javascript://` is a comment).
+            b'/' if s.get(i + 1) == Some(&b'/') && !after_url_scheme(&out) => {
                 i = memchr::memchr(b'\n', &s[i..]).map_or(s.len(), |p| i + p);
             }
             b'/' if s.get(i + 1) == Some(&b'*') => {
@@ -402,6 +404,15 @@ fn tokens(s: &[u8]) -> Vec<Tok> {
         }
     }
     out
+}
+
+/// Whether the tokens so far end with a URL scheme other than
+/// `javascript` and its colon (`https:`).
+fn after_url_scheme(out: &[Tok]) -> bool {
+    match out {
+        [.., Tok::Ident { name, .. }, Tok::P(b':')] => !name.eq_ignore_ascii_case("javascript"),
+        _ => false,
+    }
 }
 
 /// An identifier at `i` (with `\uXXXX` / `\u{X}` escapes): its name,

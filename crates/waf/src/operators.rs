@@ -40,6 +40,10 @@ pub enum Operator {
     ValidateUtf8Encoding,
     DetectSqli,
     DetectXss,
+    /// Palisade's structural detectors (`@detectTraversal`,
+    /// `@detectSQLGrammar`, `@detectJS`, `@detectShell`; see
+    /// `palisade_detect`): the finding's evidence is captured as `TX.0`.
+    Detect(palisade_detect::Detector),
     IpMatch(Arc<Vec<IpNet>>),
     UnconditionalMatch,
     NoMatch,
@@ -299,6 +303,10 @@ impl Operator {
             "validateutf8encoding" => Operator::ValidateUtf8Encoding,
             "detectsqli" => Operator::DetectSqli,
             "detectxss" => Operator::DetectXss,
+            "detecttraversal" => Operator::Detect(palisade_detect::Detector::Traversal),
+            "detectsqlgrammar" => Operator::Detect(palisade_detect::Detector::Sql),
+            "detectjs" => Operator::Detect(palisade_detect::Detector::Js),
+            "detectshell" => Operator::Detect(palisade_detect::Detector::Shell),
             "ipmatch" => Operator::IpMatch(Arc::new(parse_ips(param.split([',', ' ']))?)),
             "ipmatchfromfile" | "ipmatchf" => {
                 let path = dir.join(param.trim());
@@ -454,6 +462,16 @@ impl Operator {
                 None => false,
             },
             Operator::DetectXss => palisade_detect::libinjection::detect_xss(value),
+            Operator::Detect(d) => match palisade_detect::detect(*d, value) {
+                Some(f) => {
+                    if let Some(c) = caps {
+                        c.clear();
+                        c.push(f.evidence.into_bytes());
+                    }
+                    true
+                }
+                None => false,
+            },
             Operator::IpMatch(nets) => match std::str::from_utf8(value)
                 .ok()
                 .and_then(|s| s.trim().parse::<std::net::IpAddr>().ok())

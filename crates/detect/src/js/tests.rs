@@ -18,6 +18,8 @@ fn catches_escaped_and_computed_sinks() {
         r"\u{65}val(name)",
         r#"<img src=x onerror="self['ev'+'al'](location.hash.slice(1))">"#,
         r#"globalThis[("ale")+("rt")]`5`"#,
+        r"https://shop.example/list?q=self['\x65\x76\x61\x6c'](name)",
+        "javascript://%0a\nalert(document.domain)",
     ] {
         assert!(hit(a).is_some(), "missed {a:?}");
     }

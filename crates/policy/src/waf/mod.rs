@@ -284,6 +284,11 @@ pub struct WafSettings {
     /// Leave out rules the engine cannot run (PCRE-only regexes of CRS 3.x)
     /// instead of refusing the rule set; each one is logged. Off by default.
     pub skip_unsupported_rules: bool,
+    /// Palisade's own detectors (path traversal, SQL and JavaScript by
+    /// grammar, shell commands: rules 9200100-9200400, scoring into CRS'
+    /// inbound anomaly score), loaded before CRS' blocking evaluation. On
+    /// by default; one detector is turned off by excluding its rule id.
+    pub detectors: bool,
 }
 
 impl Default for WafSettings {
@@ -303,6 +308,7 @@ impl Default for WafSettings {
             plugins_dir: None,
             exclusions: Vec::new(),
             skip_unsupported_rules: false,
+            detectors: true,
         }
     }
 }
