@@ -390,4 +390,11 @@ fn crs3_one_detector_is_turned_off_by_excluding_its_id() {
     let (at, s, id, _) = ATTACKS[10];
     let v = inspect(&off, at, s);
     assert!(detector_ids(&v).contains(&id), "{:?}", v.matched);
+    // By tag.
+    let by_tag = WafExclusion {
+        tags: vec!["palisade-detectors/sql".into()],
+        ..WafExclusion::default()
+    };
+    let off = build(&dir, true, vec![by_tag]);
+    assert!(detector_ids(&inspect(&off, at, s)).is_empty());
 }
