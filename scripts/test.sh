@@ -29,11 +29,13 @@ cargo test --workspace --all-targets --locked 2>&1 | tee "$log"
 # 2. Tests that read ../shared: the libinjection samples (our @detectSQLi /
 #    @detectXSS against C libinjection's figures), the CRS cases' multipart
 #    bodies (parser robustness), and `waf tune` on the benign corpus (its
-#    proposals pass the corpus while every CRS v4 block case still blocks).
+#    proposals pass the corpus while every CRS v4 block case still blocks),
+#    and Palisade's detectors with CRS v4 (crates/waf/tests/detectors.rs).
 if [ -f "$shared/libinjection/samples.jsonl" ] && [ -f "$shared/crs/cases/crs_cases.jsonl" ]; then
   echo "running the tests that read $shared (libinjection samples, CRS case bodies)"
   out=$(mktemp)
-  cargo test -p palisade-waf --lib --test tune_corpus --locked -- --ignored shared_ 2>&1 | tee "$out" || failed=1
+  cargo test -p palisade-waf --lib --test tune_corpus --test detectors --locked -- --ignored shared_ 2>&1 | tee "$out" || failed=1
+  cargo test -p palisade-detect --lib --locked -- --ignored shared_ 2>&1 | tee -a "$out" || failed=1
   # Step 1 counted these as skipped: count them as what they are now.
   awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
        END { printf "test result: shared. %d passed; %d failed; %d ignored\n", p, f, -(p + f) }' "$out" >>"$log"

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use palisade_waf::injection::{detect_sqli, detect_xss};
+use palisade_detect::libinjection::{detect_sqli, detect_xss};
 
 fuzz_target!(|data: &[u8]| {
     if let Some(fp) = detect_sqli(data) {

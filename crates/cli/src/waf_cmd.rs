@@ -37,6 +37,9 @@ pub enum WafCommand {
         /// PCRE-only regexes, instead of refusing the rule set.
         #[arg(long)]
         skip_unsupported: bool,
+        /// Run CRS alone, without Palisade's detector rules (9200100-9200400).
+        #[arg(long)]
+        no_detectors: bool,
     },
     /// Propose [[waf.exclusions]] from WAF events: the blocks and would-be
     /// blocks (run `mode = "detect"` on real traffic first), grouped by
@@ -78,6 +81,9 @@ pub enum WafCommand {
         /// percentage.
         #[arg(long)]
         max_percent: Option<f64>,
+        /// Run CRS alone, without Palisade's detector rules (9200100-9200400).
+        #[arg(long)]
+        no_detectors: bool,
     },
     /// Load CRS with default settings: print which CRS (path, version,
     /// digest of its rule files) and how many rules it loaded per phase, or
@@ -166,9 +172,11 @@ pub fn run(command: WafCommand) -> anyhow::Result<i32> {
             min_other_percent,
             tx,
             skip_unsupported,
+            no_detectors,
         } => {
             let mut cfg = conformance::regression_config(&rules, pl);
             cfg.skip_unsupported_rules = skip_unsupported;
+            cfg.detectors = !no_detectors;
             match tx_pairs(&tx) {
                 Ok(pairs) => cfg.tx.extend(pairs),
                 Err(e) => {
@@ -220,8 +228,11 @@ pub fn run(command: WafCommand) -> anyhow::Result<i32> {
             list_blocked,
             json,
             max_percent,
+            no_detectors,
         } => {
-            let waf = match Waf::build(&benign::measure_settings(&rules)) {
+            let mut cfg = benign::measure_settings(&rules);
+            cfg.detectors = !no_detectors;
+            let waf = match Waf::build(&cfg) {
                 Ok(w) => w,
                 Err(e) => {
                     eprintln!("{}: {e}", rules.display());

@@ -70,6 +70,10 @@ pub struct Metrics {
     /// input) and fell back to the linear NFA simulation; process-wide.
     pub waf_dfa_giveups: IntGauge,
     pub waf_backtrack_limit_hits: IntGauge,
+    /// Values Palisade's detectors inspected / found to be attacks, by
+    /// detector (traversal, sql, js, shell); process-wide, since start.
+    pub waf_detector_calls: IntGaugeVec,
+    pub waf_detector_findings: IntGaugeVec,
 }
 
 /// The result of a WAF inspection, as counted in `palisade_waf_requests_total`.
@@ -259,6 +263,28 @@ impl Metrics {
                 IntGauge::new(
                     "palisade_waf_backtrack_limit_hits",
                     "WAF regex searches on the backtracking engine (PCRE-only patterns) stopped at their backtrack limit and counted as no match, since start",
+                )
+                .expect("static metric"),
+            ),
+            waf_detector_calls: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "palisade_waf_detector_calls",
+                        "Values Palisade's WAF detectors inspected, by detector, since start",
+                    ),
+                    &["detector"],
+                )
+                .expect("static metric"),
+            ),
+            waf_detector_findings: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "palisade_waf_detector_findings",
+                        "Values Palisade's WAF detectors found to be an attack, by detector, since start",
+                    ),
+                    &["detector"],
                 )
                 .expect("static metric"),
             ),

@@ -359,6 +359,17 @@ impl EdgeState {
         self.metrics
             .waf_backtrack_limit_hits
             .set(palisade_waf::backtrack::limit_hits() as i64);
+        for c in palisade_waf::detect::stats::snapshot() {
+            let d = c.detector.as_str();
+            self.metrics
+                .waf_detector_calls
+                .with_label_values(&[d])
+                .set(c.calls as i64);
+            self.metrics
+                .waf_detector_findings
+                .with_label_values(&[d])
+                .set(c.findings as i64);
+        }
         for (kind, budget) in [
             ("request", &self.request_budget),
             ("response", &self.response_budget),

@@ -123,12 +123,41 @@ struct Plugins {
     after: Vec<PathBuf>,
 }
 
-/// Ids for rules generated from the policy, far from CRS' 900000-999999.
+/// Ids for rules generated from the policy, far from CRS' 900000-999999:
+/// 9100000-9199999 (never reported as matches).
 pub(crate) const GENERATED_ID_BASE: u32 = 9_100_000;
+
+/// Whether `id` is one of the rules generated from the policy.
+pub(crate) fn is_generated(id: u32) -> bool {
+    (GENERATED_ID_BASE..GENERATED_ID_BASE + 100_000).contains(&id)
+}
+
+/// Palisade's built-in detector rules (`[waf] detectors`): ids
+/// 9200000-9200999, loaded right before CRS' blocking evaluation.
+pub const DETECTOR_RULES: &str = include_str!("../rules/palisade-detectors.conf");
+
+/// The name the detector rules carry in locations and logs.
+pub const DETECTOR_RULES_NAME: &str = "<palisade detectors>";
+
+/// Whether the detector rules go before this CRS file: the first file
+/// that runs after the request attack rules (`REQUEST-949-...`,
+/// `REQUEST-95x`+, any `RESPONSE-` file).
+fn detectors_before(file: &Path) -> bool {
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_uppercase())
+        .unwrap_or_default();
+    match name.strip_prefix("REQUEST-") {
+        Some(rest) => rest.get(..3).is_some_and(|n| n >= "949"),
+        None => name.starts_with("RESPONSE-"),
+    }
+}
 
 /// Every directive `settings` stand for, in load order: the generated
 /// preamble, the setup file, the generated `tx.` settings and exclusions,
-/// CRS' rule files, then `extra_rules`. Invalid settings are refused with
+/// CRS' rule files (with Palisade's detector rules before
+/// `REQUEST-949-BLOCKING-EVALUATION` when `detectors` is on), then
+/// `extra_rules`. Invalid settings are refused with
 /// every problem listed. The CRS is `crs_dir`, or the one
 /// [`crate::crs::locate`] finds (with its setup file, when the settings
 /// name none).
@@ -434,8 +463,16 @@ impl Settings<'_> {
         for f in plugins.config.iter().chain(&plugins.before) {
             out.extend(parser::load_path(f)?);
         }
+        let mut detectors = self.0.detectors;
         for f in files {
+            if detectors && detectors_before(&f) {
+                out.extend(detector_directives(&here)?);
+                detectors = false;
+            }
             out.extend(parser::load_path(&f)?);
+        }
+        if detectors {
+            out.extend(detector_directives(&here)?);
         }
         for f in &plugins.after {
             out.extend(parser::load_path(f)?);
@@ -445,6 +482,11 @@ impl Settings<'_> {
         }
         Ok((out, crs))
     }
+}
+
+/// The built-in detector rules, parsed.
+fn detector_directives(here: &Arc<Path>) -> Result<Vec<Directive>, WafError> {
+    parser::parse_str(DETECTOR_RULES, &Arc::from(DETECTOR_RULES_NAME), here)
 }
 
 impl Waf {

@@ -48,7 +48,7 @@ use std::sync::Arc;
 use palisade_policy::waf::{BodyLimitAction, ContentEncodingAction, WafMode, WafSettings};
 
 use crate::body::{self, Processor};
-use crate::config::{Waf, WafVerdict, GENERATED_ID_BASE};
+use crate::config::{is_generated, Waf, WafVerdict};
 use crate::decompress::{self, Codings, DecompressError};
 use crate::rules::Disruptive;
 use crate::transaction::{
@@ -675,7 +675,7 @@ impl Exchange {
         };
         let matched = std::mem::take(&mut self.tx.state.matched)
             .into_iter()
-            .filter(|m| m.log && m.id < GENERATED_ID_BASE)
+            .filter(|m| m.log && !is_generated(m.id))
             .collect();
         self.request_verdict_with(phase, matched).verdict
     }
@@ -833,7 +833,7 @@ impl Exchange {
             .state
             .matched
             .iter()
-            .filter(|m| m.log && m.id < GENERATED_ID_BASE)
+            .filter(|m| m.log && !is_generated(m.id))
     }
 
     /// The transaction (variables and evaluation state), read-only.

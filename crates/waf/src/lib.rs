@@ -1,7 +1,9 @@
 //! Palisade WAF: a pure-Rust engine for the ModSecurity rule language
 //! (SecLang) that loads the OWASP Core Rule Set unchanged from a directory.
 //!
-//! Owns: parsing SecLang ([`parser`]), compiling rules ([`rules`]),
+//! Owns: parsing SecLang ([`parser`]), compiling rules ([`rules`]), the
+//! built-in detector rules (`rules/palisade-detectors.conf`, over
+//! [`detect`]),
 //! request body processing ([`body`]), transformations ([`transform`]),
 //! operators ([`operators`]; the few regexes that need PCRE-only
 //! constructs on a bounded backtracking engine, [`backtrack`]), evaluation ([`transaction`]), decoding
@@ -32,8 +34,11 @@ pub mod txvars;
 pub mod variables;
 
 pub mod body;
-pub mod injection;
 pub mod transform;
+
+/// Palisade's detectors (the libinjection port and the structural ones),
+/// behind the `@detect*` operators.
+pub use palisade_detect as detect;
 
 pub use config::{Waf, WafVerdict};
 pub use exchange::{BodyPush, Exchange, ExchangeVerdict, RequestBodyPlan, ResponseBodyPlan};

@@ -8,7 +8,6 @@ use ipnet::IpNet;
 use regex::bytes::{Regex, RegexBuilder};
 
 use crate::backtrack::{self, BacktrackRegex};
-use crate::injection;
 use crate::macros::{MacroText, Resolve};
 
 /// Largest compiled regex program we accept (bytes); CRS needs far less.
@@ -41,6 +40,10 @@ pub enum Operator {
     ValidateUtf8Encoding,
     DetectSqli,
     DetectXss,
+    /// Palisade's structural detectors (`@detectTraversal`,
+    /// `@detectSQLGrammar`, `@detectJS`, `@detectShell`; see
+    /// `palisade_detect`): the finding's evidence is captured as `TX.0`.
+    Detect(palisade_detect::Detector),
     IpMatch(Arc<Vec<IpNet>>),
     UnconditionalMatch,
     NoMatch,
@@ -300,6 +303,10 @@ impl Operator {
             "validateutf8encoding" => Operator::ValidateUtf8Encoding,
             "detectsqli" => Operator::DetectSqli,
             "detectxss" => Operator::DetectXss,
+            "detecttraversal" => Operator::Detect(palisade_detect::Detector::Traversal),
+            "detectsqlgrammar" => Operator::Detect(palisade_detect::Detector::Sql),
+            "detectjs" => Operator::Detect(palisade_detect::Detector::Js),
+            "detectshell" => Operator::Detect(palisade_detect::Detector::Shell),
             "ipmatch" => Operator::IpMatch(Arc::new(parse_ips(param.split([',', ' ']))?)),
             "ipmatchfromfile" | "ipmatchf" => {
                 let path = dir.join(param.trim());
@@ -444,7 +451,7 @@ impl Operator {
             Operator::ValidateByteRange(allowed) => value.iter().any(|&b| !allowed[b as usize]),
             Operator::ValidateUrlEncoding => !valid_url_encoding(value),
             Operator::ValidateUtf8Encoding => std::str::from_utf8(value).is_err(),
-            Operator::DetectSqli => match injection::detect_sqli(value) {
+            Operator::DetectSqli => match palisade_detect::libinjection::detect_sqli(value) {
                 Some(fp) => {
                     if let Some(c) = caps {
                         c.clear();
@@ -454,7 +461,17 @@ impl Operator {
                 }
                 None => false,
             },
-            Operator::DetectXss => injection::detect_xss(value),
+            Operator::DetectXss => palisade_detect::libinjection::detect_xss(value),
+            Operator::Detect(d) => match palisade_detect::detect(*d, value) {
+                Some(f) => {
+                    if let Some(c) = caps {
+                        c.clear();
+                        c.push(f.evidence.into_bytes());
+                    }
+                    true
+                }
+                None => false,
+            },
             Operator::IpMatch(nets) => match std::str::from_utf8(value)
                 .ok()
                 .and_then(|s| s.trim().parse::<std::net::IpAddr>().ok())

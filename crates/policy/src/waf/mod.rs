@@ -285,6 +285,11 @@ pub struct WafSettings {
     /// Leave out rules the engine cannot run (PCRE-only regexes of CRS 3.x)
     /// instead of refusing the rule set; each one is logged. Off by default.
     pub skip_unsupported_rules: bool,
+    /// Palisade's own detectors (path traversal, SQL and JavaScript by
+    /// grammar, shell commands: rules 9200100-9200400, scoring into CRS'
+    /// inbound anomaly score), loaded before CRS' blocking evaluation. On
+    /// by default; one detector is turned off by excluding its rule id.
+    pub detectors: bool,
     /// The positive model learned from passed traffic (`[waf.model]`).
     pub model: crate::learn::model::ModelSettings,
 }
@@ -306,6 +311,7 @@ impl Default for WafSettings {
             plugins_dir: None,
             exclusions: Vec::new(),
             skip_unsupported_rules: false,
+            detectors: true,
             model: Default::default(),
         }
     }

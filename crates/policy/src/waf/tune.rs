@@ -384,9 +384,19 @@ pub fn propose<'a>(
     out
 }
 
-/// CRS' attack-detection rule files (930 to 944): excluding one opens a
-/// class of attack on what it covers.
+/// CRS' attack-detection rule files (930 to 944) and Palisade's detector
+/// rules (9200100-9200400): excluding one opens a class of attack on what
+/// it covers.
 fn detects_attacks(rule_id: u32) -> Option<&'static str> {
+    match rule_id {
+        9_200_100..=9_200_199 => return Some("path traversal (Palisade detector)"),
+        9_200_200..=9_200_299 => return Some("SQL injection (Palisade detector)"),
+        9_200_300..=9_200_399 => {
+            return Some("cross-site scripting / JavaScript (Palisade detector)")
+        }
+        9_200_400..=9_200_499 => return Some("remote command execution (Palisade detector)"),
+        _ => {}
+    }
     Some(match rule_id / 1000 {
         930 => "path traversal / local file inclusion",
         931 => "remote file inclusion",
