@@ -406,6 +406,19 @@ impl Waf {
         &self.rules
     }
 
+    /// Sizes the value memo ([`crate::memo`]) in values; 0 turns it off.
+    /// Only before the rule set is shared with a transaction or a clone of
+    /// this `Waf`: returns whether it was applied.
+    pub fn set_value_memo(&mut self, entries: usize) -> bool {
+        match Arc::get_mut(&mut self.rules) {
+            Some(rules) => {
+                rules.set_value_memo(entries);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The compiled rule set, shared (what a transaction holds).
     pub fn rule_set(&self) -> Arc<RuleSet> {
         Arc::clone(&self.rules)
