@@ -318,10 +318,16 @@ struct Items<'d> {
 }
 
 impl<'d> Items<'d> {
+    #[inline]
     fn push(&mut self, item: Item<'d>) {
         if self.first.is_none() {
             self.first = Some(item);
         } else {
+            if self.rest.capacity() == 0 {
+                // Collections (headers, arguments) come in tens: one
+                // allocation rather than a chain of growing ones.
+                self.rest.reserve(15);
+            }
             self.rest.push(item);
         }
     }
@@ -1576,7 +1582,11 @@ pub fn default_processor(ct: &[u8]) -> Option<Processor> {
     }
 }
 
+#[inline]
 fn excluded(list: &TargetList, state: &State, head: Option<&Rule>, var: Var, key: &[u8]) -> bool {
+    if list.exclusions.is_empty() && (head.is_none() || state.removed_targets.is_empty()) {
+        return false;
+    }
     if list
         .exclusions
         .iter()
