@@ -60,6 +60,11 @@ pub struct Metrics {
     /// input) and fell back to the linear NFA simulation; process-wide.
     pub waf_dfa_giveups: IntGauge,
     pub waf_backtrack_limit_hits: IntGauge,
+    /// The WAF's value memo (`palisade_waf::memo`): values found in it, not
+    /// found, and dropped to stay under its cap; process-wide.
+    pub waf_memo_hits: IntGauge,
+    pub waf_memo_misses: IntGauge,
+    pub waf_memo_evictions: IntGauge,
 }
 
 /// The result of a WAF inspection, as counted in `palisade_waf_requests_total`.
@@ -209,6 +214,30 @@ impl Metrics {
                 IntGauge::new(
                     "palisade_waf_backtrack_limit_hits",
                     "WAF regex searches on the backtracking engine (PCRE-only patterns) stopped at their backtrack limit and counted as no match, since start",
+                )
+                .expect("static metric"),
+            ),
+            waf_memo_hits: reg(
+                &r,
+                IntGauge::new(
+                    "palisade_waf_memo_hits",
+                    "Request values the WAF's value memo knew (checks that found nothing in them before were skipped), since start",
+                )
+                .expect("static metric"),
+            ),
+            waf_memo_misses: reg(
+                &r,
+                IntGauge::new(
+                    "palisade_waf_memo_misses",
+                    "Request values the WAF's value memo did not know (every check ran), since start",
+                )
+                .expect("static metric"),
+            ),
+            waf_memo_evictions: reg(
+                &r,
+                IntGauge::new(
+                    "palisade_waf_memo_evictions",
+                    "Values dropped from the WAF's value memo to stay under its cap, since start",
                 )
                 .expect("static metric"),
             ),

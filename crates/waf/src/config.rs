@@ -384,7 +384,10 @@ impl Waf {
     /// Loads and compiles CRS with these settings. Every problem is reported.
     pub fn build(settings: &WafSettings) -> Result<Waf, WafError> {
         let (directives, crs) = Settings(settings).directives()?;
-        let rules = rules::compile_with(&directives, settings.skip_unsupported_rules)?;
+        let mut rules = rules::compile_with(&directives, settings.skip_unsupported_rules)?;
+        if !settings.value_memo {
+            rules.set_value_memo(0);
+        }
         Ok(Waf {
             rules: Arc::new(rules),
             settings: Arc::new(settings.clone()),

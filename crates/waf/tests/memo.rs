@@ -198,6 +198,14 @@ fn a_sample_of_attacks_and_benign_requests_match_the_same_rules_with_the_memo() 
     assert!(matched >= attacks.len() * 2, "{matched} requests matched rules");
 }
 
+#[test]
+fn the_policy_setting_turns_the_memo_off() {
+    let mut cfg = block_settings();
+    assert!(Waf::build(&cfg).unwrap().rules().memo.is_some());
+    cfg.value_memo = false;
+    assert!(Waf::build(&cfg).unwrap().rules().memo.is_none());
+}
+
 fn shared(rel: &str) -> PathBuf {
     root().join("../shared").join(rel)
 }

@@ -284,6 +284,10 @@ pub struct WafSettings {
     /// Leave out rules the engine cannot run (PCRE-only regexes of CRS 3.x)
     /// instead of refusing the rule set; each one is logged. Off by default.
     pub skip_unsupported_rules: bool,
+    /// Remember, across requests, which checks found nothing in a value
+    /// (the WAF's value memo: repeated headers, cookies and parameters are
+    /// not searched again). On by default; it never changes a verdict.
+    pub value_memo: bool,
 }
 
 impl Default for WafSettings {
@@ -303,6 +307,7 @@ impl Default for WafSettings {
             plugins_dir: None,
             exclusions: Vec::new(),
             skip_unsupported_rules: false,
+            value_memo: true,
         }
     }
 }

@@ -51,6 +51,8 @@ pub(crate) struct RawWaf {
     exclusions: Vec<Spanned<RawExclusion>>,
     #[serde(default)]
     skip_unsupported_rules: bool,
+    #[serde(default)]
+    value_memo: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -141,6 +143,7 @@ impl RawWaf {
         };
         s.crs_dir = self.crs_dir.as_ref().map(|v| path(diag, v, "crs_dir"));
         s.skip_unsupported_rules = self.skip_unsupported_rules;
+        s.value_memo = self.value_memo.unwrap_or(true);
         s.setup = self.setup.as_ref().map(|v| path(diag, v, "setup"));
         s.plugins_dir = self
             .plugins_dir

@@ -349,3 +349,15 @@ fn crs_list_settings_may_hold_bars() {
     w.tx.insert("x".into(), "a'b".into());
     assert!(!w.validate().is_empty());
 }
+
+#[test]
+fn value_memo_is_on_unless_turned_off() {
+    let on = Policy::from_toml("[waf]\n", "f").unwrap().waf.unwrap();
+    assert!(on.value_memo);
+    let off = Policy::from_toml("[waf]\nvalue_memo = false\n", "f")
+        .unwrap()
+        .waf
+        .unwrap();
+    assert!(!off.value_memo);
+    assert!(Policy::from_toml("[waf]\nvalue_memo = \"no\"\n", "f").is_err());
+}
