@@ -188,7 +188,9 @@ fn token(i: usize, salt: u64) -> String {
 /// [`benign_get`] with query values and cookies of its own.
 fn varied_get(i: usize) -> HttpRequest {
     let mut r = benign_get();
-    let words = ["running", "trail", "boots", "red", "size", "kids", "sale", "new"];
+    let words = [
+        "running", "trail", "boots", "red", "size", "kids", "sale", "new",
+    ];
     r.uri = format!(
         "/shop/search?q={}+{}+{}&category=sport{}&page={}&sort=price_asc&ref={}",
         words[i % 8],
@@ -239,7 +241,8 @@ fn varied_post(i: usize) -> HttpRequest {
             *v = len.clone().into_bytes();
         }
     }
-    r.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(b"cookie"));
+    r.headers
+        .retain(|(k, _)| !k.eq_ignore_ascii_case(b"cookie"));
     r.headers.extend(
         get.headers
             .into_iter()

@@ -195,7 +195,10 @@ fn a_sample_of_attacks_and_benign_requests_match_the_same_rules_with_the_memo() 
     let mut cfg = block_settings();
     cfg.mode = WafMode::Detect;
     let matched = same_with_and_without_memo(&cfg, &reqs);
-    assert!(matched >= attacks.len() * 2, "{matched} requests matched rules");
+    assert!(
+        matched >= attacks.len() * 2,
+        "{matched} requests matched rules"
+    );
 }
 
 #[test]
