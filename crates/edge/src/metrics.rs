@@ -74,6 +74,11 @@ pub struct Metrics {
     /// detector (traversal, sql, js, shell); process-wide, since start.
     pub waf_detector_calls: IntGaugeVec,
     pub waf_detector_findings: IntGaugeVec,
+    /// The WAF's value memo (`palisade_waf::memo`): values found in it, not
+    /// found, and dropped to stay under its cap; process-wide.
+    pub waf_memo_hits: IntGauge,
+    pub waf_memo_misses: IntGauge,
+    pub waf_memo_evictions: IntGauge,
 }
 
 /// The result of a WAF inspection, as counted in `palisade_waf_requests_total`.
@@ -285,6 +290,30 @@ impl Metrics {
                         "Values Palisade's WAF detectors found to be an attack, by detector, since start",
                     ),
                     &["detector"],
+                )
+                .expect("static metric"),
+            ),
+            waf_memo_hits: reg(
+                &r,
+                IntGauge::new(
+                    "palisade_waf_memo_hits",
+                    "Request values the WAF's value memo knew (checks that found nothing in them before were skipped), since start",
+                )
+                .expect("static metric"),
+            ),
+            waf_memo_misses: reg(
+                &r,
+                IntGauge::new(
+                    "palisade_waf_memo_misses",
+                    "Request values the WAF's value memo did not know (every check ran), since start",
+                )
+                .expect("static metric"),
+            ),
+            waf_memo_evictions: reg(
+                &r,
+                IntGauge::new(
+                    "palisade_waf_memo_evictions",
+                    "Values dropped from the WAF's value memo to stay under its cap, since start",
                 )
                 .expect("static metric"),
             ),

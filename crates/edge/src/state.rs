@@ -370,6 +370,10 @@ impl EdgeState {
                 .with_label_values(&[d])
                 .set(c.findings as i64);
         }
+        let memo = palisade_waf::memo::stats();
+        self.metrics.waf_memo_hits.set(memo.hits as i64);
+        self.metrics.waf_memo_misses.set(memo.misses as i64);
+        self.metrics.waf_memo_evictions.set(memo.evictions as i64);
         for (kind, budget) in [
             ("request", &self.request_budget),
             ("response", &self.response_budget),

@@ -8,7 +8,10 @@
 //! `SCENARIO` (`get`, `post`, `attack`, `html600`, `html4k`, `exreq`: the
 //! request part of `html600` alone, `none`) the
 //! allocations and bytes allocated per iteration over `N` iterations
-//! (default 1000). For instruction counts, run it under callgrind with
+//! (default 1000). `getvar` and `postvar` are `get` and `post` with values
+//! that differ in every request (query and form values, cookies: the worst
+//! case for the value memo, which `get` and `post` favour by repeating
+//! theirs), and `PALISADE_WAF_MEMO=0` turns the memo off. For instruction counts, run it under callgrind with
 //! collection limited to the loop:
 //!
 //! `valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*run_scenario*' \
@@ -173,6 +176,82 @@ fn respond(ex: &mut Exchange, page: &str) -> bool {
     v.blocked
 }
 
+/// A pseudo-random token for request `i` (differs in every request).
+fn token(i: usize, salt: u64) -> String {
+    let mut x = (i as u64 ^ salt).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    x ^= x >> 29;
+    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x ^= x >> 32;
+    format!("{x:016x}")
+}
+
+/// [`benign_get`] with query values and cookies of its own.
+fn varied_get(i: usize) -> HttpRequest {
+    let mut r = benign_get();
+    let words = [
+        "running", "trail", "boots", "red", "size", "kids", "sale", "new",
+    ];
+    r.uri = format!(
+        "/shop/search?q={}+{}+{}&category=sport{}&page={}&sort=price_asc&ref={}",
+        words[i % 8],
+        words[(i / 8) % 8],
+        i,
+        i % 13,
+        i % 50,
+        token(i, 1)
+    )
+    .into_bytes();
+    let cookie = format!(
+        "sessionid={}{}; csrftoken={}; prefs=lang%3Den%7Ccur%3DEUR%7Cv{}; _ga=GA1.2.{}.{}",
+        token(i, 2),
+        token(i, 3),
+        token(i, 4),
+        i,
+        1_000_000_000 + i,
+        1_700_000_000 + i
+    );
+    for (k, v) in r.headers.iter_mut() {
+        if k.eq_ignore_ascii_case(b"cookie") {
+            *v = cookie.clone().into_bytes();
+        }
+    }
+    r
+}
+
+/// [`form_post`] with form values and cookies of its own.
+fn varied_post(i: usize) -> HttpRequest {
+    let mut r = form_post();
+    let mut body = format!(
+        "name=Jane+Doe+{i}&email=jane.{i}%40example.com&street={}+Market+Street&city=Springfield&zip={}&country=US&phone=%2B1+555+{}&subject=Order+question+{}&comment=",
+        i % 997,
+        10_000 + i % 89_999,
+        i % 10_000,
+        token(i, 5)
+    );
+    while body.len() < 1024 {
+        body.push_str("Hello%2C+I+would+like+to+know+when+order+");
+        body.push_str(&token(i + body.len(), 6));
+        body.push_str("+will+ship.+Thanks+");
+    }
+    body.truncate(1024);
+    let len = body.len().to_string();
+    let get = varied_get(i);
+    for (k, v) in r.headers.iter_mut() {
+        if k.eq_ignore_ascii_case(b"content-length") {
+            *v = len.clone().into_bytes();
+        }
+    }
+    r.headers
+        .retain(|(k, _)| !k.eq_ignore_ascii_case(b"cookie"));
+    r.headers.extend(
+        get.headers
+            .into_iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(b"cookie")),
+    );
+    r.body = body.into_bytes();
+    r
+}
+
 #[inline(never)]
 fn run_scenario(waf: &Waf, scenario: &str, n: usize) -> usize {
     let get = benign_get();
@@ -183,8 +262,16 @@ fn run_scenario(waf: &Waf, scenario: &str, n: usize) -> usize {
     let p600 = page_of(600);
     let p4k = page_of(4096);
     let mut blocked = 0;
+    // Requests of the varied scenarios are made before the loop.
+    let varied: Vec<HttpRequest> = match scenario {
+        "getvar" => (0..n).map(|i| varied_get(i + n)).collect(),
+        "postvar" => (0..n).map(|i| varied_post(i + n)).collect(),
+        _ => Vec::new(),
+    };
+    let mut varied = varied.into_iter();
     for _ in 0..n {
         let b = match scenario {
+            "getvar" | "postvar" => varied.next().is_some_and(|r| waf.inspect(r).blocked),
             "get" => waf.inspect(get.clone()).blocked,
             "post" => waf.inspect(post.clone()).blocked,
             "attack" => waf.inspect(attack.clone()).blocked,
@@ -216,13 +303,16 @@ fn main() {
     };
     let rss0 = rss_kib();
     let live0 = LIVE.load(Ordering::Relaxed);
-    let waf = match Waf::build(&cfg) {
+    let mut waf = match Waf::build(&cfg) {
         Ok(w) => w,
         Err(_) => {
             cfg.skip_unsupported_rules = true;
             Waf::build(&cfg).expect("CRS loads")
         }
     };
+    if std::env::var("PALISADE_WAF_MEMO").as_deref() == Ok("0") {
+        waf.set_value_memo(0);
+    }
     let live1 = LIVE.load(Ordering::Relaxed);
     println!(
         "rule set: {} rules, heap {:.2} MiB, RSS +{:.2} MiB (total {:.2} MiB)",
@@ -250,6 +340,11 @@ fn main() {
             bytes as f64 / n as f64,
         );
     }
+    let m = palisade_waf::memo::stats();
+    println!(
+        "value memo: {} hits, {} misses, {} evictions",
+        m.hits, m.misses, m.evictions
+    );
     println!("lazy DFA give-ups: {}", palisade_waf::lazydfa::giveups());
     println!(
         "heap after: {:.2} MiB (thread caches included), RSS {:.2} MiB",

@@ -493,7 +493,10 @@ impl Waf {
     /// Loads and compiles CRS with these settings. Every problem is reported.
     pub fn build(settings: &WafSettings) -> Result<Waf, WafError> {
         let (directives, crs) = Settings(settings).directives()?;
-        let rules = rules::compile_with(&directives, settings.skip_unsupported_rules)?;
+        let mut rules = rules::compile_with(&directives, settings.skip_unsupported_rules)?;
+        if !settings.value_memo {
+            rules.set_value_memo(0);
+        }
         Ok(Waf {
             rules: Arc::new(rules),
             settings: Arc::new(settings.clone()),
@@ -513,6 +516,19 @@ impl Waf {
 
     pub fn rules(&self) -> &RuleSet {
         &self.rules
+    }
+
+    /// Sizes the value memo ([`crate::memo`]) in values; 0 turns it off.
+    /// Only before the rule set is shared with a transaction or a clone of
+    /// this `Waf`: returns whether it was applied.
+    pub fn set_value_memo(&mut self, entries: usize) -> bool {
+        match Arc::get_mut(&mut self.rules) {
+            Some(rules) => {
+                rules.set_value_memo(entries);
+                true
+            }
+            None => false,
+        }
     }
 
     /// The compiled rule set, shared (what a transaction holds).

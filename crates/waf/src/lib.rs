@@ -23,6 +23,7 @@ pub mod decompress;
 pub mod exchange;
 pub mod lazydfa;
 pub mod macros;
+pub mod memo;
 pub mod operators;
 pub mod parser;
 pub mod pmset;

@@ -129,6 +129,9 @@ pub struct Rule {
     /// For `@contains` over whitespace removal / lower-casing: tells,
     /// without transforming, values that cannot match.
     pub contains_filter: Option<crate::prefilter::ContainsFilter>,
+    /// This link's bit in the value memo ([`crate::memo`]): set for links
+    /// whose answer on a value depends on the value alone.
+    pub memo_slot: Option<u32>,
 }
 
 /// What the rules of a group (same static targets, same transformations)
@@ -237,6 +240,12 @@ pub struct RuleSet {
     pub tx_names: std::sync::Arc<crate::txvars::TxNames>,
     /// Rules left out by [`compile_with`] (`skip_unsupported`), with why.
     pub skipped: Vec<String>,
+    /// Checks the value memo has a bit for: two per group (its `@rx` set
+    /// found nothing, its `@pm` set found nothing), then one per link with
+    /// a [`Rule::memo_slot`].
+    pub memo_slots: usize,
+    /// What pure checks found nothing in, across requests (`None`: off).
+    pub memo: Option<crate::memo::ValueMemo>,
 }
 
 impl RuleSet {
@@ -251,6 +260,17 @@ impl RuleSet {
 
     pub fn rule(&self, id: u32) -> Option<&Rule> {
         self.rules.iter().find(|r| r.id == id)
+    }
+
+    /// Sets the value memo's size in values; 0 turns it off. A rule set
+    /// starts with [`crate::memo::DEFAULT_ENTRIES`].
+    pub fn set_value_memo(&mut self, entries: usize) {
+        self.memo = crate::memo::ValueMemo::new(entries, self.memo_slots);
+    }
+
+    /// The group slots of the value memo: (`@rx` set, `@pm` set).
+    pub(crate) fn group_memo_slots(g: u32) -> (u32, u32) {
+        (2 * g, 2 * g + 1)
     }
 }
 
@@ -683,6 +703,7 @@ impl Compiler {
             pm_bit: None,
             skip_after_step: None,
             contains_filter: None,
+            memo_slot: None,
         };
         let mut phase_set = false;
         let mut chain = false;
@@ -867,7 +888,21 @@ impl Compiler {
                 link = r.chained.as_deref_mut();
             }
         }
+        let mut memo_slots = 2 * groups.len() as u32;
+        for head in rules.iter_mut() {
+            let mut link = Some(head);
+            while let Some(r) = link {
+                if !r.unconditional && crate::memo::value_only(&r.operator) {
+                    r.memo_slot = Some(memo_slots);
+                    memo_slots += 1;
+                }
+                link = r.chained.as_deref_mut();
+            }
+        }
+        let memo_slots = memo_slots as usize;
         RuleSet {
+            memo: crate::memo::ValueMemo::new(crate::memo::DEFAULT_ENTRIES, memo_slots),
+            memo_slots,
             rules,
             phases,
             markers,

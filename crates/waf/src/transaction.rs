@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use crate::body::{self, BodyLimits, ParsedBody, Processor};
 use crate::macros::Resolve;
+use crate::memo::LocalMemo;
 use crate::operators::Captures;
 use crate::prefilter::{FxBuild, SeededBuild, RX_NONE};
 use crate::rules::{Ctl, Disruptive, EngineMode, IdRange, Rule, RuleSet, SetOp, Step};
@@ -317,10 +318,16 @@ struct Items<'d> {
 }
 
 impl<'d> Items<'d> {
+    #[inline]
     fn push(&mut self, item: Item<'d>) {
         if self.first.is_none() {
             self.first = Some(item);
         } else {
+            if self.rest.capacity() == 0 {
+                // Collections (headers, arguments) come in tens: one
+                // allocation rather than a chain of growing ones.
+                self.rest.reserve(15);
+            }
             self.rest.push(item);
         }
     }
@@ -409,6 +416,8 @@ pub struct Transaction {
     /// Transformation results (apart from `state`: rules borrow values from
     /// it while they update the state).
     cache: TransformCache,
+    /// This transaction's entries of the rule set's value memo.
+    memo: LocalMemo,
 }
 
 /// Transformation results of a transaction, by (value address, value
@@ -701,6 +710,7 @@ impl Transaction {
             data: RequestData::new(req),
             state,
             cache: TransformCache::default(),
+            memo: LocalMemo::default(),
         }
     }
 
@@ -808,6 +818,9 @@ impl Transaction {
     /// Values were freed or replaced: cached results keyed by their
     /// address must go, and group checks must see the new values.
     fn values_replaced(&mut self) {
+        if let Some(memo) = &self.rules.memo {
+            self.memo.flush_and_clear(memo);
+        }
         self.cache.clear();
         self.state.groups_replaced();
     }
@@ -872,6 +885,14 @@ impl Transaction {
     }
 
     fn run_phase(&mut self, phase: u8) {
+        self.run_phase_rules(phase);
+        // What the phase learned goes back to the memo for later requests.
+        if let Some(memo) = &self.rules.memo {
+            self.memo.flush(memo);
+        }
+    }
+
+    fn run_phase_rules(&mut self, phase: u8) {
         // `allow` ends the transaction's rule processing, but not logging.
         if self.state.mode == EngineMode::Off || (self.state.allowed && phase != 5) {
             return;
@@ -1181,6 +1202,7 @@ impl Transaction {
         let data = &self.data;
         let state = &mut self.state;
         let cache = &mut self.cache;
+        let local = &mut self.memo;
         // Fast path: one `TX:key` target, read where it is stored (CRS'
         // paranoia-level checks and scoring).
         if let [t] = rule.targets.targets.as_slice() {
@@ -1199,7 +1221,7 @@ impl Transaction {
         // Fast path: the rule's group tells whether it can match at all.
         let mut op_false = false;
         if let Some(g) = rule.group {
-            let rx_dirty = group_check(rs, data, state, cache, rule, g);
+            let rx_dirty = group_check(rs, data, state, cache, local, rule, g);
             match rule.pm_bit {
                 None if !rx_dirty => return false,
                 None => {}
@@ -1223,9 +1245,22 @@ impl Transaction {
         let chains = &rs.chains;
         for item in items.iter() {
             let cacheable = item.var.is_request_static() && item.value.is_ref();
+            // A value this link found nothing in before, in any request.
+            let memo = match (&rs.memo, rule.memo_slot, cacheable) {
+                (Some(m), Some(slot), true) => local.rec(m, &item.value).map(|r| (m, r, slot)),
+                _ => None,
+            };
+            if let Some((m, r, slot)) = memo {
+                if local.negative(m, r, slot) {
+                    continue;
+                }
+            }
             if rule.multi_match {
                 let Some(v) = multi_match(chains, state, cache, data, rule, &item.value, cacheable)
                 else {
+                    if let Some((m, r, slot)) = memo {
+                        local.set_negative(m, r, slot);
+                    }
                     continue;
                 };
                 record_match(state, item, &v);
@@ -1246,6 +1281,9 @@ impl Transaction {
                     eval_op(rule, value, data, state)
                 };
                 if !hit {
+                    if let Some((m, r, slot)) = memo {
+                        local.set_negative(m, r, slot);
+                    }
                     continue;
                 }
                 record_match(state, item, value);
@@ -1319,6 +1357,7 @@ fn group_check(
     data: &RequestData,
     state: &mut State,
     cache: &mut TransformCache,
+    local: &mut LocalMemo,
     rule: &Rule,
     g: u32,
 ) -> bool {
@@ -1342,21 +1381,47 @@ fn group_check(
     } else {
         0
     };
+    let (rx_slot, pm_slot) = RuleSet::group_memo_slots(g);
+    let all_pm = pending;
     for item in items.iter() {
         if rx_dirty && pending == 0 {
             break;
         }
         let cacheable = item.value.is_ref();
+        // What the memo knows of this value: the sets that found nothing.
+        let memo = match (&rs.memo, cacheable && item.var.is_request_static()) {
+            (Some(m), true) => local.rec(m, &item.value).map(|r| (m, r)),
+            _ => None,
+        };
+        let (mut rx_known, mut pm_known) = (false, false);
+        if let Some((m, r)) = memo {
+            rx_known = local.negative(m, r, rx_slot);
+            pm_known = local.negative(m, r, pm_slot);
+        }
+        let rx_todo = !rx_dirty && !rx_known && group.rx.is_some();
+        let pm_todo = pending > 0 && !pm_known && group.pm.is_some();
+        if !rx_todo && !pm_todo {
+            continue;
+        }
         let v = transformed(&rs.chains, cache, &item.value, rule.chain_id, cacheable);
         let value: &[u8] = match &v {
             Some(v) => cache.bytes(v),
             None => &item.value,
         };
-        if let (false, Some(set)) = (rx_dirty, &group.rx) {
+        if let (true, Some(set)) = (rx_todo, &group.rx) {
             rx_dirty = set.is_match(value);
+            if let (false, Some((m, r))) = (rx_dirty, memo) {
+                local.set_negative(m, r, rx_slot);
+            }
         }
-        if let (true, Some(pm)) = (pending > 0, &group.pm) {
+        if let (true, Some(pm)) = (pm_todo, &group.pm) {
+            let before = pending;
             pending = pm.scan(value, &mut state.pm_bits, pending);
+            // Nothing found while every phrase list was still looked for:
+            // none of them is in this value.
+            if let (true, Some((m, r))) = (before == all_pm && pending == before, memo) {
+                local.set_negative(m, r, pm_slot);
+            }
         }
     }
     if let Some(slot) = state.group_bits.get_mut(g as usize) {
@@ -1527,7 +1592,11 @@ pub fn default_processor(ct: &[u8]) -> Option<Processor> {
     }
 }
 
+#[inline]
 fn excluded(list: &TargetList, state: &State, head: Option<&Rule>, var: Var, key: &[u8]) -> bool {
+    if list.exclusions.is_empty() && (head.is_none() || state.removed_targets.is_empty()) {
+        return false;
+    }
     if list
         .exclusions
         .iter()

@@ -292,6 +292,10 @@ pub struct WafSettings {
     pub detectors: bool,
     /// The positive model learned from passed traffic (`[waf.model]`).
     pub model: crate::learn::model::ModelSettings,
+    /// Remember, across requests, which checks found nothing in a value
+    /// (the WAF's value memo: repeated headers, cookies and parameters are
+    /// not searched again). On by default; it never changes a verdict.
+    pub value_memo: bool,
 }
 
 impl Default for WafSettings {
@@ -313,6 +317,7 @@ impl Default for WafSettings {
             skip_unsupported_rules: false,
             detectors: true,
             model: Default::default(),
+            value_memo: true,
         }
     }
 }

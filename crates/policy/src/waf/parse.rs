@@ -52,6 +52,8 @@ pub(crate) struct RawWaf {
     #[serde(default)]
     skip_unsupported_rules: bool,
     #[serde(default)]
+    value_memo: Option<bool>,
+    #[serde(default)]
     detectors: Option<bool>,
     #[serde(default)]
     model: Option<RawModel>,
@@ -164,6 +166,7 @@ impl RawWaf {
         s.crs_dir = self.crs_dir.as_ref().map(|v| path(diag, v, "crs_dir"));
         s.skip_unsupported_rules = self.skip_unsupported_rules;
         s.detectors = self.detectors.unwrap_or(true);
+        s.value_memo = self.value_memo.unwrap_or(true);
         s.setup = self.setup.as_ref().map(|v| path(diag, v, "setup"));
         s.plugins_dir = self
             .plugins_dir

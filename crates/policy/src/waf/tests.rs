@@ -401,3 +401,15 @@ fn the_model_section_is_read_and_checked() {
         assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
     }
 }
+
+#[test]
+fn value_memo_is_on_unless_turned_off() {
+    let on = Policy::from_toml("[waf]\n", "f").unwrap().waf.unwrap();
+    assert!(on.value_memo);
+    let off = Policy::from_toml("[waf]\nvalue_memo = false\n", "f")
+        .unwrap()
+        .waf
+        .unwrap();
+    assert!(!off.value_memo);
+    assert!(Policy::from_toml("[waf]\nvalue_memo = \"no\"\n", "f").is_err());
+}
