@@ -212,7 +212,7 @@ pub(super) fn run_actions(data: &RequestData, state: &mut State, rule: &Rule) {
     }
 }
 
-pub(super) fn coll_get<'s>(state: &'s State, coll: &str, name: &str) -> Option<&'s [u8]> {
+fn coll_get<'s>(state: &'s State, coll: &str, name: &str) -> Option<&'s [u8]> {
     if coll == "tx" {
         state.tx.get(name)
     } else {
@@ -244,7 +244,7 @@ pub(super) fn record_match_str(state: &mut State, var: Var, key: &str, value: &[
 
 /// Adds a `MATCHED_VARS` entry holding `value` and sets `MATCHED_VAR`;
 /// returns the entry's name, to be written.
-pub(super) fn next_matched_var<'s>(state: &'s mut State, value: &[u8]) -> &'s mut String {
+fn next_matched_var<'s>(state: &'s mut State, value: &[u8]) -> &'s mut String {
     let i = state.matched_vars_len;
     if i == state.matched_vars.len() {
         state.matched_vars.push((String::new(), Vec::new()));
@@ -259,7 +259,7 @@ pub(super) fn next_matched_var<'s>(state: &'s mut State, value: &[u8]) -> &'s mu
 }
 
 /// Sets `MATCHED_VAR_NAME` to the name of the last `MATCHED_VARS` entry.
-pub(super) fn matched_var_name_done(state: &mut State) {
+fn matched_var_name_done(state: &mut State) {
     let name = &state.matched_vars[state.matched_vars_len - 1].0;
     state.matched_var_name.clear();
     state.matched_var_name.extend_from_slice(name.as_bytes());

@@ -7,7 +7,7 @@ use super::request::RequestData;
 use super::values::Items;
 use super::*;
 
-pub(super) fn bit_is_set(bits: &[u64], bit: u32) -> bool {
+fn bit_is_set(bits: &[u64], bit: u32) -> bool {
     bits.get(bit as usize / 64)
         .is_some_and(|w| w & (1 << (bit % 64)) != 0)
 }
@@ -120,7 +120,7 @@ impl Transaction {
 /// [`Transaction::eval_rule`] for a link with one `TX:key` target, no
 /// transformation, no capture, no exclusion: the value is compared where
 /// it is stored, without copying it unless it matches.
-pub(super) fn eval_tx_scalar(
+fn eval_tx_scalar(
     data: &RequestData,
     state: &mut State,
     rule: &Rule,
@@ -162,7 +162,7 @@ pub(super) fn eval_tx_scalar(
 
 /// No exclusions: what a group checks is every value its rules' targets
 /// select, whatever each rule leaves out.
-pub(super) static NO_EXCLUSIONS: TargetList = TargetList {
+static NO_EXCLUSIONS: TargetList = TargetList {
     targets: Vec::new(),
     exclusions: Vec::new(),
 };
@@ -173,7 +173,7 @@ pub(super) static NO_EXCLUSIONS: TargetList = TargetList {
 /// value (their bits set in `state.pm_bits`). It checks every value the
 /// targets select, ignoring exclusions and runtime target removals, so it
 /// over-approximates: it is only used to skip rules that cannot match.
-pub(super) fn group_check(
+fn group_check(
     rs: &RuleSet,
     data: &RequestData,
     state: &mut State,
@@ -252,10 +252,10 @@ pub(super) fn group_check(
 }
 
 /// Names of TX.0 to TX.9.
-pub(super) const CAPTURE_KEYS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+const CAPTURE_KEYS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 
 /// Runs the operator; on a match with `capture`, copies captures to TX.0-9.
-pub(super) fn eval_op(rule: &Rule, value: &[u8], data: &RequestData, state: &mut State) -> bool {
+fn eval_op(rule: &Rule, value: &[u8], data: &RequestData, state: &mut State) -> bool {
     let want_caps = rule.capture && !rule.negated;
     if let (Some(re), false) = (rule.operator.static_regex(), want_caps) {
         return re.is_match(value) != rule.negated;
@@ -278,7 +278,7 @@ pub(super) fn eval_op(rule: &Rule, value: &[u8], data: &RequestData, state: &mut
     result
 }
 
-pub(super) fn multi_match(
+fn multi_match(
     chains: &crate::rules::TransformChains,
     state: &mut State,
     cache: &mut TransformCache,
@@ -314,7 +314,7 @@ pub(super) fn multi_match(
 }
 
 /// The value after the chain ending at `node`; `None` = unchanged.
-pub(super) fn transformed(
+fn transformed(
     chains: &crate::rules::TransformChains,
     cache: &mut TransformCache,
     value: &[u8],
@@ -336,7 +336,7 @@ pub(super) fn transformed(
 }
 
 /// [`transformed`] once the value's byte classes are known.
-pub(super) fn transformed_from(
+fn transformed_from(
     chains: &crate::rules::TransformChains,
     cache: &mut TransformCache,
     value: &[u8],

@@ -174,7 +174,7 @@ pub fn percent_decode(input: &[u8]) -> Vec<u8> {
     out
 }
 
-pub(super) fn hex(b: u8) -> Option<u8> {
+fn hex(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
         b'a'..=b'f' => Some(b - b'a' + 10),
@@ -183,7 +183,7 @@ pub(super) fn hex(b: u8) -> Option<u8> {
     }
 }
 
-pub(super) fn parse_cookies(headers: &[(Vec<u8>, Vec<u8>)], out: &mut Vec<(Vec<u8>, Vec<u8>)>) {
+fn parse_cookies(headers: &[(Vec<u8>, Vec<u8>)], out: &mut Vec<(Vec<u8>, Vec<u8>)>) {
     for (name, value) in headers {
         if !name.eq_ignore_ascii_case(b"cookie") {
             continue;
@@ -277,7 +277,7 @@ impl RequestData {
     }
 }
 
-pub(super) fn strip_scheme_host(path: &[u8]) -> &[u8] {
+fn strip_scheme_host(path: &[u8]) -> &[u8] {
     if path.starts_with(b"/") {
         return path;
     }

@@ -12,7 +12,7 @@ pub(super) enum Val<'d> {
     Heap(Vec<u8>),
 }
 
-pub(super) const INLINE: usize = 30;
+const INLINE: usize = 30;
 
 impl<'d> Val<'d> {
     pub(super) fn copy(b: &[u8]) -> Val<'d> {
@@ -49,7 +49,7 @@ impl std::ops::Deref for Val<'_> {
 }
 
 /// `n` in decimal, written at the end of `buf`.
-pub(super) fn fmt_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+fn fmt_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
     loop {
         i -= 1;
