@@ -33,9 +33,6 @@ pub use palisade_policy::learn::model::STATS_NAME;
 /// blocked, and a blocked request never teaches).
 pub const LIST_RULES: [u32; 2] = [911_100, 920_420];
 
-/// The generated rule that refuses odd `Expect` headers: a check like any other.
-const EXPECT_RULE_ID: u32 = 9_100_005;
-
 /// Other nodes merged at most (states beyond it are ignored).
 const MAX_PEERS: usize = 1024;
 
@@ -70,15 +67,14 @@ impl std::fmt::Debug for ModelState {
 
 /// Whether a request's WAF matches leave it teachable: none at all, or only
 /// the static-list rules the model replaces and the rules that sum up and
-/// report scores (949xxx, 959xxx, 980xxx) and the policy's generated settings
-/// (9100000-9199999, except the `Expect` check).
+/// report scores (949xxx, 959xxx, 980xxx). (The policy's generated settings
+/// are never among the matches an exchange reports.)
 pub fn teachable<'a>(mut matched: impl Iterator<Item = &'a MatchedRule>) -> bool {
     matched.all(|m| {
         LIST_RULES.contains(&m.id)
             || (949_000..950_000).contains(&m.id)
             || (959_000..960_000).contains(&m.id)
             || (980_000..981_000).contains(&m.id)
-            || ((9_100_000..9_200_000).contains(&m.id) && m.id != EXPECT_RULE_ID)
     })
 }
 
@@ -345,8 +341,11 @@ mod tests {
     fn only_list_and_scoring_rules_leave_a_request_teachable() {
         assert!(teachable([].iter()));
         assert!(teachable([rule(920420), rule(949110), rule(980170)].iter()));
-        assert!(teachable([rule(911100), rule(9_100_001)].iter()));
-        assert!(!teachable([rule(9_100_005)].iter()), "odd Expect header");
+        assert!(teachable([rule(911100)].iter()));
+        assert!(
+            !teachable([rule(palisade_waf::config::EXPECT_RULE_ID)].iter()),
+            "odd Expect header"
+        );
         assert!(!teachable([rule(9_200_100)].iter()), "a Palisade detector");
         assert!(!teachable(
             [rule(920420), rule(942100), rule(949110)].iter()

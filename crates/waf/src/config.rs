@@ -94,10 +94,14 @@ pub const PALISADE_TX_DEFAULTS: &[(&str, &str)] = &[
 /// `tx.allowed_request_content_type`, when that list is Palisade's default.
 pub const PLUS_JSON_RULE: &str = r#"SecRule REQUEST_HEADERS:Content-Type "@rx ^\s*(application/[a-z0-9.-]+\+json)\s*(?:;|$)" "id:9100004,phase:1,pass,nolog,t:none,t:lowercase,capture,setvar:'tx.allowed_request_content_type=%{tx.allowed_request_content_type} |%{tx.1}|'""#;
 
+/// The id of [`EXPECT_RULE`]: a check, so outside the hidden range of the
+/// generated settings (9100000-9199999) and reported like any rule.
+pub const EXPECT_RULE_ID: u32 = 9_201_000;
+
 /// Refuses (417) an `Expect` header other than `100-continue`, the one
 /// expectation HTTP defines, when Palisade's `restricted_headers_basic`
 /// (which lets `Expect` through) is in force.
-pub const EXPECT_RULE: &str = r#"SecRule REQUEST_HEADERS:Expect "!@streq 100-continue" "id:9100005,phase:1,deny,status:417,log,t:none,t:lowercase,t:trim,msg:'Expectation other than 100-continue',logdata:'%{MATCHED_VAR}',tag:'palisade-defaults',severity:'CRITICAL'""#;
+pub const EXPECT_RULE: &str = r#"SecRule REQUEST_HEADERS:Expect "!@streq 100-continue" "id:9201000,phase:1,deny,status:417,log,t:none,t:lowercase,t:trim,msg:'Expectation other than 100-continue',logdata:'%{MATCHED_VAR}',tag:'palisade-defaults',severity:'CRITICAL'""#;
 
 /// The `tx` variable the edge sets to a route's learned methods
 /// (`palisade_policy::learn::model::Allowances::methods`).

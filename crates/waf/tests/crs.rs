@@ -665,6 +665,9 @@ fn compressed_bodies_and_expect_pass_method_overrides_do_not() {
     assert!(!v.blocked, "{:?}", v.matched);
     let v = waf.inspect(req("GET", "/", &[("Expect", "100-continue, evil")], ""));
     assert!(v.blocked && v.status == 417, "{v:?}");
+    // Reported like any check (events, the positive model's guard).
+    let expect_id = palisade_waf::config::EXPECT_RULE_ID;
+    assert!(v.matched.iter().any(|m| m.id == expect_id), "{v:?}");
     let v4 = waf
         .crs()
         .version
