@@ -194,6 +194,16 @@ impl ModelState {
         std::fs::rename(&tmp, path)
     }
 
+    /// Rebuilds the fleet's view with this node's current model and the
+    /// other nodes' last known states (the mesh is unreachable). Returns
+    /// how many other nodes contribute.
+    pub fn remerge_local(&self) -> usize {
+        let mut view = self.view.lock();
+        let merged = view.rebuild(&self.local()).clone();
+        self.fleet.store(Arc::new(merged));
+        view.peers()
+    }
+
     /// Merges the latest states of the other nodes (`(node token, JSON)`)
     /// with this node's model into the fleet's view. Undecodable states
     /// are skipped (counted in the return value).
@@ -303,9 +313,8 @@ pub async fn share<M: Mesh>(state: Arc<EdgeState>, mesh: Arc<M>, data_dir: PathB
             Err(e) => {
                 m.model_share_failures.inc();
                 tracing::debug!(error = %e, "could not fetch the fleet's positive model");
-                // Keep applying what this node learned itself.
-                let (peers, _) = state.model.merge_fleet(&own, &settings, Vec::new());
-                m.model_peers.set(peers as i64);
+                // Keep the other nodes' last states; add what this node learned since.
+                m.model_peers.set(state.model.remerge_local() as i64);
             }
         }
     }
@@ -415,6 +424,12 @@ mod tests {
             .expect("two networks across two nodes");
         assert_eq!(a.methods.as_deref(), Some("PATCH"));
         assert_eq!(a.content_types.as_deref(), Some("|text/plain|"));
+        // With the mesh unreachable, the other nodes' last states stay.
+        assert_eq!(st.remerge_local(), 1);
+        assert!(st
+            .fleet()
+            .allowances(&s, "shop.example", "/api/items/5")
+            .is_some());
         // A node that left is forgotten at the next merge.
         st.merge_fleet("me", &s, Vec::new());
         assert_eq!(
