@@ -68,11 +68,15 @@ fn values(r: &serde_json::Value, key: &str) -> Vec<(String, bool)> {
         .unwrap_or_default()
 }
 
-fn metric(up: &Up, name: &str) -> f64 {
-    up.metrics()
-        .lines()
+/// The value of an unlabelled metric in a Prometheus text page (-1: absent).
+fn metric_in(page: &str, name: &str) -> f64 {
+    page.lines()
         .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
         .unwrap_or(-1.0)
+}
+
+fn metric(up: &Up, name: &str) -> f64 {
+    metric_in(&up.metrics(), name)
 }
 
 /// Detect mode on day one: a content type CRS' list lacks is learned from
@@ -305,14 +309,12 @@ fn edges_merge_what_they_learned_through_nats() {
     let get = |e: &Edge| e.status(&sqli, "192.0.2.1");
 
     let metric_of = |e: &Edge, name: &str| -> f64 {
-        client()
+        let page = client()
             .get(format!("{}/metrics", e.metrics))
             .send()
             .and_then(|r| r.text())
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-            .unwrap_or(-1.0)
+            .unwrap_or_default();
+        metric_in(&page, name)
     };
     put("detect");
     assert!(

@@ -77,11 +77,7 @@ pub trait Backend: Send + Sync + 'static {
     /// The `[waf.model]` settings in force: the current policy version's
     /// (None: no version, or no `[waf]` section).
     async fn model_settings(&self) -> Option<palisade_policy::learn::model::ModelSettings> {
-        let v = self.current_policy().await.ok()??;
-        Policy::from_toml(&v.source, "policy")
-            .ok()?
-            .waf
-            .map(|w| w.model)
+        model_settings_of(self.current_policy().await.ok()??)
     }
     /// The nodes that sent heartbeats.
     async fn nodes(&self) -> Result<Vec<Heartbeat>, ApiError> {
@@ -142,6 +138,15 @@ pub struct MeshBackend<M: Mesh> {
     local_model_settings: Option<ModelSettingsFn>,
     /// Where the files a policy version's `[waf]` names must be.
     rule_roots: RuleRoots,
+}
+
+/// The `[waf.model]` settings of a policy version (None: no `[waf]`, or it
+/// does not parse).
+fn model_settings_of(v: PolicyVersion) -> Option<palisade_policy::learn::model::ModelSettings> {
+    Policy::from_toml(&v.source, "policy")
+        .ok()?
+        .waf
+        .map(|w| w.model)
 }
 
 /// Reads the `[waf.model]` settings in force (None: no `[waf]` section).
@@ -352,11 +357,7 @@ impl<M: Mesh> Backend for MeshBackend<M> {
         if let Some(local) = &self.local_model_settings {
             return local();
         }
-        let v = self.current_policy().await.ok()??;
-        Policy::from_toml(&v.source, "policy")
-            .ok()?
-            .waf
-            .map(|w| w.model)
+        model_settings_of(self.current_policy().await.ok()??)
     }
 
     async fn incidents(&self, limit: u32) -> Result<Vec<serde_json::Value>, ApiError> {
