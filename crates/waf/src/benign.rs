@@ -159,6 +159,17 @@ pub struct Blocked {
     /// why the body was refused.
     pub rules: Vec<u32>,
     pub reason: Option<String>,
+    /// What each of those rules matched: rule id, variable, log data (cut
+    /// to 120 characters).
+    pub hits: Vec<Hit>,
+}
+
+/// One rule's match in a blocked request.
+#[derive(Debug, Clone, Serialize)]
+pub struct Hit {
+    pub id: u32,
+    pub var: String,
+    pub data: String,
 }
 
 /// The whole run.
@@ -183,7 +194,10 @@ const CHUNKS: &[usize] = &[1000, 4093, 7];
 
 /// Why a request was blocked: the rules that matched (id, message) and the
 /// reason a step gave.
-type Cause = (Vec<(u32, String)>, Option<String>);
+type Cause = (Vec<(u32, String, Hit)>, Option<String>);
+
+/// At most this many characters of a match's log data in a report.
+const HIT_DATA_CHARS: usize = 120;
 
 /// Runs one request through an exchange in the order the edge does: `Some`
 /// when it was blocked.
@@ -196,7 +210,14 @@ fn inspect(waf: &Waf, req: &BenignRequest) -> Option<Cause> {
     let causes = |ex: &crate::Exchange| {
         ex.matched()
             .filter(|m| !is_evaluation_rule(m.id))
-            .map(|m| (m.id, m.msg.clone()))
+            .map(|m| {
+                let hit = Hit {
+                    id: m.id,
+                    var: m.matched_var_name.clone(),
+                    data: m.logdata.chars().take(HIT_DATA_CHARS).collect(),
+                };
+                (m.id, m.msg.clone(), hit)
+            })
             .collect::<Vec<_>>()
     };
     let v = ex.request_headers();
@@ -245,10 +266,10 @@ pub fn run(waf: &Waf, corpus: &[BenignRequest]) -> FpReport {
         let Some((matched, reason)) = blocked else {
             continue;
         };
-        let mut ids: Vec<u32> = matched.iter().map(|(id, _)| *id).collect();
+        let mut ids: Vec<u32> = matched.iter().map(|(id, _, _)| *id).collect();
         ids.sort_unstable();
         ids.dedup();
-        for (id, msg) in &matched {
+        for (id, msg, _) in &matched {
             let r = rules.entry(*id).or_insert_with(|| RuleCount {
                 id: *id,
                 msg: msg.clone(),
@@ -268,6 +289,7 @@ pub fn run(waf: &Waf, corpus: &[BenignRequest]) -> FpReport {
             app: req.app.clone(),
             rules: ids,
             reason,
+            hits: matched.into_iter().map(|(_, _, hit)| hit).collect(),
         });
     }
     report.rules = rules.into_values().collect();
@@ -313,6 +335,9 @@ impl FpReport {
                         .map(|r| format!(" ({r})"))
                         .unwrap_or_default()
                 );
+                for h in &b.hits {
+                    let _ = writeln!(s, "      {} {}: {}", h.id, h.var, h.data);
+                }
             }
         }
         let _ = writeln!(

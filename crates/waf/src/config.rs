@@ -60,14 +60,14 @@ SecRule MULTIPART_STRICT_ERROR "!@eq 0" "id:200003,phase:2,t:none,log,deny,statu
 /// CRS settings whose CRS defaults block common legitimate traffic, set
 /// to Palisade's defaults when the policy has no `setup` file and its `tx`
 /// does not name them (docs/waf.md, "Defaults", says what each gives up):
-/// REST APIs use PUT, PATCH and DELETE (CRS allows GET HEAD POST OPTIONS),
-/// and send JSON Patch / merge-patch bodies (parsed as JSON like any
-/// `+json` type); browsers send `fetch` and `sendBeacon` strings as
-/// `text/plain` (inspected as JSON when they are JSON, else as one
-/// argument: `body::parse_text`). The content types are CRS 3.3's list (a
-/// superset of 4.28's) plus the three patch types and `text/plain`; every
-/// other `application/…+json` type is allowed too, by a generated rule
-/// ([`PLUS_JSON_RULE`]), since its body is parsed as JSON.
+/// REST APIs use PUT, PATCH and DELETE (CRS allows GET HEAD POST OPTIONS).
+/// The content types are CRS 3.3's list (a superset of 4.28's) plus the
+/// patch types and `text/plain`, and [`ANY_MEDIA_TYPE_RULE`] adds any other
+/// well-formed media type per request: every body is inspected whatever its
+/// type (parsed by its processor; text types as JSON when they are JSON,
+/// else as one argument; any other type as JSON when it is JSON: see
+/// `body::parse_text` and `body::parse_other`), so CRS' reason for the list
+/// (bodies ModSecurity cannot parse go uninspected) does not hold.
 pub const PALISADE_TX_DEFAULTS: &[(&str, &str)] = &[
     ("allowed_methods", "GET HEAD POST OPTIONS PUT PATCH DELETE"),
     // CRS 4.28's list without `content-encoding` (request bodies are
@@ -89,10 +89,13 @@ pub const PALISADE_TX_DEFAULTS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Allows every `application/…+json` content type (parsed as JSON, see
-/// `body::Processor::for_content_type`) on top of
-/// `tx.allowed_request_content_type`, when that list is Palisade's default.
-pub const PLUS_JSON_RULE: &str = r#"SecRule REQUEST_HEADERS:Content-Type "@rx ^\s*(application/[a-z0-9.-]+\+json)\s*(?:;|$)" "id:9100004,phase:1,pass,nolog,t:none,t:lowercase,capture,setvar:'tx.allowed_request_content_type=%{tx.allowed_request_content_type} |%{tx.1}|'""#;
+/// Allows any well-formed media type (`type/subtype` of RFC 6838
+/// restricted-name characters, parameters ignored) on top of
+/// `tx.allowed_request_content_type`, when that list is Palisade's default:
+/// 920420 then flags only malformed `Content-Type` values. Runs before the
+/// positive model's rule, so `[waf.model] apply = "replace"` still limits a
+/// route to the types it learned.
+pub const ANY_MEDIA_TYPE_RULE: &str = r#"SecRule REQUEST_HEADERS:Content-Type "@rx ^\s*([a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*)\s*(?:;|$)" "id:9100004,phase:1,pass,nolog,t:none,t:lowercase,capture,setvar:'tx.allowed_request_content_type=%{tx.allowed_request_content_type} |%{tx.1}|'""#;
 
 /// The id of [`EXPECT_RULE`]: a check, so outside the hidden range of the
 /// generated settings (9100000-9199999) and reported like any rule.
@@ -302,7 +305,7 @@ impl Settings<'_> {
             setvars.join(",")
         );
         if default_types {
-            s.push_str(PLUS_JSON_RULE);
+            s.push_str(ANY_MEDIA_TYPE_RULE);
             s.push('\n');
         }
         if default_headers {

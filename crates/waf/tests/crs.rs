@@ -503,12 +503,20 @@ fn a_setup_file_setting_allowed_methods_wins_over_the_default() {
 fn the_positive_model_extends_or_replaces_crs_lists() {
     use palisade_policy::learn::model::{ModelApply, ModelSettings};
     use palisade_waf::config::{MODEL_CONTENT_TYPES_TX, MODEL_METHODS_TX};
+    // CRS' own content-type list (Palisade's default allows any
+    // well-formed type: there would be nothing for `extend` to add).
     let waf_with = |apply| {
         build(WafSettings {
             model: ModelSettings {
                 apply,
                 ..ModelSettings::default()
             },
+            tx: [(
+                "allowed_request_content_type".to_string(),
+                "|application/x-www-form-urlencoded| |multipart/form-data| |application/json|"
+                    .to_string(),
+            )]
+            .into(),
             ..WafSettings::default()
         })
     };
@@ -565,13 +573,26 @@ fn the_positive_model_extends_or_replaces_crs_lists() {
         !run(&replace, "POST", "application/json", None),
         "no model: CRS' lists"
     );
+    // With Palisade's default (any well-formed type), `replace` still
+    // limits a learned route to its types.
+    let default_replace = build(WafSettings {
+        model: ModelSettings {
+            apply: ModelApply::Replace,
+            ..ModelSettings::default()
+        },
+        ..WafSettings::default()
+    });
+    assert!(!run(&default_replace, "POST", "text/csv", None));
+    assert!(!run(&default_replace, "POST", "text/csv", learned));
+    assert!(run(&default_replace, "POST", "application/json", learned));
 }
 
 /// Palisade's defaults allow `text/plain` (browsers' `fetch` and
-/// `sendBeacon` strings) and every `application/…+json` type: their bodies
-/// are inspected, as JSON when they are JSON, else as one argument.
+/// `sendBeacon` strings), every `application/…+json` type and any other
+/// well-formed type: their bodies are inspected, as JSON when they are
+/// JSON, text types else as one argument.
 #[test]
-fn text_plain_and_json_family_bodies_are_allowed_and_inspected() {
+fn every_well_formed_content_type_is_allowed_and_its_body_inspected() {
     let waf = build(WafSettings::default());
     let post = |ct: &str, body: &str| {
         waf.inspect(req("POST", "/api/collect", &[("Content-Type", ct)], body))
@@ -618,15 +639,49 @@ fn text_plain_and_json_family_bodies_are_allowed_and_inspected() {
         let v = post(ct, body);
         assert!(v.blocked, "{ct} {body}: not blocked");
     }
-    // Other types stay refused, and so do look-alikes of the allowed ones.
+    // Text types beyond text/plain (Kubernetes' server-side apply sends
+    // YAML) are inspected as text; any other well-formed type is allowed
+    // and its body inspected when it is JSON; malformed types are refused.
+    let yaml = "apiVersion: v1\nkind: ConfigMap\ndata:\n  greeting: hello\n";
+    let v = post("application/apply-patch+yaml", yaml);
+    assert!(!v.blocked, "{:?}", v.matched);
+    assert!(
+        post(
+            "application/yaml",
+            "cmd: \"1' UNION SELECT password FROM users--\""
+        )
+        .blocked
+    );
     for ct in [
+        "application/octet-stream",
         "application/x-foo",
-        "text/plainx",
-        "application/+json",
         "text/csv",
+        "image/png",
     ] {
+        let v = post(ct, "\u{1}\u{2}binary");
+        assert!(!v.blocked, "{ct}: {:?}", v.matched);
+        let v = post(ct, r#"{"q":"1' UNION SELECT password FROM users--"}"#);
+        assert!(v.blocked, "{ct}: a JSON body of any type is inspected");
+    }
+    for ct in ["application/+json", "text/", "nonsense", "a/b/c", "(x)/y"] {
         assert!(post(ct, "a").blocked, "{ct}");
     }
+    // A policy that sets the list gets CRS' check back.
+    let listed = build(WafSettings {
+        tx: [(
+            "allowed_request_content_type".to_string(),
+            "|application/json|".to_string(),
+        )]
+        .into(),
+        ..WafSettings::default()
+    });
+    let v = listed.inspect(req(
+        "POST",
+        "/api/collect",
+        &[("Content-Type", "text/csv")],
+        "a",
+    ));
+    assert!(v.blocked, "listed types only");
 }
 
 /// Palisade's restricted headers: `Content-Encoding` passes (the body is

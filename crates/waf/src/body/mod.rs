@@ -280,32 +280,56 @@ pub fn parse_with(
     out
 }
 
-/// The name of the one argument a `text/plain` body becomes (see [`parse_text`]).
+/// The name of the one argument a text body becomes (see [`parse_text`]).
 pub const TEXT_BODY_ARG: &[u8] = b"text";
 
-/// Whether a `Content-Type` is `text/plain` (any parameters, any case).
-pub fn is_text_plain(ct: &[u8]) -> bool {
+/// The media type of a `Content-Type` value, lowercase, without parameters
+/// (`None` when it is not `type/subtype` made of RFC 9110 token characters).
+pub fn media_type(ct: &[u8]) -> Option<Vec<u8>> {
     let t = trim_ows(ct);
-    t.len() >= 10
-        && t[..10].eq_ignore_ascii_case(b"text/plain")
-        && t[10..]
-            .first()
-            .is_none_or(|&b| b == b';' || b == b' ' || b == b'\t')
+    let end = t.iter().position(|&b| b == b';').unwrap_or(t.len());
+    let essence = trim_ows(&t[..end]);
+    let slash = essence.iter().position(|&b| b == b'/')?;
+    let (ty, sub) = (&essence[..slash], &essence[slash + 1..]);
+    let token = |p: &[u8]| !p.is_empty() && p.iter().all(|&b| is_tchar(b));
+    (token(ty) && token(sub)).then(|| essence.to_ascii_lowercase())
 }
 
-/// A `text/plain` body, which no body processor claims: browsers send
-/// `fetch` and `sendBeacon` string bodies with this type, and many origins
-/// parse them as JSON whatever the type says. So that what the origin may
-/// read is inspected: a body that parses as JSON gives its arguments as
-/// JSON would; any other body is one argument, `ARGS_POST:text`. Never an
-/// error (`REQBODY_ERROR` stays 0: a text is not malformed).
+/// RFC 9110 `tchar`.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Whether a `Content-Type` names a text format that no body processor
+/// claims and that an origin reads as text: `text/plain` (browsers' `fetch`
+/// and `sendBeacon` strings), YAML (`application/yaml`, `application/x-yaml`,
+/// `text/yaml`, `application/…+yaml`, e.g. Kubernetes'
+/// `application/apply-patch+yaml`), GraphQL and newline-delimited JSON.
+pub fn is_text_like(ct: &[u8]) -> bool {
+    let Some(t) = media_type(ct) else {
+        return false;
+    };
+    matches!(
+        t.as_slice(),
+        b"text/plain"
+            | b"text/yaml"
+            | b"text/x-yaml"
+            | b"application/yaml"
+            | b"application/x-yaml"
+            | b"application/graphql"
+            | b"application/x-ndjson"
+    ) || (t.starts_with(b"application/") && t.ends_with(b"+yaml") && t.len() > 17)
+}
+
+/// A text body (see [`is_text_like`]), which no body processor claims: so
+/// that what the origin may read is inspected, a body that parses as JSON
+/// gives its arguments as JSON would (many origins parse `text/plain` as
+/// JSON whatever the type says); any other body is one argument,
+/// `ARGS_POST:text`. Never an error (`REQBODY_ERROR` stays 0: a text is not
+/// malformed).
 pub fn parse_text(body: &[u8], limits: &BodyLimits, partial: bool) -> ParsedBody {
-    let first = body.iter().find(|b| !b.is_ascii_whitespace());
-    if matches!(first, Some(b'{' | b'[')) {
-        let json = parse_with(Processor::Json, b"application/json", body, limits, partial);
-        if json.error.is_none() {
-            return json;
-        }
+    if let Some(json) = sniff_json(body, limits, partial) {
+        return json;
     }
     let mut out = ParsedBody::default();
     let end = body.len().min(limits.max_body_bytes);
@@ -313,6 +337,26 @@ pub fn parse_text(body: &[u8], limits: &BodyLimits, partial: bool) -> ParsedBody
     out.args
         .push((TEXT_BODY_ARG.to_vec(), body[..end].to_vec()));
     out
+}
+
+/// A body of any other type (or none) that no processor claims: its
+/// arguments when it is a JSON document (an origin that parses JSON
+/// whatever the type says must not receive an uninspected one), else
+/// nothing (binary uploads are not arguments; `REQUEST_BODY` still holds
+/// the raw body for the rules that read it).
+pub fn parse_other(body: &[u8], limits: &BodyLimits, partial: bool) -> ParsedBody {
+    sniff_json(body, limits, partial).unwrap_or_default()
+}
+
+/// `body` parsed as JSON when it starts like a JSON object or array and
+/// parses without error.
+fn sniff_json(body: &[u8], limits: &BodyLimits, partial: bool) -> Option<ParsedBody> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if !matches!(first, Some(b'{' | b'[')) {
+        return None;
+    }
+    let json = parse_with(Processor::Json, b"application/json", body, limits, partial);
+    json.error.is_none().then_some(json)
 }
 
 /// How many bytes of a body prefix to inspect: all but a UTF-8 character
@@ -355,10 +399,32 @@ mod tests {
 
     #[test]
     fn text_plain_bodies_are_json_or_one_argument() {
-        assert!(is_text_plain(b"text/plain"));
-        assert!(is_text_plain(b" Text/Plain; charset=UTF-8"));
-        assert!(!is_text_plain(b"text/plainx"));
-        assert!(!is_text_plain(b"text/html"));
+        for ct in [
+            &b"text/plain"[..],
+            b" Text/Plain; charset=UTF-8",
+            b"application/apply-patch+yaml",
+            b"application/x-yaml",
+            b"application/graphql",
+        ] {
+            assert!(is_text_like(ct), "{}", String::from_utf8_lossy(ct));
+        }
+        for ct in [
+            &b"text/plainx"[..],
+            b"text/html",
+            b"application/+yaml",
+            b"application/octet-stream",
+            b"text/plain/x",
+            b"",
+        ] {
+            assert!(!is_text_like(ct), "{}", String::from_utf8_lossy(ct));
+        }
+        assert_eq!(
+            media_type(b" Application/Octet-Stream ; x=1").as_deref(),
+            Some(&b"application/octet-stream"[..])
+        );
+        for bad in [&b"text"[..], b"/x", b"a b/c", b"text/", b"a/b/c", b";"] {
+            assert_eq!(media_type(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
         let limits = BodyLimits {
             max_body_bytes: 64,
             max_args: 100,
@@ -375,6 +441,14 @@ mod tests {
         let long = vec![b'x'; 100];
         let t = parse_text(&long, &limits, false);
         assert_eq!((t.args[0].1.len(), t.body_truncated), (64, true));
+        // Other types: JSON documents are inspected, anything else is not
+        // an argument.
+        let j = parse_other(b"{\"q\":\"x\"}", &limits, false);
+        assert_eq!(j.args, vec![(b"json.q".to_vec(), b"x".to_vec())]);
+        for other in [&b"\x89PNG\r\n"[..], b"{broken", b"plain words"] {
+            let o = parse_other(other, &limits, false);
+            assert!(o.args.is_empty() && o.error.is_none());
+        }
     }
 
     use super::*;

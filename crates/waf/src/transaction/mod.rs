@@ -322,10 +322,10 @@ impl Transaction {
         let body = self.data.inspected_body();
         let parsed = match processor {
             Some(p) => body::parse_with(p, &ct, body, &limits, self.data.body_partial),
-            None if body::is_text_plain(&ct) => {
+            None if body::is_text_like(&ct) => {
                 body::parse_text(body, &limits, self.data.body_partial)
             }
-            None => ParsedBody::default(),
+            None => body::parse_other(body, &limits, self.data.body_partial),
         };
         self.data.body = Some(parsed);
         // Group answers computed before the body was parsed miss its values.
