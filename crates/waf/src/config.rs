@@ -83,6 +83,8 @@ pub const PALISADE_TX_DEFAULTS: &[(&str, &str)] = &[
         "restricted_headers",
         "/accept-charset/ /proxy/ /lock-token/ /content-range/ /if/",
     ),
+    // Palisade's own: 1 runs [`SAME_SITE_REFERER_RULE`].
+    ("palisade_same_site_referer", "1"),
     (
         "allowed_request_content_type",
         "|application/x-www-form-urlencoded| |multipart/form-data| |multipart/related| |text/xml| |application/xml| |application/soap+xml| |application/json| |application/cloudevents+json| |application/cloudevents-batch+json| |application/json-patch+json| |application/merge-patch+json| |application/strategic-merge-patch+json| |text/plain|",
@@ -96,6 +98,19 @@ pub const PALISADE_TX_DEFAULTS: &[(&str, &str)] = &[
 /// positive model's rule, so `[waf.model] apply = "replace"` still limits a
 /// route to the types it learned.
 pub const ANY_MEDIA_TYPE_RULE: &str = r#"SecRule REQUEST_HEADERS:Content-Type "@rx ^\s*([a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*)\s*(?:;|$)" "id:9100004,phase:1,pass,nolog,t:none,t:lowercase,capture,setvar:'tx.allowed_request_content_type=%{tx.allowed_request_content_type} |%{tx.1}|'""#;
+
+/// CRS' session-fixation rule 943110 counts a session-id parameter as an
+/// attack when the `Referer`'s host does not end with the request's `Host`
+/// — also when the referer is a sibling subdomain of the same site
+/// (`www.example.com` linking to `api.example.com`, single sign-on hops).
+/// This rule takes 943110 out for a request whose referer is the same site
+/// (the same registrable domain by the Public Suffix List: `@sameSite`,
+/// [`crate::site`]) when `tx.palisade_same_site_referer` is 1 (Palisade's
+/// default; CRS' regression settings set 0). Off-site referers, and
+/// userinfo tricks (`https://example.com@evil.test/`), still match.
+pub const SAME_SITE_REFERER_RULE: &str = r#"SecRule TX:palisade_same_site_referer "@eq 1" "id:9100005,phase:1,pass,nolog,t:none,chain"
+SecRule REQUEST_HEADERS:Referer "@rx ^(?:ht|f)tps?://([^/?#]+)" "t:none,capture,chain"
+SecRule TX:1 "@sameSite %{request_headers.host}" "t:none,ctl:ruleRemoveById=943110""#;
 
 /// The id of [`EXPECT_RULE`]: a check, so outside the hidden range of the
 /// generated settings (9100000-9199999) and reported like any rule.
@@ -308,6 +323,8 @@ impl Settings<'_> {
             s.push_str(ANY_MEDIA_TYPE_RULE);
             s.push('\n');
         }
+        s.push_str(SAME_SITE_REFERER_RULE);
+        s.push('\n');
         if default_headers {
             s.push_str(EXPECT_RULE);
             s.push('\n');

@@ -30,6 +30,7 @@ pub mod pmset;
 pub mod prefilter;
 mod report;
 pub mod rules;
+pub mod site;
 pub mod transaction;
 pub mod txvars;
 pub mod variables;

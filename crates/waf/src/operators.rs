@@ -45,6 +45,10 @@ pub enum Operator {
     /// `palisade_detect`): the finding's evidence is captured as `TX.0`.
     Detect(palisade_detect::Detector),
     IpMatch(Arc<Vec<IpNet>>),
+    /// `@sameSite`, Palisade's own: the value and the parameter (each a
+    /// `host[:port]`) are the same site, i.e. the same registrable domain
+    /// (see [`crate::site`]).
+    SameSite(MacroText),
     UnconditionalMatch,
     NoMatch,
     /// `@geoLookup`: no GeoIP database is loaded, so it never matches (as
@@ -298,6 +302,7 @@ impl Operator {
             "beginswith" => Operator::BeginsWith(m()),
             "endswith" => Operator::EndsWith(m()),
             "strmatch" => Operator::StrMatch(m()),
+            "samesite" => Operator::SameSite(m()),
             "validatebyterange" => Operator::ValidateByteRange(Box::new(parse_byte_ranges(param)?)),
             "validateurlencoding" => Operator::ValidateUrlEncoding,
             "validateutf8encoding" => Operator::ValidateUtf8Encoding,
@@ -341,7 +346,8 @@ impl Operator {
             | Operator::ContainsWord(t)
             | Operator::BeginsWith(t)
             | Operator::EndsWith(t)
-            | Operator::StrMatch(t) => Some(t),
+            | Operator::StrMatch(t)
+            | Operator::SameSite(t) => Some(t),
             _ => None,
         }
     }
@@ -448,6 +454,13 @@ impl Operator {
             Operator::BeginsWith(t) => value.starts_with(expand(t, ctx, scratch)),
             Operator::EndsWith(t) => value.ends_with(expand(t, ctx, scratch)),
             Operator::StrMatch(t) => memchr::memmem::find(value, expand(t, ctx, scratch)).is_some(),
+            Operator::SameSite(t) => {
+                let other = expand(t, ctx, scratch);
+                match (std::str::from_utf8(value), std::str::from_utf8(other)) {
+                    (Ok(a), Ok(b)) => crate::site::same_site(a, b),
+                    _ => false,
+                }
+            }
             Operator::ValidateByteRange(allowed) => value.iter().any(|&b| !allowed[b as usize]),
             Operator::ValidateUrlEncoding => !valid_url_encoding(value),
             Operator::ValidateUtf8Encoding => std::str::from_utf8(value).is_err(),

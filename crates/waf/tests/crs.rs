@@ -740,3 +740,46 @@ fn compressed_bodies_and_expect_pass_method_overrides_do_not() {
         );
     }
 }
+
+/// 943110 (session id parameter with an off-domain referer): a referer from
+/// the same site (another subdomain of the same registrable domain) is not
+/// off-domain by Palisade's default; other sites, look-alikes and the
+/// userinfo trick still are, and `tx.palisade_same_site_referer = 0`
+/// restores CRS' comparison.
+#[test]
+fn session_ids_from_the_same_site_are_not_fixation() {
+    let waf = build(WafSettings::default());
+    let get = |waf: &Waf, referer: &str| {
+        waf.inspect(req(
+            "GET",
+            "/account/login?sessionid=8f14e45fceea167a5a36dedd4bea2543",
+            &[("Referer", referer)],
+            "",
+        ))
+    };
+    let fixation = |v: &palisade_waf::WafVerdict| v.matched.iter().any(|m| m.id == 943110);
+    for same in [
+        "https://shop.example.com/cart",
+        "https://www.example.com/",
+        "https://login.example.com:8443/sso?next=%2Faccount",
+        "https://example.com/",
+    ] {
+        let v = get(&waf, same);
+        assert!(!v.blocked && !fixation(&v), "{same}: {:?}", v.matched);
+    }
+    for off in [
+        "https://attacker.test/",
+        "https://example.com.attacker.test/",
+        "https://shop.example.com@attacker.test/",
+        "https://shop.example.co/",
+        "http://10.0.0.7/",
+    ] {
+        let v = get(&waf, off);
+        assert!(v.blocked && fixation(&v), "{off}: {:?}", v.matched);
+    }
+    let crs = build(WafSettings {
+        tx: [("palisade_same_site_referer".to_string(), "0".to_string())].into(),
+        ..WafSettings::default()
+    });
+    assert!(fixation(&get(&crs, "https://www.example.com/")));
+}
