@@ -85,6 +85,8 @@ pub const PALISADE_TX_DEFAULTS: &[(&str, &str)] = &[
     ),
     // Palisade's own: 1 runs [`SAME_SITE_REFERER_RULE`].
     ("palisade_same_site_referer", "1"),
+    // Palisade's own: 1 runs the rule of `restricted_files_rule`.
+    ("palisade_file_names_at_segment_start", "1"),
     (
         "allowed_request_content_type",
         "|application/x-www-form-urlencoded| |multipart/form-data| |multipart/related| |text/xml| |application/xml| |application/soap+xml| |application/json| |application/cloudevents+json| |application/cloudevents-batch+json| |application/json-patch+json| |application/merge-patch+json| |application/strategic-merge-patch+json| |text/plain|",
@@ -111,6 +113,71 @@ pub const ANY_MEDIA_TYPE_RULE: &str = r#"SecRule REQUEST_HEADERS:Content-Type "@
 pub const SAME_SITE_REFERER_RULE: &str = r#"SecRule TX:palisade_same_site_referer "@eq 1" "id:9100005,phase:1,pass,nolog,t:none,chain"
 SecRule REQUEST_HEADERS:Referer "@rx ^(?:ht|f)tps?://([^/?#]+)" "t:none,capture,chain"
 SecRule TX:1 "@sameSite %{request_headers.host}" "t:none,ctl:ruleRemoveById=943110""#;
+
+/// CRS' 930130 looks for restricted file names (`restricted-files.data`:
+/// `.env`, `.profile`, `config.json`, `/debug.log` ...) anywhere in the
+/// request's path (`@pmFromFile`, a substring search), so API paths whose
+/// segments merely contain one — Slack's `/api/users.profile.get`, a
+/// `/api/app-config.json` — count as attacks. A file is reached only by a
+/// path segment that starts with its name (or, for names that start with a
+/// dot, which are also extensions such as `.sql.gz`, ends with it, its last
+/// extension possibly longer): this
+/// rule takes the path out of 930130 when no listed name does (after 930130's own
+/// transformations), when `tx.palisade_file_names_at_segment_start` is 1
+/// (Palisade's default; CRS' regression settings set 0). `None` when CRS
+/// has no such data file (the rule is then not generated).
+fn restricted_files_rule(rules_dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(rules_dir.join("restricted-files.data")).ok()?;
+    let escape = |l: &str| -> String {
+        l.chars()
+            .map(|c| match c {
+                '.' => "[.]".to_string(),
+                '~' => "[~]".to_string(),
+                c => c.to_string(),
+            })
+            .collect()
+    };
+    let names: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter(|l| {
+            l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-/@ ~".contains(&b))
+        })
+        .collect();
+    let starts: Vec<String> = names
+        .iter()
+        .map(|l| escape(l.trim_start_matches('/')))
+        .filter(|l| !l.is_empty())
+        .collect();
+    // Names that start with a dot are also extensions (`.sql.gz`,
+    // `.bak`): they count at the end of a segment too, their last
+    // extension possibly longer (CRS' `.sql.z` is meant to catch
+    // `backup.sql.zip`), but not followed by another extension
+    // (`users.profile.get`).
+    let ends: Vec<String> = names
+        .iter()
+        .filter(|l| l.starts_with('.') && !l.ends_with('/'))
+        .map(|l| escape(l))
+        .collect();
+    if starts.is_empty() {
+        return None;
+    }
+    let mut rx = format!("(?:^|/)(?:{})", starts.join("|"));
+    if !ends.is_empty() {
+        rx = format!("{rx}|(?:{})[a-z0-9]*(?:/|$)", ends.join("|"));
+    }
+    let t = "t:none,t:utf8toUnicode,t:urlDecodeUni,t:normalizePathWin";
+    Some(format!(
+        "SecRule TX:palisade_file_names_at_segment_start \"@eq 1\" \"id:{id},phase:1,pass,nolog,t:none,chain\"\n\
+         SecRule REQUEST_FILENAME \"!@rx (?i){rx}\" \"{t},ctl:ruleRemoveTargetById=930130;REQUEST_FILENAME\"",
+        id = RESTRICTED_FILES_RULE_ID,
+    ))
+}
+
+/// The id of the rule [`restricted_files_rule`] generates.
+pub const RESTRICTED_FILES_RULE_ID: u32 = 9_100_006;
 
 /// The id of [`EXPECT_RULE`]: a check, so outside the hidden range of the
 /// generated settings (9100000-9199999) and reported like any rule.
@@ -266,7 +333,7 @@ impl Preamble<'_> {
 }
 
 impl Settings<'_> {
-    fn settings_rules(&self, setup: &[Directive]) -> String {
+    fn settings_rules(&self, setup: &[Directive], rules_dir: &Path) -> String {
         let mut s = String::new();
         let detection = self.0.effective_detection_level();
         let mut vars = vec![
@@ -325,6 +392,10 @@ impl Settings<'_> {
         }
         s.push_str(SAME_SITE_REFERER_RULE);
         s.push('\n');
+        if let Some(rule) = restricted_files_rule(rules_dir) {
+            s.push_str(&rule);
+            s.push('\n');
+        }
         if default_headers {
             s.push_str(EXPECT_RULE);
             s.push('\n');
@@ -477,7 +548,7 @@ impl Settings<'_> {
             Some(setup) => parser::load_path(setup)?,
             None => Vec::new(),
         };
-        let settings = self.settings_rules(&setup_directives);
+        let settings = self.settings_rules(&setup_directives, dir);
         out.extend(setup_directives);
         out.extend(parser::parse_str(
             &settings,

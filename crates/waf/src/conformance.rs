@@ -122,6 +122,7 @@ pub fn regression_config(rules: &Path, pl: u8) -> WafSettings {
             // config::PALISADE_TX_DEFAULTS).
             ("allowed_methods", "GET HEAD POST OPTIONS"),
             ("palisade_same_site_referer", "0"),
+            ("palisade_file_names_at_segment_start", "0"),
             (
                 "allowed_request_content_type",
                 "|application/x-www-form-urlencoded| |multipart/form-data| |text/xml| |application/xml| |application/soap+xml| |application/json|",

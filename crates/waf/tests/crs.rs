@@ -783,3 +783,52 @@ fn session_ids_from_the_same_site_are_not_fixation() {
     });
     assert!(fixation(&get(&crs, "https://www.example.com/")));
 }
+
+/// 930130 (restricted file names in the path): a listed name counts when it
+/// starts a path segment (after CRS' decoding and path normalization), or
+/// ends one for names that start with a dot (extensions such as
+/// `.sql.z`, also as the start of a longer last extension: `.sql.zip`), not
+/// followed by another extension inside a segment; `tx.palisade_file_names_at_segment_start = 0`
+/// restores CRS' substring search.
+#[test]
+fn restricted_file_names_count_at_the_start_of_a_path_segment() {
+    let waf = build(WafSettings::default());
+    let get = |waf: &Waf, path: &str| waf.inspect(req("GET", path, &[], ""));
+    let restricted = |v: &palisade_waf::WafVerdict| v.matched.iter().any(|m| m.id == 930130);
+    for benign in [
+        "/api/users.profile.get",
+        "/api/team.profile.get?token=abc",
+        "/static/app-config.json",
+        "/docs/myconfig.php.html",
+        "/files/notes.sql.z.html",
+    ] {
+        let v = get(&waf, benign);
+        assert!(!v.blocked && !restricted(&v), "{benign}: {:?}", v.matched);
+    }
+    for attack in [
+        "/.env",
+        "/app/.git/config",
+        "/%2e%65nv",
+        "/static/..%2f.env",
+        "/static/..%5c.htaccess",
+        "/x.profile/.env",
+        "/users.profile.get/.profile",
+        "/wp-config.php",
+        "/api/.aws/credentials",
+        "/.PROFILE",
+        "/get/backup.sql.zip",
+        "/dump.sql.gz/",
+    ] {
+        let v = get(&waf, attack);
+        assert!(v.blocked && restricted(&v), "{attack}: {:?}", v.matched);
+    }
+    let crs = build(WafSettings {
+        tx: [(
+            "palisade_file_names_at_segment_start".to_string(),
+            "0".to_string(),
+        )]
+        .into(),
+        ..WafSettings::default()
+    });
+    assert!(restricted(&get(&crs, "/api/users.profile.get")));
+}
