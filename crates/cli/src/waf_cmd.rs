@@ -40,6 +40,11 @@ pub enum WafCommand {
         /// Run CRS alone, without Palisade's detector rules (9200100-9200400).
         #[arg(long)]
         no_detectors: bool,
+        /// Run Palisade's refinements of CRS rules (`[waf] refinements`,
+        /// docs/waf.md "Refinements"), which CRS' regression settings leave
+        /// out: the refined rules' own cases show what they still catch.
+        #[arg(long)]
+        refinements: bool,
     },
     /// Propose [[waf.exclusions]] from WAF events: the blocks and would-be
     /// blocks (run `mode = "detect"` on real traffic first), grouped by
@@ -173,10 +178,12 @@ pub fn run(command: WafCommand) -> anyhow::Result<i32> {
             tx,
             skip_unsupported,
             no_detectors,
+            refinements,
         } => {
             let mut cfg = conformance::regression_config(&rules, pl);
             cfg.skip_unsupported_rules = skip_unsupported;
             cfg.detectors = !no_detectors;
+            cfg.refinements = refinements;
             match tx_pairs(&tx) {
                 Ok(pairs) => cfg.tx.extend(pairs),
                 Err(e) => {

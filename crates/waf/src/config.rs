@@ -569,6 +569,10 @@ impl Settings<'_> {
         if detectors {
             out.extend(detector_directives(&here)?);
         }
+        // CRS' rules (and the plugins before them) are all in: refine them.
+        if self.0.refinements {
+            crate::refine::apply(&mut out);
+        }
         for f in &plugins.after {
             out.extend(parser::load_path(f)?);
         }

@@ -28,6 +28,7 @@ pub mod operators;
 pub mod parser;
 pub mod pmset;
 pub mod prefilter;
+pub mod refine;
 mod report;
 pub mod rules;
 pub mod site;

@@ -832,3 +832,52 @@ fn restricted_file_names_count_at_the_start_of_a_path_segment() {
     });
     assert!(restricted(&get(&crs, "/api/users.profile.get")));
 }
+
+/// Palisade's refinements (`palisade_waf::refine`) apply to CRS' rules as
+/// shipped: 942550 no longer counts a plain quoted JSON literal
+/// (stringified JSON in a cookie or a parameter), still catches JSON-based
+/// SQL; `refinements = false` runs CRS' rule.
+#[test]
+fn refinements_narrow_crs_rules_that_match_plain_json() {
+    let v4 = |w: &Waf| {
+        w.crs()
+            .version
+            .as_deref()
+            .is_some_and(|v| v.starts_with('4'))
+    };
+    let waf = build(WafSettings::default());
+    if !v4(&waf) {
+        eprintln!("CRS 3.3 has no 942550: nothing to refine");
+        return;
+    }
+    let shipped = build(WafSettings {
+        refinements: false,
+        ..WafSettings::default()
+    });
+    let json_sql = |v: &palisade_waf::WafVerdict| v.matched.iter().any(|m| m.id == 942550);
+    let get = |waf: &Waf, q: &str, cookie: &str| {
+        waf.inspect(req(
+            "GET",
+            &format!("/search?q={q}"),
+            &[("Cookie", cookie)],
+            "",
+        ))
+    };
+    for (q, cookie) in [
+        ("%27%7B%22necessary%22%3Atrue%7D%27", "a=b"),
+        ("shoes", "prefs=\"{\\\"theme\\\":\\\"dark\\\"}\""),
+        ("%22%5B1%2C2%2C3%5D%22%2C%20page%202", "a=b"),
+    ] {
+        assert!(json_sql(&get(&shipped, q, cookie)), "CRS: {q} {cookie}");
+        let v = get(&waf, q, cookie);
+        assert!(!json_sql(&v) && !v.blocked, "{q} {cookie}: {:?}", v.matched);
+    }
+    for q in [
+        "OR%20%27%7B%22b%22%3A2%7D%27%3A%3Ajsonb%20%3C%40%20%27%7B%22a%22%3A1%7D%27",
+        "OR%20%27%7B%22a%22%3A%22b%22%7D%27%20%3F%20%27a%27",
+        "%27%7B%22b%22:2%7D%27::jsonb%20@%20%27%7B%22a%22:1%7D%27::jsonb",
+    ] {
+        let v = get(&waf, q, "a=b");
+        assert!(json_sql(&v) && v.blocked, "{q}: {:?}", v.matched);
+    }
+}

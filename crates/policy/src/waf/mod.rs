@@ -290,6 +290,11 @@ pub struct WafSettings {
     /// inbound anomaly score), loaded before CRS' blocking evaluation. On
     /// by default; one detector is turned off by excluding its rule id.
     pub detectors: bool,
+    /// Palisade's refinements of CRS rules that block common legitimate
+    /// traffic (`palisade_waf::refine`: a rule's operator replaced by a
+    /// narrower one, only when the rule is exactly the CRS text it was
+    /// written for). On by default; `false`: CRS as shipped.
+    pub refinements: bool,
     /// The positive model learned from passed traffic (`[waf.model]`).
     pub model: crate::learn::model::ModelSettings,
     /// Remember, across requests, which checks found nothing in a value
@@ -316,6 +321,7 @@ impl Default for WafSettings {
             exclusions: Vec::new(),
             skip_unsupported_rules: false,
             detectors: true,
+            refinements: true,
             model: Default::default(),
             value_memo: true,
         }

@@ -56,6 +56,8 @@ pub(crate) struct RawWaf {
     #[serde(default)]
     detectors: Option<bool>,
     #[serde(default)]
+    refinements: Option<bool>,
+    #[serde(default)]
     model: Option<RawModel>,
 }
 
@@ -166,6 +168,7 @@ impl RawWaf {
         s.crs_dir = self.crs_dir.as_ref().map(|v| path(diag, v, "crs_dir"));
         s.skip_unsupported_rules = self.skip_unsupported_rules;
         s.detectors = self.detectors.unwrap_or(true);
+        s.refinements = self.refinements.unwrap_or(true);
         s.value_memo = self.value_memo.unwrap_or(true);
         s.setup = self.setup.as_ref().map(|v| path(diag, v, "setup"));
         s.plugins_dir = self

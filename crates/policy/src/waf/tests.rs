@@ -413,3 +413,15 @@ fn value_memo_is_on_unless_turned_off() {
     assert!(!off.value_memo);
     assert!(Policy::from_toml("[waf]\nvalue_memo = \"no\"\n", "f").is_err());
 }
+
+#[test]
+fn refinements_are_on_unless_turned_off() {
+    let on = Policy::from_toml("[waf]\n", "f").unwrap().waf.unwrap();
+    assert!(on.refinements);
+    let off = Policy::from_toml("[waf]\nrefinements = false\n", "f")
+        .unwrap()
+        .waf
+        .unwrap();
+    assert!(!off.refinements);
+    assert!(Policy::from_toml("[waf]\nrefinements = 1\n", "f").is_err());
+}
