@@ -129,6 +129,24 @@ fn decisions_through_the_api_block_and_unblock() {
     // Takes effect on the very next request.
     assert_eq!(up.get("/", Some(ip)).status(), 403);
     assert_eq!(up.get("/", Some("203.0.113.10")).status(), 200);
+    // Counted without its id (one series for every decision: escalations
+    // mint one per source); the event names it.
+    let m = up.metrics();
+    assert!(
+        m.contains(r#"palisade_verdicts_total{check="decision",id="decision",simulate="false",verdict="block"}"#),
+        "{m}"
+    );
+    assert!(!m.contains(&format!("id=\"{id}\"")), "{m}");
+    let id_text = id.to_string();
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            up.events()
+                .iter()
+                .any(|e| e["check"] == "decision" && e["rule_id"] == id_text.as_str())
+        }),
+        "{:?}",
+        up.events()
+    );
 
     let list: serde_json::Value = c
         .get(format!("{}/api/v1/decisions", up.api))

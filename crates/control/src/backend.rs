@@ -388,10 +388,23 @@ impl<M: Mesh> Backend for MeshBackend<M> {
 }
 
 /// Stores an incident that opened or grew; a source incident can ban the source cluster-wide.
+/// Incidents the control plane has stored, by pattern and key: (incident
+/// id, last block).
+type OpenIncidents = std::collections::HashMap<(IncidentKind, String), (u64, u64)>;
+
+/// Forgets incidents quiet for a window (the correlator has closed them:
+/// the next block opens a new one) once more than
+/// [`crate::correlate::MAX_TRACKS`] are held: keys are client addresses.
+fn prune_open(open: &mut OpenIncidents, now: u64, window_ms: u64) {
+    if open.len() > crate::correlate::MAX_TRACKS {
+        open.retain(|_, (_, last)| last.saturating_add(window_ms) > now);
+    }
+}
+
 async fn handle_incident<M: Mesh>(
     mesh: &Arc<M>,
     store: &Arc<EventStore>,
-    open: &mut std::collections::HashMap<(IncidentKind, String), u64>,
+    open: &mut OpenIncidents,
     o: Observed,
     incident_ban_ms: Option<u64>,
 ) {
@@ -405,7 +418,7 @@ async fn handle_incident<M: Mesh>(
                 }
             };
             tracing::warn!(id, kind = ?inc.kind, key = %inc.key, nodes = inc.nodes.len(), "incident opened");
-            open.insert((inc.kind, inc.key.clone()), id);
+            open.insert((inc.kind, inc.key.clone()), (id, inc.last_ms));
             if let (IncidentKind::SourceAcrossNodes, Some(ms)) = (inc.kind, incident_ban_ms) {
                 let d = Decision {
                     // Unique across control planes: the incident time and id.
@@ -428,7 +441,8 @@ async fn handle_incident<M: Mesh>(
             }
         }
         Observed::Updated(inc) => {
-            if let Some(id) = open.get(&(inc.kind, inc.key.clone())) {
+            if let Some((id, last)) = open.get_mut(&(inc.kind, inc.key.clone())) {
+                *last = inc.last_ms;
                 if let Err(e) = store.update_incident(*id, &inc) {
                     tracing::error!(error = %e, "incident not updated");
                 }
@@ -447,9 +461,9 @@ pub async fn ingest_events<M: Mesh>(
     correlation: CorrelationConfig,
     incident_ban_ms: Option<u64>,
 ) {
+    let window_ms = correlation.window_ms;
     let mut correlator = Correlator::new(correlation);
-    let mut open: std::collections::HashMap<(IncidentKind, String), u64> =
-        std::collections::HashMap::new();
+    let mut open = OpenIncidents::new();
     let mut delay = Duration::from_millis(100);
     loop {
         match mesh.consume_events(&durable).await {
@@ -463,11 +477,15 @@ pub async fn ingest_events<M: Mesh>(
                     match item {
                         Ok(delivery) => {
                             let st = store.clone();
-                            let ev = delivery.event.clone();
+                            // Stored and correlated bounded, whatever the
+                            // bus delivered (MAX_EVENT_BYTES).
+                            let mut ev = delivery.event.clone();
+                            ev.bound();
+                            let bounded = ev.clone();
                             match tokio::task::spawn_blocking(move || st.insert(&ev)).await {
                                 Ok(Ok(new)) => {
                                     if new {
-                                        for o in correlator.observe(&delivery.event) {
+                                        for o in correlator.observe(&bounded) {
                                             handle_incident(
                                                 &mesh,
                                                 &store,
@@ -477,6 +495,7 @@ pub async fn ingest_events<M: Mesh>(
                                             )
                                             .await;
                                         }
+                                        prune_open(&mut open, bounded.time_ms, window_ms);
                                     }
                                     if let Err(e) = delivery.ack().await {
                                         tracing::debug!(error = %e, "event ack failed; it will be redelivered");
@@ -499,5 +518,26 @@ pub async fn ingest_events<M: Mesh>(
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_incidents_are_forgotten_once_quiet_past_the_cap() {
+        let mut open = OpenIncidents::new();
+        let cap = crate::correlate::MAX_TRACKS;
+        for i in 0..=cap as u64 {
+            open.insert((IncidentKind::SourceAcrossNodes, i.to_string()), (i, i));
+        }
+        open.insert((IncidentKind::RuleAcrossNodes, "r".into()), (0, 500_000));
+        prune_open(&mut open, 500_000, 60_000);
+        assert_eq!(open.len(), 1, "only the recent one stays");
+        // Under the cap nothing is scanned.
+        open.insert((IncidentKind::SourceAcrossNodes, "x".into()), (1, 1));
+        prune_open(&mut open, 10_000_000, 60_000);
+        assert_eq!(open.len(), 2);
     }
 }

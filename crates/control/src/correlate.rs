@@ -67,10 +67,12 @@ struct Track {
 }
 
 /// The correlator's state.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Correlator {
     cfg: CorrelationConfig,
     tracks: HashMap<(IncidentKind, String), Track>,
+    /// Tracks held at most ([`MAX_TRACKS`] by default).
+    max_tracks: usize,
 }
 
 /// What observing an event did.
@@ -85,9 +87,15 @@ pub enum Observed {
 impl Correlator {
     /// A correlator with these thresholds.
     pub fn new(cfg: CorrelationConfig) -> Self {
+        Self::with_max_tracks(cfg, MAX_TRACKS)
+    }
+
+    /// A correlator holding at most `max_tracks` tracks (at least 10).
+    pub fn with_max_tracks(cfg: CorrelationConfig, max_tracks: usize) -> Self {
         Correlator {
             cfg,
             tracks: HashMap::new(),
+            max_tracks: max_tracks.max(10),
         }
     }
 
@@ -140,14 +148,52 @@ impl Correlator {
                 out.push(Observed::Opened(inc));
             }
         }
-        // Bound memory: drop tracks with nothing recent and nothing open.
-        if self.tracks.len() > 100_000 {
-            self.tracks
-                .retain(|_, t| t.open.is_some() || !t.nodes.is_empty());
+        if self.tracks.len() > self.max_tracks {
+            self.evict(ev.time_ms);
         }
         out
     }
+
+    /// Tracks held (each keyed by a client address or a rule id).
+    pub fn tracks(&self) -> usize {
+        self.tracks.len()
+    }
+
+    /// Bounds memory (sources are client data: a flood from a million
+    /// addresses must not grow the correlator): drops every track quiet for
+    /// a window (its incident, if any, closed by then), then, while more
+    /// than 90% of `max_tracks` remain, the least recently active ones,
+    /// open incidents last. Run when the cap is passed, so its cost
+    /// (sorting) is paid once per tenth of the cap.
+    fn evict(&mut self, now: u64) {
+        let window = self.cfg.window_ms;
+        self.tracks
+            .retain(|_, t| last_seen(t).saturating_add(window) > now);
+        let keep = self.max_tracks - self.max_tracks / 10;
+        if self.tracks.len() <= keep {
+            return;
+        }
+        let mut by_age: Vec<(bool, u64, (IncidentKind, String))> = self
+            .tracks
+            .iter()
+            .map(|(k, t)| (t.open.is_some(), last_seen(t), k.clone()))
+            .collect();
+        by_age.sort_unstable_by_key(|a| (a.0, a.1));
+        let drop = self.tracks.len() - keep;
+        for (_, _, k) in by_age.into_iter().take(drop) {
+            self.tracks.remove(&k);
+        }
+    }
 }
+
+/// When a track last saw a block.
+fn last_seen(t: &Track) -> u64 {
+    let nodes = t.nodes.values().copied().max().unwrap_or(0);
+    t.open.as_ref().map_or(nodes, |i| nodes.max(i.last_ms))
+}
+
+/// Tracks a correlator holds at most by default.
+pub const MAX_TRACKS: usize = 100_000;
 
 #[cfg(test)]
 mod tests {
@@ -240,5 +286,36 @@ mod tests {
             opened(&o),
             vec![(IncidentKind::RuleAcrossNodes, "sqli".into())]
         );
+    }
+
+    #[test]
+    fn tracks_are_bounded_whatever_the_sources() {
+        let mut c = Correlator::with_max_tracks(CorrelationConfig::default(), 1_000);
+        // A source blocked on two nodes opens an incident first.
+        c.observe(&block("n1", "192.0.2.1", "r", 1));
+        assert!(matches!(
+            c.observe(&block("n2", "192.0.2.1", "r", 2)).as_slice(),
+            [Observed::Opened(_), ..]
+        ));
+        // Then 100,000 distinct sources within one window.
+        for i in 0..100_000u32 {
+            let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string();
+            c.observe(&block("n1", &ip, "r", 3 + u64::from(i) / 10));
+            assert!(c.tracks() <= 1_001, "{} tracks", c.tracks());
+        }
+        // The open incident is the last thing evicted: it is still there.
+        let grew = c.observe(&block("n3", "192.0.2.1", "r", 10_005));
+        assert!(
+            grew.iter()
+                .any(|o| matches!(o, Observed::Updated(i) if i.key == "192.0.2.1")),
+            "{grew:?}"
+        );
+        // Past a quiet window, stale tracks go first.
+        let later = 10_005 + CorrelationConfig::default().window_ms + 1;
+        for i in 0..1_001u32 {
+            let ip = std::net::Ipv6Addr::from(u128::from(i) + 1).to_string();
+            c.observe(&block("n1", &ip, "r2", later));
+        }
+        assert!(c.tracks() <= 1_001);
     }
 }

@@ -56,7 +56,10 @@ impl EventSink {
     }
 
     /// Queues an event. Returns false when it had to be dropped.
-    pub fn emit(&self, ev: SecurityEvent) -> bool {
+    pub fn emit(&self, mut ev: SecurityEvent) -> bool {
+        // Every event leaves the edge bounded (MAX_EVENT_BYTES), whatever
+        // the request quoted in it.
+        ev.bound();
         {
             let subs = self.subscribers.read();
             for s in subs.iter() {

@@ -332,7 +332,7 @@ impl Metrics {
                 IntCounterVec::new(
                     Opts::new(
                         "palisade_verdicts_total",
-                        "Check matches, by check, rule id, verdict and simulate flag",
+                        "Check matches, by check, rule or rate-limit id (\"decision\" for every decision: their ids are in events), verdict and simulate flag",
                     ),
                     &["check", "id", "verdict", "simulate"],
                 )

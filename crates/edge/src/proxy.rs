@@ -128,6 +128,19 @@ fn check_limits(req: &RequestHeader, limits: &crate::Limits) -> Option<(u16, &'s
     None
 }
 
+/// The `id` label of `palisade_verdicts_total`: the rule or rate-limit id
+/// (a bounded set: the policy's), but never a decision's id — decisions are
+/// minted per offending source (escalations, floods), so one series per
+/// decision would let clients grow the metrics without bound; their events
+/// carry the id.
+pub(crate) fn metric_id(check: CheckKind, id: &str) -> &str {
+    if check == CheckKind::Decision {
+        "decision"
+    } else {
+        id
+    }
+}
+
 impl EdgeProxy {
     fn record_match(&self, m: &Match<'_>, req: &Request<'_>, id: RequestId, now: u64) {
         let st = &self.state;
@@ -136,7 +149,7 @@ impl EdgeProxy {
             .verdicts
             .with_label_values(&[
                 m.check.as_str(),
-                m.id,
+                metric_id(m.check, m.id),
                 verdict,
                 if m.simulate { "true" } else { "false" },
             ])

@@ -167,6 +167,7 @@ pub fn event_detail(v: &ExchangeVerdict) -> WafEventDetail {
             .take(WafEventDetail::MAX_RULES)
             .map(MatchedRule::event_hit)
             .collect(),
+        rules_omitted: v.matched.len().saturating_sub(WafEventDetail::MAX_RULES) as u32,
     }
 }
 

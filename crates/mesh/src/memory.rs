@@ -27,6 +27,10 @@ use crate::types::{DecisionOp, DecisionUpdate, Heartbeat, MeshError, PolicyVersi
 /// Events retained by default; the oldest are dropped past it.
 pub const DEFAULT_EVENT_CAPACITY: usize = 100_000;
 
+/// Bytes of events (`SecurityEvent::approx_bytes`) an in-process event log
+/// retains at most, whatever their count: 32 MiB.
+pub const DEFAULT_EVENT_BYTES: usize = 32 << 20;
+
 /// How many updates a subscription task copies out of the log per lock.
 const BATCH: usize = 256;
 
@@ -67,6 +71,9 @@ struct DecisionLog {
 struct EventLog {
     last_seq: u64,
     capacity: usize,
+    /// Bytes retained at most, and retained now.
+    max_bytes: usize,
+    bytes: usize,
     /// Events dropped because the log was full.
     dropped: u64,
     events: VecDeque<(u64, SecurityEvent)>,
@@ -138,8 +145,16 @@ impl MemoryMesh {
         Self::with_event_capacity(DEFAULT_EVENT_CAPACITY)
     }
 
-    /// An empty mesh retaining at most `capacity` events (at least 1).
+    /// An empty mesh retaining at most `capacity` events (at least 1) and
+    /// [`DEFAULT_EVENT_BYTES`].
     pub fn with_event_capacity(capacity: usize) -> Self {
+        Self::with_event_limits(capacity, DEFAULT_EVENT_BYTES)
+    }
+
+    /// An empty mesh retaining at most `capacity` events (at least 1) and
+    /// `max_bytes` of them (`SecurityEvent::approx_bytes`; the newest event
+    /// is always kept), the oldest dropped first.
+    pub fn with_event_limits(capacity: usize, max_bytes: usize) -> Self {
         MemoryMesh {
             inner: Arc::new(Inner {
                 decisions: Mutex::new(DecisionLog::default()),
@@ -149,6 +164,8 @@ impl MemoryMesh {
                 events: Mutex::new(EventLog {
                     last_seq: 0,
                     capacity: capacity.max(1),
+                    max_bytes,
+                    bytes: 0,
                     dropped: 0,
                     events: VecDeque::new(),
                     durables: HashMap::new(),
@@ -286,9 +303,17 @@ impl Mesh for MemoryMesh {
             let mut log = lock(&self.inner.events);
             log.last_seq += 1;
             let seq = log.last_seq;
-            log.events.push_back((seq, ev.clone()));
-            while log.events.len() > log.capacity {
-                log.events.pop_front();
+            // Bounded whatever the publisher did (edges bound theirs).
+            let mut ev = ev.clone();
+            ev.bound();
+            log.bytes += ev.approx_bytes();
+            log.events.push_back((seq, ev));
+            while log.events.len() > log.capacity
+                || (log.bytes > log.max_bytes && log.events.len() > 1)
+            {
+                if let Some((_, old)) = log.events.pop_front() {
+                    log.bytes = log.bytes.saturating_sub(old.approx_bytes());
+                }
                 log.dropped += 1;
             }
             seq

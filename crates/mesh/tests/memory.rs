@@ -58,3 +58,29 @@ async fn stats_latest_per_node() -> anyhow::Result<()> {
     let m = MemoryMesh::new();
     suite::stats_latest_per_node(&m, &m.clone()).await
 }
+
+/// The in-process event log is bounded in bytes as well as in count, and
+/// keeps every event it stores bounded (`SecurityEvent::bound`) whatever
+/// the publisher sent.
+#[tokio::test]
+async fn the_event_log_is_bounded_in_bytes() -> anyhow::Result<()> {
+    use palisade_mesh::Mesh;
+    use palisade_policy::event::MAX_EVENT_BYTES;
+    let m = MemoryMesh::with_event_limits(1_000, 64 * 1024);
+    for i in 0..200 {
+        let mut ev = suite::event(i);
+        ev.path = format!("/{}", "p".repeat(100_000));
+        m.publish_event(&ev).await?;
+    }
+    let dropped = m.events_dropped();
+    assert!(
+        (100..200).contains(&dropped),
+        "64 KiB hold fewer than 100 events of about 700 bytes: {dropped} dropped"
+    );
+    let mut s = m.consume_events("x").await?;
+    let first = suite::within("event", s.next()).await?.unwrap()?;
+    assert_eq!(first.event.time_ms, dropped, "the oldest went first");
+    assert!(first.event.json_len() <= MAX_EVENT_BYTES);
+    assert!(first.event.path.len() <= palisade_policy::event::field_limits::PATH);
+    Ok(())
+}

@@ -57,6 +57,14 @@ pub struct WafEventDetail {
     /// `encoding_unsupported`, `body_truncated`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Rules that matched but were left out of `rules` to keep the event
+    /// within [`MAX_EVENT_BYTES`] (see [`SecurityEvent::bound`]).
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub rules_omitted: u32,
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
 }
 
 fn is_zero(n: &u8) -> bool {
@@ -101,6 +109,133 @@ pub struct WafRuleHit {
     pub vars: Vec<String>,
 }
 
+/// The most an event takes as a JSON line: a request that matches every
+/// rule it can, with megabytes of matched data, still makes one small event
+/// (the event log, spool, bus and store are sized from it).
+pub const MAX_EVENT_BYTES: usize = 2048;
+
+/// Bytes kept of each field a client controls, or that quotes what it sent
+/// (cut on a character boundary, ending with [`CUT_MARKER`]).
+pub mod field_limits {
+    pub const NODE: usize = 64;
+    pub const REQUEST_ID: usize = 64;
+    pub const RULE_ID: usize = 128;
+    pub const ACTION: usize = 16;
+    pub const METHOD: usize = 16;
+    pub const HOST: usize = 255;
+    pub const PATH: usize = 512;
+    pub const WAF_REASON: usize = 64;
+    pub const HIT_MSG: usize = 120;
+    pub const HIT_DATA: usize = 160;
+    pub const HIT_VAR: usize = 96;
+    pub const HIT_VARS: usize = 4;
+}
+
+/// What ends a field that was cut.
+pub const CUT_MARKER: &str = "…";
+
+/// `s` cut to at most `max` bytes, the cut marked with [`CUT_MARKER`].
+pub fn cut(s: &mut String, max: usize) {
+    if s.len() <= max {
+        return;
+    }
+    let mut end = max.saturating_sub(CUT_MARKER.len());
+    while end > 0 && !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
+    s.push_str(CUT_MARKER);
+}
+
+/// A copy of at most `max` bytes of `s` (cut as [`cut`] does), without
+/// copying what is cut off.
+pub fn cut_copy(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max.saturating_sub(CUT_MARKER.len());
+    while end > 0 && !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut out = String::with_capacity(end + CUT_MARKER.len());
+    out.push_str(&s[..end]);
+    out.push_str(CUT_MARKER);
+    out
+}
+
+impl SecurityEvent {
+    /// Bounds the event: every text field cut to its limit
+    /// ([`field_limits`]), then WAF rule hits left out from the last until
+    /// the JSON line fits in [`MAX_EVENT_BYTES`] (counted in
+    /// `rules_omitted`). The edge bounds each event it emits and the
+    /// control plane each one it receives.
+    pub fn bound(&mut self) {
+        use field_limits as l;
+        cut(&mut self.node, l::NODE);
+        cut(&mut self.request_id, l::REQUEST_ID);
+        cut(&mut self.rule_id, l::RULE_ID);
+        cut(&mut self.action, l::ACTION);
+        cut(&mut self.method, l::METHOD);
+        cut(&mut self.host, l::HOST);
+        cut(&mut self.path, l::PATH);
+        let Some(waf) = &mut self.waf else {
+            return;
+        };
+        if let Some(r) = &mut waf.reason {
+            cut(r, l::WAF_REASON);
+        }
+        let limit = WafEventDetail::MAX_RULES;
+        if waf.rules.len() > limit {
+            waf.rules_omitted = waf
+                .rules_omitted
+                .saturating_add((waf.rules.len() - limit) as u32);
+            waf.rules.truncate(limit);
+        }
+        for hit in &mut waf.rules {
+            cut(&mut hit.msg, l::HIT_MSG);
+            cut(&mut hit.data, l::HIT_DATA);
+            cut(&mut hit.var, l::HIT_VAR);
+            hit.vars.truncate(l::HIT_VARS);
+            for v in &mut hit.vars {
+                cut(v, l::HIT_VAR);
+            }
+        }
+        while self.json_len() > MAX_EVENT_BYTES {
+            let Some(waf) = &mut self.waf else { break };
+            if waf.rules.pop().is_none() {
+                break;
+            }
+            waf.rules_omitted = waf.rules_omitted.saturating_add(1);
+        }
+    }
+
+    /// What the event holds in memory, roughly: its text fields and a fixed
+    /// part (cheap: no serialization). For byte caps on event queues.
+    pub fn approx_bytes(&self) -> usize {
+        let mut n = 160
+            + self.node.len()
+            + self.request_id.len()
+            + self.rule_id.len()
+            + self.action.len()
+            + self.method.len()
+            + self.host.len()
+            + self.path.len();
+        if let Some(w) = &self.waf {
+            n += 64 + w.reason.as_ref().map_or(0, String::len);
+            for h in &w.rules {
+                n += 96 + h.msg.len() + h.data.len() + h.var.len();
+                n += h.vars.iter().map(|v| v.len() + 24).sum::<usize>();
+            }
+        }
+        n
+    }
+
+    /// The length of the event as a JSON line.
+    pub fn json_len(&self) -> usize {
+        serde_json::to_vec(self).map_or(usize::MAX, |v| v.len())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +257,68 @@ mod tests {
             status: Some(403),
             waf: None,
         }
+    }
+
+    #[test]
+    fn events_are_bounded_whatever_the_request() {
+        let huge = "x".repeat(60_000);
+        let mut ev = event();
+        ev.host = format!("{huge}.example");
+        ev.path = format!("/{huge}");
+        ev.method = huge.clone();
+        ev.request_id = huge.clone();
+        ev.waf = Some(WafEventDetail {
+            anomaly_score: 130,
+            rules: (0..40)
+                .map(|i| WafRuleHit {
+                    id: 942100 + i,
+                    msg: format!("rule {i} {huge}"),
+                    data: format!("Matched Data: {huge}"),
+                    var: format!("ARGS:{huge}"),
+                    vars: vec![huge.clone(); 32],
+                })
+                .collect(),
+            reason: Some(huge.clone()),
+            ..WafEventDetail::default()
+        });
+        ev.bound();
+        let json = serde_json::to_string(&ev).unwrap();
+        assert!(json.len() <= MAX_EVENT_BYTES, "{} bytes", json.len());
+        assert!(ev.path.ends_with(CUT_MARKER) && ev.path.len() <= field_limits::PATH);
+        let waf = ev.waf.as_ref().unwrap();
+        assert!(!waf.rules.is_empty(), "the first hits stay");
+        assert_eq!(waf.rules.len() as u32 + waf.rules_omitted, 40);
+        assert_eq!(waf.rules[0].id, 942100, "in evaluation order");
+        assert!(waf.rules[0].data.ends_with(CUT_MARKER));
+        // Bounded events round-trip, and bounding is idempotent.
+        let back: SecurityEvent = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, ev);
+        let mut again = ev.clone();
+        again.bound();
+        assert_eq!(again, ev);
+        // Small events are left alone.
+        let mut small = event();
+        small.bound();
+        assert_eq!(small, event());
+    }
+
+    #[test]
+    fn cuts_fall_on_character_boundaries() {
+        let mut s = "é".repeat(100);
+        cut(&mut s, 11);
+        assert!(s.len() <= 11 && s.ends_with(CUT_MARKER), "{s}");
+        assert!(s.starts_with("ééé"));
+        let mut short = "abc".to_string();
+        cut(&mut short, 3);
+        assert_eq!(short, "abc");
+        assert_eq!(cut_copy(&"é".repeat(100), 11), {
+            let mut c = "é".repeat(100);
+            cut(&mut c, 11);
+            c
+        });
+        let mut tiny = "abcdef".to_string();
+        cut(&mut tiny, 2);
+        assert_eq!(tiny, CUT_MARKER);
     }
 
     #[test]

@@ -33,15 +33,22 @@ impl MatchedRule {
     pub const MAX_VARS: usize = 32;
 
     /// The rule as a security event records it (`vars` only when it
-    /// matched several variables).
+    /// matched several variables), each field cut to its event limit
+    /// (`palisade_policy::event::field_limits`) as it is copied: a rule
+    /// whose log data quotes a 60 KB value copies 160 bytes of it.
     pub fn event_hit(&self) -> palisade_policy::WafRuleHit {
+        use palisade_policy::event::{cut_copy, field_limits as l};
         palisade_policy::WafRuleHit {
             id: self.id,
-            msg: self.msg.clone(),
-            data: self.logdata.clone(),
-            var: self.matched_var_name.clone(),
+            msg: cut_copy(&self.msg, l::HIT_MSG),
+            data: cut_copy(&self.logdata, l::HIT_DATA),
+            var: cut_copy(&self.matched_var_name, l::HIT_VAR),
             vars: if self.matched_var_names.len() > 1 {
-                self.matched_var_names.clone()
+                self.matched_var_names
+                    .iter()
+                    .take(l::HIT_VARS)
+                    .map(|v| cut_copy(v, l::HIT_VAR))
+                    .collect()
             } else {
                 Vec::new()
             },
