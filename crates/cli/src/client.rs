@@ -332,15 +332,21 @@ pub enum DecisionsCommand {
         /// ban or allow.
         #[arg(long, default_value = "ban")]
         action: String,
-        /// How long (e.g. 10m, 4h); omit for until deleted.
-        #[arg(long)]
+        /// How long (e.g. 10m, 4h). Required unless --permanent.
+        #[arg(long, required_unless_present = "permanent")]
         duration: Option<String>,
+        /// Until deleted (instead of --duration).
+        #[arg(long, conflicts_with = "duration")]
+        permanent: bool,
         /// Why.
         #[arg(long, default_value = "")]
         reason: String,
         /// Log matches only, do not enforce.
         #[arg(long)]
         simulated: bool,
+        /// Accept a ban broader than /8 (IPv4) or /32 (IPv6).
+        #[arg(long)]
+        force: bool,
     },
     /// List active decisions.
     List,
@@ -432,12 +438,15 @@ pub fn run(args: ApiArgs, cmd: DecisionsCommand) -> anyhow::Result<i32> {
                 value,
                 action,
                 duration,
+                permanent,
                 reason,
                 simulated,
+                force,
             } => {
                 let body = serde_json::json!({
                     "scope": scope, "value": value, "action": action,
-                    "duration": duration, "reason": reason, "simulated": simulated, "origin": "cli",
+                    "duration": duration, "permanent": permanent, "reason": reason,
+                    "simulated": simulated, "origin": "cli", "force": force,
                 });
                 let d: Decision = api
                     .call(

@@ -166,7 +166,7 @@ fn load_decisions(path: &Path) -> anyhow::Result<Vec<Decision>> {
     let mut errors = Vec::new();
     let mut ds = Vec::new();
     let mut push = |line: usize, nd: Result<palisade_control::NewDecision, String>| match nd
-        .and_then(|nd| nd.into_decision(now))
+        .and_then(|nd| nd.into_decision(now, "file"))
     {
         Ok(d) => ds.push(d),
         Err(e) => errors.push(format!("{}:{line}: {e}", path.display())),

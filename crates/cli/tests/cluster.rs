@@ -325,6 +325,8 @@ fn control_plane_policy_versions_decisions_and_failover() {
         "ip",
         "--value",
         "203.0.113.50",
+        "--duration",
+        "1h",
         "--json",
     ]);
     assert!(
@@ -355,6 +357,8 @@ fn control_plane_policy_versions_decisions_and_failover() {
             "ip",
             "--value",
             "203.0.113.51",
+            "--duration",
+            "1h",
         ])
         .env("PALISADE_API", &c1.api)
         .env("PALISADE_TOKEN", "viewer-token-0123456789")
@@ -445,6 +449,8 @@ fn control_plane_policy_versions_decisions_and_failover() {
         "cidr",
         "--value",
         "198.51.100.0/24",
+        "--duration",
+        "1h",
     ]);
     assert!(
         out.status.success(),

@@ -494,8 +494,8 @@ fn country_and_asn_decisions_with_maxmind_databases() {
     assert_eq!(up.get("/country", Some("1.0.0.1")).status(), 200);
     let c = client();
     for body in [
-        r#"{"scope":"country","value":"kp"}"#,
-        r#"{"scope":"asn","value":"AS15169"}"#,
+        r#"{"scope":"country","value":"kp","duration":"1h"}"#,
+        r#"{"scope":"asn","value":"AS15169","permanent":true}"#,
     ] {
         let r = c
             .post(format!("{}/api/v1/decisions", up.api))

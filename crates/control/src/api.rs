@@ -63,23 +63,63 @@ pub struct NewDecision {
     /// `ban` (default) or `allow`.
     #[serde(default)]
     pub action: Option<String>,
-    /// How long it lasts (`10m`, `1h`, ...); absent = until deleted.
+    /// How long it lasts (`10m`, `1h`, ...). Required unless `permanent`.
     #[serde(default)]
     pub duration: Option<String>,
+    /// A decision that lasts until deleted says so (never by an absent or
+    /// empty `duration`).
+    #[serde(default)]
+    pub permanent: bool,
     /// Why.
     #[serde(default)]
     pub reason: String,
-    /// Who asked (defaults to `api`).
+    /// A label of the caller's (`cli`, a ticket number: letters, digits,
+    /// `.`, `_`, `-`, at most 32). The decision's `origin` is set by the
+    /// server from the token's role: `api:<role>` or `api:<role>:<label>`,
+    /// so no caller can pass a decision off as an escalation's or an
+    /// incident's.
     #[serde(default)]
     pub origin: Option<String>,
     /// Shadow mode: log matches, do not enforce.
     #[serde(default)]
     pub simulated: bool,
+    /// Accept a ban broader than the minimum prefix ([`MIN_BAN_PREFIX_V4`],
+    /// [`MIN_BAN_PREFIX_V6`]).
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// The broadest IPv4 network a ban may cover without `force` (a /8: 16.7
+/// million addresses). `0.0.0.0/0` would block every client of every edge.
+pub const MIN_BAN_PREFIX_V4: u8 = 8;
+/// The broadest IPv6 network a ban may cover without `force`.
+pub const MIN_BAN_PREFIX_V6: u8 = 32;
+
+/// The origin recorded for a decision that came through `base` (`api:<role>`
+/// for the API, `file` for `palisade up --decisions`), with the caller's
+/// label (checked).
+fn origin_for(base: &str, label: Option<&str>) -> Result<String, String> {
+    match label.map(str::trim).filter(|l| !l.is_empty()) {
+        None => Ok(base.to_string()),
+        Some(l)
+            if l.len() <= 32
+                && l
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) =>
+        {
+            Ok(format!("{base}:{l}"))
+        }
+        Some(l) => Err(format!(
+            "origin {l:?}: a label of at most 32 letters, digits, `.`, `_` or `-` (the server sets the decision's origin from the token)"
+        )),
+    }
 }
 
 impl NewDecision {
     /// Validates and turns the request into a decision (id 0: the store assigns one).
-    pub fn into_decision(self, now_ms: u64) -> Result<Decision, String> {
+    /// `origin` is where it came from (`api:<role>`, `file`): the caller's
+    /// `origin` field can only add a label to it.
+    pub fn into_decision(self, now_ms: u64, origin: &str) -> Result<Decision, String> {
         let scope: Scope = match self.scope.as_str() {
             "ip" => Scope::Ip,
             "cidr" | "range" => Scope::Cidr,
@@ -98,9 +138,15 @@ impl NewDecision {
         };
         let value = palisade_policy::DecisionSet::normalize(scope, &self.value)
             .map_err(|e| e.to_string())?;
-        let expires_at = match self.duration.as_deref() {
-            None | Some("") => None,
-            Some(d) => {
+        let expires_at = match (self.duration.as_deref().map(str::trim), self.permanent) {
+            (None | Some(""), false) => {
+                return Err("duration is required (e.g. \"10m\", \"24h\"); a decision that lasts until deleted says \"permanent\": true".into())
+            }
+            (None | Some(""), true) => None,
+            (Some(_), true) => {
+                return Err("a decision is either permanent or has a duration, not both".into())
+            }
+            (Some(d), false) => {
                 let ms = parse_duration_ms(d).map_err(|e| format!("duration: {e}"))?;
                 if ms == 0 {
                     return Err("duration must be longer than 0".into());
@@ -108,6 +154,22 @@ impl NewDecision {
                 Some(now_ms.saturating_add(ms))
             }
         };
+        if scope == Scope::Cidr && action == DecisionAction::Ban && !self.force {
+            if let Some((addr, len)) = value.split_once('/') {
+                let len: u8 = len.parse().unwrap_or(0);
+                let min = if addr.contains(':') {
+                    MIN_BAN_PREFIX_V6
+                } else {
+                    MIN_BAN_PREFIX_V4
+                };
+                if len < min {
+                    return Err(format!(
+                        "a ban of {value} is broader than /{min}, the broadest a ban may be without \"force\": true (it would block every client in it on every edge)"
+                    ));
+                }
+            }
+        }
+        let origin = origin_for(origin, self.origin.as_deref())?;
         if self.reason.len() > 1024 {
             return Err("reason is longer than 1024 bytes".into());
         }
@@ -117,7 +179,7 @@ impl NewDecision {
             value,
             action,
             reason: self.reason,
-            origin: self.origin.unwrap_or_else(|| "api".into()),
+            origin,
             simulated: self.simulated,
             created_at: now_ms,
             expires_at,
@@ -275,11 +337,14 @@ async fn add_decision(
     if let Some(r) = deny(&headers, &cfg.tokens, Role::Operator) {
         return r;
     }
+    let Some(role) = cfg.tokens.role_of(&headers) else {
+        return unauthorized();
+    };
     let req: NewDecision = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")),
     };
-    let d = match req.into_decision((cfg.clock)()) {
+    let d = match req.into_decision((cfg.clock)(), &format!("api:{}", role.as_str())) {
         Ok(d) => d,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
@@ -654,7 +719,7 @@ mod tests {
     #[tokio::test]
     async fn writes_need_the_token() {
         let app = app();
-        let body = r#"{"scope":"ip","value":"203.0.113.9"}"#;
+        let body = r#"{"scope":"ip","value":"203.0.113.9","duration":"1h"}"#;
         assert_eq!(
             call(&app, "POST", "/api/v1/decisions", None, body).await.0,
             StatusCode::UNAUTHORIZED
@@ -697,7 +762,7 @@ mod tests {
     #[tokio::test]
     async fn roles_limit_what_a_token_may_do() {
         let app = app();
-        let body = r#"{"scope":"ip","value":"203.0.113.9"}"#;
+        let body = r#"{"scope":"ip","value":"203.0.113.9","duration":"1h"}"#;
         assert_eq!(
             call(&app, "POST", "/api/v1/decisions", Some("look-only"), body)
                 .await
@@ -775,5 +840,78 @@ mod tests {
             assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
             assert!(e["error"].as_str().unwrap().contains(needle), "{body}: {e}");
         }
+    }
+
+    /// Guardrails of decision writes: a duration or an explicit
+    /// `permanent`, no ban broader than /8 (/32) without `force`, and an
+    /// origin the server sets from the token.
+    #[tokio::test]
+    async fn decision_writes_have_guardrails() {
+        let app = app();
+        let post = |body: &'static str, token: &'static str| {
+            let app = app.clone();
+            async move { call(&app, "POST", "/api/v1/decisions", Some(token), body).await }
+        };
+        for (body, needle) in [
+            (
+                r#"{"scope":"ip","value":"192.0.2.1"}"#,
+                "duration is required",
+            ),
+            (
+                r#"{"scope":"ip","value":"192.0.2.1","duration":""}"#,
+                "duration is required",
+            ),
+            (
+                r#"{"scope":"ip","value":"192.0.2.1","duration":"1h","permanent":true}"#,
+                "not both",
+            ),
+            (
+                r#"{"scope":"cidr","value":"0.0.0.0/0","duration":"1h"}"#,
+                "broader than /8",
+            ),
+            (
+                r#"{"scope":"cidr","value":"10.0.0.0/7","duration":"1h"}"#,
+                "broader than /8",
+            ),
+            (
+                r#"{"scope":"cidr","value":"::/0","permanent":true}"#,
+                "broader than /32",
+            ),
+            (
+                r#"{"scope":"ip","value":"192.0.2.1","duration":"1h","origin":"escalation:x"}"#,
+                "label",
+            ),
+        ] {
+            let (s, e) = post(body, "secret").await;
+            assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {e}");
+            assert!(e["error"].as_str().unwrap().contains(needle), "{body}: {e}");
+        }
+        for body in [
+            r#"{"scope":"cidr","value":"10.0.0.0/8","duration":"1h"}"#,
+            r#"{"scope":"cidr","value":"0.0.0.0/0","duration":"1m","force":true}"#,
+            r#"{"scope":"cidr","value":"0.0.0.0/0","action":"allow","duration":"1m"}"#,
+            r#"{"scope":"ip","value":"192.0.2.2","permanent":true}"#,
+        ] {
+            let (s, e) = post(body, "secret").await;
+            assert_eq!(s, StatusCode::CREATED, "{body}: {e}");
+        }
+        let (_, d) = post(
+            r#"{"scope":"ip","value":"192.0.2.3","duration":"1h"}"#,
+            "ops",
+        )
+        .await;
+        assert_eq!(d["origin"], "api:operator", "{d}");
+        let (_, d) = post(
+            r#"{"scope":"ip","value":"192.0.2.4","duration":"1h","origin":"ticket-42"}"#,
+            "secret",
+        )
+        .await;
+        assert_eq!(d["origin"], "api:admin:ticket-42", "{d}");
+        let (_, d) = post(
+            r#"{"scope":"ip","value":"192.0.2.5","permanent":true}"#,
+            "secret",
+        )
+        .await;
+        assert!(d["expires_at"].is_null(), "{d}");
     }
 }
