@@ -70,18 +70,10 @@ fn state_file(data_dir: &Path) -> PathBuf {
 pub fn event_feed(
     state: &EdgeState,
 ) -> std::io::Result<tokio::sync::mpsc::Receiver<SecurityEvent>> {
-    let (std_tx, std_rx) = std::sync::mpsc::sync_channel(4096);
-    state.events.subscribe(std_tx);
-    let (tx, rx) = tokio::sync::mpsc::channel(4096);
-    std::thread::Builder::new()
-        .name("palisade-events-mesh".into())
-        .spawn(move || {
-            while let Ok(ev) = std_rx.recv() {
-                if tx.blocking_send(ev).is_err() {
-                    break;
-                }
-            }
-        })?;
+    // As many events wait as before through the two queues and the thread
+    // that bridged them; slots are allocated as events arrive (crate::events).
+    let (tx, rx) = tokio::sync::mpsc::channel(8192);
+    state.events.subscribe(tx);
     Ok(rx)
 }
 
