@@ -284,6 +284,44 @@ impl Var {
         )
     }
 
+    /// True for variables whose values a target selects from the request
+    /// and response data alone (never from the transaction's state, which
+    /// rules change while a phase runs): what such a target list selects
+    /// is the same for every rule of a phase (see
+    /// [`crate::rules::Rule::item_lists`]).
+    pub fn is_data_only(self) -> bool {
+        matches!(
+            self,
+            Var::Args
+                | Var::ArgsNames
+                | Var::ArgsGet
+                | Var::ArgsGetNames
+                | Var::ArgsPost
+                | Var::ArgsPostNames
+                | Var::ArgsCombinedSize
+                | Var::RequestHeaders
+                | Var::RequestHeadersNames
+                | Var::RequestCookies
+                | Var::RequestCookiesNames
+                | Var::RequestFilename
+                | Var::RequestBasename
+                | Var::RequestUri
+                | Var::RequestUriRaw
+                | Var::RequestLine
+                | Var::RequestMethod
+                | Var::RequestProtocol
+                | Var::QueryString
+                | Var::Files
+                | Var::FilesNames
+                | Var::FilesSizes
+                | Var::FilesCombinedSize
+                | Var::MultipartPartHeaders
+                | Var::Xml
+                | Var::ResponseHeaders
+                | Var::ResponseHeadersNames
+        )
+    }
+
     /// True for variables whose value is fixed once the request (headers and
     /// body) is parsed, or once the response headers, then its body, are
     /// given, so transformation results can be cached (until the values

@@ -370,6 +370,7 @@ impl Compiler {
             skip_after_step: None,
             contains_filter: None,
             memo_slot: None,
+            item_lists: None,
         };
         let mut phase_set = false;
         let mut chain = false;
@@ -567,7 +568,9 @@ impl Compiler {
             }
         }
         let memo_slots = memo_slots as usize;
+        let item_lists = number_item_lists(&mut rules);
         RuleSet {
+            item_lists,
             memo: crate::memo::ValueMemo::new(crate::memo::DEFAULT_ENTRIES, memo_slots),
             memo_slots,
             rules,
@@ -582,6 +585,35 @@ impl Compiler {
             skipped: Vec::new(),
         }
     }
+}
+
+/// Numbers the distinct target lists of data-only links (see
+/// [`Rule::item_lists`]); returns how many there are.
+fn number_item_lists(rules: &mut [Rule]) -> usize {
+    let mut keys: HashMap<String, u32> = HashMap::new();
+    let mut number = |key: String| {
+        let n = keys.len() as u32;
+        *keys.entry(key).or_insert(n)
+    };
+    for head in rules.iter_mut() {
+        let mut link = Some(head);
+        while let Some(r) = link {
+            let t = &r.targets;
+            if !r.unconditional
+                && !t.targets.is_empty()
+                && t.targets.iter().all(|t| t.var.is_data_only())
+            {
+                let targets = format!("{:?}", t.targets);
+                let with_exclusions = match t.exclusions.is_empty() {
+                    true => number(targets.clone()),
+                    false => number(format!("{targets}|{:?}", t.exclusions)),
+                };
+                r.item_lists = Some((with_exclusions, number(targets)));
+            }
+            link = r.chained.as_deref_mut();
+        }
+    }
+    keys.len()
 }
 
 /// Numbers the TX names the rules use literally (targets, macros, setvar

@@ -138,6 +138,12 @@ pub struct Rule {
     /// This link's bit in the value memo ([`crate::memo`]): set for links
     /// whose answer on a value depends on the value alone.
     pub memo_slot: Option<u32>,
+    /// For a link whose targets select request or response data alone
+    /// ([`crate::variables::Var::is_data_only`]): the numbers of its target
+    /// list among the rule set's distinct lists, with its exclusions (rule
+    /// evaluation) and without (group checks). A transaction collects each
+    /// list's values once per phase and shares them between the rules.
+    pub item_lists: Option<(u32, u32)>,
 }
 
 /// What the rules of a group (same static targets, same transformations)
@@ -252,6 +258,8 @@ pub struct RuleSet {
     pub memo_slots: usize,
     /// What pure checks found nothing in, across requests (`None`: off).
     pub memo: Option<crate::memo::ValueMemo>,
+    /// Distinct data-only target lists (see [`Rule::item_lists`]).
+    pub item_lists: usize,
 }
 
 impl RuleSet {

@@ -4,7 +4,7 @@
 use super::collect::collect;
 use super::eval::num;
 use super::request::RequestData;
-use super::values::{push_i64, Item, Items};
+use super::values::{push_i64, Item};
 use super::*;
 
 /// Resolves macros against request data and state.
@@ -85,7 +85,7 @@ impl Resolve for Ctx<'_> {
                     },
                     false,
                 );
-                let mut items = Items::default();
+                let mut items = Vec::new();
                 collect(
                     self.data,
                     s,
@@ -94,7 +94,7 @@ impl Resolve for Ctx<'_> {
                     None,
                     &mut items,
                 );
-                if let Some(first) = &items.first {
+                if let Some(first) = items.first() {
                     out.extend_from_slice(&first.value);
                 }
             }

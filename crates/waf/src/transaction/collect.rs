@@ -2,7 +2,7 @@
 //! and the transaction state, minus the excluded ones.
 
 use super::request::{default_processor, RequestData};
-use super::values::{Item, Items, Val};
+use super::values::{Item, Val};
 use super::*;
 
 #[inline]
@@ -43,11 +43,11 @@ pub(super) fn collect<'d>(
     t: &'d Target,
     list: &TargetList,
     head: Option<&Rule>,
-    out: &mut Items<'d>,
+    out: &mut Vec<Item<'d>>,
 ) {
     let start = out.len();
     let var = t.var;
-    let kv = |pairs: &'d [(Vec<u8>, Vec<u8>)], names: bool, out: &mut Items<'d>| {
+    let kv = |pairs: &'d [(Vec<u8>, Vec<u8>)], names: bool, out: &mut Vec<Item<'d>>| {
         for (k, v) in pairs {
             if !t.selector.matches(k) || excluded(list, state, head, var, k) {
                 continue;
@@ -59,7 +59,7 @@ pub(super) fn collect<'d>(
             });
         }
     };
-    let scalar = |value: Val<'d>, out: &mut Items<'d>| {
+    let scalar = |value: Val<'d>, out: &mut Vec<Item<'d>>| {
         if !excluded(list, state, head, var, b"") {
             out.push(Item {
                 var,

@@ -2,9 +2,8 @@
 //! transaction), operator, and the rule-group prefilter checks.
 
 use super::actions::{record_match, record_match_str, run_actions, Ctx};
-use super::collect::{collect, excluded};
+use super::collect::excluded;
 use super::request::RequestData;
-use super::values::Items;
 use super::*;
 
 fn bit_is_set(bits: &[u64], bit: u32) -> bool {
@@ -12,18 +11,19 @@ fn bit_is_set(bits: &[u64], bit: u32) -> bool {
         .is_some_and(|w| w & (1 << (bit % 64)) != 0)
 }
 
-impl Transaction {
+impl<'d> Phase<'d> {
     /// Evaluates one link against its targets. Sets MATCHED_VAR(S) and
     /// captures. `head` carries the id and tags used by exclusions.
-    pub(super) fn eval_rule(&mut self, rs: &RuleSet, head: &Rule, rule: &Rule) -> bool {
+    pub(super) fn eval_rule(&mut self, head: &'d Rule, rule: &'d Rule) -> bool {
         if rule.unconditional {
-            run_actions(&self.data, &mut self.state, rule);
+            run_actions(self.data, self.state, rule);
             return true;
         }
-        let data = &self.data;
-        let state = &mut self.state;
-        let cache = &mut self.cache;
-        let local = &mut self.memo;
+        let rs = self.rs;
+        let data = self.data;
+        let state = &mut *self.state;
+        let cache = &mut *self.cache;
+        let local = &mut *self.memo;
         // Fast path: one `TX:key` target, read where it is stored (CRS'
         // paranoia-level checks and scoring).
         if let [t] = rule.targets.targets.as_slice() {
@@ -42,7 +42,7 @@ impl Transaction {
         // Fast path: the rule's group tells whether it can match at all.
         let mut op_false = false;
         if let Some(g) = rule.group {
-            let rx_dirty = group_check(rs, data, state, cache, local, rule, g);
+            let rx_dirty = group_check(rs, data, state, cache, local, &mut self.items, rule, g);
             match rule.pm_bit {
                 None if !rx_dirty => return false,
                 None => {}
@@ -57,14 +57,11 @@ impl Transaction {
                 Some(_) => {}
             }
         }
-        let mut items = Items::default();
-        for t in &rule.targets.targets {
-            collect(data, state, t, &rule.targets, Some(head), &mut items);
-        }
+        let selected = self.items.select(data, state, rule, Some(head));
         state.matched_vars_len = 0;
         let mut matched = false;
         let chains = &rs.chains;
-        for item in items.iter() {
+        for item in self.items.items(&selected) {
             let cacheable = item.var.is_request_static() && item.value.is_ref();
             // A value this link found nothing in before, in any request.
             let memo = match (&rs.memo, rule.memo_slot, cacheable) {
@@ -113,6 +110,7 @@ impl Transaction {
             // Like ModSecurity, actions run once per matching value.
             run_actions(data, state, rule);
         }
+        self.items.release(selected);
         matched
     }
 }
@@ -160,26 +158,21 @@ fn eval_tx_scalar(
     hit
 }
 
-/// No exclusions: what a group checks is every value its rules' targets
-/// select, whatever each rule leaves out.
-static NO_EXCLUSIONS: TargetList = TargetList {
-    targets: Vec::new(),
-    exclusions: Vec::new(),
-};
-
 /// A rule group's answer for the current values, computed once (until the
 /// values are replaced): whether some value may match one of its `@rx`
 /// patterns (returned), and which of its `@pm` rules have a phrase in some
 /// value (their bits set in `state.pm_bits`). It checks every value the
 /// targets select, ignoring exclusions and runtime target removals, so it
 /// over-approximates: it is only used to skip rules that cannot match.
-fn group_check(
+#[allow(clippy::too_many_arguments)]
+fn group_check<'d>(
     rs: &RuleSet,
-    data: &RequestData,
+    data: &'d RequestData,
     state: &mut State,
     cache: &mut TransformCache,
     local: &mut LocalMemo,
-    rule: &Rule,
+    items: &mut ItemCache<'d>,
+    rule: &'d Rule,
     g: u32,
 ) -> bool {
     match state.group_bits.get(g as usize).copied() {
@@ -190,10 +183,9 @@ fn group_check(
     let Some(group) = rs.groups.get(g as usize) else {
         return true;
     };
-    let mut items = Items::default();
-    for t in &rule.targets.targets {
-        collect(data, state, t, &NO_EXCLUSIONS, None, &mut items);
-    }
+    // No exclusions: what a group checks is every value its rules'
+    // targets select, whatever each rule leaves out.
+    let selected = items.select(data, state, rule, None);
     // Without an `@rx` set there is no `@rx` rule to skip.
     let mut rx_dirty = group.rx.is_none();
     // The bits were cleared with the values: all of them are pending.
@@ -204,7 +196,7 @@ fn group_check(
     };
     let (rx_slot, pm_slot) = RuleSet::group_memo_slots(g);
     let all_pm = pending;
-    for item in items.iter() {
+    for item in items.items(&selected) {
         if rx_dirty && pending == 0 {
             break;
         }
@@ -245,6 +237,7 @@ fn group_check(
             }
         }
     }
+    items.release(selected);
     if let Some(slot) = state.group_bits.get_mut(g as usize) {
         *slot = rx_dirty as u32;
     }

@@ -27,6 +27,7 @@ use crate::variables::{Selector, Target, TargetList, Var};
 mod actions;
 mod collect;
 mod eval;
+mod items;
 mod report;
 mod request;
 #[cfg(test)]
@@ -34,6 +35,7 @@ mod tests;
 mod values;
 
 use actions::{disruptive_of, Ctx};
+use items::{ItemBuffers, ItemCache};
 pub use report::{Interruption, MatchedRule};
 pub use request::{
     default_processor, percent_decode, reason_phrase, HttpRequest, RequestData, ResponseData,
@@ -107,6 +109,20 @@ pub struct Transaction {
     cache: TransformCache,
     /// This transaction's entries of the rule set's value memo.
     memo: LocalMemo,
+    /// The buffers of the phases' [`ItemCache`]s.
+    items: ItemBuffers,
+}
+
+/// What a phase's rules work on: the transaction's parts borrowed apart,
+/// so that the values rules select (borrowed from `data` and the rule set,
+/// shared through `items`) are read while the rules update `state`.
+struct Phase<'d> {
+    rs: &'d RuleSet,
+    data: &'d RequestData,
+    state: &'d mut State,
+    cache: &'d mut TransformCache,
+    memo: &'d mut LocalMemo,
+    items: ItemCache<'d>,
 }
 
 /// Transformation results of a transaction, by (value address, value
@@ -159,6 +175,7 @@ impl Transaction {
             state,
             cache: TransformCache::default(),
             memo: LocalMemo::default(),
+            items: ItemBuffers::default(),
         }
     }
 
@@ -347,6 +364,25 @@ impl Transaction {
         }
         let holder = Arc::clone(&self.rules);
         let rs: &RuleSet = &holder;
+        let items = self.items.begin(rs.item_lists);
+        let mut p = Phase {
+            rs,
+            data: &self.data,
+            state: &mut self.state,
+            cache: &mut self.cache,
+            memo: &mut self.memo,
+            items,
+        };
+        p.run(phase);
+        let Phase { items, .. } = p;
+        self.items.end(items);
+    }
+}
+
+impl<'d> Phase<'d> {
+    /// Runs the rules of `phase`, in order, until one interrupts.
+    fn run(&mut self, phase: u8) {
+        let rs = self.rs;
         let steps = &rs.phases[phase as usize];
         let mut i = 0;
         let mut skip = 0u32;
@@ -365,7 +401,7 @@ impl Transaction {
                 i += 1;
                 continue;
             }
-            if self.eval_chain(rs, rule) {
+            if self.eval_chain(rule) {
                 if rule.skip_after.is_some() {
                     match rule.skip_after_step {
                         Some(pos) if pos > i => i = pos,
@@ -409,21 +445,21 @@ impl Transaction {
     }
 
     fn is_removed(&self, rule: &Rule) -> bool {
-        let s = &self.state;
+        let s = &*self.state;
         s.removed_ids.iter().any(|r| r.contains(rule.id))
             || (!s.removed_tags.is_empty() && rule.tags.iter().any(|t| s.removed_tags.contains(t)))
     }
 
     /// Evaluates a rule and its chain; on a full match runs the actions of
     /// every link and records the match. Returns whether it matched.
-    fn eval_chain(&mut self, rs: &RuleSet, head: &Rule) -> bool {
+    fn eval_chain(&mut self, head: &'d Rule) -> bool {
         self.state.rule_id = head.id;
         self.state.rule_msg.clear();
         // Like ModSecurity, the non-disruptive actions of a link run as soon
         // as that link matches: later links may read what earlier ones set.
         let mut link = head;
         loop {
-            if !self.eval_rule(rs, head, link) {
+            if !self.eval_rule(head, link) {
                 return false;
             }
             match &link.chained {
@@ -441,8 +477,8 @@ impl Transaction {
             return true;
         }
         let ctx = Ctx {
-            data: &self.data,
-            state: &self.state,
+            data: self.data,
+            state: self.state,
         };
         let msg = head
             .msg

@@ -108,3 +108,26 @@ SecRule RESPONSE_BODY "@rx <title>Index of" "id:23,phase:4,pass,log""#,
     assert_eq!(ids(&run(&[], "a mysql_ error")), vec![20]);
     assert_eq!(ids(&run(&[], "a mysql_ warning")), Vec::<u32>::new());
 }
+
+#[test]
+fn shared_target_lists_keep_exclusions_and_runtime_removals() {
+    // Rules 2 to 5 share one list of values per phase; rule 1's exclusion
+    // gives it a list of its own, and rule 3's removal (after the shared
+    // list was collected) must still hide ARGS:b from rule 4.
+    let rs = rules(
+        r#"SecRule ARGS|!ARGS:b "@streq 2" "id:1,phase:2,pass,log"
+SecRule ARGS "@streq 2" "id:2,phase:2,pass,log"
+SecRule ARGS "@streq 1" "id:3,phase:2,pass,log,ctl:ruleRemoveTargetById=4;ARGS:b"
+SecRule ARGS "@streq 2" "id:4,phase:2,pass,log"
+SecRule ARGS "@streq 2" "id:5,phase:2,pass,log"
+SecRule TX:x "@streq 2" "id:6,phase:2,pass,log""#,
+    );
+    let lists: Vec<_> = rs.rules.iter().map(|r| r.item_lists).collect();
+    assert_eq!(rs.item_lists, 2);
+    assert_eq!(lists[0], Some((0, 1)));
+    assert!(lists[1..5].iter().all(|l| *l == Some((1, 1))), "{lists:?}");
+    assert_eq!(lists[5], None, "TX changes while a phase runs");
+    let mut tx = Transaction::new(rs, get("/?a=1&b=2"));
+    tx.process_request();
+    assert_eq!(ids(&tx), vec![2, 3, 5]);
+}
