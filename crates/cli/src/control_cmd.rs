@@ -1,14 +1,22 @@
-//! `palisade control`: the control plane of a cluster, over NATS JetStream.
+//! `palisade control`: the control plane of a cluster, over NATS JetStream
+//! (cargo feature `nats`; without it the command says how to build a binary
+//! with it).
 
+#[cfg(feature = "nats")]
 use anyhow::Context;
 use clap::Args;
+#[cfg(feature = "nats")]
 use palisade_control::{ApiConfig, EventStore, MeshBackend};
+#[cfg(feature = "nats")]
 use palisade_edge::now_ms;
+#[cfg(feature = "nats")]
 use palisade_mesh::nats::{NatsMesh, NatsOptions};
 use std::path::PathBuf;
+#[cfg(feature = "nats")]
 use std::sync::Arc;
 
 #[derive(Args)]
+#[cfg_attr(not(feature = "nats"), allow(dead_code))]
 pub struct ControlArgs {
     /// Address of the management API.
     #[arg(long, default_value = "127.0.0.1:9090")]
@@ -58,6 +66,12 @@ pub struct ControlArgs {
     rules_dir: crate::rules_dir::RulesDirArgs,
 }
 
+#[cfg(not(feature = "nats"))]
+pub fn run(_args: ControlArgs) -> anyhow::Result<i32> {
+    Err(crate::features::without_nats("palisade control"))
+}
+
+#[cfg(feature = "nats")]
 pub fn run(args: ControlArgs) -> anyhow::Result<i32> {
     let roots = args.rules_dir.roots()?;
     std::fs::create_dir_all(&args.data_dir)

@@ -1,16 +1,24 @@
-//! `palisade edge`: a node that joins a cluster over NATS JetStream.
+//! `palisade edge`: a node that joins a cluster over NATS JetStream (cargo
+//! feature `nats`; without it the command says how to build a binary with it).
 
 use crate::up::EdgeArgs;
+#[cfg(feature = "nats")]
 use anyhow::{bail, Context};
 use clap::Args;
+#[cfg(feature = "nats")]
 use palisade_edge::sync::{self, SyncConfig};
+#[cfg(feature = "nats")]
 use palisade_edge::EdgeServer;
+#[cfg(feature = "nats")]
 use palisade_mesh::nats::{NatsMesh, NatsOptions};
 use std::path::PathBuf;
+#[cfg(feature = "nats")]
 use std::sync::Arc;
+#[cfg(feature = "nats")]
 use std::time::Duration;
 
 #[derive(Args)]
+#[cfg_attr(not(feature = "nats"), allow(dead_code))]
 pub struct EdgeCmdArgs {
     #[command(flatten)]
     edge: EdgeArgs,
@@ -40,6 +48,12 @@ pub struct EdgeCmdArgs {
     metrics: Option<String>,
 }
 
+#[cfg(not(feature = "nats"))]
+pub fn run(_args: EdgeCmdArgs) -> anyhow::Result<i32> {
+    Err(crate::features::without_nats("palisade edge"))
+}
+
+#[cfg(feature = "nats")]
 pub fn run(args: EdgeCmdArgs) -> anyhow::Result<i32> {
     let upstreams = args.edge.upstream_specs()?;
     if upstreams.is_empty() {

@@ -3,6 +3,7 @@
 mod client;
 mod control_cmd;
 mod edge_cmd;
+mod features;
 mod listen;
 mod origin;
 mod policy_cmd;
@@ -32,10 +33,20 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[export_name = "_rjem_malloc_conf"]
 pub static malloc_conf: &[u8] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
 
+/// `palisade --version`; a binary without NATS says so.
+const VERSION: &str = if features::HAS_NATS {
+    env!("CARGO_PKG_VERSION")
+} else {
+    concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (built without NATS: no `palisade edge`, `palisade control`)"
+    )
+};
+
 #[derive(Parser)]
 #[command(
     name = "palisade",
-    version,
+    version = VERSION,
     about = "Palisade: distributed edge security"
 )]
 struct Cli {

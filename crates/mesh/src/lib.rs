@@ -7,7 +7,8 @@
 //! control plane) and heartbeats.
 //!
 //! Two backends: [`memory::MemoryMesh`] (in-process, the embedded default of
-//! `palisade up`) and [`nats::NatsMesh`] (NATS JetStream). The coordination
+//! `palisade up`) and `nats::NatsMesh` (NATS JetStream, cargo feature `nats`,
+//! on by default; the quick start's build leaves it out). The coordination
 //! logic that does not depend on the transport — applying the decision log
 //! exactly once, in order, across reconnects — is pure ([`replica`]) and is
 //! tested over an in-memory transport with injected drops, delays and
@@ -18,12 +19,14 @@
 
 pub mod memory;
 pub mod mesh;
+#[cfg(feature = "nats")]
 pub mod nats;
 pub mod replica;
 pub mod types;
 
 pub use memory::MemoryMesh;
 pub use mesh::{DecisionStream, EventDelivery, EventStream, Mesh, PolicyStream, MAX_STATS_BYTES};
+#[cfg(feature = "nats")]
 pub use nats::{NatsMesh, NatsOptions};
 pub use replica::{Applied, DecisionReplica, Follower, ReplicaSnapshot};
 pub use types::{DecisionOp, DecisionUpdate, Heartbeat, MeshError, PolicyRefusal, PolicyVersion};

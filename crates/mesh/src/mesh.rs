@@ -165,6 +165,7 @@ impl EventDelivery {
                 ack.ack(self.seq);
                 Ok(())
             }
+            #[cfg(feature = "nats")]
             Acker::Nats(acker) => acker
                 .ack()
                 .await
@@ -176,6 +177,7 @@ impl EventDelivery {
 /// How a delivery is acknowledged, per backend.
 pub(crate) enum Acker {
     Memory(crate::memory::EventAck),
+    #[cfg(feature = "nats")]
     Nats(Box<async_nats::jetstream::message::Acker>),
 }
 
@@ -183,6 +185,7 @@ impl std::fmt::Debug for Acker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Acker::Memory(_) => f.write_str("Acker::Memory"),
+            #[cfg(feature = "nats")]
             Acker::Nats(_) => f.write_str("Acker::Nats"),
         }
     }
