@@ -128,7 +128,13 @@ pub mod field_limits {
     pub const HIT_MSG: usize = 120;
     pub const HIT_DATA: usize = 160;
     pub const HIT_VAR: usize = 96;
-    pub const HIT_VARS: usize = 4;
+    /// Variable names kept per hit (`WafRuleHit::MAX_VARS`); lists are
+    /// halved (down to [`HIT_VARS_MIN`]) before hits are left out, when an
+    /// event is over [`super::MAX_EVENT_BYTES`]: `palisade waf tune` needs
+    /// every variable a rule matched to propose an exclusion that covers
+    /// the request.
+    pub const HIT_VARS: usize = 32;
+    pub const HIT_VARS_MIN: usize = 4;
 }
 
 /// What ends a field that was cut.
@@ -202,6 +208,18 @@ impl SecurityEvent {
         }
         while self.json_len() > MAX_EVENT_BYTES {
             let Some(waf) = &mut self.waf else { break };
+            // Halve the longest list of variable names first, then leave out
+            // hits from the last.
+            if let Some(hit) = waf
+                .rules
+                .iter_mut()
+                .filter(|h| h.vars.len() > l::HIT_VARS_MIN)
+                .max_by_key(|h| h.vars.len())
+            {
+                let keep = (hit.vars.len() / 2).max(l::HIT_VARS_MIN);
+                hit.vars.truncate(keep);
+                continue;
+            }
             if waf.rules.pop().is_none() {
                 break;
             }
@@ -300,6 +318,29 @@ mod tests {
         let mut small = event();
         small.bound();
         assert_eq!(small, event());
+    }
+
+    #[test]
+    fn variable_lists_shrink_before_hits_go() {
+        let mut ev = event();
+        ev.waf = Some(WafEventDetail {
+            anomaly_score: 5,
+            rules: vec![WafRuleHit {
+                id: 930120,
+                msg: "OS File Access Attempt".into(),
+                data: "Matched Data: .forward found within ARGS_NAMES".into(),
+                var: "ARGS_NAMES:json.rules.array_0.id".into(),
+                vars: (0..40)
+                    .map(|i| format!("ARGS_NAMES:json.rules.array_{i}.id"))
+                    .collect(),
+            }],
+            ..WafEventDetail::default()
+        });
+        ev.bound();
+        assert!(ev.json_len() <= MAX_EVENT_BYTES);
+        let w = ev.waf.unwrap();
+        assert_eq!(w.rules.len(), 1);
+        assert_eq!(w.rules[0].vars.len(), 32, "fits: all 32 kept");
     }
 
     #[test]
