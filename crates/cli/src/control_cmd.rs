@@ -60,6 +60,8 @@ pub struct ControlArgs {
     /// This control plane's id (events it publishes, logs).
     #[arg(long, default_value = "control-1")]
     node_id: String,
+    #[command(flatten)]
+    retention: crate::retention::RetentionArgs,
     /// Rule directories: a policy version's [waf] paths must lie inside them
     /// (give the edges the same).
     #[command(flatten)]
@@ -101,7 +103,14 @@ pub fn run(args: ControlArgs) -> anyhow::Result<i32> {
         };
         let mesh = Arc::new(mesh);
         // Every control plane keeps all events: one durable consumer each.
+        let retention = args.retention.retention()?;
         let store = Arc::new(EventStore::open(&args.data_dir).map_err(|e| anyhow::anyhow!("{e}"))?);
+        tokio::spawn(palisade_control::backend::prune_store(
+            store.clone(),
+            retention,
+            std::time::Duration::from_secs(60),
+            now_ms,
+        ));
         let durable: String = format!("control-{}", args.node_id)
             .chars()
             .map(|c| {

@@ -7,6 +7,7 @@ mod features;
 mod listen;
 mod origin;
 mod policy_cmd;
+mod retention;
 mod rollout;
 mod rules_dir;
 mod runtime;

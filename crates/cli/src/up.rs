@@ -133,6 +133,8 @@ impl EdgeArgs {
 pub struct UpArgs {
     #[command(flatten)]
     edge: EdgeArgs,
+    #[command(flatten)]
+    retention: crate::retention::RetentionArgs,
     /// Address of the management API (and /metrics).
     #[arg(long, default_value = "127.0.0.1:9090")]
     api: String,
@@ -286,6 +288,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
     // Control plane and edge in one process, over the in-process mesh.
     let mesh = MemoryMesh::new();
     let events = sync::event_feed(&state)?;
+    let retention = args.retention.retention()?;
     let store = Arc::new(EventStore::open(&args.data_dir).map_err(|e| anyhow::anyhow!("{e}"))?);
     let mut backend = MeshBackend::new(Arc::new(mesh.clone()), Arc::new(now_ms))
         .with_events(store.clone())
@@ -340,6 +343,12 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
                     async move { Ok::<_, palisade_mesh::MeshError>(m) }
                 },
                 events,
+            ));
+            tokio::spawn(palisade_control::backend::prune_store(
+                store.clone(),
+                retention,
+                std::time::Duration::from_secs(60),
+                now_ms,
             ));
             tokio::spawn(palisade_control::backend::ingest_events(
                 Arc::new(mesh),

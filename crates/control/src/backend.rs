@@ -388,6 +388,30 @@ impl<M: Mesh> Backend for MeshBackend<M> {
 }
 
 /// Stores an incident that opened or grew; a source incident can ban the source cluster-wide.
+/// Prunes the store to `retention` every `every`, off the async threads,
+/// logging what it deleted and any failure. Runs until the process ends.
+pub async fn prune_store(
+    store: Arc<EventStore>,
+    retention: crate::store::Retention,
+    every: Duration,
+    now_ms: fn() -> u64,
+) {
+    loop {
+        let st = store.clone();
+        let r = retention.clone();
+        match tokio::task::spawn_blocking(move || st.prune(now_ms(), &r)).await {
+            Ok(Ok((events, incidents))) => {
+                if events + incidents > 0 {
+                    tracing::info!(events, incidents, "store pruned (retention)");
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "store pruning failed; retrying"),
+            Err(e) => tracing::warn!(error = %e, "store pruning task failed"),
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
 /// Incidents the control plane has stored, by pattern and key: (incident
 /// id, last block).
 type OpenIncidents = std::collections::HashMap<(IncidentKind, String), (u64, u64)>;

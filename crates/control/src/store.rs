@@ -45,6 +45,29 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+/// How long and how much the store keeps (`--event-retention`,
+/// `--event-max-rows`, `--incident-max-rows`): events and incidents are
+/// client-driven, so the store is bounded in age and in rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retention {
+    /// Events and incidents older than this are deleted.
+    pub max_age_ms: u64,
+    /// Events kept at most (the oldest go first).
+    pub max_events: u64,
+    /// Incidents kept at most.
+    pub max_incidents: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            max_age_ms: 30 * 24 * 3600 * 1000,
+            max_events: 1_000_000,
+            max_incidents: 100_000,
+        }
+    }
+}
+
 /// Security events, queryable by time, node, client and rule.
 pub struct EventStore {
     conn: Mutex<Connection>,
@@ -245,6 +268,38 @@ impl EventStore {
         Ok(rows.filter_map(Result::ok).collect())
     }
 
+    /// Applies `r`: deletes events older than `r.max_age_ms` (by event
+    /// time), then the oldest events beyond `r.max_events`; the same for
+    /// incidents (by last block). Returns (events, incidents) deleted.
+    pub fn prune(&self, now_ms: u64, r: &Retention) -> Result<(u64, u64), StoreError> {
+        let conn = self
+            .conn
+            .lock()
+            .map_err(|_| StoreError("lock poisoned".into()))?;
+        let cutoff = now_ms.saturating_sub(r.max_age_ms) as i64;
+        let mut events =
+            conn.execute("DELETE FROM events WHERE time_ms < ?1", params![cutoff])? as u64;
+        let n: i64 = conn.query_row("SELECT COUNT(*) FROM events", [], |row| row.get(0))?;
+        let over = n - r.max_events.min(i64::MAX as u64) as i64;
+        if over > 0 {
+            events += conn.execute(
+                "DELETE FROM events WHERE rowid IN (SELECT rowid FROM events ORDER BY time_ms ASC LIMIT ?1)",
+                params![over],
+            )? as u64;
+        }
+        let mut incidents =
+            conn.execute("DELETE FROM incidents WHERE last_ms < ?1", params![cutoff])? as u64;
+        let n: i64 = conn.query_row("SELECT COUNT(*) FROM incidents", [], |row| row.get(0))?;
+        let over = n - r.max_incidents.min(i64::MAX as u64) as i64;
+        if over > 0 {
+            incidents += conn.execute(
+                "DELETE FROM incidents WHERE id IN (SELECT id FROM incidents ORDER BY last_ms ASC, id ASC LIMIT ?1)",
+                params![over],
+            )? as u64;
+        }
+        Ok((events, incidents))
+    }
+
     /// Number of stored events.
     pub fn count(&self) -> Result<u64, StoreError> {
         let conn = self
@@ -363,5 +418,41 @@ mod tests {
         }
         let vs = s.policy_versions().unwrap();
         assert_eq!(vs.iter().map(|v| v.version).collect::<Vec<_>>(), vec![1, 2]);
+    }
+
+    #[test]
+    fn retention_prunes_by_age_then_by_rows() {
+        use crate::correlate::{Incident, IncidentKind};
+        let s = EventStore::in_memory().unwrap();
+        for t in 0..100u64 {
+            s.insert(&ev("n1", &format!("r{t}"), "x", t * 1000, "192.0.2.1"))
+                .unwrap();
+        }
+        for t in 0..10u64 {
+            s.open_incident(&Incident {
+                kind: IncidentKind::SourceAcrossNodes,
+                key: format!("192.0.2.{t}"),
+                nodes: Default::default(),
+                events: 1,
+                first_ms: t * 10_000,
+                last_ms: t * 10_000,
+            })
+            .unwrap();
+        }
+        let r = Retention {
+            max_age_ms: 50_000,
+            max_events: 30,
+            max_incidents: 3,
+        };
+        // At t = 99 s: events before 49 s go by age (49), then the oldest
+        // beyond 30 rows (21); incidents before 49 s (5), then beyond 3 (2).
+        assert_eq!(s.prune(99_000, &r).unwrap(), (70, 7));
+        assert_eq!(s.count().unwrap(), 30);
+        let newest = s.query(&EventFilter::default()).unwrap();
+        assert_eq!(newest.first().unwrap().time_ms, 99_000);
+        assert_eq!(newest.last().unwrap().time_ms, 70_000, "the oldest went");
+        assert_eq!(s.incidents(100).unwrap().len(), 3);
+        // Nothing more to do.
+        assert_eq!(s.prune(99_000, &r).unwrap(), (0, 0));
     }
 }
