@@ -349,7 +349,20 @@ pub enum DecisionsCommand {
         force: bool,
     },
     /// List active decisions.
-    List,
+    List {
+        /// Only this scope (ip, cidr, country, asn).
+        #[arg(long)]
+        scope: Option<String>,
+        /// Only values containing this text.
+        #[arg(long)]
+        value: Option<String>,
+        /// Only origins starting with this (api:, escalation:, incident:).
+        #[arg(long)]
+        origin: Option<String>,
+        /// At most this many (default: every match, fetched page by page).
+        #[arg(long)]
+        limit: Option<usize>,
+    },
     /// Delete a decision by id.
     Delete {
         /// The decision id.
@@ -469,12 +482,42 @@ pub fn run(args: ApiArgs, cmd: DecisionsCommand) -> anyhow::Result<i32> {
                     );
                 }
             }
-            DecisionsCommand::List => {
-                let ds: Vec<Decision> = api
-                    .call(Method::GET, "/api/v1/decisions", None)
-                    .await?
-                    .json()
-                    .await?;
+            DecisionsCommand::List {
+                scope,
+                value,
+                origin,
+                limit,
+            } => {
+                // Page through the API (`after` = the previous page's
+                // X-Next-After) until the limit or the last page.
+                let mut filters = String::new();
+                for (k, v) in [("scope", &scope), ("value", &value), ("origin", &origin)] {
+                    if let Some(v) = v {
+                        filters.push_str(&format!("&{k}={}", percent_encode(v)));
+                    }
+                }
+                let mut ds: Vec<Decision> = Vec::new();
+                let mut after: Option<u64> = None;
+                loop {
+                    let want =
+                        limit.map_or(10_000, |l| l.saturating_sub(ds.len()).clamp(1, 10_000));
+                    let mut path = format!("/api/v1/decisions?limit={want}{filters}");
+                    if let Some(a) = after {
+                        path.push_str(&format!("&after={a}"));
+                    }
+                    let resp = api.call(Method::GET, &path, None).await?;
+                    let next = resp
+                        .headers()
+                        .get("x-next-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<u64>().ok());
+                    let page: Vec<Decision> = resp.json().await?;
+                    ds.extend(page);
+                    match next {
+                        Some(n) if limit.is_none_or(|l| ds.len() < l) => after = Some(n),
+                        _ => break,
+                    }
+                }
                 if api.json {
                     println!("{}", serde_json::to_string_pretty(&ds)?);
                 } else {
@@ -524,4 +567,18 @@ fn crs_cell(n: &serde_json::Value) -> String {
         ),
         None => format!("-{mark}"),
     }
+}
+
+/// `s` with every byte outside RFC 3986's unreserved set percent-encoded
+/// (for query values).
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

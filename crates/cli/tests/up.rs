@@ -194,6 +194,47 @@ fn decisions_through_the_api_block_and_unblock() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("198.51.100.0/24"));
+    // Filtered and paged listing.
+    let r = c
+        .post(format!("{}/api/v1/decisions", up.api))
+        .bearer_auth(&up.token)
+        .body(r#"{"scope":"ip","value":"192.0.2.44","duration":"1h"}"#)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let list = |args: &[&str]| -> Vec<serde_json::Value> {
+        let out = std::process::Command::new(BIN)
+            .args(["decisions", "list", "--json"])
+            .args(args)
+            .env("PALISADE_API", &up.api)
+            .env("PALISADE_TOKEN", &up.token)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    assert_eq!(list(&[]).len(), 2);
+    let cidr = list(&["--scope", "cidr"]);
+    assert_eq!(cidr.len(), 1);
+    assert_eq!(cidr[0]["value"], "198.51.100.0/24");
+    assert_eq!(list(&["--limit", "1"]).len(), 1);
+    assert_eq!(
+        list(&["--origin", "api:admin:cli"]).len(),
+        1,
+        "the CLI's label"
+    );
+    let r = c
+        .get(format!("{}/api/v1/decisions?limit=1", up.api))
+        .bearer_auth(&up.token)
+        .send()
+        .unwrap();
+    assert_eq!(r.headers()["x-total-count"], "2");
+    assert!(r.headers().contains_key("x-next-after"));
+    assert_eq!(r.json::<Vec<serde_json::Value>>().unwrap().len(), 1);
 }
 
 #[test]

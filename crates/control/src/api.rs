@@ -357,12 +357,87 @@ async fn add_decision(
     }
 }
 
-async fn list_decisions(State(cfg): State<ApiConfig>, headers: HeaderMap) -> Response {
+/// Query of `GET /api/v1/decisions`: a page (`limit`, `after` an id) of
+/// the active decisions that match every filter given, by id.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionQuery {
+    /// At most this many (default [`DECISIONS_PAGE`], at most
+    /// [`DECISIONS_PAGE_MAX`]).
+    pub limit: Option<usize>,
+    /// Only ids above this one (the previous page's `X-Next-After`).
+    pub after: Option<u64>,
+    /// `ip`, `cidr`, `country` or `asn`.
+    pub scope: Option<String>,
+    /// Values containing this text (`203.0.113.`, `/24`).
+    pub value: Option<String>,
+    /// Origins starting with this (`api:`, `escalation:`, `incident:`).
+    pub origin: Option<String>,
+    /// `ban` or `allow`.
+    pub action: Option<String>,
+}
+
+/// Decisions a page holds by default.
+pub const DECISIONS_PAGE: usize = 1_000;
+/// Decisions a page holds at most.
+pub const DECISIONS_PAGE_MAX: usize = 10_000;
+
+impl DecisionQuery {
+    fn matches(&self, d: &Decision) -> bool {
+        self.after.is_none_or(|a| d.id > a)
+            && self.scope.as_deref().is_none_or(|s| d.scope.as_str() == s)
+            && self.value.as_deref().is_none_or(|v| d.value.contains(v))
+            && self
+                .origin
+                .as_deref()
+                .is_none_or(|o| d.origin.starts_with(o))
+            && self.action.as_deref().is_none_or(|a| match d.action {
+                DecisionAction::Ban => a == "ban",
+                DecisionAction::Allow => a == "allow",
+            })
+    }
+}
+
+/// One page of `list` (sorted by id): the page, how many match in all,
+/// and the id to ask `after` for the next page when there is one.
+pub fn decisions_page(
+    list: Vec<Decision>,
+    q: &DecisionQuery,
+) -> (Vec<Decision>, usize, Option<u64>) {
+    let limit = q
+        .limit
+        .unwrap_or(DECISIONS_PAGE)
+        .clamp(1, DECISIONS_PAGE_MAX);
+    let all: Vec<Decision> = list.into_iter().filter(|d| q.matches(d)).collect();
+    let total = all.len();
+    let next = (total > limit).then(|| all[limit - 1].id);
+    let page = all.into_iter().take(limit).collect();
+    (page, total, next)
+}
+
+async fn list_decisions(
+    State(cfg): State<ApiConfig>,
+    headers: HeaderMap,
+    query: Result<axum::extract::Query<DecisionQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
     if let Some(r) = deny(&headers, &cfg.tokens, Role::Viewer) {
         return r;
     }
+    let q = match query {
+        Ok(q) => q.0,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid query: {e}")),
+    };
     match cfg.backend.list_decisions().await {
-        Ok(list) => Json(list).into_response(),
+        Ok(list) => {
+            let (page, total, next) = decisions_page(list, &q);
+            let mut r = Json(page).into_response();
+            let h = r.headers_mut();
+            h.insert("x-total-count", header::HeaderValue::from(total as u64));
+            if let Some(n) = next {
+                h.insert("x-next-after", header::HeaderValue::from(n));
+            }
+            r
+        }
         Err(e) => api_error(e),
     }
 }
@@ -913,5 +988,82 @@ mod tests {
         )
         .await;
         assert!(d["expires_at"].is_null(), "{d}");
+    }
+
+    #[test]
+    fn decision_listing_pages_and_filters() {
+        let list: Vec<Decision> = (1..=25u64)
+            .map(|i| Decision {
+                id: i,
+                scope: if i % 5 == 0 { Scope::Cidr } else { Scope::Ip },
+                value: if i % 5 == 0 {
+                    format!("198.51.{i}.0/24")
+                } else {
+                    format!("203.0.113.{i}")
+                },
+                action: DecisionAction::Ban,
+                reason: String::new(),
+                origin: if i > 20 {
+                    "escalation:x".into()
+                } else {
+                    "api:admin".into()
+                },
+                simulated: false,
+                created_at: 0,
+                expires_at: None,
+            })
+            .collect();
+        let q = |s: &str| -> DecisionQuery {
+            serde_json::from_value(serde_json::from_str(s).unwrap()).unwrap()
+        };
+        let (p, total, next) = decisions_page(list.clone(), &q(r#"{"limit":10}"#));
+        assert_eq!((p.len(), total, next), (10, 25, Some(10)));
+        let (p, _, next) = decisions_page(list.clone(), &q(r#"{"limit":10,"after":20}"#));
+        assert_eq!((p.first().unwrap().id, p.len(), next), (21, 5, None));
+        let (p, total, _) = decisions_page(list.clone(), &q(r#"{"scope":"cidr"}"#));
+        assert_eq!((p.len(), total), (5, 5));
+        assert!(p.iter().all(|d| d.scope == Scope::Cidr));
+        let (p, _, _) = decisions_page(list.clone(), &q(r#"{"origin":"escalation:"}"#));
+        assert_eq!(
+            p.iter().map(|d| d.id).collect::<Vec<_>>(),
+            vec![21, 22, 23, 24, 25]
+        );
+        let (p, _, _) = decisions_page(list.clone(), &q(r#"{"value":"203.0.113.1"}"#));
+        assert_eq!(p.len(), 9, "1, 11-14, 16-19 (10, 15 are cidr): {p:?}");
+        let (p, _, _) = decisions_page(list.clone(), &q(r#"{"limit":0}"#));
+        assert_eq!(p.len(), 1, "a page holds at least one");
+        let (p, _, _) = decisions_page(list, &q(r#"{"action":"allow"}"#));
+        assert!(p.is_empty());
+    }
+
+    #[tokio::test]
+    async fn decision_listing_rejects_a_bad_query() {
+        let (s, e) = call(
+            &app(),
+            "GET",
+            "/api/v1/decisions?limit=lots",
+            Some("secret"),
+            "",
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+        let (s, e) = call(
+            &app(),
+            "GET",
+            "/api/v1/decisions?colour=red",
+            Some("secret"),
+            "",
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+        let (s, _) = call(
+            &app(),
+            "GET",
+            "/api/v1/decisions?limit=5&scope=ip",
+            Some("secret"),
+            "",
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK);
     }
 }
