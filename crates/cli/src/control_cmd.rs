@@ -141,6 +141,7 @@ pub fn run(args: ControlArgs) -> anyhow::Result<i32> {
             incident_ban,
         ));
         let backend = MeshBackend::new(mesh, Arc::new(now_ms))
+            .with_max_decisions(args.retention.max_decisions)
             .with_events(store)
             .with_rule_roots(roots);
         let cfg = ApiConfig {

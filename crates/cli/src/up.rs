@@ -291,6 +291,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
     let retention = args.retention.retention()?;
     let store = Arc::new(EventStore::open(&args.data_dir).map_err(|e| anyhow::anyhow!("{e}"))?);
     let mut backend = MeshBackend::new(Arc::new(mesh.clone()), Arc::new(now_ms))
+        .with_max_decisions(args.retention.max_decisions)
         .with_events(store.clone())
         .with_policy_archive(store.clone())
         .with_rule_roots(args.edge.rules_dir.roots()?)

@@ -215,6 +215,7 @@ fn api_error(e: ApiError) -> Response {
         }
         ApiError::NotFound(m) => error(StatusCode::NOT_FOUND, m),
         ApiError::Unavailable(m) => error(StatusCode::SERVICE_UNAVAILABLE, m),
+        ApiError::Full(m) => error(StatusCode::INSUFFICIENT_STORAGE, m),
         ApiError::NotSupported(m) => error(StatusCode::NOT_IMPLEMENTED, m),
     }
 }

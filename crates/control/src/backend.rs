@@ -37,6 +37,21 @@ pub enum ApiError {
     /// This deployment does not offer the call (501).
     #[error("{0}")]
     NotSupported(String),
+    /// The decision table is full (507).
+    #[error("{0}")]
+    Full(String),
+}
+
+/// Active decisions a cluster holds at most by default (`--max-decisions`).
+pub const MAX_DECISIONS: usize = 1_000_000;
+
+/// Whether a decision was made by the platform itself (escalations,
+/// incidents, flood mitigation) rather than by an operator: these go first
+/// when the table is full.
+pub fn is_automatic(d: &Decision) -> bool {
+    ["escalation:", "incident:", "flood:"]
+        .iter()
+        .any(|p| d.origin.starts_with(p))
 }
 
 impl From<MeshError> for ApiError {
@@ -138,6 +153,8 @@ pub struct MeshBackend<M: Mesh> {
     local_model_settings: Option<ModelSettingsFn>,
     /// Where the files a policy version's `[waf]` names must be.
     rule_roots: RuleRoots,
+    /// Active decisions held at most ([`MAX_DECISIONS`]).
+    max_decisions: usize,
 }
 
 /// The `[waf.model]` settings of a policy version (None: no `[waf]`, or it
@@ -170,7 +187,16 @@ impl<M: Mesh> MeshBackend<M> {
             policy_archive: None,
             local_model_settings: None,
             rule_roots: RuleRoots::default(),
+            max_decisions: MAX_DECISIONS,
         }
+    }
+
+    /// Holds at most `max` active decisions (at least 1): when the table is
+    /// full, an operator's new decision evicts the oldest automatic one, and
+    /// is refused (507) when there is none.
+    pub fn with_max_decisions(mut self, max: usize) -> Self {
+        self.max_decisions = max.max(1);
+        self
     }
 
     /// Judges the positive model with the settings `settings` reads (the
@@ -256,6 +282,43 @@ impl<M: Mesh> Backend for MeshBackend<M> {
     async fn add_decision(&self, mut d: Decision) -> Result<Decision, ApiError> {
         if d.id == 0 {
             d.id = self.next_id.fetch_add(1, Ordering::Relaxed) & ((1 << 53) - 1);
+        }
+        // The table's cap: a new key when full evicts the oldest automatic
+        // decision, or is refused.
+        let evict = {
+            let now = (self.clock)();
+            let replica = self.catch_up().await?;
+            let set = replica.set();
+            let active = set
+                .iter()
+                .filter(|dd| dd.expires_at.is_none_or(|e| e > now));
+            let replaces = set.get_key(d.scope, &d.value).is_some();
+            let mut count = 0usize;
+            let mut oldest_auto: Option<&Decision> = None;
+            for dd in active {
+                count += 1;
+                if is_automatic(dd) && oldest_auto.is_none_or(|o| dd.created_at < o.created_at) {
+                    oldest_auto = Some(dd);
+                }
+            }
+            if replaces || count < self.max_decisions {
+                None
+            } else if let Some(o) = oldest_auto.filter(|_| !is_automatic(&d)) {
+                Some((o.scope, o.value.clone()))
+            } else {
+                return Err(ApiError::Full(format!(
+                    "the decision table is full ({count} active decisions, the most this cluster holds; --max-decisions): delete some, let automatic ones expire, or raise the cap"
+                )));
+            }
+        };
+        if let Some((scope, value)) = evict {
+            self.mesh
+                .publish_decision(DecisionOp::Delete {
+                    scope,
+                    value: value.clone(),
+                })
+                .await?;
+            tracing::info!(%value, "decision table full: the oldest automatic decision evicted");
         }
         let seq = self
             .mesh
@@ -563,5 +626,59 @@ mod tests {
         open.insert((IncidentKind::SourceAcrossNodes, "x".into()), (1, 1));
         prune_open(&mut open, 10_000_000, 60_000);
         assert_eq!(open.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_full_decision_table_evicts_automatic_decisions_then_refuses() {
+        use palisade_policy::{DecisionAction, Scope};
+        let mesh = Arc::new(palisade_mesh::MemoryMesh::new());
+        let b = MeshBackend::new(mesh, Arc::new(|| 1_000)).with_max_decisions(3);
+        let d = |value: &str, origin: &str, created_at: u64| Decision {
+            id: 0,
+            scope: Scope::Ip,
+            value: value.into(),
+            action: DecisionAction::Ban,
+            reason: String::new(),
+            origin: origin.into(),
+            simulated: false,
+            created_at,
+            expires_at: Some(1_000_000),
+        };
+        b.add_decision(d("192.0.2.1", "api:admin", 1))
+            .await
+            .unwrap();
+        b.add_decision(d("192.0.2.2", "escalation:x", 2))
+            .await
+            .unwrap();
+        b.add_decision(d("192.0.2.3", "incident:9", 3))
+            .await
+            .unwrap();
+        // Full: an automatic decision is refused, an operator's evicts the
+        // oldest automatic one.
+        let e = b
+            .add_decision(d("192.0.2.4", "escalation:y", 4))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ApiError::Full(_)), "{e}");
+        b.add_decision(d("192.0.2.5", "api:operator", 5))
+            .await
+            .unwrap();
+        let values = |l: Vec<Decision>| l.into_iter().map(|d| d.value).collect::<Vec<_>>();
+        let mut now = values(b.list_decisions().await.unwrap());
+        now.sort();
+        assert_eq!(now, ["192.0.2.1", "192.0.2.3", "192.0.2.5"]);
+        b.add_decision(d("192.0.2.6", "api:operator", 6))
+            .await
+            .unwrap();
+        let e = b
+            .add_decision(d("192.0.2.7", "api:operator", 7))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("full"), "{e}");
+        // Replacing a decision (same key) is not a new entry.
+        b.add_decision(d("192.0.2.1", "api:admin", 8))
+            .await
+            .unwrap();
+        assert_eq!(b.list_decisions().await.unwrap().len(), 3);
     }
 }
