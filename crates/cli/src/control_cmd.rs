@@ -62,6 +62,11 @@ pub struct ControlArgs {
     node_id: String,
     #[command(flatten)]
     retention: crate::retention::RetentionArgs,
+    /// Active decisions the cluster holds at most: when full, an operator's
+    /// new decision evicts the oldest automatic one (escalation, incident),
+    /// and the API answers 507 when there is none.
+    #[arg(long, default_value_t = palisade_control::backend::MAX_DECISIONS, env = "PALISADE_MAX_DECISIONS")]
+    max_decisions: usize,
     /// Rule directories: a policy version's [waf] paths must lie inside them
     /// (give the edges the same).
     #[command(flatten)]
@@ -141,7 +146,7 @@ pub fn run(args: ControlArgs) -> anyhow::Result<i32> {
             incident_ban,
         ));
         let backend = MeshBackend::new(mesh, Arc::new(now_ms))
-            .with_max_decisions(args.retention.max_decisions)
+            .with_max_decisions(args.max_decisions)
             .with_events(store)
             .with_rule_roots(roots);
         let cfg = ApiConfig {

@@ -1,6 +1,6 @@
 //! `--event-retention`, `--event-max-rows`, `--incident-max-rows`: how long
-//! and how much the control plane's store keeps; `--max-decisions`: the
-//! decision table's cap (`palisade control`, `palisade up`).
+//! and how much the control plane's store keeps (`palisade control`,
+//! `palisade up`).
 
 use palisade_control::store::Retention;
 
@@ -17,11 +17,6 @@ pub struct RetentionArgs {
     /// Incidents kept at most; the oldest go first.
     #[arg(long, default_value_t = 100_000, env = "PALISADE_INCIDENT_MAX_ROWS")]
     pub incident_max_rows: u64,
-    /// Active decisions the cluster holds at most: when full, an operator's
-    /// new decision evicts the oldest automatic one (escalation, incident),
-    /// and the API answers 507 when there is none.
-    #[arg(long, default_value_t = palisade_control::backend::MAX_DECISIONS, env = "PALISADE_MAX_DECISIONS")]
-    pub max_decisions: usize,
 }
 
 impl RetentionArgs {
@@ -53,7 +48,6 @@ mod tests {
             event_retention: "7d".into(),
             event_max_rows: 10,
             incident_max_rows: 5,
-            max_decisions: 10,
         };
         let r = a.retention().unwrap();
         assert_eq!(

@@ -72,6 +72,11 @@ pub struct EdgeArgs {
     /// Cap on response body bytes held back for inspection (past it responses pass uninspected).
     #[arg(long, default_value_t = Limits::default().response_buffer_bytes)]
     pub response_buffer_bytes: usize,
+    /// Active decisions held at most: past it no escalation decision is
+    /// issued, and (in `palisade up`, whose API writes decisions) an
+    /// operator's new decision evicts the oldest automatic one, or gets 507.
+    #[arg(long, default_value_t = Limits::default().max_decisions, env = "PALISADE_MAX_DECISIONS")]
+    pub max_decisions: usize,
     /// Active health check interval, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub health_interval_ms: u64,
@@ -112,6 +117,7 @@ impl EdgeArgs {
                 body_buffer_bytes: self.body_buffer_bytes,
                 body_buffer_wait: Duration::from_millis(self.body_buffer_wait_ms),
                 response_buffer_bytes: self.response_buffer_bytes,
+                max_decisions: self.max_decisions.max(1),
             },
             health_check_interval: Duration::from_millis(self.health_interval_ms.max(50)),
             events_path: self.events.clone(),
@@ -291,7 +297,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
     let retention = args.retention.retention()?;
     let store = Arc::new(EventStore::open(&args.data_dir).map_err(|e| anyhow::anyhow!("{e}"))?);
     let mut backend = MeshBackend::new(Arc::new(mesh.clone()), Arc::new(now_ms))
-        .with_max_decisions(args.retention.max_decisions)
+        .with_max_decisions(args.edge.max_decisions)
         .with_events(store.clone())
         .with_policy_archive(store.clone())
         .with_rule_roots(args.edge.rules_dir.roots()?)

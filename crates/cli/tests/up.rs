@@ -586,6 +586,60 @@ fn escalation_turns_repeated_blocks_into_a_decision() {
     );
 }
 
+/// A full decision table (`--max-decisions`): escalations stop issuing
+/// decisions (counted), and an operator's write evicts the oldest automatic
+/// decision, then gets 507 once only operators' remain.
+#[test]
+fn a_full_decision_table_stops_escalations_and_refuses_writes() {
+    let (_origin, url) = demo_origin();
+    let policy = format!("{POLICY}\n[[escalations]]\nid = \"repeat\"\nsource = \"ip\"\nthreshold = 2\nwindow = \"1m\"\nduration = \"5m\"\n");
+    let up = Up::start(
+        &[url],
+        Some(&policy),
+        &["--trusted-proxy", "127.0.0.1/32", "--max-decisions", "2"],
+    );
+    let post = |value: &str| {
+        client()
+            .post(format!("{}/api/v1/decisions", up.api))
+            .bearer_auth(&up.token)
+            .body(format!(
+                r#"{{"scope":"ip","value":"{value}","duration":"1h"}}"#
+            ))
+            .send()
+            .unwrap()
+    };
+    assert_eq!(post("203.0.113.1").status(), 201);
+    // An escalation fills the table (2 of 2)...
+    for _ in 0..2 {
+        assert_eq!(up.get("/admin", Some("192.0.2.10")).status(), 403);
+    }
+    assert!(eventually(Duration::from_secs(5), || up
+        .get("/", Some("192.0.2.10"))
+        .status()
+        == 403));
+    // ...so the next source is not escalated.
+    for _ in 0..3 {
+        assert_eq!(up.get("/admin", Some("192.0.2.11")).status(), 403);
+    }
+    assert_eq!(up.get("/", Some("192.0.2.11")).status(), 200);
+    assert!(
+        up.metrics()
+            .contains("palisade_escalations_dropped_total 1"),
+        "{}",
+        up.metrics()
+    );
+    // An operator's decision evicts the escalation's, then the table is
+    // full of operators' decisions: 507.
+    assert_eq!(post("203.0.113.2").status(), 201);
+    assert!(eventually(Duration::from_secs(5), || up
+        .get("/", Some("192.0.2.10"))
+        .status()
+        == 200));
+    let r = post("203.0.113.3");
+    assert_eq!(r.status(), 507);
+    assert!(r.text().unwrap().contains("full"));
+}
+
 #[test]
 fn up_serves_the_control_plane_api_over_the_in_process_mesh() {
     let (_origin, url) = demo_origin();

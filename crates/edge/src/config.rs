@@ -23,6 +23,10 @@ pub struct Limits {
     /// Cap on response body bytes held back for inspection across all
     /// responses; a response that finds no room passes uninspected (counted).
     pub response_buffer_bytes: usize,
+    /// Active decisions the table holds at most: past it this node issues no
+    /// escalation decision (counted in `palisade_escalations_dropped_total`),
+    /// and the control plane refuses or evicts (`--max-decisions`).
+    pub max_decisions: usize,
 }
 
 impl Default for Limits {
@@ -35,6 +39,7 @@ impl Default for Limits {
             body_buffer_bytes: 256 * 1024 * 1024,
             body_buffer_wait: Duration::from_secs(30),
             response_buffer_bytes: 64 * 1024 * 1024,
+            max_decisions: 1_000_000,
         }
     }
 }

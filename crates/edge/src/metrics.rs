@@ -28,6 +28,8 @@ pub struct Metrics {
     pub policy_rules: IntGauge,
     /// Active decisions.
     pub decisions_active: IntGauge,
+    /// Escalation decisions not issued because the table was full.
+    pub escalations_dropped: IntCounter,
     /// Rate-limit counters in memory.
     pub ratelimit_keys: IntGauge,
     /// Rate-limit counters dropped because the table was full.
@@ -397,6 +399,14 @@ impl Metrics {
                 &r,
                 IntGauge::new("palisade_policy_rules", "Custom rules in the active policy")
                     .expect("static metric"),
+            ),
+            escalations_dropped: reg(
+                &r,
+                IntCounter::new(
+                    "palisade_escalations_dropped_total",
+                    "Escalation decisions not issued because the decision table was full (--max-decisions)",
+                )
+                .expect("static metric"),
             ),
             decisions_active: reg(
                 &r,

@@ -333,6 +333,11 @@ impl EdgeState {
             .escalations
             .observe(&policy.escalations, kind, ip, geo, &self.node_id, now_ms)
         {
+            if self.decisions_full_for(&d) {
+                self.metrics.escalations_dropped.inc();
+                tracing::warn!(value = %d.value, "decision table full: escalation decision not issued");
+                continue;
+            }
             tracing::warn!(scope = d.scope.as_str(), value = %d.value, reason = %d.reason, simulated = d.simulated, "escalation issued a decision");
             match self.add_decision(d) {
                 Ok(d) => {
@@ -345,6 +350,14 @@ impl EdgeState {
                 Err(e) => tracing::error!(error = %e, "escalation decision rejected"),
             }
         }
+    }
+
+    /// Whether `d` would be a new entry in a table already holding
+    /// `limits.max_decisions` decisions.
+    fn decisions_full_for(&self, d: &Decision) -> bool {
+        let replica = self.decisions.read();
+        let table = replica.set();
+        table.len() >= self.limits.max_decisions && table.get_key(d.scope, &d.value).is_none()
     }
 
     /// Refreshes gauges that are read from state rather than counted.
