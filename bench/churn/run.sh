@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Churn (issue 10): N requests from N distinct client addresses (X-Forwarded-For
+# from a trusted loopback proxy) through `palisade up`, each blocked by a rule
+# and counted by a rate limit, with an escalation that bans a source after 2
+# blocks, so addresses flow through rate-limit counters, escalation counters,
+# events, decisions and metrics. Reports RSS before and after and the number of
+# metric series. Targets: ≤ 2,000 series, ≤ 100 MiB RSS growth for 1,000,000.
+#
+#   bench/churn/run.sh [N=1000000] [CONNECTIONS=32]
+#
+# Binary: $PALISADE_BIN, else target/dist/palisade. Loopback only; the load
+# runs DURATION seconds (default 600) and addresses repeat after N.
+set -euo pipefail
+N=${1:-1000000}
+CONN=${2:-32}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+bin=${PALISADE_BIN:-$root/target/dist/palisade}
+[ -x "$bin" ] || { echo "build $bin first: cargo build --profile dist -p palisade-cli" >&2; exit 1; }
+command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 1; }
+tmp=$(mktemp -d /tmp/palisade-churn.XXXXXX)
+trap 'kill $pid 2>/dev/null || true; rm -rf "$tmp"' EXIT
+port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+api=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+cat > "$tmp/policy.toml" <<'P'
+[[rules]]
+id = "no-admin"
+expression = 'http.request.uri.path starts_with "/admin"'
+action = "block"
+
+[[rate_limits]]
+id = "per-ip"
+expression = 'true'
+characteristics = ["ip.src"]
+requests = 100
+period = "10s"
+
+[[escalations]]
+id = "repeat"
+source = "ip"
+threshold = 2
+window = "1m"
+duration = "10m"
+P
+"$bin" up --policy "$tmp/policy.toml" --data-dir "$tmp/data" --events "$tmp/events.jsonl" \
+  --listen "127.0.0.1:$port" --api "127.0.0.1:$api" --threads 2 --trusted-proxy 127.0.0.1/32 \
+  >/dev/null 2>"$tmp/up.log" &
+pid=$!
+for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
+sleep 1
+rss() { awk '/VmRSS/{print $2}' /proc/$pid/status; }
+series() { curl -s "http://127.0.0.1:$api/metrics" | grep -vc '^#'; }
+rss0=$(rss); s0=$(series)
+# Each wrk thread walks its own range of addresses (10.x.y.z from a counter),
+# so every request comes from a new address until N.
+cat > "$tmp/churn.lua" <<L
+-- \`tid\` is a global: setup() (main state) numbers the threads and sets it
+-- in each thread's own state.
+local n = 0
+tid = 0
+local per = math.floor($N / 2)
+setup = function(thread) thread:set("tid", tid); tid = tid + 1 end
+request = function()
+  local i = tid * per + n
+  n = n + 1
+  if n > per then n = 0 end
+  local ip = string.format("10.%d.%d.%d", math.floor(i / 65536) % 256, math.floor(i / 256) % 256, i % 256)
+  return wrk.format("GET", "/admin/x", {["X-Forwarded-For"] = ip, ["Host"] = "shop.example"})
+end
+L
+start=$(date +%s.%N)
+wrk -t2 -c"$CONN" -d"${DURATION:-600}s" -s "$tmp/churn.lua" "http://127.0.0.1:$port/" > "$tmp/wrk.txt" 2>&1 || true
+took=$(echo "$(date +%s.%N) - $start" | bc)
+sleep 3
+rss1=$(rss); s1=$(series)
+reqs=$(awk '/requests in/{print $1}' "$tmp/wrk.txt")
+echo "requests: $reqs from distinct addresses in ${took%.*} s (N=$N, ${CONN} connections)"
+echo "RSS: $((rss0/1024)) MiB before, $((rss1/1024)) MiB after: +$(((rss1-rss0)/1024)) MiB (target ≤ 100 MiB for 1,000,000)"
+echo "metric series: $s0 before, $s1 after (target ≤ 2,000)"
+echo "decisions active: $(curl -s "http://127.0.0.1:$api/metrics" | awk '/^palisade_decisions_active/{print $2}')"
