@@ -662,6 +662,8 @@ fn every_well_formed_content_type_is_allowed_and_its_body_inspected() {
         assert!(!v.blocked, "{ct}: {:?}", v.matched);
         let v = post(ct, r#"{"q":"1' UNION SELECT password FROM users--"}"#);
         assert!(v.blocked, "{ct}: a JSON body of any type is inspected");
+        let v = post(ct, "id=1%27+UNION+SELECT+password+FROM+users--&x=1");
+        assert!(v.blocked, "{ct}: so is a one-line form");
     }
     for ct in ["application/+json", "text/", "nonsense", "a/b/c", "(x)/y"] {
         assert!(post(ct, "a").blocked, "{ct}");

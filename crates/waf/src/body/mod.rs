@@ -340,12 +340,27 @@ pub fn parse_text(body: &[u8], limits: &BodyLimits, partial: bool) -> ParsedBody
 }
 
 /// A body of any other type (or none) that no processor claims: its
-/// arguments when it is a JSON document (an origin that parses JSON
-/// whatever the type says must not receive an uninspected one), else
-/// nothing (binary uploads are not arguments; `REQUEST_BODY` still holds
-/// the raw body for the rules that read it).
+/// arguments when it is a JSON document or a one-line form (`a=1&b=2`:
+/// an origin that parses either whatever the type says must not receive
+/// an uninspected one), else nothing (binary uploads are not arguments;
+/// `REQUEST_BODY` still holds the raw body for the rules that read it).
 pub fn parse_other(body: &[u8], limits: &BodyLimits, partial: bool) -> ParsedBody {
-    sniff_json(body, limits, partial).unwrap_or_default()
+    if let Some(json) = sniff_json(body, limits, partial) {
+        return json;
+    }
+    if looks_like_form(body) {
+        return parse_with(Processor::UrlEncoded, b"", body, limits, partial);
+    }
+    ParsedBody::default()
+}
+
+/// Text with a `=` and no control character or whitespace (a form body
+/// encodes spaces): what a form parser would read as arguments, and what a
+/// binary upload or a multi-line text file is not.
+fn looks_like_form(body: &[u8]) -> bool {
+    body.contains(&b'=')
+        && std::str::from_utf8(body).is_ok()
+        && !body.iter().any(|b| b.is_ascii_control() || *b == b' ')
 }
 
 /// `body` parsed as JSON when it starts like a JSON object or array and
@@ -445,10 +460,19 @@ mod tests {
         // an argument.
         let j = parse_other(b"{\"q\":\"x\"}", &limits, false);
         assert_eq!(j.args, vec![(b"json.q".to_vec(), b"x".to_vec())]);
-        for other in [&b"\x89PNG\r\n"[..], b"{broken", b"plain words"] {
+        for other in [
+            &b"\x89PNG\r\n"[..],
+            b"{broken",
+            b"plain words",
+            b"KEY=value\nOTHER=2",
+            b"a = b",
+        ] {
             let o = parse_other(other, &limits, false);
             assert!(o.args.is_empty() && o.error.is_none());
         }
+        // A one-line form is read as the form it is.
+        let f = parse_other(b"id=1%27+or+1=1&x=2", &limits, false);
+        assert_eq!(f.args[0], (b"id".to_vec(), b"1' or 1=1".to_vec()));
     }
 
     use super::*;
