@@ -68,6 +68,34 @@ impl Default for Retention {
     }
 }
 
+/// Deletes the rows of `table` whose `time` is before `cutoff`, then the
+/// first rows by `order` beyond `max`; returns how many went. Table and
+/// column names are this module's constants, never input.
+fn prune_table(
+    conn: &Connection,
+    table: &str,
+    time: &str,
+    order: &str,
+    cutoff: i64,
+    max: u64,
+) -> Result<u64, StoreError> {
+    let mut n = conn.execute(
+        &format!("DELETE FROM {table} WHERE {time} < ?1"),
+        params![cutoff],
+    )? as u64;
+    let rows: i64 = conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
+        row.get(0)
+    })?;
+    let over = rows - max.min(i64::MAX as u64) as i64;
+    if over > 0 {
+        n += conn.execute(
+            &format!("DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} ORDER BY {order} LIMIT ?1)"),
+            params![over],
+        )? as u64;
+    }
+    Ok(n)
+}
+
 /// Security events, queryable by time, node, client and rule.
 pub struct EventStore {
     conn: Mutex<Connection>,
@@ -277,26 +305,22 @@ impl EventStore {
             .lock()
             .map_err(|_| StoreError("lock poisoned".into()))?;
         let cutoff = now_ms.saturating_sub(r.max_age_ms) as i64;
-        let mut events =
-            conn.execute("DELETE FROM events WHERE time_ms < ?1", params![cutoff])? as u64;
-        let n: i64 = conn.query_row("SELECT COUNT(*) FROM events", [], |row| row.get(0))?;
-        let over = n - r.max_events.min(i64::MAX as u64) as i64;
-        if over > 0 {
-            events += conn.execute(
-                "DELETE FROM events WHERE rowid IN (SELECT rowid FROM events ORDER BY time_ms ASC LIMIT ?1)",
-                params![over],
-            )? as u64;
-        }
-        let mut incidents =
-            conn.execute("DELETE FROM incidents WHERE last_ms < ?1", params![cutoff])? as u64;
-        let n: i64 = conn.query_row("SELECT COUNT(*) FROM incidents", [], |row| row.get(0))?;
-        let over = n - r.max_incidents.min(i64::MAX as u64) as i64;
-        if over > 0 {
-            incidents += conn.execute(
-                "DELETE FROM incidents WHERE id IN (SELECT id FROM incidents ORDER BY last_ms ASC, id ASC LIMIT ?1)",
-                params![over],
-            )? as u64;
-        }
+        let events = prune_table(
+            &conn,
+            "events",
+            "time_ms",
+            "time_ms ASC",
+            cutoff,
+            r.max_events,
+        )?;
+        let incidents = prune_table(
+            &conn,
+            "incidents",
+            "last_ms",
+            "last_ms ASC, id ASC",
+            cutoff,
+            r.max_incidents,
+        )?;
         Ok((events, incidents))
     }
 

@@ -140,33 +140,34 @@ pub mod field_limits {
 /// What ends a field that was cut.
 pub const CUT_MARKER: &str = "…";
 
-/// `s` cut to at most `max` bytes, the cut marked with [`CUT_MARKER`].
-pub fn cut(s: &mut String, max: usize) {
+/// Where a cut of `s` to at most `max` bytes ends (before the marker), on
+/// a character boundary; `None` when `s` fits.
+fn cut_end(s: &str, max: usize) -> Option<usize> {
     if s.len() <= max {
-        return;
+        return None;
     }
     let mut end = max.saturating_sub(CUT_MARKER.len());
     while end > 0 && !s.is_char_boundary(end) {
         end -= 1;
     }
-    s.truncate(end);
-    s.push_str(CUT_MARKER);
+    Some(end)
+}
+
+/// `s` cut to at most `max` bytes, the cut marked with [`CUT_MARKER`].
+pub fn cut(s: &mut String, max: usize) {
+    if let Some(end) = cut_end(s, max) {
+        s.truncate(end);
+        s.push_str(CUT_MARKER);
+    }
 }
 
 /// A copy of at most `max` bytes of `s` (cut as [`cut`] does), without
 /// copying what is cut off.
 pub fn cut_copy(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
+    match cut_end(s, max) {
+        None => s.to_string(),
+        Some(end) => [&s[..end], CUT_MARKER].concat(),
     }
-    let mut end = max.saturating_sub(CUT_MARKER.len());
-    while end > 0 && !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    let mut out = String::with_capacity(end + CUT_MARKER.len());
-    out.push_str(&s[..end]);
-    out.push_str(CUT_MARKER);
-    out
 }
 
 impl SecurityEvent {
