@@ -395,6 +395,7 @@ impl DecisionQuery {
             && self.action.as_deref().is_none_or(|a| match d.action {
                 DecisionAction::Ban => a == "ban",
                 DecisionAction::Allow => a == "allow",
+                DecisionAction::AttackMode => a == "attack_mode",
             })
     }
 }

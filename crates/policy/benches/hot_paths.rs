@@ -165,6 +165,7 @@ fn bench_rules(c: &mut Criterion) {
         geo: Geo::default(),
     };
     let checks = Checks {
+        under_attack: false,
         policy: &policy,
         decisions: &decisions,
         limiter: &limiter,

@@ -34,10 +34,13 @@ pub enum Scope {
     Country,
     /// An autonomous system number (`15169`).
     Asn,
+    /// A host name (`shop.example.com`), for host-wide modes such as
+    /// under-attack mode (action `attack_mode`). Never matches a client.
+    Host,
 }
 
 impl Scope {
-    /// Every scope, in lookup precedence order.
+    /// Every client scope, in lookup precedence order.
     pub const ALL: [Scope; 4] = [Scope::Ip, Scope::Cidr, Scope::Asn, Scope::Country];
 
     /// The name used in the API, events and policy files.
@@ -47,6 +50,7 @@ impl Scope {
             Scope::Cidr => "cidr",
             Scope::Country => "country",
             Scope::Asn => "asn",
+            Scope::Host => "host",
         }
     }
 }
@@ -71,6 +75,8 @@ impl FromStr for Scope {
             Scope::Country
         } else if t.eq_ignore_ascii_case("asn") || t.eq_ignore_ascii_case("as") {
             Scope::Asn
+        } else if t.eq_ignore_ascii_case("host") {
+            Scope::Host
         } else {
             return Err(DecisionError::UnknownScope {
                 scope: clip(s).to_owned(),
@@ -88,6 +94,10 @@ pub enum DecisionAction {
     Ban,
     /// A dynamic allowlist entry: let the client through.
     Allow,
+    /// Under-attack mode for a host (scope `host` only): the policy's
+    /// `[attack_mode]` tightens its limits.
+    #[serde(rename = "attack_mode")]
+    AttackMode,
 }
 
 impl DecisionAction {
@@ -96,6 +106,7 @@ impl DecisionAction {
         match self {
             DecisionAction::Ban => "ban",
             DecisionAction::Allow => "allow",
+            DecisionAction::AttackMode => "attack_mode",
         }
     }
 }
@@ -116,6 +127,8 @@ impl FromStr for DecisionAction {
             Ok(DecisionAction::Ban)
         } else if t.eq_ignore_ascii_case("allow") {
             Ok(DecisionAction::Allow)
+        } else if t.eq_ignore_ascii_case("attack_mode") {
+            Ok(DecisionAction::AttackMode)
         } else {
             Err(DecisionError::UnknownAction {
                 action: clip(s).to_owned(),
@@ -168,14 +181,14 @@ pub enum DecisionError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The scope name is not one of `ip`, `cidr`, `country`, `asn`.
-    #[error("unknown scope `{scope}` (expected ip, cidr, country or asn)")]
+    /// The scope name is not one of `ip`, `cidr`, `country`, `asn`, `host`.
+    #[error("unknown scope `{scope}` (expected ip, cidr, country, asn or host)")]
     UnknownScope {
         /// The name as given.
         scope: String,
     },
-    /// The action name is not `ban` or `allow`.
-    #[error("unknown decision action `{action}` (expected ban or allow)")]
+    /// The action name is not `ban`, `allow` or `attack_mode`.
+    #[error("unknown decision action `{action}` (expected ban, allow or attack_mode)")]
     UnknownAction {
         /// The name as given.
         action: String,
@@ -190,9 +203,26 @@ pub enum DecisionError {
         /// The value of the decision that holds the id.
         value: String,
     },
+    /// `attack_mode` is for scope `host` only, and scope `host` only takes `attack_mode`.
+    #[error("action {action} does not apply to scope {scope} (scope host takes action attack_mode, and only it)")]
+    ActionScope {
+        /// The action.
+        action: DecisionAction,
+        /// The scope.
+        scope: Scope,
+    },
     /// The set holds as many decisions as it can index (2^32 - 1).
     #[error("too many decisions")]
     Full,
+}
+
+/// Refuses `attack_mode` outside scope `host`, and any other action on scope `host`.
+pub fn check_action_scope(action: DecisionAction, scope: Scope) -> Result<(), DecisionError> {
+    if (action == DecisionAction::AttackMode) == (scope == Scope::Host) {
+        Ok(())
+    } else {
+        Err(DecisionError::ActionScope { action, scope })
+    }
 }
 
 /// Keeps error messages bounded when a caller sends a huge value.
@@ -226,6 +256,49 @@ enum Key {
     Net6(u128, u8),
     Country([u8; 2]),
     Asn(u32),
+    /// A keyed hash of the host name (per process: not chosen by a client).
+    Host(u64),
+}
+
+fn host_key(host: &str) -> u64 {
+    static SEED: std::sync::OnceLock<ahash::RandomState> = std::sync::OnceLock::new();
+    SEED.get_or_init(ahash::RandomState::new).hash_one(host)
+}
+
+/// The canonical form of a host: lower case, without port or trailing dot.
+fn normalize_host_value(scope: Scope, value: &str) -> Result<String, DecisionError> {
+    let v = value.trim();
+    let name = if let Some(rest) = v.strip_prefix('[') {
+        // An IPv6 literal, with an optional port.
+        match rest.split_once(']') {
+            Some((inner, tail)) if tail.is_empty() || tail.starts_with(':') => {
+                let ip: Ipv6Addr = inner
+                    .parse()
+                    .map_err(|_| invalid(scope, value, "not a host name"))?;
+                return Ok(format!("[{ip}]"));
+            }
+            _ => return Err(invalid(scope, value, "not a host name")),
+        }
+    } else {
+        match v.rsplit_once(':') {
+            Some((h, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => h,
+            _ => v,
+        }
+    };
+    let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+    if name.is_empty()
+        || name.len() > 253
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+    {
+        return Err(invalid(
+            scope,
+            value,
+            "expected a host name such as shop.example.com (letters, digits, `-`, `_`, `.`)",
+        ));
+    }
+    Ok(name)
 }
 
 /// An address in the form the indexes use: IPv4-mapped IPv6 becomes IPv4.
@@ -342,6 +415,10 @@ fn parse_key(scope: Scope, value: &str) -> Result<(Key, String), DecisionError> 
                 .parse()
                 .map_err(|_| invalid(scope, value, "AS number out of range (max 4294967295)"))?;
             Ok((Key::Asn(n), n.to_string()))
+        }
+        Scope::Host => {
+            let name = normalize_host_value(scope, value)?;
+            Ok((Key::Host(host_key(&name)), name))
         }
     }
 }
@@ -516,6 +593,7 @@ pub struct DecisionSet {
     net6_filter: BucketFilter,
     country: AHashMap<[u8; 2], u32>,
     asn: AHashMap<u32, u32>,
+    host: AHashMap<u64, u32>,
 }
 
 impl fmt::Debug for DecisionSet {
@@ -526,6 +604,7 @@ impl fmt::Debug for DecisionSet {
             .field("cidr", &(self.net4.len() + self.net6.len()))
             .field("country", &self.country.len())
             .field("asn", &self.asn.len())
+            .field("host", &self.host.len())
             .finish()
     }
 }
@@ -554,6 +633,7 @@ impl DecisionSet {
     /// Fails when the value is invalid, or when `d.id` is already used by a
     /// decision about another scope + value (remove that one first).
     pub fn insert(&mut self, mut d: Decision) -> Result<Option<Decision>, DecisionError> {
+        check_action_scope(d.action, d.scope)?;
         let (key, text) = parse_key(d.scope, &d.value)?;
         d.value = text;
         let existing = self.index_get(key);
@@ -693,6 +773,32 @@ impl DecisionSet {
         None
     }
 
+    /// Whether some host decision (under-attack mode) is held.
+    #[inline]
+    pub fn has_hosts(&self) -> bool {
+        !self.host.is_empty()
+    }
+
+    /// The live decision about `host` (as a request gives it: port and case
+    /// do not matter), if any. Allocates only when `host` is not already
+    /// lower case without port.
+    pub fn host_decision(&self, host: &str, now: UnixMillis) -> Option<&Decision> {
+        if self.host.is_empty() {
+            return None;
+        }
+        let plain = !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'_'))
+            && !host.ends_with('.');
+        let key = if plain {
+            host_key(host)
+        } else {
+            host_key(&normalize_host_value(Scope::Host, host).ok()?)
+        };
+        self.live(self.host.get(&key), now)
+    }
+
     /// Removes the decisions expired at `now` and returns them.
     pub fn purge_expired(&mut self, now: UnixMillis) -> Vec<Decision> {
         let expired: Vec<u32> = self
@@ -747,6 +853,7 @@ impl DecisionSet {
             Key::Net6(n, l) => self.net6.get(&(n, l)),
             Key::Country(c) => self.country.get(&c),
             Key::Asn(n) => self.asn.get(&n),
+            Key::Host(h) => self.host.get(&h),
         }
         .copied()
     }
@@ -781,6 +888,9 @@ impl DecisionSet {
             Key::Asn(n) => {
                 self.asn.insert(n, idx);
             }
+            Key::Host(h) => {
+                self.host.insert(h, idx);
+            }
         }
     }
 
@@ -813,6 +923,9 @@ impl DecisionSet {
             }
             Key::Asn(n) => {
                 self.asn.remove(&n);
+            }
+            Key::Host(h) => {
+                self.host.remove(&h);
             }
         }
     }

@@ -14,6 +14,7 @@
 pub mod decisions;
 pub mod duration;
 pub mod escalation;
+pub mod flood;
 pub mod event;
 pub mod expr;
 pub mod learn;

@@ -39,6 +39,10 @@ pub struct Checks<'a> {
     pub decisions: &'a DecisionSet,
     /// Rate-limit counters.
     pub limiter: &'a RateLimiter,
+    /// The request's host is in under-attack mode: every rate limit's
+    /// `requests` is multiplied by the policy's `[attack_mode]`
+    /// `rate_limit_factor`.
+    pub under_attack: bool,
 }
 
 impl Checks<'_> {
@@ -69,6 +73,8 @@ impl Checks<'_> {
                 let (action, enforced) = match d.action {
                     DecisionAction::Ban => (Action::Block, Verdict::FORBIDDEN),
                     DecisionAction::Allow => (Action::Allow, Verdict::Allow),
+                    // Host decisions are never returned by `lookup`.
+                    DecisionAction::AttackMode => (Action::Log, Verdict::Continue),
                 };
                 let verdict = if d.simulated {
                     Verdict::Continue
@@ -95,7 +101,16 @@ impl Checks<'_> {
                 continue;
             }
             let key = rate_key(rl.key_seed, &rl.characteristics, req);
-            if let RateOutcome::Limited { retry_after_ms } = self.limiter.hit(key, &rl.spec, now) {
+            let tightened;
+            let spec = if self.under_attack {
+                tightened = rl
+                    .spec
+                    .scaled(self.policy.attack_mode.rate_limit_factor);
+                &tightened
+            } else {
+                &rl.spec
+            };
+            if let RateOutcome::Limited { retry_after_ms } = self.limiter.hit(key, spec, now) {
                 let enforced = rl.action == Action::Block && !rl.simulate;
                 let verdict = if enforced {
                     Verdict::Block {
@@ -273,6 +288,7 @@ status = 418
         let mut seen = Vec::new();
         let v = with_request(ip, method, uri, &[("host", "example.com")], |req| {
             Checks {
+                under_attack: false,
                 policy: &w.policy,
                 decisions: &w.decisions,
                 limiter: &w.limiter,

@@ -47,6 +47,7 @@ use toml::Spanned;
 /// Name of the implicit list that holds `[allowlist] ips`.
 const ALLOWLIST_LIST: &str = "__allowlist";
 
+mod floods;
 mod raw;
 
 /// One problem in a policy file.
@@ -137,6 +138,10 @@ pub struct Policy {
     pub rate_limits: Vec<RateLimit>,
     /// Escalations: repeated blocks of one source become a decision.
     pub escalations: Vec<Escalation>,
+    /// Flood detection: rates far above the learned baseline.
+    pub floods: Vec<crate::flood::Flood>,
+    /// How a host under attack is treated.
+    pub attack_mode: crate::flood::AttackModeSettings,
     /// Literal prefilter over the rules' expressions (bit `i` = `rules[i]`).
     pub rule_index: ExprIndex,
     /// The WAF (OWASP CRS) settings, when the policy has a `[waf]` section.
@@ -353,6 +358,11 @@ impl Policy {
         let raw_rules = elements(&mut diag, &raw.rules, "rules");
         let raw_rate_limits = elements(&mut diag, &raw.rate_limits, "rate_limits");
         let raw_escalations = elements(&mut diag, &raw.escalations, "escalations");
+        let raw_floods = elements(&mut diag, &raw.floods, "floods");
+        let raw_attack_mode = match &raw.attack_mode {
+            Some(a) => lenient(&mut diag, a, "[attack_mode]"),
+            None => None,
+        };
         let raw_waf = match &raw.waf {
             Some(w) => lenient(&mut diag, w, "[waf]"),
             None => None,
@@ -703,6 +713,9 @@ impl Policy {
             }
         }
 
+        let floods = floods::compile_floods(&mut diag, src, &raw_floods, &lists, &mut ids);
+        let attack_mode = floods::compile_attack_mode(&mut diag, raw_attack_mode);
+
         let waf = raw_waf.and_then(|w| w.compile(&mut diag));
 
         if let Err(errors) = diag.finish() {
@@ -712,6 +725,8 @@ impl Policy {
         let policy = Policy {
             allowlist,
             escalations,
+            floods,
+            attack_mode,
             rule_index,
             rules,
             rate_limits,

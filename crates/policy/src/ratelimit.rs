@@ -219,6 +219,22 @@ pub struct LimitSpec {
     pub mitigation_timeout_ms: u64,
 }
 
+impl LimitSpec {
+    /// The same limit with `requests` multiplied by `factor` (rounded down,
+    /// at least 1): under-attack mode tightens limits this way.
+    pub fn scaled(&self, factor: f64) -> LimitSpec {
+        let r = ((self.requests as f64) * factor).floor();
+        LimitSpec {
+            requests: if r.is_finite() && r >= 1.0 {
+                (r as u64).min(self.requests)
+            } else {
+                1
+            },
+            ..*self
+        }
+    }
+}
+
 /// The answer for one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RateOutcome {

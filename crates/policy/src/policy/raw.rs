@@ -30,6 +30,10 @@ pub(super) struct RawPolicy {
     pub(super) waf: Option<Spanned<Lenient<RawWaf>>>,
     #[serde(default)]
     pub(super) url_normalization: Option<Spanned<Lenient<RawUrlNormalization>>>,
+    #[serde(default)]
+    pub(super) floods: Option<Section<Tables<RawFlood>>>,
+    #[serde(default)]
+    pub(super) attack_mode: Option<Spanned<Lenient<RawAttackMode>>>,
 }
 
 /// A section (or an element of an array of tables) and where it starts.
@@ -42,7 +46,7 @@ pub(super) type Tables<T> = Vec<Section<T>>;
 pub(super) type RawLists = BTreeMap<String, Spanned<Vec<Spanned<RawListItem>>>>;
 
 /// The top-level keys a policy file may have.
-pub(super) const SECTIONS: [&str; 7] = [
+pub(super) const SECTIONS: [&str; 9] = [
     "lists",
     "allowlist",
     "rules",
@@ -50,6 +54,8 @@ pub(super) const SECTIONS: [&str; 7] = [
     "escalations",
     "waf",
     "url_normalization",
+    "floods",
+    "attack_mode",
 ];
 
 /// A value that failed to deserialize is kept as its error message, so the
@@ -186,6 +192,42 @@ pub(super) fn elements<'v, T>(
 pub(super) struct RawUrlNormalization {
     #[serde(default)]
     pub(super) forward_normalized: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFlood {
+    pub(super) id: Spanned<String>,
+    #[serde(default)]
+    pub(super) description: String,
+    #[serde(default)]
+    pub(super) per: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) expression: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) window: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) learn: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) factor: Option<Spanned<f64>>,
+    pub(super) min_requests: Spanned<i64>,
+    #[serde(default)]
+    pub(super) action: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) duration: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) simulate: bool,
+    #[serde(default)]
+    pub(super) max_keys: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAttackMode {
+    #[serde(default)]
+    pub(super) rate_limit_factor: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub(super) flood_factor: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize)]
