@@ -1,5 +1,6 @@
 //! `palisade` — one binary for every role.
 
+mod attack_mode_cmd;
 mod client;
 mod control_cmd;
 mod edge_cmd;
@@ -100,6 +101,13 @@ enum Command {
         #[command(subcommand)]
         command: client::DecisionsCommand,
     },
+    /// Under-attack mode per host, on every edge (through the API).
+    AttackMode {
+        #[command(flatten)]
+        api: client::ApiArgs,
+        #[command(subcommand)]
+        command: attack_mode_cmd::AttackModeCommand,
+    },
     /// Check a CRS directory and measure the WAF engine against the CRS regression suite (offline).
     Waf {
         #[command(subcommand)]
@@ -152,6 +160,7 @@ fn main() {
         Command::Nodes { api } => client::nodes(api),
         Command::Events { api, filter } => client::events(api, filter),
         Command::Decisions { api, command } => client::run(api, command),
+        Command::AttackMode { api, command } => attack_mode_cmd::run(api, command),
         Command::Waf { command } => waf_cmd::run(command),
     };
     match result {

@@ -16,6 +16,9 @@
 //! | GET | `/api/v1/nodes` | bearer | nodes: id, address, policy version, decisions, last heartbeat, health, CRS version and digest (`crs_differs`: not the rule set most nodes run), `policy_refused` (the newest version the node refused and why) |
 //! | GET | `/api/v1/incidents` | bearer | incidents (one source blocked on several nodes, one rule blocking on many), newest first |
 //! | GET | `/api/v1/events` | bearer | security events, newest first; filters `since`, `until` (ms), `node`, `client_ip`, `rule`, `limit` |
+//! | GET | `/api/v1/attack-mode` | bearer | hosts in under-attack mode (their `attack_mode` decisions) |
+//! | PUT | `/api/v1/attack-mode/{host}` | bearer | under-attack mode on for a host, fleet-wide (optional body `{"duration": "1h", "reason": "..."}`; without a duration it lasts until turned off); 201 with the decision |
+//! | DELETE | `/api/v1/attack-mode/{host}` | bearer | under-attack mode off (404 when it was not on) |
 //! | GET | `/api/v1/waf/model` | bearer | the WAF's positive model merged over every node: per route, methods, content types (trusted or not) and parameter shapes, busiest first; `limit` (default 50) |
 //!
 //! Roles: a `viewer` token reads; an `operator` token also adds and deletes
@@ -125,17 +128,25 @@ impl NewDecision {
             "cidr" | "range" => Scope::Cidr,
             "country" => Scope::Country,
             "asn" | "as" => Scope::Asn,
+            "host" => Scope::Host,
             other => {
                 return Err(format!(
-                    "unknown scope `{other}` (expected ip, cidr, country or asn)"
+                    "unknown scope `{other}` (expected ip, cidr, country, asn or host)"
                 ))
             }
         };
         let action = match self.action.as_deref() {
+            None if scope == Scope::Host => DecisionAction::AttackMode,
             None | Some("ban") | Some("block") => DecisionAction::Ban,
             Some("allow") => DecisionAction::Allow,
-            Some(other) => return Err(format!("unknown action `{other}` (expected ban or allow)")),
+            Some("attack_mode") => DecisionAction::AttackMode,
+            Some(other) => {
+                return Err(format!(
+                    "unknown action `{other}` (expected ban, allow or attack_mode)"
+                ))
+            }
         };
+        palisade_policy::decisions::check_action_scope(action, scope).map_err(|e| e.to_string())?;
         let value = palisade_policy::DecisionSet::normalize(scope, &self.value)
             .map_err(|e| e.to_string())?;
         let expires_at = match (self.duration.as_deref().map(str::trim), self.permanent) {
@@ -187,7 +198,7 @@ impl NewDecision {
     }
 }
 
-fn api_error(e: ApiError) -> Response {
+pub(crate) fn api_error(e: ApiError) -> Response {
     match e {
         ApiError::BadRequest(m) => error(StatusCode::BAD_REQUEST, m),
         ApiError::InvalidPolicy(errors) => {
@@ -220,7 +231,7 @@ fn api_error(e: ApiError) -> Response {
     }
 }
 
-fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, Json(serde_json::json!({ "error": msg.into() }))).into_response()
 }
 
@@ -236,7 +247,7 @@ pub enum Role {
 }
 
 impl Role {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Role::Viewer => "viewer",
             Role::Operator => "operator",
@@ -276,7 +287,7 @@ impl Tokens {
     }
 
     /// The role of the presented token (compared in constant time).
-    fn role_of(&self, headers: &HeaderMap) -> Option<Role> {
+    pub(crate) fn role_of(&self, headers: &HeaderMap) -> Option<Role> {
         self.0
             .iter()
             .filter(|(t, _)| token_ok(headers, t))
@@ -287,7 +298,7 @@ impl Tokens {
 
 /// The refusal for a request: 401 without a valid token, 403 when its role is
 /// below `need`; `None` when the request may proceed.
-fn deny(headers: &HeaderMap, tokens: &Tokens, need: Role) -> Option<Response> {
+pub(crate) fn deny(headers: &HeaderMap, tokens: &Tokens, need: Role) -> Option<Response> {
     match tokens.role_of(headers) {
         None => Some(unauthorized()),
         Some(r) if r < need => Some(error(
@@ -321,7 +332,7 @@ fn token_ok(headers: &HeaderMap, expected: &str) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn unauthorized() -> Response {
+pub(crate) fn unauthorized() -> Response {
     let mut r = error(StatusCode::UNAUTHORIZED, "missing or invalid bearer token");
     r.headers_mut().insert(
         header::WWW_AUTHENTICATE,
@@ -723,6 +734,11 @@ pub fn router(cfg: ApiConfig) -> Router {
         .route("/api/v1/events", get(events))
         .route("/api/v1/incidents", get(incidents))
         .route("/api/v1/waf/model", get(waf_model))
+        .route("/api/v1/attack-mode", get(crate::attack_mode::list))
+        .route(
+            "/api/v1/attack-mode/{host}",
+            axum::routing::put(crate::attack_mode::on).delete(crate::attack_mode::off),
+        )
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
         .with_state(cfg)
 }

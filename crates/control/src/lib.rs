@@ -9,6 +9,7 @@
 //! [`Decision`]: palisade_policy::Decision
 
 pub mod api;
+pub mod attack_mode;
 pub mod backend;
 pub mod correlate;
 pub mod nodes;

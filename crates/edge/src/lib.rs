@@ -18,6 +18,7 @@ pub mod budget;
 pub mod client_ip;
 pub mod config;
 pub mod events;
+pub mod flood;
 pub mod forwarded;
 pub mod framing;
 pub mod geoip;

@@ -30,6 +30,8 @@ pub struct Metrics {
     pub decisions_active: IntGauge,
     /// Escalation decisions not issued because the table was full.
     pub escalations_dropped: IntCounter,
+    /// Flood detection (`crate::flood`).
+    pub flood: crate::flood::FloodMetrics,
     /// Rate-limit counters in memory.
     pub ratelimit_keys: IntGauge,
     /// Rate-limit counters dropped because the table was full.
@@ -100,7 +102,7 @@ impl Default for Metrics {
     }
 }
 
-fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> T {
+pub(crate) fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> T {
     // Names are static and unique, so registration cannot fail.
     let _ = r.register(Box::new(m.clone()));
     m
@@ -400,6 +402,7 @@ impl Metrics {
                 IntGauge::new("palisade_policy_rules", "Custom rules in the active policy")
                     .expect("static metric"),
             ),
+            flood: crate::flood::FloodMetrics::new(&r),
             escalations_dropped: reg(
                 &r,
                 IntCounter::new(

@@ -293,11 +293,14 @@ impl ProxyHttp for EdgeProxy {
             let escalating = !policy.escalations.is_empty();
             let mut blocked_by = None;
             let mut flagged = false;
+            let mut under_attack = false;
             let verdict = st.with_decisions(|decisions| {
+                under_attack = crate::flood::under_attack(decisions, &host, now);
                 Checks {
                     policy: &policy,
                     decisions,
                     limiter: &st.limiter,
+                    under_attack,
                 }
                 .evaluate(&request, now, &mut |m| {
                     if matches!(m.verdict, Verdict::Block { .. }) {
@@ -310,7 +313,9 @@ impl ProxyHttp for EdgeProxy {
                 })
             });
             ctx.flagged = flagged;
-            // Outside the decision table's read lock: an escalation may write to it.
+            // Outside the decision table's read lock: an escalation or a
+            // flood may write to it.
+            crate::flood::observe(st, &policy, &request, under_attack, now);
             if let Some(kind) = blocked_by {
                 st.escalate(&policy, kind, ctx.client_ip, geo, now);
             }

@@ -138,6 +138,7 @@ impl EdgeServer {
                     if purged > 0 {
                         tracing::info!(purged, "expired decisions removed");
                     }
+                    crate::flood::roll(&state, now);
                     state.refresh_gauges();
                     pool.publish_health(&state.metrics, now);
                 })

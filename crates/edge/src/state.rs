@@ -67,6 +67,8 @@ pub struct EdgeState {
     pub ids: RequestIds,
     /// Block counters of the policy's escalations.
     pub escalations: palisade_policy::escalation::EscalationTracker,
+    /// Counters and baselines of the policy's floods.
+    pub floods: palisade_policy::flood::FloodDetector,
     /// Where decisions issued by escalations go besides this node's table (the mesh).
     pub escalation_tx: std::sync::OnceLock<tokio::sync::mpsc::Sender<Decision>>,
     /// The WAF's positive model: this node's and the fleet's.
@@ -110,6 +112,7 @@ impl EdgeState {
             limits,
             ids: RequestIds::default(),
             escalations: Default::default(),
+            floods: Default::default(),
             escalation_tx: std::sync::OnceLock::new(),
             model: Default::default(),
             rule_roots: RuleRoots::default(),
@@ -161,6 +164,7 @@ impl EdgeState {
             .waf_rules
             .set(waf.as_ref().map_or(0, |w| w.waf.rules().len() as i64));
         self.metrics.policy_rules.set(policy.rules.len() as i64);
+        self.floods.sync(&policy.floods);
         // The WAF first: a request that sees the new policy sees its WAF.
         self.waf.store(waf);
         self.policy.store(Arc::new(policy));
@@ -333,22 +337,28 @@ impl EdgeState {
             .escalations
             .observe(&policy.escalations, kind, ip, geo, &self.node_id, now_ms)
         {
-            if self.decisions_full_for(&d) {
-                self.metrics.escalations_dropped.inc();
-                tracing::warn!(value = %d.value, "decision table full: escalation decision not issued");
-                continue;
-            }
-            tracing::warn!(scope = d.scope.as_str(), value = %d.value, reason = %d.reason, simulated = d.simulated, "escalation issued a decision");
-            match self.add_decision(d) {
-                Ok(d) => {
-                    if let Some(tx) = self.escalation_tx.get() {
-                        if tx.try_send(d).is_err() {
-                            tracing::error!("escalation decision not sent to the mesh: queue full");
-                        }
+            self.issue_decision(d, "escalation");
+        }
+    }
+
+    /// Enforces a decision this node issued (an escalation's or a flood's,
+    /// `what`) at once, and sends it to the mesh for every other node.
+    pub fn issue_decision(&self, d: Decision, what: &'static str) {
+        if self.decisions_full_for(&d) {
+            self.metrics.escalations_dropped.inc();
+            tracing::warn!(value = %d.value, what, "decision table full: decision not issued");
+            return;
+        }
+        tracing::warn!(scope = d.scope.as_str(), value = %d.value, reason = %d.reason, simulated = d.simulated, what, "issued a decision");
+        match self.add_decision(d) {
+            Ok(d) => {
+                if let Some(tx) = self.escalation_tx.get() {
+                    if tx.try_send(d).is_err() {
+                        tracing::error!(what, "decision not sent to the mesh: queue full");
                     }
                 }
-                Err(e) => tracing::error!(error = %e, "escalation decision rejected"),
             }
+            Err(e) => tracing::error!(error = %e, what, "decision rejected"),
         }
     }
 

@@ -226,6 +226,7 @@ pub async fn run<M, F, Fut>(
         mesh.clone(),
         cfg.data_dir.clone(),
     ));
+    let floods = tokio::spawn(crate::flood::share(state.clone(), mesh.clone()));
     let persister = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         loop {
@@ -250,6 +251,7 @@ pub async fn run<M, F, Fut>(
         events,
         escalations,
         model,
+        floods,
         persister
     );
 }

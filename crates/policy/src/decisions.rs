@@ -779,6 +779,13 @@ impl DecisionSet {
         !self.host.is_empty()
     }
 
+    /// Every host decision (under-attack mode), live or not.
+    pub fn host_decisions(&self) -> impl Iterator<Item = &Decision> {
+        self.host
+            .values()
+            .filter_map(|&i| self.slot(i).map(|s| &s.decision))
+    }
+
     /// The live decision about `host` (as a request gives it: port and case
     /// do not matter), if any. Allocates only when `host` is not already
     /// lower case without port.
@@ -787,9 +794,9 @@ impl DecisionSet {
             return None;
         }
         let plain = !host.is_empty()
-            && host
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'_'))
+            && host.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'_')
+            })
             && !host.ends_with('.');
         let key = if plain {
             host_key(host)

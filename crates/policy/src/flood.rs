@@ -34,9 +34,9 @@
 use crate::decisions::{DecisionAction, Scope};
 use crate::escalation::Source;
 use crate::expr::Expr;
+use crate::learn::stable_hash;
 use crate::learn::Mergeable;
 use crate::request::Geo;
-use crate::learn::stable_hash;
 use crate::UnixMillis;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -307,7 +307,11 @@ fn hash_of(per: FloodKey, seen: &Seen<'_>) -> Option<u64> {
         }
         FloodKey::Source(Source::Cidr) => {
             let (a, v4) = canonical(seen.ip);
-            let net = if v4 { a & 0xffff_ff00 } else { a & !u128::from(u64::MAX) };
+            let net = if v4 {
+                a & 0xffff_ff00
+            } else {
+                a & !u128::from(u64::MAX)
+            };
             stable_hash(&net.to_le_bytes()) ^ u64::from(v4)
         }
         FloodKey::Source(Source::Asn) => stable_hash(&seen.geo.asn?.to_le_bytes()),

@@ -14,9 +14,9 @@
 pub mod decisions;
 pub mod duration;
 pub mod escalation;
-pub mod flood;
 pub mod event;
 pub mod expr;
+pub mod flood;
 pub mod learn;
 pub mod normalize;
 pub mod pipeline;

@@ -103,9 +103,7 @@ impl Checks<'_> {
             let key = rate_key(rl.key_seed, &rl.characteristics, req);
             let tightened;
             let spec = if self.under_attack {
-                tightened = rl
-                    .spec
-                    .scaled(self.policy.attack_mode.rate_limit_factor);
+                tightened = rl.spec.scaled(self.policy.attack_mode.rate_limit_factor);
                 &tightened
             } else {
                 &rl.spec

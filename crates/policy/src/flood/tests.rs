@@ -94,8 +94,7 @@ fn the_floor_applies_before_anything_is_learned_and_attack_mode_tightens() {
     let attack = AttackModeSettings::default();
     let mut tense = seen("192.0.2.1");
     tense.under_attack = true;
-    let n = (0..30)
-        .position(|_| !d.observe(&f, &attack, &tense, |_| true, 200).is_empty());
+    let n = (0..30).position(|_| !d.observe(&f, &attack, &tense, |_| true, 200).is_empty());
     assert_eq!(n, Some(25), "the 26th request crosses 25");
 }
 
@@ -165,9 +164,21 @@ fn fleet_baselines_raise_thresholds_and_merge_by_maximum() {
     assert_eq!(send(&d, &f, &seen("203.0.113.1"), 1, 1500).len(), 1);
 
     let mut a = FloodStats::default();
-    a.rules.insert("f".into(), RuleStats { baseline: 3.0, keys: [(1, 2.0), (2, 9.0)].into() });
+    a.rules.insert(
+        "f".into(),
+        RuleStats {
+            baseline: 3.0,
+            keys: [(1, 2.0), (2, 9.0)].into(),
+        },
+    );
     let mut b = FloodStats::default();
-    b.rules.insert("f".into(), RuleStats { baseline: 7.0, keys: [(1, 5.0)].into() });
+    b.rules.insert(
+        "f".into(),
+        RuleStats {
+            baseline: 7.0,
+            keys: [(1, 5.0)].into(),
+        },
+    );
     let mut ab = a.clone();
     ab.merge(&b);
     let mut ba = b.clone();
@@ -309,8 +320,13 @@ fn host_decisions_carry_attack_mode_and_never_match_a_client() {
         created_at: 0,
         expires_at: Some(1000),
     };
-    set.insert(d(1, Scope::Host, "Shop.Example.:8443", DecisionAction::AttackMode))
-        .unwrap();
+    set.insert(d(
+        1,
+        Scope::Host,
+        "Shop.Example.:8443",
+        DecisionAction::AttackMode,
+    ))
+    .unwrap();
     assert_eq!(set.get(1).unwrap().value, "shop.example");
     assert!(set.has_hosts());
     for h in ["shop.example", "SHOP.example:80", "shop.example."] {

@@ -85,7 +85,14 @@ pub(super) fn compile_floods(
             Some(e) => compile_expr(diag, src, e, lists, id).map(Some),
         };
         let window_ms = duration(diag, f.window.as_ref(), 1_000, 100..=60_000, "window", id);
-        let learn_ms = duration(diag, f.learn.as_ref(), 600_000, 1_000..=604_800_000, "learn", id);
+        let learn_ms = duration(
+            diag,
+            f.learn.as_ref(),
+            600_000,
+            1_000..=604_800_000,
+            "learn",
+            id,
+        );
         let duration_ms = duration(
             diag,
             f.duration.as_ref(),
@@ -221,7 +228,11 @@ pub(super) fn compile_attack_mode(
             }
         }
     };
-    factor(&raw.rate_limit_factor, "rate_limit_factor", &mut s.rate_limit_factor);
+    factor(
+        &raw.rate_limit_factor,
+        "rate_limit_factor",
+        &mut s.rate_limit_factor,
+    );
     factor(&raw.flood_factor, "flood_factor", &mut s.flood_factor);
     s
 }
