@@ -292,7 +292,8 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
     let state = edge.state.clone();
 
     // Control plane and edge in one process, over the in-process mesh.
-    let mesh = MemoryMesh::new();
+    // Events leave the in-process log once the control plane stored them.
+    let mesh = MemoryMesh::new().with_interest_retention();
     let events = sync::event_feed(&state)?;
     let retention = args.retention.retention()?;
     let store = Arc::new(EventStore::open(&args.data_dir).map_err(|e| anyhow::anyhow!("{e}"))?);

@@ -78,6 +78,8 @@ struct EventLog {
     dropped: u64,
     events: VecDeque<(u64, SecurityEvent)>,
     durables: HashMap<String, Durable>,
+    /// Drop events as soon as every durable consumer acknowledged them.
+    interest: bool,
 }
 
 /// Acknowledgement state of one durable consumer.
@@ -125,6 +127,17 @@ impl EventAck {
             .entry(self.durable.to_string())
             .or_default()
             .ack(seq, oldest);
+        // With interest retention, events every durable consumer acknowledged
+        // are not needed any more: the log holds what is in flight.
+        if !log.interest {
+            return;
+        }
+        let floor = log.durables.values().map(|d| d.floor).min().unwrap_or(0);
+        while log.events.front().is_some_and(|(s, _)| *s <= floor) {
+            if let Some((_, old)) = log.events.pop_front() {
+                log.bytes = log.bytes.saturating_sub(old.approx_bytes());
+            }
+        }
     }
 }
 
@@ -169,12 +182,28 @@ impl MemoryMesh {
                     dropped: 0,
                     events: VecDeque::new(),
                     durables: HashMap::new(),
+                    interest: false,
                 }),
                 events_head: watch::Sender::new(0),
                 nodes: Mutex::new(BTreeMap::new()),
                 stats: Mutex::new(BTreeMap::new()),
             }),
         }
+    }
+
+    /// Interest retention (like JetStream's): an event is dropped once every
+    /// durable consumer known at that time acknowledged it, so the log holds
+    /// only what is in flight. A durable consumer created later sees only
+    /// what is still retained. `palisade up`, whose only consumer is its
+    /// control plane, uses it.
+    pub fn with_interest_retention(self) -> Self {
+        lock(&self.inner.events).interest = true;
+        self
+    }
+
+    /// Events retained now.
+    pub fn events_retained(&self) -> usize {
+        lock(&self.inner.events).events.len()
     }
 
     /// How many events were dropped because the event log was full.
@@ -340,8 +369,11 @@ impl Mesh for MemoryMesh {
                     let log = &mut *log;
                     let d = log.durables.entry(name.clone()).or_default();
                     last = last.max(d.floor);
+                    // Sequences are consecutive: start at `last + 1` directly.
+                    let front = log.events.front().map_or(0, |(s, _)| *s);
+                    let start = usize::try_from((last + 1).saturating_sub(front)).unwrap_or(usize::MAX);
                     log.events
-                        .iter()
+                        .range(start.min(log.events.len())..)
                         .filter(|(s, _)| *s > last && !d.is_acked(*s))
                         .take(BATCH)
                         .cloned()

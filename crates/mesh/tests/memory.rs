@@ -84,3 +84,37 @@ async fn the_event_log_is_bounded_in_bytes() -> anyhow::Result<()> {
     assert!(first.event.path.len() <= palisade_policy::event::field_limits::PATH);
     Ok(())
 }
+
+/// With interest retention (`palisade up`), acknowledged events leave the
+/// log: it holds only what is in flight, whatever the traffic.
+#[tokio::test]
+async fn interest_retention_drops_acknowledged_events() -> anyhow::Result<()> {
+    use palisade_mesh::Mesh;
+    let m = MemoryMesh::new().with_interest_retention();
+    for i in 0..100 {
+        m.publish_event(&suite::event(i)).await?;
+    }
+    assert_eq!(m.events_retained(), 100);
+    let mut s = m.consume_events("control").await?;
+    let mut kept = None;
+    for i in 0..100 {
+        let d = suite::within("event", s.next()).await?.unwrap()?;
+        assert_eq!(d.event.time_ms, i);
+        if i == 50 {
+            kept = Some(d); // in flight: not acknowledged yet
+        } else {
+            d.ack().await?;
+        }
+    }
+    // 0..50 are gone; 50 holds the rest back until it is acknowledged.
+    assert_eq!(m.events_retained(), 50);
+    kept.unwrap().ack().await?;
+    assert_eq!(m.events_retained(), 0);
+    // Without interest retention the log keeps them (up to its caps).
+    let plain = MemoryMesh::new();
+    plain.publish_event(&suite::event(1)).await?;
+    let mut s = plain.consume_events("control").await?;
+    suite::within("event", s.next()).await?.unwrap()?.ack().await?;
+    assert_eq!(plain.events_retained(), 1);
+    Ok(())
+}
