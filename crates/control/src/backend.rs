@@ -49,9 +49,14 @@ pub const MAX_DECISIONS: usize = 1_000_000;
 /// incidents, flood mitigation) rather than by an operator: these go first
 /// when the table is full.
 pub fn is_automatic(d: &Decision) -> bool {
+    is_automatic_origin(&d.origin)
+}
+
+/// Whether a decision from `origin` was made by the platform itself ([`is_automatic`]).
+pub fn is_automatic_origin(origin: &str) -> bool {
     ["escalation:", "incident:", "flood:"]
         .iter()
-        .any(|p| d.origin.starts_with(p))
+        .any(|p| origin.starts_with(p))
 }
 
 impl From<MeshError> for ApiError {
@@ -294,17 +299,19 @@ impl<M: Mesh> Backend for MeshBackend<M> {
                 .filter(|dd| dd.expires_at.is_none_or(|e| e > now));
             let replaces = set.get_key(d.scope, &d.value).is_some();
             let mut count = 0usize;
-            let mut oldest_auto: Option<&Decision> = None;
+            let mut oldest_auto: Option<palisade_policy::DecisionRef<'_>> = None;
             for dd in active {
                 count += 1;
-                if is_automatic(dd) && oldest_auto.is_none_or(|o| dd.created_at < o.created_at) {
+                if is_automatic_origin(dd.origin)
+                    && oldest_auto.is_none_or(|o| dd.created_at < o.created_at)
+                {
                     oldest_auto = Some(dd);
                 }
             }
             if replaces || count < self.max_decisions {
                 None
             } else if let Some(o) = oldest_auto.filter(|_| !is_automatic(&d)) {
-                Some((o.scope, o.value.clone()))
+                Some((o.scope, o.value()))
             } else {
                 return Err(ApiError::Full(format!(
                     "the decision table is full ({count} active decisions, the most this cluster holds; --max-decisions): delete some, let automatic ones expire, or raise the cap"
@@ -330,9 +337,8 @@ impl<M: Mesh> Backend for MeshBackend<M> {
         let replica = self.catch_up().await?;
         let stored = replica
             .set()
-            .iter()
-            .find(|x| x.scope == d.scope && x.value == d.value)
-            .cloned();
+            .get_key(d.scope, &d.value)
+            .map(|x| x.to_decision());
         drop(replica);
         Ok(stored.unwrap_or_else(|| {
             tracing::debug!(seq, "decision not in the replica after catch-up");
@@ -347,14 +353,19 @@ impl<M: Mesh> Backend for MeshBackend<M> {
             .set()
             .iter()
             .filter(|d| d.expires_at.is_none_or(|e| e > now))
-            .cloned()
+            .map(|d| d.to_decision())
             .collect();
         out.sort_by_key(|d| d.id);
         Ok(out)
     }
 
     async fn delete_decision(&self, id: u64) -> Result<Option<Decision>, ApiError> {
-        let found = self.catch_up().await?.set().get(id).cloned();
+        let found = self
+            .catch_up()
+            .await?
+            .set()
+            .get(id)
+            .map(|d| d.to_decision());
         let Some(d) = found else { return Ok(None) };
         let seq = self
             .mesh

@@ -273,7 +273,7 @@ impl EdgeState {
             self.next_decision_id.fetch_max(d.id + 1, Ordering::Relaxed);
         }
         table.insert(d.clone())?;
-        let stored = table.get(d.id).cloned().unwrap_or(d);
+        let stored = table.get(d.id).map_or(d, |s| s.to_decision());
         self.metrics.decisions_active.set(table.len() as i64);
         Ok(stored)
     }
@@ -285,7 +285,7 @@ impl EdgeState {
             .set()
             .iter()
             .filter(|d| d.expires_at.is_none_or(|e| e > now_ms))
-            .cloned()
+            .map(|d| d.to_decision())
             .collect();
         out.sort_by_key(|d| d.id);
         out

@@ -97,7 +97,7 @@ impl DecisionReplica {
                 let taken_by_other = self
                     .set
                     .get(decision.id)
-                    .is_some_and(|d| d.scope != decision.scope || d.value != value);
+                    .is_some_and(|d| d.scope != decision.scope || d.value() != value);
                 if taken_by_other {
                     decision.id = LOCAL_ID_BASE | update.seq;
                 }
@@ -117,7 +117,7 @@ impl DecisionReplica {
 
     /// A serializable image of the replica.
     pub fn snapshot(&self) -> ReplicaSnapshot {
-        let mut decisions: Vec<Decision> = self.set.iter().cloned().collect();
+        let mut decisions: Vec<Decision> = self.set.iter().map(|d| d.to_decision()).collect();
         decisions.sort_by_key(|d| d.id);
         ReplicaSnapshot {
             last_seq: self.last_seq,

@@ -153,7 +153,7 @@ pub async fn decisions_replay_follow_compaction(mesh: &impl Mesh) -> Result<()> 
     let mut keys: Vec<String> = replica
         .set()
         .iter()
-        .map(|d| format!("{}:{}", d.scope, d.value))
+        .map(|d| format!("{}:{}", d.scope, d.value()))
         .collect();
     keys.sort();
     assert_eq!(keys, ["asn:64500", "ip:192.0.2.1"]);
