@@ -34,6 +34,9 @@ pub const DEFAULT_EVENT_BYTES: usize = 32 << 20;
 /// How many updates a subscription task copies out of the log per lock.
 const BATCH: usize = 256;
 
+/// How many ops of a bulk publish are appended per lock.
+const IMPORT_CHUNK: usize = 4096;
+
 /// The in-process mesh. Cloning it is cheap and every clone shares the state.
 #[derive(Clone)]
 pub struct MemoryMesh {
@@ -203,6 +206,32 @@ impl Mesh for MemoryMesh {
             seq
         };
         self.inner.decisions_head.send_replace(seq);
+        Ok(seq)
+    }
+
+    async fn publish_decisions(&self, ops: Vec<DecisionOp>) -> Result<u64, MeshError> {
+        let ops = ops
+            .into_iter()
+            .map(normalize_op)
+            .collect::<Result<Vec<_>, _>>()?;
+        // One lock per chunk, so that subscribers read between chunks.
+        let mut seq = lock(&self.inner.decisions).last_seq;
+        let mut ops = ops.into_iter().peekable();
+        while ops.peek().is_some() {
+            {
+                let mut log = lock(&self.inner.decisions);
+                for op in ops.by_ref().take(IMPORT_CHUNK) {
+                    log.last_seq += 1;
+                    seq = log.last_seq;
+                    if let Some(old) = log.by_key.insert(op.key(), seq) {
+                        log.by_seq.remove(&old);
+                    }
+                    log.by_seq.insert(seq, op);
+                }
+            }
+            self.inner.decisions_head.send_replace(seq);
+            tokio::task::yield_now().await;
+        }
         Ok(seq)
     }
 

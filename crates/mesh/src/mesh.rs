@@ -25,6 +25,24 @@ pub trait Mesh: Send + Sync + 'static {
     /// retained (a `Delete` is kept as a tombstone).
     async fn publish_decision(&self, op: DecisionOp) -> Result<u64, MeshError>;
 
+    /// Appends `ops` in order (a bulk import) and returns the sequence of the
+    /// last one (the head before the call when `ops` is empty). Every op is
+    /// normalized first and the whole batch is refused, nothing appended,
+    /// when one is invalid. A transport failure midway leaves a prefix of the
+    /// batch appended: the caller retries the batch (ops are idempotent).
+    /// The default publishes one op at a time; backends override it.
+    async fn publish_decisions(&self, ops: Vec<DecisionOp>) -> Result<u64, MeshError> {
+        let ops = ops
+            .into_iter()
+            .map(normalize_op)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut last = self.decisions_head().await?;
+        for op in ops {
+            last = self.publish_decision(op).await?;
+        }
+        Ok(last)
+    }
+
     /// Every retained update with `seq > after_seq`, in order, then live
     /// updates as they are published.
     async fn decisions_since(&self, after_seq: u64) -> Result<DecisionStream, MeshError>;
