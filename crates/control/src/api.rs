@@ -7,6 +7,7 @@
 //! | GET | `/api/v1/openapi.json` | no | the OpenAPI 3 document of this API (`assets/openapi.json`) |
 //! | POST | `/api/v1/decisions` | bearer | add a decision (201) |
 //! | GET | `/api/v1/decisions` | bearer | list active decisions |
+//! | POST | `/api/v1/decisions/import` | bearer | bulk import (`crate::import`): CrowdSec JSON or CSV exports, or one ip/network per line; all or nothing unless `on_error=skip`; every invalid entry reported with its line |
 //! | GET | `/api/v1/decisions/{id}` | bearer | one decision |
 //! | DELETE | `/api/v1/decisions/{id}` | bearer | delete a decision |
 //! | PUT | `/api/v1/policy` | bearer | new policy version (body: the TOML); 201 with the version and `warnings` (what the control plane could not check); 400 with every error when invalid, 422 when its `[waf]` names files outside the rule directories or does not compile (see `policy_check`) |
@@ -187,7 +188,7 @@ impl NewDecision {
     }
 }
 
-fn api_error(e: ApiError) -> Response {
+pub(crate) fn api_error(e: ApiError) -> Response {
     match e {
         ApiError::BadRequest(m) => error(StatusCode::BAD_REQUEST, m),
         ApiError::InvalidPolicy(errors) => {
@@ -220,7 +221,7 @@ fn api_error(e: ApiError) -> Response {
     }
 }
 
-fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, Json(serde_json::json!({ "error": msg.into() }))).into_response()
 }
 
@@ -236,7 +237,7 @@ pub enum Role {
 }
 
 impl Role {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Role::Viewer => "viewer",
             Role::Operator => "operator",
@@ -276,7 +277,7 @@ impl Tokens {
     }
 
     /// The role of the presented token (compared in constant time).
-    fn role_of(&self, headers: &HeaderMap) -> Option<Role> {
+    pub(crate) fn role_of(&self, headers: &HeaderMap) -> Option<Role> {
         self.0
             .iter()
             .filter(|(t, _)| token_ok(headers, t))
@@ -287,7 +288,7 @@ impl Tokens {
 
 /// The refusal for a request: 401 without a valid token, 403 when its role is
 /// below `need`; `None` when the request may proceed.
-fn deny(headers: &HeaderMap, tokens: &Tokens, need: Role) -> Option<Response> {
+pub(crate) fn deny(headers: &HeaderMap, tokens: &Tokens, need: Role) -> Option<Response> {
     match tokens.role_of(headers) {
         None => Some(unauthorized()),
         Some(r) if r < need => Some(error(
@@ -321,7 +322,7 @@ fn token_ok(headers: &HeaderMap, expected: &str) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn unauthorized() -> Response {
+pub(crate) fn unauthorized() -> Response {
     let mut r = error(StatusCode::UNAUTHORIZED, "missing or invalid bearer token");
     r.headers_mut().insert(
         header::WWW_AUTHENTICATE,
@@ -708,6 +709,12 @@ pub fn router(cfg: ApiConfig) -> Router {
             get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
         )
         .route("/api/v1/decisions", get(list_decisions).post(add_decision))
+        .route(
+            "/api/v1/decisions/import",
+            axum::routing::post(crate::import::import_decisions).layer(
+                axum::extract::DefaultBodyLimit::max(crate::import::MAX_IMPORT_BYTES),
+            ),
+        )
         .route(
             "/api/v1/decisions/{id}",
             get(get_decision).delete(delete_decision),

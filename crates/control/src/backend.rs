@@ -42,6 +42,9 @@ pub enum ApiError {
     Full(String),
 }
 
+/// Decisions of a bulk import published per mesh batch.
+const IMPORT_CHUNK: usize = 65_536;
+
 /// Active decisions a cluster holds at most by default (`--max-decisions`).
 pub const MAX_DECISIONS: usize = 1_000_000;
 
@@ -77,6 +80,14 @@ pub trait Backend: Send + Sync + 'static {
     async fn list_decisions(&self) -> Result<Vec<Decision>, ApiError>;
     /// Deletes one.
     async fn delete_decision(&self, id: u64) -> Result<Option<Decision>, ApiError>;
+    /// Adds or replaces many decisions at once (a bulk import; ids 0 get new
+    /// ids) and returns the decision-log sequence of the last. Refused whole
+    /// (nothing written) when they would not fit under the cap.
+    async fn import_decisions(&self, _ds: Vec<Decision>) -> Result<u64, ApiError> {
+        Err(ApiError::NotSupported(
+            "bulk import is not offered by this deployment".into(),
+        ))
+    }
     /// Validates and stores a new policy version.
     async fn put_policy(&self, _source: String, _author: String) -> Result<StoredPolicy, ApiError> {
         Err(not_clustered())
@@ -357,6 +368,49 @@ impl<M: Mesh> Backend for MeshBackend<M> {
             .collect();
         out.sort_by_key(|d| d.id);
         Ok(out)
+    }
+
+    async fn import_decisions(&self, mut ds: Vec<Decision>) -> Result<u64, ApiError> {
+        if ds.is_empty() {
+            return Ok(self.mesh.decisions_head().await?);
+        }
+        {
+            let now = (self.clock)();
+            let replica = self.catch_up().await?;
+            let set = replica.set();
+            let active = set
+                .iter()
+                .filter(|d| d.expires_at.is_none_or(|e| e > now))
+                .count();
+            let new_keys = ds
+                .iter()
+                .filter(|d| set.get_key(d.scope, &d.value).is_none())
+                .count();
+            if active + new_keys > self.max_decisions {
+                return Err(ApiError::Full(format!(
+                    "the import adds {new_keys} decisions to {active} active ones, more than this cluster holds ({}; --max-decisions): nothing was imported",
+                    self.max_decisions
+                )));
+            }
+        }
+        for d in &mut ds {
+            if d.id == 0 {
+                d.id = self.next_id.fetch_add(1, Ordering::Relaxed) & ((1 << 53) - 1);
+            }
+        }
+        let mut seq = 0;
+        let mut ops = ds
+            .into_iter()
+            .map(|decision| DecisionOp::Upsert { decision });
+        loop {
+            let chunk: Vec<DecisionOp> = ops.by_ref().take(IMPORT_CHUNK).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            seq = self.mesh.publish_decisions(chunk).await?;
+        }
+        self.wait_local(seq).await;
+        Ok(seq)
     }
 
     async fn delete_decision(&self, id: u64) -> Result<Option<Decision>, ApiError> {
