@@ -511,8 +511,8 @@ fn crowdsec_json(body: &str, d: &Defaults<'_>, out: &mut Entries) {
             let skip = rest.len() - rest.trim_start().len();
             offset += skip;
             let rest = &body[offset..];
-            if rest.starts_with(']') {
-                if !rest[1..].trim().is_empty() {
+            if let Some(after) = rest.strip_prefix(']') {
+                if !after.trim().is_empty() {
                     out.push((
                         lc.line_at(offset + 1),
                         None,

@@ -245,6 +245,20 @@ impl EdgeState {
         self.decisions.read().snapshot()
     }
 
+    /// A copy of the decision table and its log position (compact: about 80
+    /// bytes a decision), for writing a snapshot without holding the lock.
+    pub fn decisions_replica(&self) -> DecisionReplica {
+        self.decisions.read().clone()
+    }
+
+    /// Replaces the decision table (loaded from disk, or a full resync).
+    pub fn replace_decisions(&self, replica: DecisionReplica) -> usize {
+        let n = replica.set().len();
+        *self.decisions.write() = replica;
+        self.metrics.decisions_active.set(n as i64);
+        n
+    }
+
     /// Replaces the decision table with a persisted one.
     pub fn restore_decisions(
         &self,

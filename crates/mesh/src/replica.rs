@@ -66,6 +66,11 @@ impl DecisionReplica {
         Self::default()
     }
 
+    /// A replica holding `set`, at `last_seq` (loaded from disk).
+    pub fn with_set(set: DecisionSet, last_seq: u64) -> Self {
+        DecisionReplica { set, last_seq }
+    }
+
     /// The last sequence applied; resubscribe with `decisions_since(last_seq)`.
     pub fn last_seq(&self) -> u64 {
         self.last_seq
