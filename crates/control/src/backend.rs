@@ -271,7 +271,18 @@ impl<M: Mesh> MeshBackend<M> {
     /// Catches the local replica up with the head of the log (read-your-writes).
     async fn catch_up(&self) -> Result<tokio::sync::MutexGuard<'_, DecisionReplica>, ApiError> {
         let head = self.mesh.decisions_head().await?;
+        let floor = self.mesh.decisions_floor().await?;
         let mut replica = self.replica.lock().await;
+        if palisade_mesh::must_resync(replica.last_seq(), floor, head) {
+            // The log dropped deletes this view has not seen (or restarted): rebuild it.
+            tracing::info!(
+                last_seq = replica.last_seq(),
+                floor,
+                head,
+                "rebuilding the decision view from the log"
+            );
+            *replica = DecisionReplica::new();
+        }
         if replica.last_seq() >= head {
             return Ok(replica);
         }

@@ -292,6 +292,29 @@ pub async fn run<M, F, Fut>(
     );
 }
 
+/// Reads `stream` (from sequence 0) into a fresh table until it reaches `head`.
+async fn rebuild(
+    stream: &mut palisade_mesh::DecisionStream,
+    head: u64,
+) -> Result<palisade_mesh::DecisionReplica, MeshError> {
+    let mut fresh = palisade_mesh::DecisionReplica::new();
+    while fresh.last_seq() < head {
+        match tokio::time::timeout(Duration::from_secs(30), stream.next()).await {
+            Ok(Some(Ok(u))) => {
+                fresh.apply(u);
+            }
+            Ok(Some(Err(e))) => return Err(e),
+            Ok(None) => return Err(MeshError::Unavailable("decision stream ended".into())),
+            Err(_) => {
+                return Err(MeshError::Unavailable(
+                    "the decision log stalled during a resync".into(),
+                ))
+            }
+        }
+    }
+    Ok(fresh)
+}
+
 /// Every 200 ms: writes the policy when it changed, appends the applied
 /// decision updates to the log, and compacts the log into a snapshot when due
 /// (off the async threads: a snapshot of a large table takes a while).
@@ -370,9 +393,43 @@ async fn follow_decisions<M: Mesh>(
 ) {
     let mut backoff = Backoff::new();
     loop {
-        let from = state.decisions_seq();
+        let mut from = state.decisions_seq();
+        let bounds = async {
+            Ok::<_, MeshError>((mesh.decisions_floor().await?, mesh.decisions_head().await?))
+        };
+        let resync = match bounds.await {
+            Ok((floor, head)) if palisade_mesh::must_resync(from, floor, head) => {
+                tracing::warn!(last_seq = from, floor, head, "the decision log no longer holds what this edge missed; rebuilding the table from the whole log");
+                from = 0;
+                Some(head)
+            }
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the decision log's bounds; retrying");
+                backoff.wait().await;
+                continue;
+            }
+        };
         match mesh.decisions_since(from).await {
             Ok(mut stream) => {
+                if let Some(head) = resync {
+                    // The old table keeps enforcing until the new one is complete.
+                    match rebuild(&mut stream, head).await {
+                        Ok(fresh) => {
+                            let n = state.replace_decisions(fresh);
+                            state.metrics.decision_resyncs.inc();
+                            let mut p = pending.lock();
+                            p.updates.clear();
+                            p.snapshot = true;
+                            tracing::info!(decisions = n, "decision table rebuilt from the log");
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "decision resync failed; retrying");
+                            backoff.wait().await;
+                            continue;
+                        }
+                    }
+                }
                 backoff.reset();
                 // Watchdog: a subscription can stall silently (e.g. its consumer
                 // vanished with a server restart). If the log's head is ahead of us
@@ -646,3 +703,6 @@ fn spool_batch(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

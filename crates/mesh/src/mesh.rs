@@ -51,6 +51,14 @@ pub trait Mesh: Send + Sync + 'static {
     /// `last_seq` is lower has not seen everything yet.
     async fn decisions_head(&self) -> Result<u64, MeshError>;
 
+    /// The highest sequence whose op may have been dropped from the log (a
+    /// tombstone past its retention; 0 when nothing was). A follower whose
+    /// `last_seq` is lower (and not 0) may have missed a delete: it must
+    /// resync fully (a fresh table from `decisions_since(0)`), not replay.
+    async fn decisions_floor(&self) -> Result<u64, MeshError> {
+        Ok(0)
+    }
+
     /// Stores a new policy version (previous version + 1) and makes it current.
     async fn put_policy(
         &self,

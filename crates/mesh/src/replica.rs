@@ -144,6 +144,16 @@ impl DecisionReplica {
     }
 }
 
+/// Whether a follower at `last_seq` must rebuild its table from the whole
+/// log (`decisions_since(0)`) instead of replaying from `last_seq`: the log
+/// dropped ops it may not have seen (`last_seq < floor`, see
+/// `Mesh::decisions_floor`), or the log restarted below it (`last_seq > head`:
+/// a new stream, an in-process mesh after a restart). A fresh follower
+/// (`last_seq` 0) reads the whole log anyway.
+pub fn must_resync(last_seq: u64, floor: u64, head: u64) -> bool {
+    last_seq > 0 && (last_seq < floor || last_seq > head)
+}
+
 /// One subscription as seen by a [`Follower`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Session {
