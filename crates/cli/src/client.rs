@@ -43,6 +43,11 @@ impl Api {
         })
     }
 
+    /// The authorization header's value.
+    pub fn auth(&self) -> &str {
+        &self.auth
+    }
+
     /// Sends a request to `path` and returns the checked response.
     pub async fn call(
         &self,
@@ -368,6 +373,10 @@ pub enum DecisionsCommand {
         /// The decision id.
         id: u64,
     },
+    /// Import a blocklist: CrowdSec exports (cscli decisions list -o json or
+    /// -o raw) or one ip/network per line. Nothing is imported when an entry
+    /// is invalid (each is reported with its line) unless --skip-invalid.
+    Import(crate::import_cmd::ImportArgs),
 }
 
 pub async fn check(resp: reqwest::Response) -> anyhow::Result<reqwest::Response> {
@@ -524,6 +533,7 @@ pub fn run(args: ApiArgs, cmd: DecisionsCommand) -> anyhow::Result<i32> {
                     print_table(&ds);
                 }
             }
+            DecisionsCommand::Import(args) => return crate::import_cmd::run(&api, args).await,
             DecisionsCommand::Delete { id } => {
                 let d: Decision = api
                     .call(Method::DELETE, &format!("/api/v1/decisions/{id}"), None)

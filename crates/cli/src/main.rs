@@ -5,6 +5,7 @@ mod client;
 mod control_cmd;
 mod edge_cmd;
 mod features;
+mod import_cmd;
 mod listen;
 mod origin;
 mod policy_cmd;

@@ -393,12 +393,14 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
             .enable_all()
             .build()?;
         let (last, version) = rt.block_on(async {
-            let mut last = 0;
-            for d in decisions {
-                last = mesh
-                    .publish_decision(DecisionOp::Upsert { decision: d })
-                    .await?;
-            }
+            let last = mesh
+                .publish_decisions(
+                    decisions
+                        .into_iter()
+                        .map(|decision| DecisionOp::Upsert { decision })
+                        .collect(),
+                )
+                .await?;
             // The archived history (the current version is the last one); without an
             // archive, the version the edge enforced.
             let mut version = None;
@@ -450,13 +452,12 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
             .enable_all()
             .build()?;
         let last = rt.block_on(async {
-            let mut last = 0;
-            for d in ds {
-                last = mesh
-                    .publish_decision(DecisionOp::Upsert { decision: d })
-                    .await?;
-            }
-            Ok::<_, palisade_mesh::MeshError>(last)
+            mesh.publish_decisions(
+                ds.into_iter()
+                    .map(|decision| DecisionOp::Upsert { decision })
+                    .collect(),
+            )
+            .await
         })?;
         let deadline = std::time::Instant::now() + Duration::from_secs(120);
         while state.decisions_seq() < last {

@@ -7,6 +7,7 @@
 //! | GET | `/api/v1/openapi.json` | no | the OpenAPI 3 document of this API (`assets/openapi.json`) |
 //! | POST | `/api/v1/decisions` | bearer | add a decision (201) |
 //! | GET | `/api/v1/decisions` | bearer | list active decisions |
+//! | POST | `/api/v1/decisions/import` | bearer | bulk import (`crate::import`): CrowdSec JSON or CSV exports, or one ip/network per line; all or nothing unless `on_error=skip`; every invalid entry reported with its line |
 //! | GET | `/api/v1/decisions/{id}` | bearer | one decision |
 //! | DELETE | `/api/v1/decisions/{id}` | bearer | delete a decision |
 //! | PUT | `/api/v1/policy` | bearer | new policy version (body: the TOML); 201 with the version and `warnings` (what the control plane could not check); 400 with every error when invalid, 422 when its `[waf]` names files outside the rule directories or does not compile (see `policy_check`) |
@@ -720,6 +721,12 @@ pub fn router(cfg: ApiConfig) -> Router {
             get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
         )
         .route("/api/v1/decisions", get(list_decisions).post(add_decision))
+        .route(
+            "/api/v1/decisions/import",
+            axum::routing::post(crate::import::import_decisions).layer(
+                axum::extract::DefaultBodyLimit::max(crate::import::MAX_IMPORT_BYTES),
+            ),
+        )
         .route(
             "/api/v1/decisions/{id}",
             get(get_decision).delete(delete_decision),

@@ -42,6 +42,9 @@ pub enum ApiError {
     Full(String),
 }
 
+/// Decisions of a bulk import published per mesh batch.
+const IMPORT_CHUNK: usize = 65_536;
+
 /// Active decisions a cluster holds at most by default (`--max-decisions`).
 pub const MAX_DECISIONS: usize = 1_000_000;
 
@@ -49,9 +52,14 @@ pub const MAX_DECISIONS: usize = 1_000_000;
 /// incidents, flood mitigation) rather than by an operator: these go first
 /// when the table is full.
 pub fn is_automatic(d: &Decision) -> bool {
+    is_automatic_origin(&d.origin)
+}
+
+/// Whether a decision from `origin` was made by the platform itself ([`is_automatic`]).
+pub fn is_automatic_origin(origin: &str) -> bool {
     ["escalation:", "incident:", "flood:"]
         .iter()
-        .any(|p| d.origin.starts_with(p))
+        .any(|p| origin.starts_with(p))
 }
 
 impl From<MeshError> for ApiError {
@@ -72,6 +80,14 @@ pub trait Backend: Send + Sync + 'static {
     async fn list_decisions(&self) -> Result<Vec<Decision>, ApiError>;
     /// Deletes one.
     async fn delete_decision(&self, id: u64) -> Result<Option<Decision>, ApiError>;
+    /// Adds or replaces many decisions at once (a bulk import; ids 0 get new
+    /// ids) and returns the decision-log sequence of the last. Refused whole
+    /// (nothing written) when they would not fit under the cap.
+    async fn import_decisions(&self, _ds: Vec<Decision>) -> Result<u64, ApiError> {
+        Err(ApiError::NotSupported(
+            "bulk import is not offered by this deployment".into(),
+        ))
+    }
     /// Validates and stores a new policy version.
     async fn put_policy(&self, _source: String, _author: String) -> Result<StoredPolicy, ApiError> {
         Err(not_clustered())
@@ -255,7 +271,18 @@ impl<M: Mesh> MeshBackend<M> {
     /// Catches the local replica up with the head of the log (read-your-writes).
     async fn catch_up(&self) -> Result<tokio::sync::MutexGuard<'_, DecisionReplica>, ApiError> {
         let head = self.mesh.decisions_head().await?;
+        let floor = self.mesh.decisions_floor().await?;
         let mut replica = self.replica.lock().await;
+        if palisade_mesh::must_resync(replica.last_seq(), floor, head) {
+            // The log dropped deletes this view has not seen (or restarted): rebuild it.
+            tracing::info!(
+                last_seq = replica.last_seq(),
+                floor,
+                head,
+                "rebuilding the decision view from the log"
+            );
+            *replica = DecisionReplica::new();
+        }
         if replica.last_seq() >= head {
             return Ok(replica);
         }
@@ -294,17 +321,19 @@ impl<M: Mesh> Backend for MeshBackend<M> {
                 .filter(|dd| dd.expires_at.is_none_or(|e| e > now));
             let replaces = set.get_key(d.scope, &d.value).is_some();
             let mut count = 0usize;
-            let mut oldest_auto: Option<&Decision> = None;
+            let mut oldest_auto: Option<palisade_policy::DecisionRef<'_>> = None;
             for dd in active {
                 count += 1;
-                if is_automatic(dd) && oldest_auto.is_none_or(|o| dd.created_at < o.created_at) {
+                if is_automatic_origin(dd.origin)
+                    && oldest_auto.is_none_or(|o| dd.created_at < o.created_at)
+                {
                     oldest_auto = Some(dd);
                 }
             }
             if replaces || count < self.max_decisions {
                 None
             } else if let Some(o) = oldest_auto.filter(|_| !is_automatic(&d)) {
-                Some((o.scope, o.value.clone()))
+                Some((o.scope, o.value()))
             } else {
                 return Err(ApiError::Full(format!(
                     "the decision table is full ({count} active decisions, the most this cluster holds; --max-decisions): delete some, let automatic ones expire, or raise the cap"
@@ -330,9 +359,8 @@ impl<M: Mesh> Backend for MeshBackend<M> {
         let replica = self.catch_up().await?;
         let stored = replica
             .set()
-            .iter()
-            .find(|x| x.scope == d.scope && x.value == d.value)
-            .cloned();
+            .get_key(d.scope, &d.value)
+            .map(|x| x.to_decision());
         drop(replica);
         Ok(stored.unwrap_or_else(|| {
             tracing::debug!(seq, "decision not in the replica after catch-up");
@@ -347,14 +375,62 @@ impl<M: Mesh> Backend for MeshBackend<M> {
             .set()
             .iter()
             .filter(|d| d.expires_at.is_none_or(|e| e > now))
-            .cloned()
+            .map(|d| d.to_decision())
             .collect();
         out.sort_by_key(|d| d.id);
         Ok(out)
     }
 
+    async fn import_decisions(&self, mut ds: Vec<Decision>) -> Result<u64, ApiError> {
+        if ds.is_empty() {
+            return Ok(self.mesh.decisions_head().await?);
+        }
+        {
+            let now = (self.clock)();
+            let replica = self.catch_up().await?;
+            let set = replica.set();
+            let active = set
+                .iter()
+                .filter(|d| d.expires_at.is_none_or(|e| e > now))
+                .count();
+            let new_keys = ds
+                .iter()
+                .filter(|d| set.get_key(d.scope, &d.value).is_none())
+                .count();
+            if active + new_keys > self.max_decisions {
+                return Err(ApiError::Full(format!(
+                    "the import adds {new_keys} decisions to {active} active ones, more than this cluster holds ({}; --max-decisions): nothing was imported",
+                    self.max_decisions
+                )));
+            }
+        }
+        for d in &mut ds {
+            if d.id == 0 {
+                d.id = self.next_id.fetch_add(1, Ordering::Relaxed) & ((1 << 53) - 1);
+            }
+        }
+        let mut seq = 0;
+        let mut ops = ds
+            .into_iter()
+            .map(|decision| DecisionOp::Upsert { decision });
+        loop {
+            let chunk: Vec<DecisionOp> = ops.by_ref().take(IMPORT_CHUNK).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            seq = self.mesh.publish_decisions(chunk).await?;
+        }
+        self.wait_local(seq).await;
+        Ok(seq)
+    }
+
     async fn delete_decision(&self, id: u64) -> Result<Option<Decision>, ApiError> {
-        let found = self.catch_up().await?.set().get(id).cloned();
+        let found = self
+            .catch_up()
+            .await?
+            .set()
+            .get(id)
+            .map(|d| d.to_decision());
         let Some(d) = found else { return Ok(None) };
         let seq = self
             .mesh

@@ -12,6 +12,7 @@ pub mod api;
 pub mod attack_mode;
 pub mod backend;
 pub mod correlate;
+pub mod import;
 pub mod nodes;
 pub mod policy_check;
 pub mod store;

@@ -17,6 +17,7 @@
 pub mod budget;
 pub mod client_ip;
 pub mod config;
+pub mod decision_files;
 pub mod events;
 pub mod flood;
 pub mod forwarded;

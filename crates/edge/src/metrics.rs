@@ -28,6 +28,9 @@ pub struct Metrics {
     pub policy_rules: IntGauge,
     /// Active decisions.
     pub decisions_active: IntGauge,
+    /// Decision tables rebuilt from the whole log (the log no longer held
+    /// what this edge missed).
+    pub decision_resyncs: IntCounter,
     /// Escalation decisions not issued because the table was full.
     pub escalations_dropped: IntCounter,
     /// Flood detection (`crate::flood`).
@@ -415,6 +418,14 @@ impl Metrics {
                 &r,
                 IntGauge::new("palisade_decisions_active", "Active decisions")
                     .expect("static metric"),
+            ),
+            decision_resyncs: reg(
+                &r,
+                IntCounter::new(
+                    "palisade_decision_resyncs_total",
+                    "Decision tables rebuilt from the whole log (this edge was away past the tombstone retention, or the log restarted)",
+                )
+                .expect("static metric"),
             ),
             ratelimit_keys: reg(
                 &r,

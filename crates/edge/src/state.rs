@@ -249,6 +249,20 @@ impl EdgeState {
         self.decisions.read().snapshot()
     }
 
+    /// A copy of the decision table and its log position (compact: about 80
+    /// bytes a decision), for writing a snapshot without holding the lock.
+    pub fn decisions_replica(&self) -> DecisionReplica {
+        self.decisions.read().clone()
+    }
+
+    /// Replaces the decision table (loaded from disk, or a full resync).
+    pub fn replace_decisions(&self, replica: DecisionReplica) -> usize {
+        let n = replica.set().len();
+        *self.decisions.write() = replica;
+        self.metrics.decisions_active.set(n as i64);
+        n
+    }
+
     /// Replaces the decision table with a persisted one.
     pub fn restore_decisions(
         &self,
@@ -277,7 +291,7 @@ impl EdgeState {
             self.next_decision_id.fetch_max(d.id + 1, Ordering::Relaxed);
         }
         table.insert(d.clone())?;
-        let stored = table.get(d.id).cloned().unwrap_or(d);
+        let stored = table.get(d.id).map_or(d, |s| s.to_decision());
         self.metrics.decisions_active.set(table.len() as i64);
         Ok(stored)
     }
@@ -289,7 +303,7 @@ impl EdgeState {
             .set()
             .iter()
             .filter(|d| d.expires_at.is_none_or(|e| e > now_ms))
-            .cloned()
+            .map(|d| d.to_decision())
             .collect();
         out.sort_by_key(|d| d.id);
         out

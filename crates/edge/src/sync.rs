@@ -7,10 +7,14 @@
 //!   sequence, with backoff: snapshot + missed deltas, nothing lost, nothing twice.
 //! - **Policy**: watches the cluster policy and swaps in each new version that
 //!   compiles; an invalid version is logged and counted, the running one stays.
-//! - **Persistence**: the policy in force and the decision table (with its log
-//!   position) are written to `DATA_DIR/edge-state.json` after every change, and
-//!   loaded at start, so an edge restarted while the bus is down enforces what
-//!   it enforced before.
+//! - **Persistence**: the policy in force is written to
+//!   `DATA_DIR/edge-state.json` after every change; the decision table (with
+//!   its log position) is kept as a snapshot plus an append-only log of the
+//!   updates applied since (`crate::decision_files`), appended every 200 ms
+//!   and compacted when the log outgrows the snapshot. Both are loaded at
+//!   start, so an edge restarted while the bus is down enforces what it
+//!   enforced before. (An `edge-state.json` that still holds the decisions,
+//!   as older versions wrote it, is read once and rewritten.)
 //! - **Heartbeats** every `heartbeat_interval`.
 //! - **Learned statistics**: the WAF's positive model is shared and the
 //!   fleet's merged, every `[waf.model] share_every` (`crate::model`).
@@ -19,11 +23,12 @@
 //!   only past the bound, counted in `palisade_events_dropped_total`) and
 //!   delivered in order when it returns, also after a restart.
 
+use crate::decision_files::{self, DecisionFiles};
 use crate::now_ms;
 use crate::spool::Spool;
 use crate::state::EdgeState;
 use palisade_mesh::replica::{Applied, ReplicaSnapshot};
-use palisade_mesh::{Heartbeat, Mesh, MeshError, PolicyVersion};
+use palisade_mesh::{DecisionUpdate, Heartbeat, Mesh, MeshError, PolicyVersion};
 use palisade_policy::{Policy, SecurityEvent};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
@@ -58,9 +63,23 @@ pub struct SyncConfig {
 pub struct Persisted {
     /// The cluster policy in force.
     pub policy: Option<PolicyVersion>,
-    /// The decision table and its log position.
+    /// The decision table and its log position (read from the decision
+    /// files; in `edge-state.json` only as older versions wrote it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decisions: Option<ReplicaSnapshot>,
 }
+
+/// Updates applied but not yet appended to the decision log on disk.
+#[derive(Default)]
+struct Pending {
+    updates: Vec<DecisionUpdate>,
+    /// The table changed in a way the log cannot say (too many pending
+    /// updates, a failed append, a full resync): write a snapshot.
+    snapshot: bool,
+}
+
+/// Pending updates kept at most before a snapshot is asked for instead.
+const MAX_PENDING: usize = 200_000;
 
 fn state_file(data_dir: &Path) -> PathBuf {
     data_dir.join("edge-state.json")
@@ -79,14 +98,28 @@ pub fn event_feed(
 
 /// Reads the persisted state without applying it (`palisade up` replays it into its in-process mesh).
 pub fn read_persisted(data_dir: &Path) -> Option<Persisted> {
-    let text = std::fs::read_to_string(state_file(data_dir)).ok()?;
-    match serde_json::from_str(&text) {
-        Ok(p) => Some(p),
-        Err(e) => {
-            tracing::error!(error = %e, "persisted edge state unreadable, ignored");
-            None
+    let mut p: Persisted = match std::fs::read_to_string(state_file(data_dir)) {
+        Ok(text) => match serde_json::from_str(&text) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "persisted edge state unreadable, ignored");
+                Persisted::default()
+            }
+        },
+        Err(_) => Persisted::default(),
+    };
+    if DecisionFiles::exist(data_dir) {
+        match decision_files::load(data_dir) {
+            Ok(loaded) => {
+                for w in &loaded.warnings {
+                    tracing::warn!("{w}");
+                }
+                p.decisions = loaded.replica.map(|r| r.snapshot());
+            }
+            Err(e) => tracing::error!("persisted decisions unreadable, ignored: {e}"),
         }
     }
+    (p.policy.is_some() || p.decisions.is_some()).then_some(p)
 }
 
 /// Loads the persisted state into `state`. Returns what was restored; a
@@ -95,7 +128,7 @@ pub fn restore(state: &EdgeState, data_dir: &Path) -> Result<(Option<u64>, usize
     let path = state_file(data_dir);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((None, 0)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "{}".to_string(),
         Err(e) => return Err(format!("{}: {e}", path.display())),
     };
     let p: Persisted =
@@ -120,7 +153,15 @@ pub fn restore(state: &EdgeState, data_dir: &Path) -> Result<(Option<u64>, usize
         }
     }
     let mut n = 0;
-    if let Some(snap) = p.decisions {
+    if DecisionFiles::exist(data_dir) {
+        let loaded = decision_files::load(data_dir)?;
+        for w in &loaded.warnings {
+            tracing::warn!("{w}");
+        }
+        if let Some(replica) = loaded.replica {
+            n = state.replace_decisions(replica);
+        }
+    } else if let Some(snap) = p.decisions {
         n = state
             .restore_decisions(snap)
             .map_err(|e| format!("{}: {e}", path.display()))?;
@@ -128,15 +169,11 @@ pub fn restore(state: &EdgeState, data_dir: &Path) -> Result<(Option<u64>, usize
     Ok((version, n))
 }
 
-/// Writes the state atomically (temporary file, then rename).
-fn persist(
-    state: &EdgeState,
-    policy: &Option<PolicyVersion>,
-    data_dir: &Path,
-) -> std::io::Result<()> {
+/// Writes the policy in force atomically (temporary file, then rename).
+fn persist_policy(policy: &Option<PolicyVersion>, data_dir: &Path) -> std::io::Result<()> {
     let p = Persisted {
         policy: policy.clone(),
-        decisions: Some(state.decisions_snapshot()),
+        decisions: None,
     };
     let path = state_file(data_dir);
     let tmp = data_dir.join(".edge-state.json.tmp");
@@ -207,7 +244,18 @@ pub async fn run<M, F, Fut>(
                 .and_then(|p| p.policy),
         ));
 
-    let decisions = tokio::spawn(follow_decisions(state.clone(), mesh.clone(), dirty.clone()));
+    let pending = Arc::new(parking_lot::Mutex::new(Pending {
+        updates: Vec::new(),
+        // A snapshot first: there may be none yet (first start, an older
+        // version's edge-state.json), and the log's sequences may restart
+        // (`palisade up` replays its table into a fresh in-process mesh).
+        snapshot: true,
+    }));
+    let decisions = tokio::spawn(follow_decisions(
+        state.clone(),
+        mesh.clone(),
+        pending.clone(),
+    ));
     let policy = tokio::spawn(follow_policy(
         state.clone(),
         mesh.clone(),
@@ -227,23 +275,13 @@ pub async fn run<M, F, Fut>(
         cfg.data_dir.clone(),
     ));
     let floods = tokio::spawn(crate::flood::share(state.clone(), mesh.clone()));
-    let persister = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(200));
-        loop {
-            tick.tick().await;
-            if dirty.swap(false, Ordering::AcqRel) {
-                let policy = current_policy.lock().clone();
-                // Serializing a large decision table takes a while: off the async thread.
-                let (st, dir) = (state.clone(), cfg.data_dir.clone());
-                let written =
-                    tokio::task::spawn_blocking(move || persist(&st, &policy, &dir)).await;
-                if !matches!(written, Ok(Ok(()))) {
-                    tracing::error!(result = ?written, dir = %cfg.data_dir.display(), "could not persist the edge state");
-                    dirty.store(true, Ordering::Release);
-                }
-            }
-        }
-    });
+    let persister = tokio::spawn(persist_loop(
+        state.clone(),
+        cfg.data_dir.clone(),
+        dirty,
+        current_policy,
+        pending,
+    ));
     let _ = tokio::join!(
         decisions,
         policy,
@@ -256,12 +294,144 @@ pub async fn run<M, F, Fut>(
     );
 }
 
-async fn follow_decisions<M: Mesh>(state: Arc<EdgeState>, mesh: Arc<M>, dirty: Arc<AtomicBool>) {
+/// Reads `stream` (from sequence 0) into a fresh table until it reaches `head`.
+async fn rebuild(
+    stream: &mut palisade_mesh::DecisionStream,
+    head: u64,
+) -> Result<palisade_mesh::DecisionReplica, MeshError> {
+    let mut fresh = palisade_mesh::DecisionReplica::new();
+    while fresh.last_seq() < head {
+        match tokio::time::timeout(Duration::from_secs(30), stream.next()).await {
+            Ok(Some(Ok(u))) => {
+                fresh.apply(u);
+            }
+            Ok(Some(Err(e))) => return Err(e),
+            Ok(None) => return Err(MeshError::Unavailable("decision stream ended".into())),
+            Err(_) => {
+                return Err(MeshError::Unavailable(
+                    "the decision log stalled during a resync".into(),
+                ))
+            }
+        }
+    }
+    Ok(fresh)
+}
+
+/// Every 200 ms: writes the policy when it changed, appends the applied
+/// decision updates to the log, and compacts the log into a snapshot when due
+/// (off the async threads: a snapshot of a large table takes a while).
+async fn persist_loop(
+    state: Arc<EdgeState>,
+    dir: PathBuf,
+    dirty: Arc<AtomicBool>,
+    current_policy: Arc<parking_lot::Mutex<Option<PolicyVersion>>>,
+    pending: Arc<parking_lot::Mutex<Pending>>,
+) {
+    let files = Arc::new(parking_lot::Mutex::new(DecisionFiles::open(&dir)));
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tick.tick().await;
+        let policy_dirty = dirty.swap(false, Ordering::AcqRel);
+        let (updates, snapshot) = {
+            let mut p = pending.lock();
+            (
+                std::mem::take(&mut p.updates),
+                std::mem::take(&mut p.snapshot),
+            )
+        };
+        if !policy_dirty && updates.is_empty() && !snapshot {
+            continue;
+        }
+        let policy = current_policy.lock().clone();
+        let (st, d, f) = (state.clone(), dir.clone(), files.clone());
+        let done = tokio::task::spawn_blocking(move || {
+            let mut files = f.lock();
+            let policy_ok = !policy_dirty || persist_policy(&policy, &d).is_ok();
+            let appended = files.append(&updates);
+            let mut snapshot_ok = true;
+            if snapshot || appended.is_err() || files.compaction_due() {
+                let started = std::time::Instant::now();
+                let copy = st.decisions_replica();
+                match files.compact(&copy) {
+                    Ok(()) => tracing::debug!(
+                        decisions = copy.set().len(),
+                        ms = started.elapsed().as_millis() as u64,
+                        "decision snapshot written"
+                    ),
+                    Err(e) => {
+                        tracing::error!(error = %e, dir = %d.display(), "could not write the decision snapshot");
+                        snapshot_ok = false;
+                    }
+                }
+            } else if let Err(e) = &appended {
+                tracing::error!(error = %e, "could not append to the decision log");
+            }
+            (policy_ok, snapshot_ok)
+        })
+        .await;
+        match done {
+            Ok((policy_ok, snapshot_ok)) => {
+                if !policy_ok {
+                    tracing::error!(dir = %dir.display(), "could not persist the policy in force");
+                    dirty.store(true, Ordering::Release);
+                }
+                if !snapshot_ok {
+                    pending.lock().snapshot = true;
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "persistence task failed");
+                dirty.store(true, Ordering::Release);
+                pending.lock().snapshot = true;
+            }
+        }
+    }
+}
+
+async fn follow_decisions<M: Mesh>(
+    state: Arc<EdgeState>,
+    mesh: Arc<M>,
+    pending: Arc<parking_lot::Mutex<Pending>>,
+) {
     let mut backoff = Backoff::new();
     loop {
-        let from = state.decisions_seq();
+        let mut from = state.decisions_seq();
+        let bounds = async {
+            Ok::<_, MeshError>((mesh.decisions_floor().await?, mesh.decisions_head().await?))
+        };
+        let resync = match bounds.await {
+            Ok((floor, head)) if palisade_mesh::must_resync(from, floor, head) => {
+                tracing::warn!(last_seq = from, floor, head, "the decision log no longer holds what this edge missed; rebuilding the table from the whole log");
+                from = 0;
+                Some(head)
+            }
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the decision log's bounds; retrying");
+                backoff.wait().await;
+                continue;
+            }
+        };
         match mesh.decisions_since(from).await {
             Ok(mut stream) => {
+                if let Some(head) = resync {
+                    // The old table keeps enforcing until the new one is complete.
+                    match rebuild(&mut stream, head).await {
+                        Ok(fresh) => {
+                            let n = state.replace_decisions(fresh);
+                            state.metrics.decision_resyncs.inc();
+                            let mut p = pending.lock();
+                            p.updates.clear();
+                            p.snapshot = true;
+                            tracing::info!(decisions = n, "decision table rebuilt from the log");
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "decision resync failed; retrying");
+                            backoff.wait().await;
+                            continue;
+                        }
+                    }
+                }
                 backoff.reset();
                 // Watchdog: a subscription can stall silently (e.g. its consumer
                 // vanished with a server restart). If the log's head is ahead of us
@@ -274,10 +444,19 @@ async fn follow_decisions<M: Mesh>(state: Arc<EdgeState>, mesh: Arc<M>, dirty: A
                         item = stream.next() => match item {
                             Some(Ok(update)) => {
                                 let seq = update.seq;
+                                let logged = update.clone();
                                 match state.apply_update(update) {
                                     Applied::Rejected(why) => tracing::warn!(seq, why, "decision update rejected"),
                                     Applied::Duplicate => {}
-                                    _ => dirty.store(true, Ordering::Release),
+                                    _ => {
+                                        let mut p = pending.lock();
+                                        if p.updates.len() < MAX_PENDING && !p.snapshot {
+                                            p.updates.push(logged);
+                                        } else {
+                                            p.updates.clear();
+                                            p.snapshot = true;
+                                        }
+                                    }
                                 }
                             }
                             Some(Err(e)) => {
@@ -526,3 +705,6 @@ fn spool_batch(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

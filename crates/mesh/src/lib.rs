@@ -28,5 +28,5 @@ pub use memory::MemoryMesh;
 pub use mesh::{DecisionStream, EventDelivery, EventStream, Mesh, PolicyStream, MAX_STATS_BYTES};
 #[cfg(feature = "nats")]
 pub use nats::{NatsMesh, NatsOptions};
-pub use replica::{Applied, DecisionReplica, Follower, ReplicaSnapshot};
+pub use replica::{must_resync, Applied, DecisionReplica, Follower, ReplicaSnapshot};
 pub use types::{DecisionOp, DecisionUpdate, Heartbeat, MeshError, PolicyRefusal, PolicyVersion};

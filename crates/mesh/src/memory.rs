@@ -2,7 +2,9 @@
 //!
 //! It keeps the semantics of the NATS backend so that code written against
 //! one behaves the same against the other: the decision log retains only the
-//! latest op per key (sequences skip where ops were superseded), policy
+//! latest op per key (sequences skip where ops were superseded; deletes and
+//! expired decisions are dropped after a retention, raising the floor of
+//! `Mesh::decisions_floor`), policy
 //! versions are numbered 1, 2, 3…, events are delivered at least once per
 //! durable consumer name, heartbeats keep the latest per node.
 //!
@@ -34,6 +36,9 @@ pub const DEFAULT_EVENT_BYTES: usize = 32 << 20;
 /// How many updates a subscription task copies out of the log per lock.
 const BATCH: usize = 256;
 
+/// How many ops of a bulk publish are appended per lock.
+const IMPORT_CHUNK: usize = 4096;
+
 /// The in-process mesh. Cloning it is cheap and every clone shares the state.
 #[derive(Clone)]
 pub struct MemoryMesh {
@@ -60,12 +65,90 @@ struct Inner {
     stats: Mutex<BTreeMap<(String, String), Vec<u8>>>,
 }
 
+/// How long a delete is kept in the decision log by default (then dropped,
+/// raising the floor: followers further behind resync fully): 24 hours.
+pub const DEFAULT_TOMBSTONE_RETENTION_MS: u64 = 24 * 3_600_000;
+
 /// The compacted decision log: latest op per key, by sequence.
 #[derive(Default)]
 struct DecisionLog {
     last_seq: u64,
     by_seq: BTreeMap<u64, DecisionOp>,
     by_key: HashMap<String, u64>,
+    /// Deletes by sequence, with when they were appended (oldest first;
+    /// superseded ones are skipped when met).
+    tombstones: VecDeque<(u64, u64)>,
+    /// See [`Mesh::decisions_floor`].
+    floor: u64,
+    /// Tombstones older than this are dropped, and decisions expired this long.
+    retention_ms: u64,
+    /// When the log was last compacted.
+    compacted_at: u64,
+}
+
+impl DecisionLog {
+    fn append(&mut self, op: DecisionOp, now: u64) -> u64 {
+        self.last_seq += 1;
+        let seq = self.last_seq;
+        if matches!(op, DecisionOp::Delete { .. }) {
+            self.tombstones.push_back((seq, now));
+        }
+        if let Some(old) = self.by_key.insert(op.key(), seq) {
+            self.by_seq.remove(&old);
+        }
+        self.by_seq.insert(seq, op);
+        seq
+    }
+
+    /// Drops the tombstones older than the retention (raising the floor) and
+    /// the decisions expired for as long (no floor: a follower that still
+    /// holds one purges it on its own clock). Returns how many ops were dropped.
+    fn compact(&mut self, now: u64) -> usize {
+        self.compacted_at = now;
+        let cutoff = now.saturating_sub(self.retention_ms);
+        let mut dropped = 0;
+        // The newest op is kept whatever its age: followers catch up to the head.
+        while let Some(&(seq, at)) = self.tombstones.front() {
+            if at > cutoff || seq == self.last_seq {
+                break;
+            }
+            self.tombstones.pop_front();
+            if let Some(op) = self.by_seq.get(&seq) {
+                if matches!(op, DecisionOp::Delete { .. }) {
+                    let key = op.key();
+                    self.by_seq.remove(&seq);
+                    self.by_key.remove(&key);
+                    dropped += 1;
+                }
+            }
+            self.floor = self.floor.max(seq);
+        }
+        let expired: Vec<(u64, String)> = self
+            .by_seq
+            .iter()
+            .filter_map(|(&seq, op)| match op {
+                DecisionOp::Upsert { decision }
+                    if seq != self.last_seq && decision.expires_at.is_some_and(|e| e <= cutoff) =>
+                {
+                    Some((seq, op.key()))
+                }
+                _ => None,
+            })
+            .collect();
+        for (seq, key) in expired {
+            self.by_seq.remove(&seq);
+            self.by_key.remove(&key);
+            dropped += 1;
+        }
+        dropped
+    }
+
+    /// Compacts when a quarter of the retention passed since the last time.
+    fn maybe_compact(&mut self, now: u64) {
+        if now.saturating_sub(self.compacted_at) >= (self.retention_ms / 4).max(1) {
+            self.compact(now);
+        }
+    }
 }
 
 struct EventLog {
@@ -170,7 +253,11 @@ impl MemoryMesh {
     pub fn with_event_limits(capacity: usize, max_bytes: usize) -> Self {
         MemoryMesh {
             inner: Arc::new(Inner {
-                decisions: Mutex::new(DecisionLog::default()),
+                decisions: Mutex::new(DecisionLog {
+                    retention_ms: DEFAULT_TOMBSTONE_RETENTION_MS,
+                    compacted_at: now_ms(),
+                    ..DecisionLog::default()
+                }),
                 decisions_head: watch::Sender::new(0),
                 policies: Mutex::new(Vec::new()),
                 policy_current: watch::Sender::new(None),
@@ -211,9 +298,23 @@ impl MemoryMesh {
         lock(&self.inner.events).dropped
     }
 
-    /// How many decision ops the log retains (one per key ever written).
+    /// How many decision ops the log retains (the latest per key, until a
+    /// delete or an expiry is older than the retention).
     pub fn decisions_retained(&self) -> usize {
         lock(&self.inner.decisions).by_seq.len()
+    }
+
+    /// Keeps deletes (and expired decisions) `retention_ms` in the decision
+    /// log (default [`DEFAULT_TOMBSTONE_RETENTION_MS`]), then drops them.
+    pub fn with_tombstone_retention(self, retention_ms: u64) -> Self {
+        lock(&self.inner.decisions).retention_ms = retention_ms;
+        self
+    }
+
+    /// Compacts the decision log now (it also compacts itself as ops are
+    /// published); returns how many ops were dropped.
+    pub fn compact_decisions(&self, now_ms: u64) -> usize {
+        lock(&self.inner.decisions).compact(now_ms)
     }
 }
 
@@ -223,15 +324,34 @@ impl Mesh for MemoryMesh {
         let op = normalize_op(op)?;
         let seq = {
             let mut log = lock(&self.inner.decisions);
-            log.last_seq += 1;
-            let seq = log.last_seq;
-            if let Some(old) = log.by_key.insert(op.key(), seq) {
-                log.by_seq.remove(&old);
-            }
-            log.by_seq.insert(seq, op);
-            seq
+            let now = now_ms();
+            log.maybe_compact(now);
+            log.append(op, now)
         };
         self.inner.decisions_head.send_replace(seq);
+        Ok(seq)
+    }
+
+    async fn publish_decisions(&self, ops: Vec<DecisionOp>) -> Result<u64, MeshError> {
+        let ops = ops
+            .into_iter()
+            .map(normalize_op)
+            .collect::<Result<Vec<_>, _>>()?;
+        // One lock per chunk, so that subscribers read between chunks.
+        let mut seq = lock(&self.inner.decisions).last_seq;
+        let mut ops = ops.into_iter().peekable();
+        while ops.peek().is_some() {
+            {
+                let mut log = lock(&self.inner.decisions);
+                let now = now_ms();
+                log.maybe_compact(now);
+                for op in ops.by_ref().take(IMPORT_CHUNK) {
+                    seq = log.append(op, now);
+                }
+            }
+            self.inner.decisions_head.send_replace(seq);
+            tokio::task::yield_now().await;
+        }
         Ok(seq)
     }
 
@@ -274,6 +394,10 @@ impl Mesh for MemoryMesh {
 
     async fn decisions_head(&self) -> Result<u64, MeshError> {
         Ok(lock(&self.inner.decisions).last_seq)
+    }
+
+    async fn decisions_floor(&self) -> Result<u64, MeshError> {
+        Ok(lock(&self.inner.decisions).floor)
     }
 
     async fn put_policy(
@@ -443,5 +567,63 @@ mod tests {
         d.ack(11, 10);
         assert_eq!(d.floor, 9);
         assert!(d.is_acked(11) && !d.is_acked(10));
+    }
+}
+
+#[cfg(test)]
+mod compaction_tests {
+    use super::*;
+    use palisade_policy::decisions::Scope;
+    use palisade_policy::{Decision, DecisionAction};
+
+    fn ban(value: &str, expires_at: Option<u64>) -> DecisionOp {
+        DecisionOp::Upsert {
+            decision: Decision {
+                id: 1,
+                scope: Scope::Ip,
+                value: value.into(),
+                action: DecisionAction::Ban,
+                reason: String::new(),
+                origin: String::new(),
+                simulated: false,
+                created_at: 0,
+                expires_at,
+            },
+        }
+    }
+
+    fn delete(value: &str) -> DecisionOp {
+        DecisionOp::Delete {
+            scope: Scope::Ip,
+            value: value.into(),
+        }
+    }
+
+    #[test]
+    fn tombstones_and_expired_decisions_go_after_the_retention() {
+        let mut log = DecisionLog {
+            retention_ms: 1_000,
+            ..DecisionLog::default()
+        };
+        log.append(ban("192.0.2.1", None), 0); // 1
+        log.append(ban("192.0.2.2", Some(500)), 0); // 2, expires at 500
+        log.append(delete("192.0.2.1"), 100); // 3, supersedes 1
+        log.append(delete("192.0.2.3"), 2_000); // 4
+        log.append(ban("192.0.2.4", None), 2_000); // 5
+        assert_eq!(log.by_seq.len(), 4);
+        // Nothing is old enough yet.
+        assert_eq!(log.compact(1_000), 0);
+        assert_eq!(log.floor, 0);
+        // At 1,600: the delete of 100 and the decision expired at 500 go; the floor rises to 3.
+        assert_eq!(log.compact(1_600), 2);
+        assert_eq!(log.floor, 3);
+        assert_eq!(log.by_seq.keys().copied().collect::<Vec<_>>(), [4, 5]);
+        assert_eq!(log.by_key.len(), 2);
+        // Much later: the delete of 2,000 goes too; the newest op stays whatever its age.
+        log.append(delete("192.0.2.4"), 2_000); // 6
+        assert_eq!(log.compact(10_000), 1);
+        assert_eq!(log.floor, 4);
+        assert_eq!(log.by_seq.keys().copied().collect::<Vec<_>>(), [6]);
+        assert_eq!(log.tombstones.len(), 1);
     }
 }

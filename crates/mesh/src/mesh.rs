@@ -25,6 +25,24 @@ pub trait Mesh: Send + Sync + 'static {
     /// retained (a `Delete` is kept as a tombstone).
     async fn publish_decision(&self, op: DecisionOp) -> Result<u64, MeshError>;
 
+    /// Appends `ops` in order (a bulk import) and returns the sequence of the
+    /// last one (the head before the call when `ops` is empty). Every op is
+    /// normalized first and the whole batch is refused, nothing appended,
+    /// when one is invalid. A transport failure midway leaves a prefix of the
+    /// batch appended: the caller retries the batch (ops are idempotent).
+    /// The default publishes one op at a time; backends override it.
+    async fn publish_decisions(&self, ops: Vec<DecisionOp>) -> Result<u64, MeshError> {
+        let ops = ops
+            .into_iter()
+            .map(normalize_op)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut last = self.decisions_head().await?;
+        for op in ops {
+            last = self.publish_decision(op).await?;
+        }
+        Ok(last)
+    }
+
     /// Every retained update with `seq > after_seq`, in order, then live
     /// updates as they are published.
     async fn decisions_since(&self, after_seq: u64) -> Result<DecisionStream, MeshError>;
@@ -32,6 +50,14 @@ pub trait Mesh: Send + Sync + 'static {
     /// The sequence of the newest op in the log (0 when empty). A follower whose
     /// `last_seq` is lower has not seen everything yet.
     async fn decisions_head(&self) -> Result<u64, MeshError>;
+
+    /// The highest sequence whose op may have been dropped from the log (a
+    /// tombstone past its retention; 0 when nothing was). A follower whose
+    /// `last_seq` is lower (and not 0) may have missed a delete: it must
+    /// resync fully (a fresh table from `decisions_since(0)`), not replay.
+    async fn decisions_floor(&self) -> Result<u64, MeshError> {
+        Ok(0)
+    }
 
     /// Stores a new policy version (previous version + 1) and makes it current.
     async fn put_policy(

@@ -346,6 +346,9 @@ fn count_bad(counter: &AtomicU64, what: &str, subject: &str, err: &dyn std::fmt:
     tracing::warn!(subject, error = %err, "skipping undecodable {what}");
 }
 
+/// Decision publishes of a bulk import awaiting their acknowledgement at most.
+const PUBLISH_WINDOW: usize = 1024;
+
 #[async_trait]
 impl Mesh for NatsMesh {
     async fn publish_decision(&self, op: DecisionOp) -> Result<u64, MeshError> {
@@ -360,6 +363,45 @@ impl Mesh for NatsMesh {
             .await
             .map_err(|e| unavailable("decision publish ack")(&e))?;
         Ok(ack.sequence)
+    }
+
+    async fn publish_decisions(&self, ops: Vec<DecisionOp>) -> Result<u64, MeshError> {
+        let ops = ops
+            .into_iter()
+            .map(normalize_op)
+            .collect::<Result<Vec<_>, _>>()?;
+        if ops.is_empty() {
+            return self.decisions_head().await;
+        }
+        // Many publishes in flight, acknowledged in order: JetStream orders
+        // the messages of one connection as they were sent.
+        let mut in_flight = std::collections::VecDeque::with_capacity(PUBLISH_WINDOW);
+        let mut last = 0;
+        for op in ops {
+            let subject = self.names.decision_subject(&op);
+            let payload = serde_json::to_vec(&op).map_err(|e| MeshError::Codec(e.to_string()))?;
+            let ack = self
+                .js
+                .publish(subject, Bytes::from(payload))
+                .await
+                .map_err(|e| unavailable("decision publish")(&e))?;
+            in_flight.push_back(ack);
+            if in_flight.len() >= PUBLISH_WINDOW {
+                if let Some(ack) = in_flight.pop_front() {
+                    let a = ack
+                        .await
+                        .map_err(|e| unavailable("decision publish ack")(&e))?;
+                    last = last.max(a.sequence);
+                }
+            }
+        }
+        while let Some(ack) = in_flight.pop_front() {
+            let a = ack
+                .await
+                .map_err(|e| unavailable("decision publish ack")(&e))?;
+            last = last.max(a.sequence);
+        }
+        Ok(last)
     }
 
     async fn decisions_since(&self, after_seq: u64) -> Result<DecisionStream, MeshError> {

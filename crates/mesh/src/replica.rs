@@ -66,6 +66,11 @@ impl DecisionReplica {
         Self::default()
     }
 
+    /// A replica holding `set`, at `last_seq` (loaded from disk).
+    pub fn with_set(set: DecisionSet, last_seq: u64) -> Self {
+        DecisionReplica { set, last_seq }
+    }
+
     /// The last sequence applied; resubscribe with `decisions_since(last_seq)`.
     pub fn last_seq(&self) -> u64 {
         self.last_seq
@@ -97,7 +102,7 @@ impl DecisionReplica {
                 let taken_by_other = self
                     .set
                     .get(decision.id)
-                    .is_some_and(|d| d.scope != decision.scope || d.value != value);
+                    .is_some_and(|d| d.scope != decision.scope || d.value() != value);
                 if taken_by_other {
                     decision.id = LOCAL_ID_BASE | update.seq;
                 }
@@ -117,7 +122,7 @@ impl DecisionReplica {
 
     /// A serializable image of the replica.
     pub fn snapshot(&self) -> ReplicaSnapshot {
-        let mut decisions: Vec<Decision> = self.set.iter().cloned().collect();
+        let mut decisions: Vec<Decision> = self.set.iter().map(|d| d.to_decision()).collect();
         decisions.sort_by_key(|d| d.id);
         ReplicaSnapshot {
             last_seq: self.last_seq,
@@ -137,6 +142,16 @@ impl DecisionReplica {
             last_seq: snapshot.last_seq,
         })
     }
+}
+
+/// Whether a follower at `last_seq` must rebuild its table from the whole
+/// log (`decisions_since(0)`) instead of replaying from `last_seq`: the log
+/// dropped ops it may not have seen (`last_seq < floor`, see
+/// `Mesh::decisions_floor`), or the log restarted below it (`last_seq > head`:
+/// a new stream, an in-process mesh after a restart). A fresh follower
+/// (`last_seq` 0) reads the whole log anyway.
+pub fn must_resync(last_seq: u64, floor: u64, head: u64) -> bool {
+    last_seq > 0 && (last_seq < floor || last_seq > head)
 }
 
 /// One subscription as seen by a [`Follower`].

@@ -10,6 +10,11 @@ async fn decisions_replay_follow_compaction() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn decisions_bulk_publish() -> anyhow::Result<()> {
+    suite::decisions_bulk_publish(&MemoryMesh::new()).await
+}
+
+#[tokio::test]
 async fn decisions_resync_from_snapshot() -> anyhow::Result<()> {
     suite::decisions_resync_from_snapshot(&MemoryMesh::new()).await
 }

@@ -128,6 +128,12 @@ async fn decisions_replay_follow_compaction() -> Result<()> {
 }
 
 #[tokio::test]
+async fn decisions_bulk_publish() -> Result<()> {
+    let server = NatsServer::start()?;
+    suite::decisions_bulk_publish(&connect(&server, "palisade").await?).await
+}
+
+#[tokio::test]
 async fn decisions_resync_from_snapshot() -> Result<()> {
     let server = NatsServer::start()?;
     suite::decisions_resync_from_snapshot(&connect(&server, "palisade").await?).await

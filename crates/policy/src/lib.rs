@@ -26,7 +26,7 @@ pub mod request;
 pub mod verdict;
 pub mod waf;
 
-pub use decisions::{Decision, DecisionAction, DecisionSet, Scope};
+pub use decisions::{Decision, DecisionAction, DecisionRef, DecisionSet, Scope};
 pub use event::{SecurityEvent, WafEventDetail, WafRuleHit};
 pub use normalize::{normalize_host, normalize_path, normalize_uri};
 pub use policy::{Policy, PolicyError, PolicyErrors};

@@ -73,7 +73,12 @@ impl Log {
 fn contents(r: &DecisionReplica) -> BTreeMap<String, Decision> {
     r.set()
         .iter()
-        .map(|d| (format!("{}:{}", d.scope.as_str(), d.value), d.clone()))
+        .map(|d| {
+            (
+                format!("{}:{}", d.scope.as_str(), d.value()),
+                d.to_decision(),
+            )
+        })
         .collect()
 }
 

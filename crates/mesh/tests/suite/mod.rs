@@ -153,7 +153,7 @@ pub async fn decisions_replay_follow_compaction(mesh: &impl Mesh) -> Result<()> 
     let mut keys: Vec<String> = replica
         .set()
         .iter()
-        .map(|d| format!("{}:{}", d.scope, d.value))
+        .map(|d| format!("{}:{}", d.scope, d.value()))
         .collect();
     keys.sort();
     assert_eq!(keys, ["asn:64500", "ip:192.0.2.1"]);
@@ -197,6 +197,42 @@ pub async fn decisions_resync_from_snapshot(mesh: &impl Mesh) -> Result<()> {
     let ids = |r: &DecisionReplica| r.set().iter().map(|d| d.id).collect::<BTreeSet<_>>();
     assert_eq!(ids(&back), ids(&fresh));
     assert_eq!(ids(&back), (110..125).collect::<BTreeSet<u64>>());
+    Ok(())
+}
+
+/// A bulk publish appends every op in order (later ops of a key win), refuses
+/// a batch with one invalid op as a whole, and followers see the result.
+pub async fn decisions_bulk_publish(mesh: &impl Mesh) -> Result<()> {
+    let before = mesh.decisions_head().await?;
+    let mut ops: Vec<DecisionOp> = (0..3000u32)
+        .map(|i| {
+            upsert(ban(
+                u64::from(i) + 1,
+                Scope::Ip,
+                &format!("10.{}.{}.{}", i >> 16, (i >> 8) & 0xff, i & 0xff),
+            ))
+        })
+        .collect();
+    // A later op of the same key wins, as with single publishes.
+    ops.push(delete(Scope::Ip, "10.0.0.5"));
+    let bad = vec![
+        upsert(ban(1, Scope::Ip, "10.0.0.1")),
+        upsert(ban(2, Scope::Ip, "nope")),
+    ];
+    assert!(mesh.publish_decisions(bad).await.is_err());
+    assert_eq!(
+        mesh.decisions_head().await?,
+        before,
+        "nothing of an invalid batch is appended"
+    );
+    let head = mesh.publish_decisions(ops).await?;
+    assert!(head >= before + 3001, "head {head} before {before}");
+    assert_eq!(mesh.publish_decisions(Vec::new()).await?, head);
+    let mut replica = DecisionReplica::new();
+    catch_up(mesh, &mut replica, head).await?;
+    assert_eq!(replica.set().len(), 2999);
+    assert!(replica.set().get_key(Scope::Ip, "10.0.0.5").is_none());
+    assert!(replica.set().get_key(Scope::Ip, "10.0.11.183").is_some());
     Ok(())
 }
 

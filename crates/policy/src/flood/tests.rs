@@ -327,7 +327,7 @@ fn host_decisions_carry_attack_mode_and_never_match_a_client() {
         DecisionAction::AttackMode,
     ))
     .unwrap();
-    assert_eq!(set.get(1).unwrap().value, "shop.example");
+    assert_eq!(set.get(1).unwrap().value(), "shop.example");
     assert!(set.has_hosts());
     for h in ["shop.example", "SHOP.example:80", "shop.example."] {
         assert!(set.host_decision(h, 10).is_some(), "{h}");
