@@ -30,6 +30,8 @@ pub(super) struct RawPolicy {
     pub(super) waf: Option<Spanned<Lenient<RawWaf>>>,
     #[serde(default)]
     pub(super) url_normalization: Option<Spanned<Lenient<RawUrlNormalization>>>,
+    #[serde(default)]
+    pub(super) connections: Option<Section<crate::connections::RawConnections>>,
 }
 
 /// A section (or an element of an array of tables) and where it starts.
@@ -42,7 +44,7 @@ pub(super) type Tables<T> = Vec<Section<T>>;
 pub(super) type RawLists = BTreeMap<String, Spanned<Vec<Spanned<RawListItem>>>>;
 
 /// The top-level keys a policy file may have.
-pub(super) const SECTIONS: [&str; 7] = [
+pub(super) const SECTIONS: [&str; 8] = [
     "lists",
     "allowlist",
     "rules",
@@ -50,6 +52,7 @@ pub(super) const SECTIONS: [&str; 7] = [
     "escalations",
     "waf",
     "url_normalization",
+    "connections",
 ];
 
 /// A value that failed to deserialize is kept as its error message, so the
