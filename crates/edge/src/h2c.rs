@@ -58,6 +58,41 @@ pub struct H2cSniff<A> {
     pub h2c: Arc<A>,
 }
 
+/// Reads the first bytes of a plain connection, as far as needed to tell
+/// HTTP/1 from h2c, and puts them back. TLS (or any stream that is not a
+/// plain TCP one) is left untouched and reported as `Http1` (ALPN decides).
+/// None: the connection closed, failed or stayed silent for
+/// [`FIRST_BYTES_TIMEOUT`] (`timeout`, when given, instead).
+pub async fn sniff_stream(stream: Stream, timeout: Option<Duration>) -> Option<(Stream, Sniffed)> {
+    if stream.get_ssl_digest().is_some() || !stream.as_any().is::<L4Stream>() {
+        return Some((stream, Sniffed::Http1));
+    }
+    let Ok(mut l4) = stream.into_any().downcast::<L4Stream>() else {
+        return None; // checked just above
+    };
+    let mut buf = [0u8; PREFACE.len()];
+    let mut got = 0;
+    let read_all = async {
+        loop {
+            match l4.read(&mut buf[got..]).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => got += n,
+            }
+            match sniff(&buf[..got]) {
+                Sniffed::Undecided => continue,
+                decided => return Some(decided),
+            }
+        }
+    };
+    let kind = match tokio::time::timeout(timeout.unwrap_or(FIRST_BYTES_TIMEOUT), read_all).await {
+        Ok(Some(k)) => k,
+        // Closed, failed or silent: nothing to answer.
+        Ok(None) | Err(_) => return None,
+    };
+    l4.rewind(&buf[..got]);
+    Some((l4, kind))
+}
+
 #[async_trait]
 impl<A: ServerApp + Send + Sync + 'static> ServerApp for H2cSniff<A> {
     async fn process_new(
@@ -65,33 +100,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for H2cSniff<A> {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        if stream.get_ssl_digest().is_some() || !stream.as_any().is::<L4Stream>() {
-            return self.http1.process_new(stream, shutdown).await;
-        }
-        let Ok(mut l4) = stream.into_any().downcast::<L4Stream>() else {
-            return None; // checked just above
-        };
-        let mut buf = [0u8; PREFACE.len()];
-        let mut got = 0;
-        let read_all = async {
-            loop {
-                match l4.read(&mut buf[got..]).await {
-                    Ok(0) | Err(_) => return None,
-                    Ok(n) => got += n,
-                }
-                match sniff(&buf[..got]) {
-                    Sniffed::Undecided => continue,
-                    decided => return Some(decided),
-                }
-            }
-        };
-        let kind = match tokio::time::timeout(FIRST_BYTES_TIMEOUT, read_all).await {
-            Ok(Some(k)) => k,
-            // Closed, failed or silent: nothing to answer.
-            Ok(None) | Err(_) => return None,
-        };
-        l4.rewind(&buf[..got]);
-        let stream: Stream = l4;
+        let (stream, kind) = sniff_stream(stream, None).await?;
         match kind {
             Sniffed::H2c => self.h2c.process_new(stream, shutdown).await,
             _ => self.http1.process_new(stream, shutdown).await,

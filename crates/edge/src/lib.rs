@@ -17,6 +17,7 @@
 pub mod budget;
 pub mod client_ip;
 pub mod config;
+pub mod conn;
 pub mod events;
 pub mod forwarded;
 pub mod framing;

@@ -81,6 +81,8 @@ pub struct Metrics {
     pub waf_memo_hits: IntGauge,
     pub waf_memo_misses: IntGauge,
     pub waf_memo_evictions: IntGauge,
+    /// Connection limits (`crate::conn`): drops by reason, open connections.
+    pub conn: crate::conn::metrics::ConnMetrics,
 }
 
 /// The result of a WAF inspection, as counted in `palisade_waf_requests_total`.
@@ -445,6 +447,7 @@ impl Metrics {
                 )
                 .expect("static metric"),
             ),
+            conn: crate::conn::metrics::ConnMetrics::new(&r),
             registry: r,
         }
     }

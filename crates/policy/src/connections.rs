@@ -230,7 +230,12 @@ mod tests {
         .unwrap();
         let c = p.connections;
         assert_eq!(
-            (c.max_per_ip, c.header_timeout_ms, c.body_timeout_ms, c.body_min_rate),
+            (
+                c.max_per_ip,
+                c.header_timeout_ms,
+                c.body_timeout_ms,
+                c.body_min_rate
+            ),
             (3, 2000, 1000, 0)
         );
         assert_eq!((c.idle_timeout_ms, c.max_requests), (300_000, 0));
