@@ -455,3 +455,43 @@ fn h2_rapid_reset_past_the_policys_limit_closes_the_connection() {
     );
     assert_eq!(dropped(&up, "h2_resets"), 1);
 }
+
+#[test]
+fn h2_streams_past_the_policys_limit_are_refused_then_the_connection_ends() {
+    let (_o, url) = demo_origin();
+    let up = Up::start(
+        &[url],
+        Some("[connections]\nh2_max_streams = 2\nh2_max_resets = 3\n"),
+        &[],
+    );
+    quiet(&up);
+    let mut s = connect(&up);
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    hello.extend(frame(0x4, 0, 0, &[]));
+    hello.extend(frame(0x4, 0x1, 0, &[]));
+    s.write_all(&hello).unwrap();
+    // Streams that stay open (END_HEADERS, no END_STREAM): two are allowed,
+    // the next three are refused, and one more refusal ends the connection.
+    let block = [0x82, 0x86, 0x84, 0x01, 0x01, b'x'];
+    let mut burst = Vec::new();
+    for id in [1u32, 3, 5, 7, 9, 11] {
+        burst.extend(frame(0x1, 0x4, id, &block));
+    }
+    s.write_all(&burst).unwrap();
+    let mut refused = Vec::new();
+    let mut goaway = None;
+    read_frames_until(&mut s, |ty, _flags, p| {
+        if ty == 0x3 && p.len() == 4 && u32::from_be_bytes([p[0], p[1], p[2], p[3]]) == 0x7 {
+            refused.push(());
+        }
+        if ty == 0x7 && p.len() >= 8 {
+            goaway = Some(u32::from_be_bytes([p[4], p[5], p[6], p[7]]));
+            return true;
+        }
+        false
+    })
+    .expect("the connection ended without GOAWAY");
+    assert_eq!(refused.len(), 3, "streams refused past h2_max_streams");
+    assert_eq!(goaway, Some(0xb), "GOAWAY ENHANCE_YOUR_CALM");
+    assert!(closed_by_server(&mut s));
+}

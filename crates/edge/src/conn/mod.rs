@@ -281,7 +281,7 @@ impl AppKey {
         o.max_concurrent_streams(self.h2_max_streams);
         let resets = self.h2_max_resets.max(1) as usize;
         o.max_pending_accept_reset_streams(resets.saturating_add(1));
-        o.max_local_error_reset_streams(Some(resets.saturating_add(1)));
+        o.max_local_error_reset_streams(Some(resets));
         o
     }
 }
