@@ -41,7 +41,7 @@ use registry::Registry;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use stream::GuardedStream;
 
 /// Why a connection was refused or closed (the `reason` label).
@@ -343,7 +343,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for ConnGuard<A> {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let born = Instant::now();
+        let born = tokio::time::Instant::now();
         let st = &self.state;
         let limits = st.policy().connections;
         let apps = self.apps(&limits);

@@ -39,9 +39,10 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::Sleep;
+// tokio's clock (the same as std's outside tests, where it can be paused).
+use tokio::time::{Instant, Sleep};
 
 const IDLE: u8 = 0;
 const HEADER: u8 = 1;
@@ -209,10 +210,9 @@ impl GuardedStream {
         loop {
             if self.armed.is_none_or(|a| a > due) {
                 self.armed = Some(due);
-                let at = tokio::time::Instant::from_std(due);
                 match &mut self.timer {
-                    Some(t) => t.as_mut().reset(at),
-                    None => self.timer = Some(Box::pin(tokio::time::sleep_until(at))),
+                    Some(t) => t.as_mut().reset(due),
+                    None => self.timer = Some(Box::pin(tokio::time::sleep_until(due))),
                 }
             }
             let Some(timer) = self.timer.as_mut() else {
@@ -380,3 +380,6 @@ impl Peek for GuardedStream {
         self.inner.try_peek(buf).await
     }
 }
+
+#[cfg(test)]
+mod tests;
