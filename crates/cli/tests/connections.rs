@@ -495,3 +495,53 @@ fn h2_streams_past_the_policys_limit_are_refused_then_the_connection_ends() {
     assert_eq!(goaway, Some(0xb), "GOAWAY ENHANCE_YOUR_CALM");
     assert!(closed_by_server(&mut s));
 }
+
+#[test]
+fn a_banned_address_is_refused_before_the_tls_handshake() {
+    let (_o, url) = demo_origin();
+    let dir = TempDir::new("conn-tls");
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let cert = dir.write("cert.pem", &ck.cert.pem());
+    let key = dir.write("key.pem", &ck.key_pair.serialize_pem());
+    let port = free_port();
+    let up = Up::start(
+        &[url],
+        None,
+        &[
+            "--tls-listen",
+            &format!("127.0.0.1:{port}"),
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let tls = reqwest::blocking::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let https = format!("https://127.0.0.1:{port}/");
+    assert_eq!(tls.get(&https).send().unwrap().status(), 200);
+    let r = client()
+        .post(format!("{}/api/v1/decisions", up.api))
+        .bearer_auth(&up.token)
+        .header("content-type", "application/json")
+        .body(
+            r#"{"scope":"ip","value":"127.0.0.1","action":"ban","duration":"10m","reason":"test"}"#,
+        )
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let banned = dropped(&up, "banned");
+    let ban_closed = dropped(&up, "ban_closed");
+    assert!(
+        tls.get(&https).send().is_err(),
+        "a banned client was served over TLS"
+    );
+    // Refused by the accept-time filter (`banned`), not after a handshake
+    // (the guard behind TLS would count `ban_closed`).
+    assert_eq!(dropped(&up, "banned"), banned + 1);
+    assert_eq!(dropped(&up, "ban_closed"), ban_closed);
+}

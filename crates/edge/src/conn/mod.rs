@@ -359,9 +359,10 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for ConnGuard<A> {
             };
         };
         let trusted = st.trusted.trusts(ip);
-        // Again after TLS: a ban may have arrived during the handshake.
+        // Again after TLS: a ban may have arrived during the handshake (the
+        // connection was open when it did).
         if !trusted && limits.ban_at_accept && refused_for_ban(st, ip, crate::now_ms()) {
-            st.conn_dropped(Reason::Banned, ip);
+            st.conn_dropped(Reason::BanClosed, ip);
             return None;
         }
         let cap = if trusted { 0 } else { limits.max_per_ip };
