@@ -50,6 +50,8 @@ const BODY: u8 = 2;
 const BUSY: u8 = 3;
 /// `since_ms` not taken yet: the first wait of the phase takes it.
 const UNKNOWN: u64 = u64::MAX;
+/// The farthest deadline, in ms since the connection's start.
+const MAX_WAIT_MS: u64 = 365 * 86_400_000;
 
 /// An accepted client connection under the guard.
 pub struct GuardedStream {
@@ -126,7 +128,7 @@ impl GuardedStream {
         self.since_ms.store(UNKNOWN, Relaxed);
         self.phase
             .store(if has_body { BODY } else { BUSY }, Relaxed);
-        let n = self.requests.load(Relaxed) + 1;
+        let n = self.requests.load(Relaxed).saturating_add(1);
         self.requests.store(n, Relaxed);
         let max = self.limits.max_requests;
         if max > 0 && n >= max {
@@ -206,7 +208,9 @@ impl GuardedStream {
             since = self.born.elapsed().as_millis() as u64;
             self.since_ms.store(since, Relaxed);
         }
-        let due = self.born + Duration::from_millis(since.saturating_add(ms));
+        // At most a year away (a huge body at a low rate cannot overflow the clock).
+        let wait = since.saturating_add(ms).min(MAX_WAIT_MS);
+        let due = self.born + Duration::from_millis(wait);
         loop {
             if self.armed.is_none_or(|a| a > due) {
                 self.armed = Some(due);
