@@ -406,3 +406,6 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for ConnGuard<A> {
         apps.h2c.cleanup().await;
     }
 }
+
+#[cfg(test)]
+mod tests;
