@@ -545,3 +545,55 @@ fn a_banned_address_is_refused_before_the_tls_handshake() {
     assert_eq!(dropped(&up, "banned"), banned + 1);
     assert_eq!(dropped(&up, "ban_closed"), ban_closed);
 }
+
+/// The SETTINGS_MAX_CONCURRENT_STREAMS a new h2c connection is offered.
+fn advertised_max_streams(up: &Up) -> Option<u32> {
+    let mut s = connect(up);
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    hello.extend(frame(0x4, 0, 0, &[]));
+    s.write_all(&hello).unwrap();
+    let mut max = None;
+    read_frames_until(&mut s, |ty, flags, p| {
+        if ty == 0x4 && flags & 1 == 0 {
+            for kv in p.chunks(6) {
+                if kv.len() == 6 && u16::from_be_bytes([kv[0], kv[1]]) == 0x3 {
+                    max = Some(u32::from_be_bytes([kv[2], kv[3], kv[4], kv[5]]));
+                }
+            }
+            return true;
+        }
+        false
+    })?;
+    max
+}
+
+#[test]
+fn a_reloaded_policy_applies_to_new_connections() {
+    let (_o, url) = demo_origin();
+    let up = Up::start(&[url], Some("[connections]\nh2_max_streams = 7\n"), &[]);
+    assert_eq!(advertised_max_streams(&up), Some(7));
+    let reloads = metric(&up, "palisade_policy_reloads_total{result=\"ok\"}");
+    up.dir.write(
+        "policy.toml",
+        "[connections]\nh2_max_streams = 9\nmax_per_ip = 1\n",
+    );
+    assert!(
+        eventually(Duration::from_secs(20), || metric(
+            &up,
+            "palisade_policy_reloads_total{result=\"ok\"}"
+        ) > reloads),
+        "the policy was not reloaded:\n{}",
+        up.log()
+    );
+    quiet(&up);
+    assert_eq!(advertised_max_streams(&up), Some(9));
+    // And the new cap: one connection held, a second refused.
+    quiet(&up);
+    let mut a = connect(&up);
+    a.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert!(read_response(&mut a).starts_with("HTTP/1.1 200"));
+    let mut b = connect(&up);
+    let _ = b.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(closed_by_server(&mut b));
+    assert_eq!(dropped(&up, "per_ip_cap"), 1);
+}
