@@ -494,6 +494,7 @@ fn h2_streams_past_the_policys_limit_are_refused_then_the_connection_ends() {
     assert_eq!(refused.len(), 3, "streams refused past h2_max_streams");
     assert_eq!(goaway, Some(0xb), "GOAWAY ENHANCE_YOUR_CALM");
     assert!(closed_by_server(&mut s));
+    assert_eq!(dropped(&up, "h2_limits"), 1);
 }
 
 #[test]

@@ -11,34 +11,57 @@ const PREFACE_LEN: usize = 24;
 /// Frame type RST_STREAM.
 const RST_STREAM: u8 = 0x3;
 
-/// Splits the client's byte stream into frames.
+/// Frame type GOAWAY.
+const GOAWAY: u8 = 0x7;
+/// Error code ENHANCE_YOUR_CALM: the h2 library's answer to a peer past its limits.
+const ENHANCE_YOUR_CALM: u32 = 0xb;
+
+/// Splits one direction of a connection into frames. The payload of a
+/// GOAWAY is looked at (its first 8 bytes: last stream id, error code);
+/// other payloads are skipped.
 #[derive(Debug)]
 pub struct FrameScanner {
     preface_left: usize,
     header: [u8; 9],
     header_len: usize,
     skip: usize,
-}
-
-impl Default for FrameScanner {
-    fn default() -> Self {
-        FrameScanner {
-            preface_left: PREFACE_LEN,
-            header: [0; 9],
-            header_len: 0,
-            skip: 0,
-        }
-    }
+    /// The first payload bytes of the current GOAWAY, while they come.
+    peek: [u8; 8],
+    peek_len: usize,
+    peeking: bool,
 }
 
 impl FrameScanner {
+    /// The client's side: the connection preface, then frames.
+    pub fn client() -> Self {
+        FrameScanner {
+            preface_left: PREFACE_LEN,
+            ..FrameScanner::server()
+        }
+    }
+
+    /// The server's side: frames from the first byte.
+    pub fn server() -> Self {
+        FrameScanner {
+            preface_left: 0,
+            header: [0; 9],
+            header_len: 0,
+            skip: 0,
+            peek: [0; 8],
+            peek_len: 0,
+            peeking: false,
+        }
+    }
+
     /// Whether the whole preface has gone by.
     pub fn past_preface(&self) -> bool {
         self.preface_left == 0
     }
 
-    /// Feeds the next bytes; calls `frame(type)` for each frame header completed.
-    pub fn feed(&mut self, mut bytes: &[u8], mut frame: impl FnMut(u8)) {
+    /// Feeds the next bytes; calls `frame(type, code)` for each frame:
+    /// `code` is a GOAWAY's error code (0 for other frames), given once
+    /// it has arrived, the others when their header has.
+    pub fn feed(&mut self, mut bytes: &[u8], mut frame: impl FnMut(u8, u32)) {
         while !bytes.is_empty() {
             if self.preface_left > 0 {
                 let n = self.preface_left.min(bytes.len());
@@ -46,6 +69,16 @@ impl FrameScanner {
                 bytes = &bytes[n..];
             } else if self.skip > 0 {
                 let n = self.skip.min(bytes.len());
+                if self.peeking {
+                    let m = n.min(8 - self.peek_len);
+                    self.peek[self.peek_len..self.peek_len + m].copy_from_slice(&bytes[..m]);
+                    self.peek_len += m;
+                    if self.peek_len == 8 {
+                        self.peeking = false;
+                        let p = &self.peek;
+                        frame(GOAWAY, u32::from_be_bytes([p[4], p[5], p[6], p[7]]));
+                    }
+                }
                 self.skip -= n;
                 bytes = &bytes[n..];
             } else {
@@ -58,7 +91,13 @@ impl FrameScanner {
                     self.skip =
                         (usize::from(h[0]) << 16) | (usize::from(h[1]) << 8) | usize::from(h[2]);
                     self.header_len = 0;
-                    frame(h[3]);
+                    // A GOAWAY shorter than 8 bytes is malformed: not reported.
+                    if h[3] == GOAWAY && self.skip >= 8 {
+                        self.peeking = true;
+                        self.peek_len = 0;
+                    } else if h[3] != GOAWAY {
+                        frame(h[3], 0);
+                    }
                 }
             }
         }
@@ -99,19 +138,24 @@ impl ResetWatch {
     }
 }
 
-/// The frames of one client connection, and whether it went past its reset limit.
+/// The frames of one HTTP/2 connection: whether the client went past its
+/// reset limit, and whether the h2 library ended the connection for a
+/// client past its own limits (GOAWAY ENHANCE_YOUR_CALM: streams refused
+/// past `h2_max_streams`, more than `h2_max_resets` times).
 #[derive(Debug)]
 pub struct H2Watch {
     scanner: FrameScanner,
     resets: ResetWatch,
+    sent: FrameScanner,
 }
 
 impl H2Watch {
     /// A new connection: at most `max_resets` per `window`.
     pub fn new(max_resets: u32, window: Duration) -> Self {
         H2Watch {
-            scanner: FrameScanner::default(),
+            scanner: FrameScanner::client(),
             resets: ResetWatch::new(max_resets, window),
+            sent: FrameScanner::server(),
         }
     }
 
@@ -119,12 +163,22 @@ impl H2Watch {
     pub fn feed(&mut self, bytes: &[u8]) -> bool {
         let mut ok = true;
         let resets = &mut self.resets;
-        self.scanner.feed(bytes, |ty| {
+        self.scanner.feed(bytes, |ty, _| {
             if ty == RST_STREAM && ok {
                 ok = resets.reset(Instant::now());
             }
         });
         ok
+    }
+
+    /// Feeds bytes written to the client; true when they carried a GOAWAY
+    /// with ENHANCE_YOUR_CALM.
+    pub fn sent(&mut self, bytes: &[u8]) -> bool {
+        let mut calm = false;
+        self.sent.feed(bytes, |ty, code| {
+            calm |= ty == GOAWAY && code == ENHANCE_YOUR_CALM;
+        });
+        calm
     }
 
     /// Whether the connection preface has gone by.
@@ -162,10 +216,10 @@ mod tests {
             frame(RST_STREAM, &[0, 0, 0, 8]),
         ]);
         for chunk in [1, 2, 5, 9, 10, 4096, bytes.len()] {
-            let mut s = FrameScanner::default();
+            let mut s = FrameScanner::client();
             let mut types = Vec::new();
             for c in bytes.chunks(chunk) {
-                s.feed(c, |t| types.push(t));
+                s.feed(c, |t, _| types.push(t));
             }
             assert_eq!(
                 types,
@@ -174,6 +228,22 @@ mod tests {
             );
             assert!(s.past_preface());
         }
+    }
+
+    #[test]
+    fn a_goaway_enhance_your_calm_from_the_server_is_seen() {
+        let mut bytes = frame(0x4, &[0; 6]);
+        bytes.extend(frame(GOAWAY, &[0, 0, 0, 9, 0, 0, 0, 0]));
+        let mut calm = frame(GOAWAY, &[0, 0, 0, 9, 0, 0, 0, 0xb]);
+        calm.extend_from_slice(b"too_many_internal_resets");
+        bytes.extend(calm);
+        for chunk in [1, 3, 8, bytes.len()] {
+            let mut w = H2Watch::new(1, Duration::from_secs(1));
+            let seen = bytes.chunks(chunk).filter(|c| w.sent(c)).count();
+            assert_eq!(seen, 1, "chunk {chunk}");
+        }
+        let mut w = H2Watch::new(1, Duration::from_secs(1));
+        assert!(!w.sent(&frame(GOAWAY, &[0, 0, 0, 9, 0, 0, 0, 0])));
     }
 
     #[test]

@@ -28,7 +28,7 @@ impl ConnMetrics {
         let dropped = IntCounterVec::new(
             Opts::new(
                 "palisade_connections_dropped_total",
-                "Client connections refused at accept or closed by a [connections] limit, by reason (banned, per_ip_cap, ban_closed, header_timeout, body_rate, idle_timeout, h2_resets, max_requests)",
+                "Client connections refused at accept or closed by a [connections] limit, by reason (banned, per_ip_cap, ban_closed, header_timeout, body_rate, idle_timeout, h2_resets, h2_limits, max_requests)",
             ),
             &["reason"],
         )

@@ -64,11 +64,15 @@ pub enum Reason {
     H2Resets,
     /// Carried `max_requests` requests (closed after the last response).
     MaxRequests,
+    /// The h2 library ended the connection (GOAWAY ENHANCE_YOUR_CALM) for a
+    /// client past its limits: streams refused past `h2_max_streams` more
+    /// than `h2_max_resets` times, or one of the library's own flood limits.
+    H2Limits,
 }
 
 impl Reason {
     /// Every reason, in `repr` order.
-    pub const ALL: [Reason; 8] = [
+    pub const ALL: [Reason; 9] = [
         Reason::Banned,
         Reason::PerIpCap,
         Reason::BanClosed,
@@ -77,6 +81,7 @@ impl Reason {
         Reason::IdleTimeout,
         Reason::H2Resets,
         Reason::MaxRequests,
+        Reason::H2Limits,
     ];
 
     /// The metric label and event rule id.
@@ -90,6 +95,7 @@ impl Reason {
             Reason::IdleTimeout => "idle_timeout",
             Reason::H2Resets => "h2_resets",
             Reason::MaxRequests => "max_requests",
+            Reason::H2Limits => "h2_limits",
         }
     }
 

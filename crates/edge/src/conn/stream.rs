@@ -19,7 +19,9 @@
 //! poll of a timer that is re-armed only when a deadline comes *earlier*
 //! than the armed one (a later deadline is found when the timer fires).
 //! HTTP/2 connections keep only the header deadline (until the connection
-//! preface is in) and the reset count; their idle timeout is Pingora's.
+//! preface is in), the reset count and a look at the frames the server
+//! sends (a GOAWAY ENHANCE_YOUR_CALM is counted); their idle timeout is
+//! Pingora's.
 
 use super::h2::H2Watch;
 use super::registry::ConnShared;
@@ -295,7 +297,13 @@ impl AsyncWrite for GuardedStream {
         if let Some(r) = this.failed.or_else(|| this.conn.closed()) {
             return Poll::Ready(Err(closed(r)));
         }
-        Pin::new(&mut this.inner).poll_write(cx, buf)
+        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if let (Some(h2), Poll::Ready(Ok(n))) = (&mut this.h2, &r) {
+            if h2.sent(&buf[..*n]) {
+                this.state.conn_dropped(Reason::H2Limits, this.conn.ip);
+            }
+        }
+        r
     }
 
     fn poll_write_vectored(
@@ -307,7 +315,23 @@ impl AsyncWrite for GuardedStream {
         if let Some(r) = this.failed.or_else(|| this.conn.closed()) {
             return Poll::Ready(Err(closed(r)));
         }
-        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
+        let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        if let (Some(h2), Poll::Ready(Ok(n))) = (&mut this.h2, &r) {
+            let mut left = *n;
+            let mut calm = false;
+            for b in bufs {
+                if left == 0 {
+                    break;
+                }
+                let k = left.min(b.len());
+                calm |= h2.sent(&b[..k]);
+                left -= k;
+            }
+            if calm {
+                this.state.conn_dropped(Reason::H2Limits, this.conn.ip);
+            }
+        }
+        r
     }
 
     fn is_write_vectored(&self) -> bool {
