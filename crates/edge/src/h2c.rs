@@ -5,18 +5,15 @@
 //! (`GET / HTTP/1.1\r\n\r\n` is 18 bytes) is then never answered: the read
 //! waits for bytes the client will not send, with no deadline. This app reads
 //! only as far as needed instead — usually one byte tells, since every HTTP/1
-//! method differs from `PRI` — puts the bytes back and hands the connection
-//! to an HTTP/1-only or an h2c proxy. A connection that sends nothing at all
-//! is closed after [`FIRST_BYTES_TIMEOUT`].
+//! method differs from `PRI` — puts the bytes back, and the connection guard
+//! (`crate::conn::ConnGuard`) hands the connection to an HTTP/1-only or an
+//! h2c proxy. A connection that sends nothing at all is closed after the
+//! policy's `header_timeout` ([`FIRST_BYTES_TIMEOUT`] when none is given).
 //!
 //! TLS connections are not sniffed: ALPN chooses (the HTTP/1 proxy follows it).
 
-use async_trait::async_trait;
-use pingora_core::apps::ServerApp;
 use pingora_core::protocols::l4::stream::Stream as L4Stream;
 use pingora_core::protocols::Stream;
-use pingora_core::server::ShutdownWatch;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
@@ -48,14 +45,6 @@ pub fn sniff(bytes: &[u8]) -> Sniffed {
     } else {
         Sniffed::Undecided
     }
-}
-
-/// Routes each plain connection to `http1` or `h2c` by its first bytes.
-pub struct H2cSniff<A> {
-    /// An app with h2c off (and ALPN for TLS).
-    pub http1: Arc<A>,
-    /// The same app with h2c on.
-    pub h2c: Arc<A>,
 }
 
 /// Reads the first bytes of a plain connection, as far as needed to tell
@@ -91,26 +80,6 @@ pub async fn sniff_stream(stream: Stream, timeout: Option<Duration>) -> Option<(
     };
     l4.rewind(&buf[..got]);
     Some((l4, kind))
-}
-
-#[async_trait]
-impl<A: ServerApp + Send + Sync + 'static> ServerApp for H2cSniff<A> {
-    async fn process_new(
-        self: &Arc<Self>,
-        stream: Stream,
-        shutdown: &ShutdownWatch,
-    ) -> Option<Stream> {
-        let (stream, kind) = sniff_stream(stream, None).await?;
-        match kind {
-            Sniffed::H2c => self.h2c.process_new(stream, shutdown).await,
-            _ => self.http1.process_new(stream, shutdown).await,
-        }
-    }
-
-    async fn cleanup(&self) {
-        self.http1.cleanup().await;
-        self.h2c.cleanup().await;
-    }
 }
 
 #[cfg(test)]
