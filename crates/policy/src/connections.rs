@@ -7,7 +7,7 @@
 //!
 //! ```toml
 //! [connections]
-//! max_per_ip = 256          # concurrent connections per client address (0: no cap)
+//! max_per_ip = 1000         # concurrent connections per client address (0: no cap)
 //! header_timeout = "10s"    # whole request header, first byte to last
 //! body_timeout = "20s"      # request body: this long, plus 1 s per body_min_rate bytes
 //! body_min_rate = 500       # bytes per second (0: body_timeout alone, no extension)
@@ -54,7 +54,7 @@ pub struct ConnectionLimits {
 impl Default for ConnectionLimits {
     fn default() -> Self {
         ConnectionLimits {
-            max_per_ip: 256,
+            max_per_ip: 1000,
             header_timeout_ms: 10_000,
             body_timeout_ms: 20_000,
             body_min_rate: 500,
@@ -216,7 +216,7 @@ mod tests {
     fn defaults_without_the_section() {
         let p = Policy::from_toml("", "p.toml").unwrap();
         assert_eq!(p.connections, super::ConnectionLimits::default());
-        assert_eq!(p.connections.max_per_ip, 256);
+        assert_eq!(p.connections.max_per_ip, 1000);
         assert_eq!(p.connections.header_timeout_ms, 10_000);
         assert!(p.connections.ban_at_accept);
     }
