@@ -228,6 +228,40 @@ impl Up {
         wait_ready(&format!("{}/", self.proxy), Duration::from_secs(30));
     }
 
+    /// (Re)starts the process and waits until the proxy accepts TCP
+    /// connections (for a client whose address is banned: the edge drops
+    /// its connections at accept, so it never gets an HTTP answer).
+    pub fn restart_banned(&mut self) {
+        self.proc.kill();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("palisade.log"))
+            .unwrap();
+        self.proc.child = Command::new(BIN)
+            .args(&self.args)
+            .env("PALISADE_ADMIN_TOKEN", &self.token)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        wait_ready(&format!("{}/healthz", self.api), Duration::from_secs(30));
+        let addr = self.proxy.trim_start_matches("http://").to_string();
+        assert!(
+            eventually(Duration::from_secs(30), || std::net::TcpStream::connect(
+                &addr
+            )
+            .is_ok()),
+            "the proxy did not listen"
+        );
+    }
+
+    /// Whether a GET from this client is refused at accept (the connection
+    /// closed without an answer) — the edge's answer to a banned address.
+    pub fn refused_at_accept(&self) -> bool {
+        client().get(format!("{}/", self.proxy)).send().is_err()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("palisade.log")).unwrap_or_default()
     }

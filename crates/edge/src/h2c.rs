@@ -5,18 +5,15 @@
 //! (`GET / HTTP/1.1\r\n\r\n` is 18 bytes) is then never answered: the read
 //! waits for bytes the client will not send, with no deadline. This app reads
 //! only as far as needed instead — usually one byte tells, since every HTTP/1
-//! method differs from `PRI` — puts the bytes back and hands the connection
-//! to an HTTP/1-only or an h2c proxy. A connection that sends nothing at all
-//! is closed after [`FIRST_BYTES_TIMEOUT`].
+//! method differs from `PRI` — puts the bytes back, and the connection guard
+//! (`crate::conn::ConnGuard`) hands the connection to an HTTP/1-only or an
+//! h2c proxy. A connection that sends nothing at all is closed after the
+//! policy's `header_timeout` ([`FIRST_BYTES_TIMEOUT`] when none is given).
 //!
 //! TLS connections are not sniffed: ALPN chooses (the HTTP/1 proxy follows it).
 
-use async_trait::async_trait;
-use pingora_core::apps::ServerApp;
 use pingora_core::protocols::l4::stream::Stream as L4Stream;
 use pingora_core::protocols::Stream;
-use pingora_core::server::ShutdownWatch;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
@@ -50,58 +47,39 @@ pub fn sniff(bytes: &[u8]) -> Sniffed {
     }
 }
 
-/// Routes each plain connection to `http1` or `h2c` by its first bytes.
-pub struct H2cSniff<A> {
-    /// An app with h2c off (and ALPN for TLS).
-    pub http1: Arc<A>,
-    /// The same app with h2c on.
-    pub h2c: Arc<A>,
-}
-
-#[async_trait]
-impl<A: ServerApp + Send + Sync + 'static> ServerApp for H2cSniff<A> {
-    async fn process_new(
-        self: &Arc<Self>,
-        stream: Stream,
-        shutdown: &ShutdownWatch,
-    ) -> Option<Stream> {
-        if stream.get_ssl_digest().is_some() || !stream.as_any().is::<L4Stream>() {
-            return self.http1.process_new(stream, shutdown).await;
-        }
-        let Ok(mut l4) = stream.into_any().downcast::<L4Stream>() else {
-            return None; // checked just above
-        };
-        let mut buf = [0u8; PREFACE.len()];
-        let mut got = 0;
-        let read_all = async {
-            loop {
-                match l4.read(&mut buf[got..]).await {
-                    Ok(0) | Err(_) => return None,
-                    Ok(n) => got += n,
-                }
-                match sniff(&buf[..got]) {
-                    Sniffed::Undecided => continue,
-                    decided => return Some(decided),
-                }
+/// Reads the first bytes of a plain connection, as far as needed to tell
+/// HTTP/1 from h2c, and puts them back. TLS (or any stream that is not a
+/// plain TCP one) is left untouched and reported as `Http1` (ALPN decides).
+/// None: the connection closed, failed or stayed silent for
+/// [`FIRST_BYTES_TIMEOUT`] (`timeout`, when given, instead).
+pub async fn sniff_stream(stream: Stream, timeout: Option<Duration>) -> Option<(Stream, Sniffed)> {
+    if stream.get_ssl_digest().is_some() || !stream.as_any().is::<L4Stream>() {
+        return Some((stream, Sniffed::Http1));
+    }
+    let Ok(mut l4) = stream.into_any().downcast::<L4Stream>() else {
+        return None; // checked just above
+    };
+    let mut buf = [0u8; PREFACE.len()];
+    let mut got = 0;
+    let read_all = async {
+        loop {
+            match l4.read(&mut buf[got..]).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => got += n,
             }
-        };
-        let kind = match tokio::time::timeout(FIRST_BYTES_TIMEOUT, read_all).await {
-            Ok(Some(k)) => k,
-            // Closed, failed or silent: nothing to answer.
-            Ok(None) | Err(_) => return None,
-        };
-        l4.rewind(&buf[..got]);
-        let stream: Stream = l4;
-        match kind {
-            Sniffed::H2c => self.h2c.process_new(stream, shutdown).await,
-            _ => self.http1.process_new(stream, shutdown).await,
+            match sniff(&buf[..got]) {
+                Sniffed::Undecided => continue,
+                decided => return Some(decided),
+            }
         }
-    }
-
-    async fn cleanup(&self) {
-        self.http1.cleanup().await;
-        self.h2c.cleanup().await;
-    }
+    };
+    let kind = match tokio::time::timeout(timeout.unwrap_or(FIRST_BYTES_TIMEOUT), read_all).await {
+        Ok(Some(k)) => k,
+        // Closed, failed or silent: nothing to answer.
+        Ok(None) | Err(_) => return None,
+    };
+    l4.rewind(&buf[..got]);
+    Some((l4, kind))
 }
 
 #[cfg(test)]

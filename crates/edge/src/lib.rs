@@ -7,8 +7,10 @@
 //! snapshot in an `ArcSwap`, the decision table, rate-limit counters), the
 //! mapping of verdicts to responses ([`respond`], the only place that writes a
 //! synthetic response), metrics ([`metrics`]), security events ([`events`]),
-//! GeoIP lookups ([`geoip`]), policy hot reload ([`reload`]) and the bridge
-//! to the WAF engine ([`waf`]: settings to engine, request to engine input).
+//! GeoIP lookups ([`geoip`]), policy hot reload ([`reload`]), the bridge
+//! to the WAF engine ([`waf`]: settings to engine, request to engine input)
+//! and connection-level defence ([`conn`]: bans and the per-IP cap at
+//! accept, header/body/idle deadlines, HTTP/2 stream and reset limits).
 //!
 //! What it must not do: decide anything itself. Every decision is made by
 //! `palisade_policy::pipeline` (and, after it, by the `palisade_waf` engine);
@@ -17,6 +19,7 @@
 pub mod budget;
 pub mod client_ip;
 pub mod config;
+pub mod conn;
 pub mod decision_files;
 pub mod events;
 pub mod flood;

@@ -86,6 +86,8 @@ pub struct Metrics {
     pub waf_memo_hits: IntGauge,
     pub waf_memo_misses: IntGauge,
     pub waf_memo_evictions: IntGauge,
+    /// Connection limits (`crate::conn`): drops by reason, open connections.
+    pub conn: crate::conn::metrics::ConnMetrics,
 }
 
 /// The result of a WAF inspection, as counted in `palisade_waf_requests_total`.
@@ -459,6 +461,7 @@ impl Metrics {
                 )
                 .expect("static metric"),
             ),
+            conn: crate::conn::metrics::ConnMetrics::new(&r),
             registry: r,
         }
     }

@@ -19,6 +19,7 @@
 //!   went upstream) with a clear body.
 //! - `logging`: the WAF's logging phase, status and latency metrics.
 
+use crate::conn::stream::GuardedStream;
 use crate::inspect::{self, Start, WafFlow, Who};
 use crate::respond;
 use crate::state::EdgeState;
@@ -209,6 +210,20 @@ impl ProxyHttp for EdgeProxy {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let st = &self.state;
+        // The connection guard: the header is in; the body (if any) is next.
+        if let Some(conn) = GuardedStream::of(session.as_ref()) {
+            let req = session.req_header();
+            let has_body = req.headers.contains_key(http::header::TRANSFER_ENCODING)
+                || req
+                    .headers
+                    .get(http::header::CONTENT_LENGTH)
+                    .is_some_and(|v| v.as_bytes() != b"0");
+            if !conn.request_started(has_body) {
+                session.set_keepalive(None);
+            } else if let Some(secs) = conn.keepalive_secs() {
+                session.set_keepalive(Some(secs));
+            }
+        }
         let req = session.req_header();
 
         if let Some((status, reason)) = check_limits(req, &st.limits) {
@@ -366,6 +381,11 @@ impl ProxyHttp for EdgeProxy {
         end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        if end_of_stream {
+            if let Some(conn) = GuardedStream::of(session.as_ref()) {
+                conn.body_done();
+            }
+        }
         let max = self.state.limits.max_body_bytes;
         if max > 0 {
             if let Some(b) = body {
@@ -548,6 +568,9 @@ impl ProxyHttp for EdgeProxy {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        if let Some(conn) = GuardedStream::of(session.as_ref()) {
+            conn.request_done();
+        }
         if let Some(flow) = ctx.waf.as_mut() {
             flow.finish();
         }

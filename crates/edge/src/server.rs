@@ -2,9 +2,9 @@
 
 use crate::client_ip::TrustedProxies;
 use crate::config::EdgeConfig;
+use crate::conn::{AppKey, ConnFilter, ConnGuard};
 use crate::events::EventSink;
 use crate::geoip::GeoIp;
-use crate::h2c::H2cSniff;
 use crate::now_ms;
 use crate::proxy::EdgeProxy;
 use crate::reload::{load_policy_file, spawn_watcher};
@@ -87,24 +87,31 @@ impl EdgeServer {
         ));
 
         // One proxy speaks HTTP/1 (and h2 by ALPN on TLS), one h2c; the plain
-        // listener picks by the first bytes (see `crate::h2c`).
-        let proxy_app = |h2c: bool| {
-            let mut app = pingora_proxy::http_proxy(
-                &server.configuration,
-                EdgeProxy::new(state.clone(), pool.clone()),
-            );
-            let mut options = HttpServerOptions::default();
-            options.h2c = h2c;
-            app.server_options = Some(options);
-            Arc::new(app)
+        // listener picks by the first bytes (see `crate::h2c`). The connection
+        // guard (`crate::conn`) counts, caps and wraps every connection first,
+        // and rebuilds the apps for new connections when `[connections]`
+        // changes their HTTP/2 settings.
+        let make_app = {
+            let conf = server.configuration.clone();
+            let state = state.clone();
+            let pool = pool.clone();
+            move |key: &AppKey, h2c: bool| {
+                let mut app =
+                    pingora_proxy::http_proxy(&conf, EdgeProxy::new(state.clone(), pool.clone()));
+                let mut options = HttpServerOptions::default();
+                options.h2c = h2c;
+                options.h2_idle_timeout = Some(Duration::from_millis(key.idle_timeout_ms));
+                app.server_options = Some(options);
+                app.h2_options = Some(key.h2_options());
+                app
+            }
         };
         let mut proxy = Service::new(
             "palisade edge".to_string(),
-            H2cSniff {
-                http1: proxy_app(false),
-                h2c: proxy_app(true),
-            },
+            ConnGuard::new(state.clone(), Box::new(make_app)),
         );
+        proxy.set_connection_filter(Arc::new(ConnFilter::new(state.clone())));
+        crate::conn::spawn_sweeper(&state).context("starting the connection sweeper")?;
         for addr in &cfg.listen {
             proxy.add_tcp(addr);
         }

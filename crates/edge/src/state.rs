@@ -80,6 +80,8 @@ pub struct EdgeState {
     /// Woken when the policy in force or the refusal changes (the
     /// heartbeat then goes out at once).
     pub policy_changed: tokio::sync::Notify,
+    /// Open client connections, by address (`crate::conn`).
+    pub conns: crate::conn::Conns,
 }
 
 impl EdgeState {
@@ -118,6 +120,7 @@ impl EdgeState {
             rule_roots: RuleRoots::default(),
             refused: parking_lot::Mutex::new(None),
             policy_changed: tokio::sync::Notify::new(),
+            conns: Default::default(),
         };
         state.set_policy(policy)?;
         Ok(state)
@@ -233,9 +236,14 @@ impl EdgeState {
 
     /// Applies one update of the cluster decision log (at most once, in order).
     pub fn apply_update(&self, update: DecisionUpdate) -> Applied {
+        let ban = matches!(&update.op, palisade_mesh::DecisionOp::Upsert { decision } if crate::conn::closes(decision));
         let mut table = self.decisions.write();
         let applied = table.apply(update);
         self.metrics.decisions_active.set(table.set().len() as i64);
+        drop(table);
+        if ban {
+            self.conns.ban_arrived();
+        }
         applied
     }
 
@@ -293,6 +301,10 @@ impl EdgeState {
         table.insert(d.clone())?;
         let stored = table.get(d.id).map_or(d, |s| s.to_decision());
         self.metrics.decisions_active.set(table.len() as i64);
+        drop(replica);
+        if crate::conn::closes(&stored) {
+            self.conns.ban_arrived();
+        }
         Ok(stored)
     }
 
@@ -386,6 +398,10 @@ impl EdgeState {
 
     /// Refreshes gauges that are read from state rather than counted.
     pub fn refresh_gauges(&self) {
+        self.metrics
+            .conn
+            .addresses
+            .set(self.conns.registry.addresses() as i64);
         self.metrics.ratelimit_keys.set(self.limiter.len() as i64);
         self.metrics
             .ratelimit_evictions

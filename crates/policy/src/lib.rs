@@ -11,6 +11,7 @@
 //! time-dependent function takes `now` (milliseconds since the Unix epoch) as
 //! an argument, so behaviour over time is tested without sleeping.
 
+pub mod connections;
 pub mod decisions;
 pub mod duration;
 pub mod escalation;

@@ -151,6 +151,8 @@ pub struct Policy {
     /// instead of the target as the client sent it. Default `false`: the URL
     /// is forwarded as sent.
     pub forward_normalized_path: bool,
+    /// `[connections]`: limits on client connections (defaults when absent).
+    pub connections: crate::connections::ConnectionLimits,
     /// A digest of the source, to tell versions apart in logs and metrics.
     pub digest: String,
 }
@@ -717,6 +719,11 @@ impl Policy {
         let attack_mode = floods::compile_attack_mode(&mut diag, raw_attack_mode);
 
         let waf = raw_waf.and_then(|w| w.compile(&mut diag));
+        let connections = match &raw.connections {
+            Some(c) => lenient(&mut diag, c, "[connections]").and_then(|c| c.compile(&mut diag)),
+            None => None,
+        }
+        .unwrap_or_default();
 
         if let Err(errors) = diag.finish() {
             return (Err(errors), waf);
@@ -731,6 +738,7 @@ impl Policy {
             rules,
             rate_limits,
             forward_normalized_path: raw_url_normalization.is_some_and(|u| u.forward_normalized),
+            connections,
             digest: digest_of(src),
             waf: waf.clone(),
         };

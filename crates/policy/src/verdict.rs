@@ -42,6 +42,9 @@ pub enum CheckKind {
     Rule,
     /// The WAF (OWASP Core Rule Set), after custom rules.
     Waf,
+    /// Connection limits (`[connections]`): a connection refused or closed
+    /// before or around HTTP; the rule id is the reason.
+    Connection,
 }
 
 impl CheckKind {
@@ -53,6 +56,7 @@ impl CheckKind {
             CheckKind::RateLimit => "rate_limit",
             CheckKind::Rule => "rule",
             CheckKind::Waf => "waf",
+            CheckKind::Connection => "connection",
         }
     }
 }

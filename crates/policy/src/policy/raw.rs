@@ -34,6 +34,7 @@ pub(super) struct RawPolicy {
     pub(super) floods: Option<Section<Tables<RawFlood>>>,
     #[serde(default)]
     pub(super) attack_mode: Option<Spanned<Lenient<RawAttackMode>>>,
+    pub(super) connections: Option<Section<crate::connections::RawConnections>>,
 }
 
 /// A section (or an element of an array of tables) and where it starts.
@@ -46,7 +47,7 @@ pub(super) type Tables<T> = Vec<Section<T>>;
 pub(super) type RawLists = BTreeMap<String, Spanned<Vec<Spanned<RawListItem>>>>;
 
 /// The top-level keys a policy file may have.
-pub(super) const SECTIONS: [&str; 9] = [
+pub(super) const SECTIONS: [&str; 10] = [
     "lists",
     "allowlist",
     "rules",
@@ -56,6 +57,7 @@ pub(super) const SECTIONS: [&str; 9] = [
     "url_normalization",
     "floods",
     "attack_mode",
+    "connections",
 ];
 
 /// A value that failed to deserialize is kept as its error message, so the
