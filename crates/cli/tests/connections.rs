@@ -598,3 +598,25 @@ fn a_reloaded_policy_applies_to_new_connections() {
     assert!(closed_by_server(&mut b));
     assert_eq!(dropped(&up, "per_ip_cap"), 1);
 }
+
+#[test]
+fn an_idle_h2_connection_is_closed_at_the_policys_idle_timeout() {
+    let (_o, url) = demo_origin();
+    let up = Up::start(&[url], Some("[connections]\nidle_timeout = \"1s\"\n"), &[]);
+    quiet(&up);
+    let mut s = connect(&up);
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    hello.extend(frame(0x4, 0, 0, &[]));
+    hello.extend(frame(0x4, 0x1, 0, &[]));
+    s.write_all(&hello).unwrap();
+    // One request, answered; then nothing: Pingora's HTTP/2 idle timeout,
+    // set from the policy (60 s by default: past this read's 30 s timeout),
+    // closes the connection.
+    let block = [0x82, 0x86, 0x84, 0x01, 0x01, b'x'];
+    s.write_all(&frame(0x1, 0x5, 1, &block)).unwrap();
+    read_frames_until(&mut s, |ty, flags, _| ty == 0x1 && flags & 0x4 != 0).expect("no response");
+    assert!(
+        closed_by_server(&mut s),
+        "an idle HTTP/2 connection stayed open"
+    );
+}

@@ -211,18 +211,23 @@ impl ProxyHttp for EdgeProxy {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let st = &self.state;
         // The connection guard: the header is in; the body (if any) is next.
-        if let Some(conn) = GuardedStream::of(session.as_ref()) {
+        let guarded = GuardedStream::of(session.as_ref()).map(|conn| {
             let req = session.req_header();
             let has_body = req.headers.contains_key(http::header::TRANSFER_ENCODING)
                 || req
                     .headers
                     .get(http::header::CONTENT_LENGTH)
                     .is_some_and(|v| v.as_bytes() != b"0");
-            if !conn.request_started(has_body) {
-                session.set_keepalive(None);
-            } else if let Some(secs) = conn.keepalive_secs() {
-                session.set_keepalive(Some(secs));
+            (conn.request_started(has_body), conn.keepalive_secs())
+        });
+        match guarded {
+            // The connection's last request (max_requests).
+            Some((false, _)) => session.set_keepalive(None),
+            // (No keep-alive: Pingora is shutting down and ends the connection.)
+            Some((true, secs)) if session.as_ref().get_keepalive().is_some() => {
+                session.set_keepalive(Some(secs))
             }
+            _ => {}
         }
         let req = session.req_header();
 

@@ -280,6 +280,8 @@ impl EdgeState {
         let n = replica.set().len();
         *self.decisions.write() = replica;
         self.metrics.decisions_active.set(n as i64);
+        // A whole table may carry bans on open connections.
+        self.conns.ban_arrived();
         Ok(n)
     }
 

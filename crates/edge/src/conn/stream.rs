@@ -140,11 +140,11 @@ impl GuardedStream {
         true
     }
 
-    /// Pingora's own keep-alive timeout (60 s, per read) for this
-    /// connection, when `idle_timeout` is longer (the guard's then decides).
-    pub fn keepalive_secs(&self) -> Option<u64> {
-        let idle = self.limits.idle_timeout_ms;
-        (idle > 60_000).then(|| idle / 1000 + 1)
+    /// Pingora's own keep-alive timeout (per read, 60 s unless set) for
+    /// this connection: a second past `idle_timeout`, so that the guard's
+    /// deadline decides (and counts).
+    pub fn keepalive_secs(&self) -> u64 {
+        self.limits.idle_timeout_ms.div_ceil(1000) + 1
     }
 
     /// The request body has been read.
