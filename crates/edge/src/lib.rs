@@ -21,6 +21,7 @@ pub mod events;
 pub mod forwarded;
 pub mod framing;
 pub mod geoip;
+pub mod globalrate;
 pub mod h2c;
 pub mod inspect;
 pub mod logging;

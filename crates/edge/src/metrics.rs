@@ -34,6 +34,8 @@ pub struct Metrics {
     pub ratelimit_keys: IntGauge,
     /// Rate-limit counters dropped because the table was full.
     pub ratelimit_evictions: IntGauge,
+    /// The global rate limits (`crate::globalrate`).
+    pub global_rate: crate::globalrate::GlobalRateMetrics,
     /// Requests rejected for malformed or oversized input, by reason.
     pub bad_requests: IntCounterVec,
     /// Security events dropped because the event writer fell behind.
@@ -100,7 +102,7 @@ impl Default for Metrics {
     }
 }
 
-fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> T {
+pub(crate) fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> T {
     // Names are static and unique, so registration cannot fail.
     let _ = r.register(Box::new(m.clone()));
     m
@@ -426,6 +428,7 @@ impl Metrics {
                 )
                 .expect("static metric"),
             ),
+            global_rate: crate::globalrate::GlobalRateMetrics::new(&r),
             bad_requests: reg(
                 &r,
                 IntCounterVec::new(

@@ -298,6 +298,7 @@ impl ProxyHttp for EdgeProxy {
                     policy: &policy,
                     decisions,
                     limiter: &st.limiter,
+                    global: Some(&st.global_limiter),
                 }
                 .evaluate(&request, now, &mut |m| {
                     if matches!(m.verdict, Verdict::Block { .. }) {

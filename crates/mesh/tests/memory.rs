@@ -84,3 +84,9 @@ async fn the_event_log_is_bounded_in_bytes() -> anyhow::Result<()> {
     assert!(first.event.path.len() <= palisade_policy::event::field_limits::PATH);
     Ok(())
 }
+
+#[tokio::test]
+async fn counts_broadcast() -> anyhow::Result<()> {
+    let m = MemoryMesh::new();
+    suite::counts_broadcast(&m, &m.clone()).await
+}

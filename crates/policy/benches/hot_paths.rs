@@ -168,6 +168,7 @@ fn bench_rules(c: &mut Criterion) {
         policy: &policy,
         decisions: &decisions,
         limiter: &limiter,
+        global: None,
     };
     let mut matches = 0usize;
     assert_eq!(

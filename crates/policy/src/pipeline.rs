@@ -10,7 +10,8 @@
 //! pipeline itself allocates nothing.
 
 use crate::decisions::{DecisionAction, DecisionSet};
-use crate::policy::Policy;
+use crate::policy::{LimitScope, Policy};
+use crate::ratelimit::global::GlobalLimiter;
 use crate::ratelimit::{rate_key, RateLimiter, RateOutcome};
 use crate::request::Request;
 use crate::verdict::{Action, CheckKind, Verdict};
@@ -39,6 +40,8 @@ pub struct Checks<'a> {
     pub decisions: &'a DecisionSet,
     /// Rate-limit counters.
     pub limiter: &'a RateLimiter,
+    /// Counters of `scope = "global"` limits (without one, they count in `limiter`).
+    pub global: Option<&'a GlobalLimiter>,
 }
 
 impl Checks<'_> {
@@ -95,7 +98,11 @@ impl Checks<'_> {
                 continue;
             }
             let key = rate_key(rl.key_seed, &rl.characteristics, req);
-            if let RateOutcome::Limited { retry_after_ms } = self.limiter.hit(key, &rl.spec, now) {
+            let outcome = match (rl.scope, self.global) {
+                (LimitScope::Global, Some(global)) => global.hit(key, &rl.spec, now),
+                _ => self.limiter.hit(key, &rl.spec, now),
+            };
+            if let RateOutcome::Limited { retry_after_ms } = outcome {
                 let enforced = rl.action == Action::Block && !rl.simulate;
                 let verdict = if enforced {
                     Verdict::Block {
@@ -276,6 +283,7 @@ status = 418
                 policy: &w.policy,
                 decisions: &w.decisions,
                 limiter: &w.limiter,
+                global: None,
             }
             .evaluate(req, now, &mut |m| {
                 seen.push((m.check, m.id.to_string(), m.simulate))
@@ -439,6 +447,60 @@ status = 418
         let (v, seen) = run(&w, "1.2.3.4", "GET", "/shadow", 0);
         assert_eq!(v, Verdict::Continue);
         assert_eq!(seen, vec![(CheckKind::Rule, "shadow".into(), true)]);
+    }
+
+    #[test]
+    fn global_limits_count_in_the_global_limiter() {
+        use crate::ratelimit::global::{GlobalLimiter, Mode};
+        let policy = Policy::from_toml(
+            r#"
+[[rate_limits]]
+id = "fleet"
+expression = 'http.request.uri.path eq "/api"'
+requests = 10
+period = "10s"
+scope = "global"
+
+[[rate_limits]]
+id = "node"
+expression = 'http.request.uri.path eq "/local"'
+requests = 10
+period = "10s"
+"#,
+            "test",
+        )
+        .unwrap();
+        let decisions = DecisionSet::new();
+        let limiter = RateLimiter::new(100);
+        let global = GlobalLimiter::new(100);
+        // Cut off from a fleet of 5: the global limit falls back to 10 / 5 here.
+        global.set_mode(Mode::Partitioned { nodes: 5 });
+        let admitted = |path: &str| {
+            (0..20)
+                .filter(|_| {
+                    with_request("1.2.3.4", "GET", path, &[("host", "a")], |req| {
+                        Checks {
+                            policy: &policy,
+                            decisions: &decisions,
+                            limiter: &limiter,
+                            global: Some(&global),
+                        }
+                        .evaluate(req, 1_000, &mut |_| {})
+                    }) == Verdict::Continue
+                })
+                .count()
+        };
+        assert_eq!(admitted("/api"), 2);
+        assert_eq!(admitted("/local"), 10);
+        assert_eq!(
+            global
+                .stats
+                .partitioned
+                .load(std::sync::atomic::Ordering::Relaxed),
+            20
+        );
+        assert_eq!(global.len(), 1);
+        assert_eq!(limiter.len(), 1);
     }
 
     #[test]
