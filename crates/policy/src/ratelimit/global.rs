@@ -13,24 +13,27 @@
 //! hears from the others (a fast client spread over N nodes would get about
 //! `L + r·Δ`). So each node also holds an **allowance** per key: the number of
 //! requests it may admit before its next round. A key's first allowance is
-//! `(L − G) / N` (G: the fleet-wide estimate the node knows, N: the nodes
-//! alive); each round then grants `(L − G) × s`, where `s` is this node's
-//! share of the key's recent traffic (its own requests in the round against
-//! the counts the others reported meanwhile). A client on one node gets
-//! `s = 1` from its second round; one spread evenly gets `s ≈ 1/N` on every
-//! node. A request is admitted when the sliding estimate of G is within the
-//! limit *and* the allowance is not spent; a request refused only because the
+//! `⌊(L − G + 1) / N⌋` (G: the fleet-wide estimate the node knows, N: the
+//! nodes alive); each round then grants `round(s × (L − G − A_others))`, where
+//! `s` is this node's share of the key's demand (its own requests in the round
+//! against the demand the others reported in the last two rounds) and
+//! `A_others` the allowances the others reported (in a key's first round each
+//! other node is assumed to hold `⌈L/N⌉`). A client on one node gets `s = 1`
+//! from its second round; one spread evenly gets `s ≈ 1/N` on every node. A
+//! request is admitted when the sliding estimate of G is within the limit
+//! *and* the allowance is not spent; a request refused only because the
 //! allowance is spent is not counted (it waits for the next round) and is
-//! answered with a retry delay of one round.
+//! answered with a retry delay of one round. The bound this gives is stated
+//! and argued in `docs/ratelimit.md`.
 //!
-//! Partition: a node that has heard from no peer for more than
-//! [`PARTITION_ROUNDS`] rounds, while it knew others before, enforces
-//! `⌊L / N_known⌋` on its own counts (N_known: the node count when it last
-//! heard from peers), and counts each such request
-//! ([`GlobalStats::partitioned`]). A node silent for [`FORGET_MS`] is
-//! forgotten.
+//! Partition: a node that has heard from no peer for 1.5 rounds grants
+//! nothing more ([`Mode::Doubt`]); after [`PARTITION_ROUNDS`] rounds, if it
+//! knew others before, it enforces `⌊L / N_known⌋` on its own counts
+//! (N_known: the node count when it last heard from peers), and counts each
+//! such request ([`GlobalStats::partitioned`]). A node silent for
+//! [`FORGET_MS`] is forgotten.
 //!
-//! Memory: the counters live in a [`Table`] capped like the local one; remote
+//! Memory: the counters live in a table capped like the local one; remote
 //! counts for unknown keys take a slot of the same table (evicted first: they
 //! have never been hit here). The queue of keys to report holds each key at
 //! most once per round and is capped by the table's capacity.
