@@ -17,8 +17,9 @@
 //! nodes alive); each round then grants `round(s × (L − G − A_others))`, where
 //! `s` is this node's share of the key's demand (its own requests in the round
 //! against the demand the others reported in the last two rounds) and
-//! `A_others` the allowances the others reported (in a key's first round each
-//! other node is assumed to hold `⌈L/N⌉`). A client on one node gets `s = 1`
+//! `A_others` the allowances the others reported in the last two rounds (in a
+//! key's first round each other node is assumed to hold `⌈L/N⌉`). An
+//! allowance lapses two rounds after it was granted. A client on one node gets `s = 1`
 //! from its second round; one spread evenly gets `s ≈ 1/N` on every node. A
 //! request is admitted when the sliding estimate of G is within the limit
 //! *and* the allowance is not spent; a request refused only because the
@@ -67,7 +68,7 @@ const MAX_LIMIT: u64 = (1 << 30) - 1;
 const QUEUED: u32 = 1 << 31;
 const ROUNDED: u32 = 1 << 30;
 
-/// One key's counts, 72 bytes.
+/// One key's counts, 80 bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct GlobalCounter {
     /// This node's counts, block, period and last hit.
@@ -88,6 +89,10 @@ struct GlobalCounter {
     heard_prev: u32,
     /// The other nodes' allowances, as reported since this key's last round.
     rres: u32,
+    /// The same, reported in the round before (an allowance lives two rounds).
+    rres_prev: u32,
+    /// Low 32 bits of the time `left` was granted: it lapses two rounds later.
+    granted: u32,
     /// Local requests (admitted or not) since this key's last round.
     demand: u32,
     /// The limit (low 30 bits) and the QUEUED and ROUNDED flags.
@@ -105,6 +110,8 @@ impl GlobalCounter {
         heard: 0,
         heard_prev: 0,
         rres: 0,
+        rres_prev: 0,
+        granted: 0,
         demand: 0,
         limit_flags: 0,
     };
@@ -169,10 +176,17 @@ impl GlobalCounter {
                 if flags & ROUNDED == 0 && self.demand == 1 {
                     // First request since the key appeared here: an even share.
                     self.left = self.first_grant(now, nodes);
+                    self.granted = now as u32;
                 }
                 let out = self.local.judge(spec, period, now, self.rprev, self.rcur);
                 if out != RateOutcome::Allowed {
                     return (out, Hit::Counted);
+                }
+                // An allowance lapses two rounds after it was granted (when the
+                // rounds stall, the others stop counting it after two of theirs).
+                let age = (now as u32).wrapping_sub(self.granted);
+                if u64::from(age) > 2 * round_ms {
+                    self.left = 0;
                 }
                 if self.left == 0 {
                     // Within the limit as far as this node knows, but its share is
@@ -221,7 +235,7 @@ impl GlobalCounter {
                 // The others' allowances: as they reported them; in a key's
                 // first round, those granted on their first requests may not
                 // be reported yet, so each is assumed to hold an even share.
-                let mut others = u64::from(self.rres);
+                let mut others = u64::from(self.rres.max(self.rres_prev));
                 if first {
                     others = others.max((nodes - 1) * limit.div_ceil(nodes));
                 }
@@ -259,11 +273,13 @@ impl GlobalCounter {
             });
         }
         self.left = left;
+        self.granted = now as u32;
         self.unsent = 0;
         self.owed = 0;
         self.demand = 0;
         self.heard_prev = self.heard;
         self.heard = 0;
+        self.rres_prev = self.rres;
         self.rres = 0;
         self.limit_flags |= ROUNDED;
         if left > 0 {

@@ -22,6 +22,9 @@ struct Fleet {
     nodes: Vec<GlobalLimiter>,
     peers: Vec<Peers>,
     cut: Vec<bool>,
+    /// A stalled node's exchange runs no round and reads no report (they wait
+    /// for it); its request path goes on.
+    stalled: Vec<bool>,
     in_flight: Vec<(UnixMillis, usize, usize, Vec<u8>)>,
     next_round: Vec<UnixMillis>,
     now: UnixMillis,
@@ -33,6 +36,7 @@ impl Fleet {
             nodes: (0..n).map(|_| GlobalLimiter::new(10_000)).collect(),
             peers: (0..n).map(|_| Peers::default()).collect(),
             cut: vec![false; n],
+            stalled: vec![false; n],
             in_flight: Vec::new(),
             next_round: (0..n)
                 .map(|i| start + i as u64 * DELTA / n as u64)
@@ -48,7 +52,7 @@ impl Fleet {
             let now = self.now;
             let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.in_flight)
                 .into_iter()
-                .partition(|m| m.0 <= now);
+                .partition(|m| m.0 <= now && !self.stalled[m.2]);
             self.in_flight = later;
             for (_, from, to, bytes) in due {
                 let report = decode(&bytes).expect("decodes");
@@ -58,6 +62,11 @@ impl Fleet {
             }
             for i in 0..self.nodes.len() {
                 if self.next_round[i] > now {
+                    continue;
+                }
+                if self.stalled[i] {
+                    // The next round comes one Δ after the stall ends.
+                    self.next_round[i] = now + 1;
                     continue;
                 }
                 self.next_round[i] += DELTA;
@@ -203,6 +212,30 @@ fn a_partition_during_a_global_limit() {
 }
 
 #[test]
+fn a_stalled_exchange_does_not_let_its_node_overspend() {
+    // Node 1's exchange stalls for 400 ms (8 rounds) while the load, spread
+    // over the 5 nodes, goes on: its allowance lapses and the total stays
+    // within the bound.
+    for gap_us in [100, 1_000] {
+        let mut f = warmed(5);
+        let mut admitted = f.offer(10, gap_us, |i| i % 5);
+        f.stalled[1] = true;
+        admitted += f.offer((400_000 / gap_us) as usize, gap_us, |i| i % 5);
+        f.stalled[1] = false;
+        admitted += f.offer(10 * L as usize, gap_us, |i| i % 5);
+        // What the stalled node spent of its allowance stays unknown to the
+        // others until it reports again: the bound is L + that allowance,
+        // here at most its even share L / 5 (docs/ratelimit.md).
+        assert_within(
+            admitted,
+            0.9,
+            1.2 + 0.02,
+            &format!("stalled node, gap {gap_us} µs"),
+        );
+    }
+}
+
+#[test]
 fn a_lone_node_enforces_the_whole_limit() {
     let mut f = warmed(1);
     assert!(matches!(
@@ -336,6 +369,6 @@ fn peers_are_capped_and_forgotten() {
 }
 
 #[test]
-fn counter_is_72_bytes() {
-    assert_eq!(std::mem::size_of::<GlobalCounter>(), 72);
+fn counter_is_80_bytes() {
+    assert_eq!(std::mem::size_of::<GlobalCounter>(), 80);
 }
