@@ -254,14 +254,16 @@ impl GlobalCounter {
             }
             Mode::Doubt { .. } | Mode::Partitioned { .. } | Mode::Alone => 0,
         };
-        out.push(CountEntry {
-            key,
-            window_start: ws,
-            period_ms: self.local.period,
-            count: self.unsent,
-            demand: self.demand,
-            left,
-        });
+        if self.unsent > 0 || self.demand > 0 || left > 0 {
+            out.push(CountEntry {
+                key,
+                window_start: ws,
+                period_ms: self.local.period,
+                count: self.unsent,
+                demand: self.demand,
+                left,
+            });
+        }
         if self.owed > 0 && ws >= period {
             out.push(CountEntry {
                 key,
@@ -500,7 +502,12 @@ impl GlobalLimiter {
     pub fn drain(&self, now: UnixMillis, mode: Mode) -> Vec<CountEntry> {
         let mut out = Vec::new();
         for q in self.queue.iter() {
-            let keys = std::mem::take(&mut *q.lock().unwrap_or_else(PoisonError::into_inner));
+            // The next round's queue is allocated here, off the request path.
+            let keys = {
+                let mut q = q.lock().unwrap_or_else(PoisonError::into_inner);
+                let room = Vec::with_capacity(q.len());
+                std::mem::replace(&mut *q, room)
+            };
             for key in keys {
                 self.table.with_existing(key, |c| {
                     if c.round(key, now, mode, &mut out) && !self.enqueue(key) {
