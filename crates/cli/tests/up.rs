@@ -740,3 +740,42 @@ fn up_serves_the_control_plane_api_over_the_in_process_mesh() {
         .unwrap();
     assert_eq!(r.status(), 501);
 }
+
+/// `palisade up` runs the exchange of global rate limits over its in-process
+/// mesh: one edge, so a global limit admits exactly the limit there.
+#[test]
+fn a_global_rate_limit_in_up_admits_the_limit() {
+    const GLOBAL: &str = r#"
+[[rate_limits]]
+id = "fleet"
+expression = 'http.request.uri.path eq "/fleet"'
+requests = 20
+period = "1h"
+scope = "global"
+"#;
+    let (_origin, url) = demo_origin();
+    let up = Up::start(&[url], Some(GLOBAL), &["--trusted-proxy", "127.0.0.1/32"]);
+    assert!(
+        eventually(Duration::from_secs(10), || up
+            .metrics()
+            .contains("\npalisade_ratelimit_global_nodes 1\n")),
+        "the exchange does not run:\n{}",
+        up.metrics()
+    );
+    let admitted = (0..60)
+        .filter(|_| up.get("/fleet", Some("198.51.100.7")).status() == 200)
+        .count();
+    assert_eq!(admitted, 20);
+    assert_eq!(up.get("/fleet", Some("198.51.100.8")).status(), 200);
+    // The gauges are refreshed every round.
+    assert!(
+        eventually(Duration::from_secs(10), || up
+            .metrics()
+            .contains("\npalisade_ratelimit_global_keys 2\n")),
+        "{}",
+        up.metrics()
+    );
+    assert!(up
+        .metrics()
+        .contains("\npalisade_ratelimit_partitioned_total 0\n"));
+}

@@ -26,6 +26,7 @@ pub mod flood;
 pub mod forwarded;
 pub mod framing;
 pub mod geoip;
+pub mod globalrate;
 pub mod h2c;
 pub mod inspect;
 pub mod logging;

@@ -39,6 +39,8 @@ pub struct Metrics {
     pub ratelimit_keys: IntGauge,
     /// Rate-limit counters dropped because the table was full.
     pub ratelimit_evictions: IntGauge,
+    /// The global rate limits (`crate::globalrate`).
+    pub global_rate: crate::globalrate::GlobalRateMetrics,
     /// Requests rejected for malformed or oversized input, by reason.
     pub bad_requests: IntCounterVec,
     /// Security events dropped because the event writer fell behind.
@@ -442,6 +444,7 @@ impl Metrics {
                 )
                 .expect("static metric"),
             ),
+            global_rate: crate::globalrate::GlobalRateMetrics::new(&r),
             bad_requests: reg(
                 &r,
                 IntCounterVec::new(

@@ -321,6 +321,7 @@ impl ProxyHttp for EdgeProxy {
                     decisions,
                     limiter: &st.limiter,
                     under_attack,
+                    global: Some(&st.global_limiter),
                 }
                 .evaluate(&request, now, &mut |m| {
                     if matches!(m.verdict, Verdict::Block { .. }) {

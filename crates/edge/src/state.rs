@@ -15,6 +15,7 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use palisade_mesh::replica::{Applied, DecisionReplica, ReplicaSnapshot};
 use palisade_mesh::{DecisionUpdate, PolicyRefusal};
 use palisade_policy::decisions::DecisionError;
+use palisade_policy::ratelimit::global::GlobalLimiter;
 use palisade_policy::ratelimit::RateLimiter;
 use palisade_policy::{Decision, DecisionSet, Policy};
 use palisade_waf::confine::RuleRoots;
@@ -49,6 +50,9 @@ pub struct EdgeState {
     next_decision_id: AtomicU64,
     /// Rate-limit counters.
     pub limiter: RateLimiter,
+    /// Counters of `scope = "global"` limits, shared with the mesh by
+    /// `crate::globalrate` (as many keys as `limiter`).
+    pub global_limiter: GlobalLimiter,
     /// GeoIP databases, when configured.
     pub geo: Option<GeoIp>,
     /// Metrics.
@@ -103,6 +107,7 @@ impl EdgeState {
             decisions: RwLock::new(DecisionReplica::new()),
             policy_version: AtomicU64::new(0),
             next_decision_id: AtomicU64::new(1),
+            global_limiter: GlobalLimiter::new(limiter.capacity()),
             limiter,
             geo,
             metrics: Metrics::new(),

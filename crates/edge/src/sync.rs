@@ -18,6 +18,8 @@
 //! - **Heartbeats** every `heartbeat_interval`.
 //! - **Learned statistics**: the WAF's positive model is shared and the
 //!   fleet's merged, every `[waf.model] share_every` (`crate::model`).
+//! - **Global rate limits**: count reports exchanged every 50 ms
+//!   (`crate::globalrate`).
 //! - **Events**: security events are published to the mesh; while it is
 //!   unreachable they are spooled to `DATA_DIR/spool` (bounded; oldest dropped
 //!   only past the bound, counted in `palisade_events_dropped_total`) and
@@ -274,6 +276,11 @@ pub async fn run<M, F, Fut>(
         mesh.clone(),
         cfg.data_dir.clone(),
     ));
+    let global_rate = tokio::spawn(crate::globalrate::exchange(
+        state.clone(),
+        mesh.clone(),
+        crate::globalrate::ROUND,
+    ));
     let floods = tokio::spawn(crate::flood::share(state.clone(), mesh.clone()));
     let persister = tokio::spawn(persist_loop(
         state.clone(),
@@ -290,6 +297,7 @@ pub async fn run<M, F, Fut>(
         escalations,
         model,
         floods,
+        global_rate,
         persister
     );
 }

@@ -4,7 +4,8 @@
 //! policy versions (every node converges on the newest valid one), the
 //! cluster-wide decision log (add / delete, keyed by scope + value, totally
 //! ordered by a sequence number), security events (consumed durably by the
-//! control plane) and heartbeats.
+//! control plane), heartbeats, learned statistics and the count reports of
+//! global rate limits (ephemeral broadcasts).
 //!
 //! Two backends: [`memory::MemoryMesh`] (in-process, the embedded default of
 //! `palisade up`) and `nats::NatsMesh` (NATS JetStream, cargo feature `nats`,
@@ -25,7 +26,10 @@ pub mod replica;
 pub mod types;
 
 pub use memory::MemoryMesh;
-pub use mesh::{DecisionStream, EventDelivery, EventStream, Mesh, PolicyStream, MAX_STATS_BYTES};
+pub use mesh::{
+    CountStream, DecisionStream, EventDelivery, EventStream, Mesh, PolicyStream, MAX_COUNTS_BYTES,
+    MAX_STATS_BYTES,
+};
 #[cfg(feature = "nats")]
 pub use nats::{NatsMesh, NatsOptions};
 pub use replica::{must_resync, Applied, DecisionReplica, Follower, ReplicaSnapshot};

@@ -21,8 +21,8 @@ use palisade_policy::SecurityEvent;
 use tokio::sync::{mpsc, watch};
 
 use crate::mesh::{
-    check_stats_size, normalize_op, now_ms, token, Acker, DecisionStream, EventDelivery,
-    EventStream, Mesh, PolicyStream, STREAM_BUFFER,
+    check_counts_size, check_stats_size, normalize_op, now_ms, token, Acker, CountStream,
+    DecisionStream, EventDelivery, EventStream, Mesh, PolicyStream, STREAM_BUFFER,
 };
 use crate::types::{DecisionOp, DecisionUpdate, Heartbeat, MeshError, PolicyVersion};
 
@@ -63,6 +63,8 @@ struct Inner {
     nodes: Mutex<BTreeMap<String, Heartbeat>>,
     /// Learned statistics by (name, node token).
     stats: Mutex<BTreeMap<(String, String), Vec<u8>>>,
+    /// Count reports of the global rate limits, to every subscriber.
+    counts: tokio::sync::broadcast::Sender<bytes::Bytes>,
 }
 
 /// How long a delete is kept in the decision log by default (then dropped,
@@ -274,6 +276,7 @@ impl MemoryMesh {
                 events_head: watch::Sender::new(0),
                 nodes: Mutex::new(BTreeMap::new()),
                 stats: Mutex::new(BTreeMap::new()),
+                counts: tokio::sync::broadcast::Sender::new(STREAM_BUFFER),
             }),
         }
     }
@@ -547,6 +550,33 @@ impl Mesh for MemoryMesh {
             .filter(|((n, _), _)| n == name)
             .map(|((_, node), v)| (node.clone(), v.clone()))
             .collect())
+    }
+
+    async fn publish_counts(&self, report: Vec<u8>) -> Result<(), MeshError> {
+        check_counts_size(&report)?;
+        // No subscriber is not an error: nobody is listening yet.
+        let _ = self.inner.counts.send(bytes::Bytes::from(report));
+        Ok(())
+    }
+
+    async fn subscribe_counts(&self) -> Result<CountStream, MeshError> {
+        let mut sub = self.inner.counts.subscribe();
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(async move {
+            loop {
+                match sub.recv().await {
+                    Ok(report) => {
+                        if tx.send(report).await.is_err() {
+                            return;
+                        }
+                    }
+                    // A slow subscriber misses reports, as over NATS core.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        Ok(CountStream::new(rx))
     }
 }
 

@@ -104,6 +104,47 @@ pub trait Mesh: Send + Sync + 'static {
     /// (NATS forgets a state after the stats bucket's max age), as
     /// `(node token, state)` ordered by node (see [`token`]).
     async fn stats(&self, name: &str) -> Result<Vec<(String, Vec<u8>)>, MeshError>;
+
+    /// Broadcasts a count report of the global rate limits
+    /// (`palisade_policy::ratelimit::global::encode`) to every current
+    /// [`Mesh::subscribe_counts`] stream, the sender's own included. Best
+    /// effort and not stored: counts are ephemeral, a lost report only delays
+    /// what the others know. At most [`MAX_COUNTS_BYTES`].
+    async fn publish_counts(&self, report: Vec<u8>) -> Result<(), MeshError>;
+
+    /// The count reports published from now on, by every node.
+    async fn subscribe_counts(&self) -> Result<CountStream, MeshError>;
+}
+
+/// The largest count report [`Mesh::publish_counts`] carries.
+pub const MAX_COUNTS_BYTES: usize = 768 * 1024;
+
+/// Refuses a count report over [`MAX_COUNTS_BYTES`].
+pub(crate) fn check_counts_size(report: &[u8]) -> Result<(), MeshError> {
+    if report.len() > MAX_COUNTS_BYTES {
+        return Err(MeshError::Invalid(format!(
+            "count report of {} bytes is over the {MAX_COUNTS_BYTES}-byte limit",
+            report.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Count reports from [`Mesh::subscribe_counts`].
+#[derive(Debug)]
+pub struct CountStream {
+    rx: mpsc::Receiver<bytes::Bytes>,
+}
+
+impl CountStream {
+    pub(crate) fn new(rx: mpsc::Receiver<bytes::Bytes>) -> Self {
+        CountStream { rx }
+    }
+
+    /// The next report; `None` when the subscription ended (subscribe again).
+    pub async fn next(&mut self) -> Option<bytes::Bytes> {
+        self.rx.recv().await
+    }
 }
 
 /// The largest state [`Mesh::publish_stats`] carries (NATS' default maximum

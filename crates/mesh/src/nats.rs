@@ -8,6 +8,7 @@
 //! | events     | stream `PALISADE_EVENTS`        | `palisade.events.<node token>`, max age / bytes |
 //! | policy     | KV bucket `palisade_policy`     | `current` (JSON `PolicyVersion`), `v.<n>` per version |
 //! | heartbeats | KV bucket `palisade_nodes`      | `<node token>`, entries expire after max age  |
+//! | counts     | core subject (no JetStream)     | `palisade.ratelimit.counts`: global rate-limit count reports, not stored |
 //!
 //! Every object is created on first use by whichever process starts first
 //! (get, else create, else get again), so control planes and edges start in
@@ -27,8 +28,8 @@ use palisade_policy::SecurityEvent;
 use tokio::sync::mpsc;
 
 use crate::mesh::{
-    check_stats_size, hex, normalize_op, now_ms, token, Acker, DecisionStream, EventDelivery,
-    EventStream, Mesh, PolicyStream, MAX_STATS_BYTES, STREAM_BUFFER,
+    check_counts_size, check_stats_size, hex, normalize_op, now_ms, token, Acker, CountStream,
+    DecisionStream, EventDelivery, EventStream, Mesh, PolicyStream, MAX_STATS_BYTES, STREAM_BUFFER,
 };
 use crate::types::{DecisionOp, DecisionUpdate, Heartbeat, MeshError, PolicyVersion};
 
@@ -104,6 +105,8 @@ pub struct Names {
     pub nodes_bucket: String,
     /// Learned-statistics bucket (`palisade_stats`).
     pub stats_bucket: String,
+    /// Core subject of the global rate limits' count reports (`palisade.ratelimit.counts`).
+    pub counts_subject: String,
 }
 
 impl Names {
@@ -128,6 +131,7 @@ impl Names {
             policy_bucket: format!("{prefix}_policy"),
             nodes_bucket: format!("{prefix}_nodes"),
             stats_bucket: format!("{prefix}_stats"),
+            counts_subject: format!("{prefix}.ratelimit.counts"),
         })
     }
 
@@ -752,6 +756,32 @@ impl Mesh for NatsMesh {
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
     }
+
+    async fn publish_counts(&self, report: Vec<u8>) -> Result<(), MeshError> {
+        check_counts_size(&report)?;
+        self.client
+            .publish(self.names.counts_subject.clone(), Bytes::from(report))
+            .await
+            .map_err(|e| unavailable("count report")(&e))
+    }
+
+    async fn subscribe_counts(&self) -> Result<CountStream, MeshError> {
+        let mut sub = self
+            .client
+            .subscribe(self.names.counts_subject.clone())
+            .await
+            .map_err(|e| unavailable("count subscription")(&e))?;
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(async move {
+            while let Some(msg) = sub.next().await {
+                if tx.send(msg.payload).await.is_err() {
+                    break;
+                }
+            }
+            let _ = sub.unsubscribe().await;
+        });
+        Ok(CountStream::new(rx))
+    }
 }
 
 #[cfg(test)]
@@ -765,6 +795,7 @@ mod tests {
         assert_eq!(n.decisions_stream, "PALISADE_DECISIONS");
         assert_eq!(n.policy_bucket, "palisade_policy");
         assert_eq!(n.events_subject, "palisade.events");
+        assert_eq!(n.counts_subject, "palisade.ratelimit.counts");
         let op = DecisionOp::Delete {
             scope: Scope::Cidr,
             value: "10.0.0.0/8".into(),

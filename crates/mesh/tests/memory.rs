@@ -123,3 +123,9 @@ async fn interest_retention_drops_acknowledged_events() -> anyhow::Result<()> {
     assert_eq!(plain.events_retained(), 1);
     Ok(())
 }
+
+#[tokio::test]
+async fn counts_broadcast() -> anyhow::Result<()> {
+    let m = MemoryMesh::new();
+    suite::counts_broadcast(&m, &m.clone()).await
+}

@@ -283,3 +283,11 @@ async fn stats_latest_per_node_from_two_clients() -> Result<()> {
     let b = connect(&server, "palisade").await?;
     suite::stats_latest_per_node(&a, &b).await
 }
+
+#[tokio::test]
+async fn counts_broadcast_between_two_clients() -> Result<()> {
+    let server = NatsServer::start()?;
+    let a = connect(&server, "palisade").await?;
+    let b = connect(&server, "palisade").await?;
+    suite::counts_broadcast(&a, &b).await
+}

@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use palisade_policy::decisions::{Decision, DecisionAction, DecisionSet, Scope};
+use palisade_policy::ratelimit::global::{GlobalLimiter, Mode};
 use palisade_policy::ratelimit::{LimitSpec, RateLimiter};
 use palisade_policy::request::Geo;
 
@@ -114,6 +115,21 @@ fn bench_ratelimit(c: &mut Criterion) {
         })
     });
 
+    // A global limit on a node of a 5-node mesh: the same lookup plus the
+    // allowance (the rounds run elsewhere).
+    let gl = GlobalLimiter::new(100_000);
+    gl.set_mode(Mode::Connected {
+        nodes: 5,
+        round_ms: 50,
+    });
+    let mut now = NOW;
+    g.bench_function(BenchmarkId::new("hit_global", "existing_key"), |b| {
+        b.iter(|| {
+            now += 1;
+            black_box(gl.hit(black_box(0xdead_beef), &spec, now))
+        })
+    });
+
     const KEYS: u64 = 1_000_000;
     let rl = RateLimiter::new(2_000_000);
     for k in 0..KEYS {
@@ -169,6 +185,7 @@ fn bench_rules(c: &mut Criterion) {
         policy: &policy,
         decisions: &decisions,
         limiter: &limiter,
+        global: None,
     };
     let mut matches = 0usize;
     assert_eq!(

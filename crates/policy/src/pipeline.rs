@@ -10,7 +10,8 @@
 //! pipeline itself allocates nothing.
 
 use crate::decisions::{DecisionAction, DecisionSet};
-use crate::policy::Policy;
+use crate::policy::{LimitScope, Policy};
+use crate::ratelimit::global::GlobalLimiter;
 use crate::ratelimit::{rate_key, RateLimiter, RateOutcome};
 use crate::request::Request;
 use crate::verdict::{Action, CheckKind, Verdict};
@@ -43,6 +44,8 @@ pub struct Checks<'a> {
     /// `requests` is multiplied by the policy's `[attack_mode]`
     /// `rate_limit_factor`.
     pub under_attack: bool,
+    /// Counters of `scope = "global"` limits (without one, they count in `limiter`).
+    pub global: Option<&'a GlobalLimiter>,
 }
 
 impl Checks<'_> {
@@ -108,7 +111,11 @@ impl Checks<'_> {
             } else {
                 &rl.spec
             };
-            if let RateOutcome::Limited { retry_after_ms } = self.limiter.hit(key, spec, now) {
+            let outcome = match (rl.scope, self.global) {
+                (LimitScope::Global, Some(global)) => global.hit(key, spec, now),
+                _ => self.limiter.hit(key, spec, now),
+            };
+            if let RateOutcome::Limited { retry_after_ms } = outcome {
                 let enforced = rl.action == Action::Block && !rl.simulate;
                 let verdict = if enforced {
                     Verdict::Block {
@@ -290,6 +297,7 @@ status = 418
                 policy: &w.policy,
                 decisions: &w.decisions,
                 limiter: &w.limiter,
+                global: None,
             }
             .evaluate(req, now, &mut |m| {
                 seen.push((m.check, m.id.to_string(), m.simulate))
@@ -453,6 +461,61 @@ status = 418
         let (v, seen) = run(&w, "1.2.3.4", "GET", "/shadow", 0);
         assert_eq!(v, Verdict::Continue);
         assert_eq!(seen, vec![(CheckKind::Rule, "shadow".into(), true)]);
+    }
+
+    #[test]
+    fn global_limits_count_in_the_global_limiter() {
+        use crate::ratelimit::global::{GlobalLimiter, Mode};
+        let policy = Policy::from_toml(
+            r#"
+[[rate_limits]]
+id = "fleet"
+expression = 'http.request.uri.path eq "/api"'
+requests = 10
+period = "10s"
+scope = "global"
+
+[[rate_limits]]
+id = "node"
+expression = 'http.request.uri.path eq "/local"'
+requests = 10
+period = "10s"
+"#,
+            "test",
+        )
+        .unwrap();
+        let decisions = DecisionSet::new();
+        let limiter = RateLimiter::new(100);
+        let global = GlobalLimiter::new(100);
+        // Cut off from a fleet of 5: the global limit falls back to 10 / 5 here.
+        global.set_mode(Mode::Partitioned { nodes: 5 });
+        let admitted = |path: &str| {
+            (0..20)
+                .filter(|_| {
+                    with_request("1.2.3.4", "GET", path, &[("host", "a")], |req| {
+                        Checks {
+                            policy: &policy,
+                            decisions: &decisions,
+                            limiter: &limiter,
+                            global: Some(&global),
+                            under_attack: false,
+                        }
+                        .evaluate(req, 1_000, &mut |_| {})
+                    }) == Verdict::Continue
+                })
+                .count()
+        };
+        assert_eq!(admitted("/api"), 2);
+        assert_eq!(admitted("/local"), 10);
+        assert_eq!(
+            global
+                .stats
+                .partitioned
+                .load(std::sync::atomic::Ordering::Relaxed),
+            20
+        );
+        assert_eq!(global.len(), 1);
+        assert_eq!(limiter.len(), 1);
     }
 
     #[test]

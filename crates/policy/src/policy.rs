@@ -25,6 +25,7 @@
 //! requests = 5
 //! period = "10s"
 //! mitigation_timeout = "60s"
+//! scope = "global"    # counted across the fleet; "local" (default): per node
 //!
 //! [url_normalization]
 //! forward_normalized = false   # send the origin the URL as sent (default)
@@ -125,6 +126,19 @@ pub struct RateLimit {
     pub status: u16,
     /// Seeds the counter keys; derived from `id` so counters survive a reload.
     pub key_seed: u32,
+    /// Whose requests count: this node's (`local`, the default) or the whole
+    /// fleet's (`global`, [`crate::ratelimit::global`]).
+    pub scope: LimitScope,
+}
+
+/// The `scope` of a rate limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LimitScope {
+    /// Each node counts the requests it sees.
+    #[default]
+    Local,
+    /// The nodes of the mesh share their counts.
+    Global,
 }
 
 /// A compiled policy: what every check of the pipeline reads.
@@ -570,12 +584,27 @@ impl Policy {
                 }
             };
             let status = status_of(&mut diag, rl.status.as_ref(), 429, id);
+            let scope = match rl.scope.as_ref().map(|s| s.get_ref().as_str()) {
+                None | Some("local") => Some(LimitScope::Local),
+                Some("global") => Some(LimitScope::Global),
+                Some(other) => {
+                    let span = rl.scope.as_ref().map(|s| s.span()).unwrap_or(0..0);
+                    diag.span(
+                        span,
+                        format!(
+                            "rate limit `{id}`: unknown scope `{other}` (expected local or global)"
+                        ),
+                    );
+                    None
+                }
+            };
             if let (
                 Some(expression),
                 Some(period_ms),
                 Some(mitigation_timeout_ms),
                 Some(action),
                 Some(status),
+                Some(scope),
                 true,
             ) = (
                 expr,
@@ -583,6 +612,7 @@ impl Policy {
                 timeout_ms,
                 action,
                 status,
+                scope,
                 rl.enabled && requests >= 1,
             ) {
                 rate_limits.push(RateLimit {
@@ -598,6 +628,7 @@ impl Policy {
                     simulate: rl.simulate,
                     status,
                     key_seed: seed_of(id),
+                    scope,
                 });
             }
         }

@@ -421,3 +421,43 @@ pub async fn stats_latest_per_node(a: &impl Mesh, b: &impl Mesh) -> Result<()> {
     assert!(a.stats("waf_model").await?.iter().any(|(_, v)| *v == max));
     Ok(())
 }
+
+/// Count reports reach every subscriber, the sender's own subscription
+/// included; an oversized one is refused.
+pub async fn counts_broadcast(a: &impl Mesh, b: &impl Mesh) -> Result<()> {
+    use palisade_policy::ratelimit::global::{decode, encode, CountEntry};
+    let mut sa = a.subscribe_counts().await?;
+    let mut sb = b.subscribe_counts().await?;
+    let entry = CountEntry {
+        key: 7,
+        window_start: 10_000,
+        period_ms: 10_000,
+        count: 3,
+        demand: 4,
+        left: 5,
+    };
+    let report = encode("edge-b", &[entry]).remove(0);
+    // Over NATS a subscription takes effect when the server has read it:
+    // publish until both streams have the report.
+    let got = within("count reports on both subscriptions", async {
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        let (mut got_a, mut got_b) = (None, None);
+        while got_a.is_none() || got_b.is_none() {
+            tokio::select! {
+                _ = tick.tick() => b.publish_counts(report.clone()).await?,
+                Some(r) = sa.next(), if got_a.is_none() => got_a = Some(r),
+                Some(r) = sb.next(), if got_b.is_none() => got_b = Some(r),
+            }
+        }
+        Ok::<_, anyhow::Error>((got_a, got_b))
+    })
+    .await??;
+    for r in [got.0, got.1].into_iter().flatten() {
+        let d = decode(&r).map_err(anyhow::Error::msg)?;
+        assert_eq!(d.node, "edge-b");
+        assert_eq!(d.entries, vec![entry]);
+    }
+    let huge = vec![0u8; palisade_mesh::MAX_COUNTS_BYTES + 1];
+    assert!(a.publish_counts(huge).await.is_err());
+    Ok(())
+}

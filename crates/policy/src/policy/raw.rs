@@ -304,6 +304,8 @@ pub(super) struct RawRateLimit {
     pub(super) status: Option<Spanned<u16>>,
     #[serde(default = "yes")]
     pub(super) enabled: bool,
+    #[serde(default)]
+    pub(super) scope: Option<Spanned<String>>,
 }
 
 pub(super) fn yes() -> bool {

@@ -258,3 +258,22 @@ fn line_col_counts_chars() {
     assert_eq!(line_col("ab\ncé d", 7), (2, 4));
     assert_eq!(line_col("", 10), (1, 1));
 }
+
+#[test]
+fn rate_limit_scopes() {
+    let src = |scope: &str| {
+        format!(
+            "[[rate_limits]]\nid = \"a\"\nexpression = 'true'\nrequests = 1\nperiod = \"1s\"\n{scope}\n"
+        )
+    };
+    let p = Policy::from_toml(&src(""), "p.toml").unwrap();
+    assert_eq!(p.rate_limits[0].scope, LimitScope::Local);
+    let p = Policy::from_toml(&src("scope = \"local\""), "p.toml").unwrap();
+    assert_eq!(p.rate_limits[0].scope, LimitScope::Local);
+    let p = Policy::from_toml(&src("scope = \"global\""), "p.toml").unwrap();
+    assert_eq!(p.rate_limits[0].scope, LimitScope::Global);
+    let e = Policy::from_toml(&src("scope = \"fleet\""), "p.toml").unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("unknown scope `fleet`"), "{msg}");
+    assert!(msg.contains("p.toml:6"), "{msg}");
+}
