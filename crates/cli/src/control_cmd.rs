@@ -138,19 +138,24 @@ pub fn run(args: ControlArgs) -> anyhow::Result<i32> {
             .map(palisade_policy::duration::parse_duration_ms)
             .transpose()
             .map_err(|e| anyhow::anyhow!("--incident-ban: {e}"))?;
+        let backend: Arc<MeshBackend<_>> = Arc::new(
+            MeshBackend::new(mesh.clone(), Arc::new(now_ms))
+                .with_max_decisions(args.max_decisions)
+                .with_events(store.clone())
+                .with_rule_roots(roots),
+        );
         tokio::spawn(palisade_control::backend::ingest_events(
             mesh.clone(),
             store.clone(),
             durable,
             correlation,
-            incident_ban,
+            incident_ban.map(|duration_ms| palisade_control::backend::IncidentBans {
+                duration_ms,
+                backend: backend.clone(),
+            }),
         ));
-        let backend = MeshBackend::new(mesh, Arc::new(now_ms))
-            .with_max_decisions(args.max_decisions)
-            .with_events(store)
-            .with_rule_roots(roots);
         let cfg = ApiConfig {
-            backend: Arc::new(backend),
+            backend,
             tokens: Arc::new(palisade_control::Tokens::with_roles(
                 token.clone(),
                 args.operator_token.clone(),

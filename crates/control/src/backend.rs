@@ -564,12 +564,22 @@ fn prune_open(open: &mut OpenIncidents, now: u64, window_ms: u64) {
     }
 }
 
-async fn handle_incident<M: Mesh>(
-    mesh: &Arc<M>,
+/// Bans issued for incidents (`palisade control --incident-ban`): how long
+/// they last, and the backend that writes them, which applies the decision
+/// table's cap (`--max-decisions`) as it does to any automatic decision.
+#[derive(Clone)]
+pub struct IncidentBans {
+    /// Lifetime of each ban.
+    pub duration_ms: u64,
+    /// Writes them (refuses them when the table is full).
+    pub backend: Arc<dyn Backend>,
+}
+
+async fn handle_incident(
     store: &Arc<EventStore>,
     open: &mut OpenIncidents,
     o: Observed,
-    incident_ban_ms: Option<u64>,
+    bans: Option<&IncidentBans>,
 ) {
     match o {
         Observed::Opened(inc) => {
@@ -582,7 +592,8 @@ async fn handle_incident<M: Mesh>(
             };
             tracing::warn!(id, kind = ?inc.kind, key = %inc.key, nodes = inc.nodes.len(), "incident opened");
             open.insert((inc.kind, inc.key.clone()), (id, inc.last_ms));
-            if let (IncidentKind::SourceAcrossNodes, Some(ms)) = (inc.kind, incident_ban_ms) {
+            if let (IncidentKind::SourceAcrossNodes, Some(bans)) = (inc.kind, bans) {
+                let ms = bans.duration_ms;
                 let d = Decision {
                     // Unique across control planes: the incident time and id.
                     id: ((inc.last_ms << 12) | (id & 0xfff)) & ((1 << 53) - 1),
@@ -595,11 +606,12 @@ async fn handle_incident<M: Mesh>(
                     created_at: inc.last_ms,
                     expires_at: Some(inc.last_ms.saturating_add(ms)),
                 };
-                if let Err(e) = mesh
-                    .publish_decision(DecisionOp::Upsert { decision: d })
-                    .await
-                {
-                    tracing::error!(error = %e, "incident decision not published");
+                match bans.backend.add_decision(d).await {
+                    Ok(_) => {}
+                    Err(ApiError::Full(msg)) => {
+                        tracing::warn!(incident = id, %msg, "decision table full: incident ban not issued")
+                    }
+                    Err(e) => tracing::error!(error = ?e, "incident decision not published"),
                 }
             }
         }
@@ -622,7 +634,7 @@ pub async fn ingest_events<M: Mesh>(
     store: Arc<EventStore>,
     durable: String,
     correlation: CorrelationConfig,
-    incident_ban_ms: Option<u64>,
+    incident_bans: Option<IncidentBans>,
 ) {
     let window_ms = correlation.window_ms;
     let mut correlator = Correlator::new(correlation);
@@ -650,11 +662,10 @@ pub async fn ingest_events<M: Mesh>(
                                     if new {
                                         for o in correlator.observe(&bounded) {
                                             handle_incident(
-                                                &mesh,
                                                 &store,
                                                 &mut open,
                                                 o,
-                                                incident_ban_ms,
+                                                incident_bans.as_ref(),
                                             )
                                             .await;
                                         }
