@@ -478,6 +478,13 @@ impl DecisionSet {
         None
     }
 
+    /// Whether a decision has expired at `now` (a scan of the slab, no allocation).
+    pub fn any_expired(&self, now: UnixMillis) -> bool {
+        self.slots
+            .iter()
+            .any(|e| e.kind != K_FREE && e.is_expired(now))
+    }
+
     /// Removes the decisions expired at `now` and returns them.
     pub fn purge_expired(&mut self, now: UnixMillis) -> Vec<Decision> {
         let expired: Vec<u32> = self
