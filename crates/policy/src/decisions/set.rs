@@ -83,7 +83,7 @@ impl Entry {
     }
 
     /// The key, or `None` for a free slot.
-    #[inline]
+    #[inline(always)]
     fn key(&self) -> Option<Key> {
         let n = self.num();
         // The casts keep the bits the kind stored.
@@ -505,7 +505,7 @@ impl DecisionSet {
         self.metas.len()
     }
 
-    #[inline]
+    #[inline(always)]
     fn view(&self, e: &Entry) -> Option<DecisionRef<'_>> {
         let key = e.key()?;
         let (reason, origin) = self.metas.get(e.meta);
@@ -530,7 +530,7 @@ impl DecisionSet {
         self.view(self.slots.get(idx as usize)?)
     }
 
-    #[inline]
+    #[inline(always)]
     fn live(&self, idx: Option<&u32>, now: UnixMillis) -> Option<DecisionRef<'_>> {
         let e = self.slots.get(*idx? as usize)?;
         if e.is_expired(now) {
