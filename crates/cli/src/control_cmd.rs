@@ -71,6 +71,11 @@ pub struct ControlArgs {
     /// (give the edges the same).
     #[command(flatten)]
     rules_dir: crate::rules_dir::RulesDirArgs,
+    /// Deletes (and decisions expired for as long) older than this are
+    /// dropped from the decision stream, checked every quarter of it; an
+    /// edge away for longer rebuilds its table from the stream when it returns.
+    #[arg(long, default_value = "24h")]
+    tombstone_retention: String,
 }
 
 #[cfg(not(feature = "nats"))]
@@ -154,6 +159,24 @@ pub fn run(args: ControlArgs) -> anyhow::Result<i32> {
                 backend: backend.clone(),
             }),
         ));
+        let retention_ms = palisade_policy::duration::parse_duration_ms(&args.tombstone_retention)
+            .map_err(|e| anyhow::anyhow!("--tombstone-retention: {e}"))?
+            .max(1_000);
+        tokio::spawn({
+            let mesh = mesh.clone();
+            async move {
+                let mut tick =
+                    tokio::time::interval(std::time::Duration::from_millis(retention_ms / 4));
+                loop {
+                    tick.tick().await;
+                    match mesh.compact_decisions(now_ms(), retention_ms).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(dropped = n, "decision stream compacted"),
+                        Err(e) => tracing::warn!(error = %e, "decision stream compaction failed"),
+                    }
+                }
+            }
+        });
         let cfg = ApiConfig {
             backend,
             tokens: Arc::new(palisade_control::Tokens::with_roles(

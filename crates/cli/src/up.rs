@@ -294,6 +294,8 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
     // Control plane and edge in one process, over the in-process mesh.
     // Events leave the in-process log once the control plane stored them.
     let mesh = MemoryMesh::new().with_interest_retention();
+    // Read before the edge's sync loop starts writing to the same files.
+    let persisted = sync::read_persisted(&args.data_dir);
     let events = sync::event_feed(&state)?;
     let retention = args.retention.retention()?;
     let store = Arc::new(EventStore::open(&args.data_dir).map_err(|e| anyhow::anyhow!("{e}"))?);
@@ -378,7 +380,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
 
     // What this node enforced before a restart: replayed into the fresh in-process
     // mesh (unexpired decisions; the current policy version when no --policy file).
-    if let Some(p) = sync::read_persisted(&args.data_dir) {
+    if let Some(p) = persisted {
         let now = now_ms();
         let decisions: Vec<Decision> = p
             .decisions

@@ -188,31 +188,29 @@ pub fn parse(
         now_ms,
         origin_base,
     };
-    let mut entries: Vec<(usize, Option<String>, Result<Entry, String>)> = Vec::new();
-    match format {
-        Format::Lines => lines(body, &defaults, &mut entries),
-        Format::Csv => csv(body, &defaults, &mut entries),
-        Format::CrowdsecJson => crowdsec_json(body, &defaults, &mut entries),
-    }
     let mut out = Parsed::default();
-    let mut valid: Vec<Decision> = Vec::with_capacity(entries.len());
-    for (line, entry, e) in entries {
-        match e.and_then(|e| match e {
-            Entry::Req(r) => r
-                .into_decision(defaults.now_ms, defaults.origin_base)
-                .map(Some),
-            Entry::Expired => Ok(None),
-        }) {
-            Ok(Some(d)) => valid.push(d),
-            Ok(None) => out.skipped_expired += 1,
-            Err(error) => out.rejected.push(Rejected { line, entry, error }),
-        }
+    let mut valid: Vec<Decision> = Vec::new();
+    // Each entry is validated as it is read: nothing but decisions is kept.
+    let mut emit = |(line, entry, e): Item| match e.and_then(|e| match e {
+        Entry::Req(r) => r
+            .into_decision(defaults.now_ms, defaults.origin_base)
+            .map(Some),
+        Entry::Expired => Ok(None),
+    }) {
+        Ok(Some(d)) => valid.push(d),
+        Ok(None) => out.skipped_expired += 1,
+        Err(error) => out.rejected.push(Rejected { line, entry, error }),
+    };
+    match format {
+        Format::Lines => lines(body, &defaults, &mut emit),
+        Format::Csv => csv(body, &defaults, &mut emit),
+        Format::CrowdsecJson => crowdsec_json(body, &defaults, &mut emit),
     }
     // The last entry of a key wins: keep it, in body order.
-    let mut seen: HashSet<(Scope, String)> = HashSet::with_capacity(valid.len());
+    let mut seen: HashSet<(Scope, &str)> = HashSet::with_capacity(valid.len());
     let mut keep = vec![false; valid.len()];
     for (i, d) in valid.iter().enumerate().rev() {
-        if seen.insert((d.scope, d.value.clone())) {
+        if seen.insert((d.scope, d.value.as_str())) {
             keep[i] = true;
         } else {
             out.duplicates += 1;
@@ -227,16 +225,17 @@ pub fn parse(
     out
 }
 
-type Entries = Vec<(usize, Option<String>, Result<Entry, String>)>;
+/// One entry read: its line, where in a JSON document, and what it gave.
+type Item = (usize, Option<String>, Result<Entry, String>);
 
-fn lines(body: &str, d: &Defaults<'_>, out: &mut Entries) {
+fn lines(body: &str, d: &Defaults<'_>, out: &mut impl FnMut(Item)) {
     for (i, raw) in body.lines().enumerate() {
         let text = raw.split('#').next().unwrap_or("").trim();
         let Some(value) = text.split_whitespace().next() else {
             continue;
         };
         let scope = if value.contains('/') { "cidr" } else { "ip" };
-        out.push((
+        out((
             i + 1,
             None,
             Ok(Entry::Req(d.request(scope.into(), value.into()))),
@@ -281,7 +280,7 @@ fn csv_fields(line: &str) -> Result<Vec<String>, String> {
     Ok(fields)
 }
 
-fn csv(body: &str, d: &Defaults<'_>, out: &mut Entries) {
+fn csv(body: &str, d: &Defaults<'_>, out: &mut impl FnMut(Item)) {
     let mut rows = body
         .lines()
         .enumerate()
@@ -295,7 +294,7 @@ fn csv(body: &str, d: &Defaults<'_>, out: &mut Entries) {
             .map(|h| h.trim().to_ascii_lowercase())
             .collect::<Vec<_>>(),
         Err(e) => {
-            out.push((hline + 1, None, Err(format!("header: {e}"))));
+            out((hline + 1, None, Err(format!("header: {e}"))));
             return;
         }
     };
@@ -308,7 +307,7 @@ fn csv(body: &str, d: &Defaults<'_>, out: &mut Entries) {
     let c_reason = col(&["reason", "scenario"]);
     let c_simulated = col(&["simulated"]);
     if c_value.is_none() && c_scope_value.is_none() {
-        out.push((
+        out((
             hline + 1,
             None,
             Err("header: no `value` or `ip` (Scope:value) column".into()),
@@ -320,12 +319,12 @@ fn csv(body: &str, d: &Defaults<'_>, out: &mut Entries) {
         let fields = match csv_fields(line) {
             Ok(f) => f,
             Err(e) => {
-                out.push((n, None, Err(e)));
+                out((n, None, Err(e)));
                 continue;
             }
         };
         if fields.len() != header.len() {
-            out.push((
+            out((
                 n,
                 None,
                 Err(format!(
@@ -351,7 +350,7 @@ fn csv(body: &str, d: &Defaults<'_>, out: &mut Entries) {
                 _ => (get(c_scope).unwrap_or("ip").to_string(), sv.to_string()),
             },
             (None, None) => {
-                out.push((n, None, Err("no value".into())));
+                out((n, None, Err("no value".into())));
                 continue;
             }
         };
@@ -369,7 +368,7 @@ fn csv(body: &str, d: &Defaults<'_>, out: &mut Entries) {
             None => Ok(Entry::Req(req)),
             Some(dur) => with_go_duration(req, dur),
         };
-        out.push((n, None, entry));
+        out((n, None, entry));
     }
 }
 
@@ -493,7 +492,7 @@ impl LineCounter<'_> {
     }
 }
 
-fn crowdsec_json(body: &str, d: &Defaults<'_>, out: &mut Entries) {
+fn crowdsec_json(body: &str, d: &Defaults<'_>, out: &mut impl FnMut(Item)) {
     let trimmed = body.trim_start();
     let lead = body.len() - trimmed.len();
     let mut lc = LineCounter {
@@ -513,7 +512,7 @@ fn crowdsec_json(body: &str, d: &Defaults<'_>, out: &mut Entries) {
             let rest = &body[offset..];
             if let Some(after) = rest.strip_prefix(']') {
                 if !after.trim().is_empty() {
-                    out.push((
+                    out((
                         lc.line_at(offset + 1),
                         None,
                         Err("text after the array".into()),
@@ -523,7 +522,7 @@ fn crowdsec_json(body: &str, d: &Defaults<'_>, out: &mut Entries) {
             }
             if idx > 0 {
                 if !rest.starts_with(',') {
-                    out.push((lc.line_at(offset), None, Err("expected `,` or `]`".into())));
+                    out((lc.line_at(offset), None, Err("expected `,` or `]`".into())));
                     return;
                 }
                 offset += 1;
@@ -540,7 +539,7 @@ fn crowdsec_json(body: &str, d: &Defaults<'_>, out: &mut Entries) {
                     offset += used;
                 }
                 Some(Err(e)) => {
-                    out.push((
+                    out((
                         line + e.line().saturating_sub(1),
                         Some(format!("[{idx}]")),
                         Err(format!("invalid JSON: {e}")),
@@ -548,7 +547,7 @@ fn crowdsec_json(body: &str, d: &Defaults<'_>, out: &mut Entries) {
                     return;
                 }
                 None => {
-                    out.push((line, None, Err("unterminated array".into())));
+                    out((line, None, Err("unterminated array".into())));
                     return;
                 }
             }
@@ -562,20 +561,26 @@ fn crowdsec_json(body: &str, d: &Defaults<'_>, out: &mut Entries) {
         }
         match serde_json::from_str::<serde_json::Value>(l) {
             Ok(v) => json_item(d, v, i + 1, "", out),
-            Err(e) => out.push((i + 1, None, Err(format!("invalid JSON: {e}")))),
+            Err(e) => out((i + 1, None, Err(format!("invalid JSON: {e}")))),
         }
     }
 }
 
 /// An alert (with `decisions`) or a decision.
-fn json_item(d: &Defaults<'_>, v: serde_json::Value, line: usize, path: &str, out: &mut Entries) {
+fn json_item(
+    d: &Defaults<'_>,
+    v: serde_json::Value,
+    line: usize,
+    path: &str,
+    out: &mut impl FnMut(Item),
+) {
     let entry = |p: String| (!p.is_empty()).then_some(p);
     match v {
         serde_json::Value::Object(mut m) if m.contains_key("decisions") => {
             match m.remove("decisions") {
                 Some(serde_json::Value::Array(ds)) => {
                     for (j, dv) in ds.into_iter().enumerate() {
-                        out.push((
+                        out((
                             line,
                             entry(format!("{path}.decisions[{j}]")),
                             cs_entry(d, dv),
@@ -583,17 +588,15 @@ fn json_item(d: &Defaults<'_>, v: serde_json::Value, line: usize, path: &str, ou
                     }
                 }
                 Some(serde_json::Value::Null) => {}
-                _ => out.push((
+                _ => out((
                     line,
                     entry(path.to_string()),
                     Err("`decisions` is not an array".into()),
                 )),
             }
         }
-        v @ serde_json::Value::Object(_) => {
-            out.push((line, entry(path.to_string()), cs_entry(d, v)))
-        }
-        _ => out.push((
+        v @ serde_json::Value::Object(_) => out((line, entry(path.to_string()), cs_entry(d, v))),
+        _ => out((
             line,
             entry(path.to_string()),
             Err("expected an object".into()),

@@ -340,12 +340,7 @@ impl EdgeState {
     /// Drops expired decisions. Looks under the read lock first, so the write
     /// lock is only taken when there is something to remove.
     pub fn purge_expired(&self, now_ms: u64) -> usize {
-        let any = self
-            .decisions
-            .read()
-            .set()
-            .iter()
-            .any(|d| d.expires_at.is_some_and(|e| e <= now_ms));
+        let any = self.decisions.read().set().any_expired(now_ms);
         if !any {
             return 0;
         }

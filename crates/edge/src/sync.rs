@@ -248,10 +248,8 @@ pub async fn run<M, F, Fut>(
 
     let pending = Arc::new(parking_lot::Mutex::new(Pending {
         updates: Vec::new(),
-        // A snapshot first: there may be none yet (first start, an older
-        // version's edge-state.json), and the log's sequences may restart
-        // (`palisade up` replays its table into a fresh in-process mesh).
-        snapshot: true,
+        // follow_decisions asks for a snapshot once caught up with the log.
+        snapshot: false,
     }));
     let decisions = tokio::spawn(follow_decisions(
         state.clone(),
@@ -402,12 +400,31 @@ async fn follow_decisions<M: Mesh>(
     pending: Arc<parking_lot::Mutex<Pending>>,
 ) {
     let mut backoff = Backoff::new();
+    // A snapshot once caught up with the log for the first time: the log's
+    // sequences may have restarted (`palisade up` replays its table into a
+    // fresh in-process mesh), and a table resynced or migrated must be
+    // written whole. Until then the old files stay, and updates are appended.
+    let mut snapshot_at: Option<u64> = None;
+    let mut snapshotted = false;
     loop {
         let mut from = state.decisions_seq();
         let bounds = async {
             Ok::<_, MeshError>((mesh.decisions_floor().await?, mesh.decisions_head().await?))
         };
-        let resync = match bounds.await {
+        let bounds = bounds.await;
+        if let Ok((_, head)) = &bounds {
+            if !snapshotted {
+                if from >= *head && *head > 0 {
+                    // Nothing to catch up with (and nothing may arrive).
+                    snapshotted = true;
+                    pending.lock().snapshot = true;
+                } else {
+                    // An empty log (`palisade up` before its replay): after the first update.
+                    snapshot_at.get_or_insert((*head).max(1));
+                }
+            }
+        }
+        let resync = match bounds {
             Ok((floor, head)) if palisade_mesh::must_resync(from, floor, head) => {
                 tracing::warn!(last_seq = from, floor, head, "the decision log no longer holds what this edge missed; rebuilding the table from the whole log");
                 from = 0;
@@ -465,6 +482,10 @@ async fn follow_decisions<M: Mesh>(
                                             p.snapshot = true;
                                         }
                                     }
+                                }
+                                if !snapshotted && snapshot_at.is_some_and(|h| seq >= h) {
+                                    snapshotted = true;
+                                    pending.lock().snapshot = true;
                                 }
                             }
                             Some(Err(e)) => {

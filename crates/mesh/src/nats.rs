@@ -327,6 +327,118 @@ impl NatsMesh {
     }
 }
 
+/// Key of the policy bucket holding the decision log's floor
+/// ([`Mesh::decisions_floor`]; not a policy version: no `v.` prefix).
+const FLOOR_KEY: &str = "decisions-floor";
+
+impl NatsMesh {
+    /// Drops from the decision stream the deletes appended more than
+    /// `retention_ms` before `now_ms` and the decisions expired for as long
+    /// (the newest message excepted), and raises the floor past the deletes
+    /// dropped, so that followers further behind resync. Safe with several
+    /// control planes at once: each purge removes only the messages of one
+    /// subject up to the one read (never a newer op of the key), and the
+    /// floor only rises. Returns how many ops were dropped.
+    pub async fn compact_decisions(
+        &self,
+        now_ms: u64,
+        retention_ms: u64,
+    ) -> Result<usize, MeshError> {
+        let head = self.decisions_head().await?;
+        if head == 0 {
+            return Ok(0);
+        }
+        let cutoff = now_ms.saturating_sub(retention_ms);
+        let mut messages = self
+            .decisions
+            .create_consumer(consumer::pull::OrderedConfig {
+                filter_subject: format!("{}.>", self.names.decisions_subject),
+                deliver_policy: consumer::DeliverPolicy::All,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| unavailable("decision consumer")(&e))?
+            .messages()
+            .await
+            .map_err(|e| unavailable("decision consumer")(&e))?;
+        let (mut dropped, mut floor) = (0usize, 0u64);
+        loop {
+            let msg = match tokio::time::timeout(Duration::from_secs(5), messages.next()).await {
+                Ok(Some(Ok(m))) => m,
+                Ok(Some(Err(e))) => return Err(unavailable("decision stream")(&e)),
+                // The end (the newest message may have been purged by another compaction).
+                Ok(None) | Err(_) => break,
+            };
+            let Ok(info) = msg.info() else { continue };
+            let (seq, pending) = (info.stream_sequence, info.pending);
+            let published =
+                u64::try_from(info.published.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+            let op: Option<DecisionOp> = serde_json::from_slice(&msg.payload).ok();
+            let drop = seq < head
+                && match &op {
+                    Some(DecisionOp::Delete { .. }) => published <= cutoff,
+                    Some(DecisionOp::Upsert { decision }) => {
+                        decision.expires_at.is_some_and(|e| e <= cutoff)
+                    }
+                    None => false,
+                };
+            if drop {
+                self.decisions
+                    .purge()
+                    .filter(msg.subject.to_string())
+                    .sequence(seq + 1)
+                    .await
+                    .map_err(|e| unavailable("decision purge")(&e))?;
+                dropped += 1;
+                if matches!(op, Some(DecisionOp::Delete { .. })) {
+                    floor = floor.max(seq);
+                }
+            }
+            if seq >= head || pending == 0 {
+                break;
+            }
+        }
+        if floor > 0 {
+            self.raise_floor(floor).await?;
+        }
+        Ok(dropped)
+    }
+
+    /// Sets the floor to `floor` unless it is already higher (compare and set).
+    async fn raise_floor(&self, floor: u64) -> Result<(), MeshError> {
+        for _ in 0..100 {
+            let entry = self
+                .policy
+                .entry(FLOOR_KEY)
+                .await
+                .map_err(|e| unavailable("decision floor")(&e))?;
+            let value = Bytes::from(floor.to_string());
+            let done = match entry.filter(|e| e.operation == kv::Operation::Put) {
+                Some(e) => {
+                    let current: u64 = std::str::from_utf8(&e.value)
+                        .ok()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    if current >= floor {
+                        return Ok(());
+                    }
+                    self.policy
+                        .update(FLOOR_KEY, value, e.revision)
+                        .await
+                        .is_ok()
+                }
+                None => self.policy.create(FLOOR_KEY, value).await.is_ok(),
+            };
+            if done {
+                return Ok(());
+            }
+        }
+        Err(MeshError::Unavailable(
+            "decision floor: too many concurrent writers".into(),
+        ))
+    }
+}
+
 async fn get_or_create_kv(
     js: &jetstream::Context,
     cfg: kv::Config,
@@ -465,6 +577,18 @@ impl Mesh for NatsMesh {
             }
         });
         Ok(DecisionStream::new(rx))
+    }
+
+    async fn decisions_floor(&self) -> Result<u64, MeshError> {
+        let entry = self
+            .policy
+            .entry(FLOOR_KEY)
+            .await
+            .map_err(|e| unavailable("decision floor")(&e))?;
+        Ok(entry
+            .filter(|e| e.operation == kv::Operation::Put)
+            .and_then(|e| std::str::from_utf8(&e.value).ok()?.parse().ok())
+            .unwrap_or(0))
     }
 
     async fn decisions_head(&self) -> Result<u64, MeshError> {

@@ -291,3 +291,47 @@ async fn counts_broadcast_between_two_clients() -> Result<()> {
     let b = connect(&server, "palisade").await?;
     suite::counts_broadcast(&a, &b).await
 }
+
+/// Compaction drops old deletes and long-expired decisions (never the newest
+/// op), raises the floor past the deletes, and leaves the current table intact.
+#[tokio::test]
+async fn decision_stream_compaction_raises_the_floor() -> Result<()> {
+    let server = NatsServer::start()?;
+    let mesh = connect(&server, "palisade").await?;
+    assert_eq!(mesh.decisions_floor().await?, 0);
+    mesh.publish_decision(suite::upsert(suite::ban(1, Scope::Ip, "192.0.2.1")))
+        .await?;
+    let deleted_at = mesh
+        .publish_decision(suite::delete(Scope::Ip, "192.0.2.1"))
+        .await?;
+    let now = now_ms();
+    let mut expired = suite::ban(2, Scope::Ip, "192.0.2.2");
+    expired.expires_at = Some(now + 60_000);
+    mesh.publish_decision(suite::upsert(expired)).await?;
+    mesh.publish_decision(suite::upsert(suite::ban(3, Scope::Ip, "192.0.2.3")))
+        .await?;
+    let last = mesh
+        .publish_decision(suite::delete(Scope::Ip, "192.0.2.9"))
+        .await?;
+    // Nothing is old enough with a long retention.
+    assert_eq!(mesh.compact_decisions(now, 3_600_000).await?, 0);
+    assert_eq!(mesh.decisions_floor().await?, 0);
+    // Later: the old delete and the expired decision go, the newest op stays.
+    assert_eq!(mesh.compact_decisions(now + 7_200_000, 3_600_000).await?, 2);
+    assert_eq!(mesh.decisions_floor().await?, deleted_at);
+    assert_eq!(mesh.decisions_head().await?, last);
+    let mut replica = DecisionReplica::new();
+    suite::catch_up(&mesh, &mut replica, last).await?;
+    let keys: Vec<String> = replica.set().iter().map(|d| d.value()).collect();
+    assert_eq!(keys, ["192.0.2.3"]);
+    // Idempotent; the floor never goes down.
+    assert_eq!(mesh.compact_decisions(now + 7_200_000, 3_600_000).await?, 0);
+    assert_eq!(mesh.decisions_floor().await?, deleted_at);
+    Ok(())
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -89,6 +89,23 @@ fn bench_decisions(c: &mut Criterion) {
             black_box(set.lookup(black_box(hits[i]), geo, NOW))
         })
     });
+    // Listed addresses in an order unrelated to insertion (the slab is read at
+    // random, as a blocklist's clients arrive), unlike `hit` (a fixed stride).
+    let random_hits: Vec<IpAddr> = (0..N as u32)
+        .map(|i| {
+            let j = i.wrapping_mul(0x2545_f491).rotate_left(13) % 1_000_000;
+            IpAddr::V4(Ipv4Addr::from(spread(2 * j)))
+        })
+        .collect();
+    assert!(random_hits
+        .iter()
+        .all(|&ip| set.lookup(ip, geo, NOW).is_some()));
+    g.bench_function(BenchmarkId::new("lookup_1m", "hit_random"), |b| {
+        b.iter(|| {
+            i = (i + 1) & (N - 1);
+            black_box(set.lookup(black_box(random_hits[i]), geo, NOW))
+        })
+    });
     g.bench_function(BenchmarkId::new("lookup_1m", "miss"), |b| {
         b.iter(|| {
             i = (i + 1) & (N - 1);

@@ -86,7 +86,7 @@ impl Entry {
     }
 
     /// The key, or `None` for a free slot.
-    #[inline]
+    #[inline(always)]
     fn key(&self) -> Option<Key> {
         let n = self.num();
         // The casts keep the bits the kind stored.
@@ -500,6 +500,13 @@ impl DecisionSet {
         None
     }
 
+    /// Whether a decision has expired at `now` (a scan of the slab, no allocation).
+    pub fn any_expired(&self, now: UnixMillis) -> bool {
+        self.slots
+            .iter()
+            .any(|e| e.kind != K_FREE && e.is_expired(now))
+    }
+
     /// Removes the decisions expired at `now` and returns them.
     pub fn purge_expired(&mut self, now: UnixMillis) -> Vec<Decision> {
         let expired: Vec<u32> = self
@@ -551,7 +558,7 @@ impl DecisionSet {
         self.metas.len()
     }
 
-    #[inline]
+    #[inline(always)]
     fn view(&self, e: &Entry) -> Option<DecisionRef<'_>> {
         let key = e.key()?;
         let (reason, origin) = self.metas.get(e.meta);
@@ -583,7 +590,7 @@ impl DecisionSet {
         self.view(self.slots.get(idx as usize)?)
     }
 
-    #[inline]
+    #[inline(always)]
     fn live(&self, idx: Option<&u32>, now: UnixMillis) -> Option<DecisionRef<'_>> {
         let e = self.slots.get(*idx? as usize)?;
         if e.is_expired(now) {

@@ -462,6 +462,7 @@ fn many_inserts_and_lookups() {
         };
         assert_eq!(set.lookup(miss, g, 500).map(|d| d.id), expect, "{miss}");
     }
+    assert!(!set.any_expired(999) && set.any_expired(1_000));
     assert_eq!(set.purge_expired(1_500).len(), n as usize / 2);
     assert_eq!(
         set.lookup(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + 6)), g, 1_500)
