@@ -112,6 +112,26 @@ fn bench_decisions(c: &mut Criterion) {
             black_box(set.lookup(black_box(misses[i]), geo, NOW))
         })
     });
+    // What the request path calls (the pipeline and the accept-time check):
+    // id, action and shadow mode, read from the entry alone.
+    g.bench_function(BenchmarkId::new("lookup_hit_1m", "hit"), |b| {
+        b.iter(|| {
+            i = (i + 1) & (N - 1);
+            black_box(set.lookup_hit(black_box(hits[i]), geo, NOW))
+        })
+    });
+    g.bench_function(BenchmarkId::new("lookup_hit_1m", "hit_random"), |b| {
+        b.iter(|| {
+            i = (i + 1) & (N - 1);
+            black_box(set.lookup_hit(black_box(random_hits[i]), geo, NOW))
+        })
+    });
+    g.bench_function(BenchmarkId::new("lookup_hit_1m", "miss"), |b| {
+        b.iter(|| {
+            i = (i + 1) & (N - 1);
+            black_box(set.lookup_hit(black_box(misses[i]), geo, NOW))
+        })
+    });
     g.finish();
 }
 

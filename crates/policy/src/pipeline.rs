@@ -72,7 +72,7 @@ impl Checks<'_> {
 
         // 2. Active decisions.
         if !self.decisions.is_empty() {
-            if let Some(d) = self.decisions.lookup(req.client_ip, req.geo, now) {
+            if let Some(d) = self.decisions.lookup_hit(req.client_ip, req.geo, now) {
                 let (action, enforced) = match d.action {
                     DecisionAction::Ban => (Action::Block, Verdict::FORBIDDEN),
                     DecisionAction::Allow => (Action::Allow, Verdict::Allow),

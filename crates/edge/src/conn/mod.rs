@@ -173,7 +173,7 @@ pub fn refused_for_ban(state: &EdgeState, ip: IpAddr, now_ms: u64) -> bool {
     }
     let banned = state.with_decisions(|d| {
         !d.is_empty()
-            && d.lookup(ip, Geo::default(), now_ms)
+            && d.lookup_hit(ip, Geo::default(), now_ms)
                 .is_some_and(|d| d.action == DecisionAction::Ban && !d.simulated)
     });
     if !banned {

@@ -26,7 +26,7 @@ mod set;
 #[cfg(test)]
 mod tests;
 
-pub use set::{DecisionRef, DecisionSet};
+pub use set::{DecisionRef, DecisionSet, Hit};
 
 /// What a decision's value designates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
