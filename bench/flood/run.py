@@ -177,6 +177,7 @@ def flood(port, sources, until, out):
     import asyncio
     raise_nofile()
     req = b"GET / HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: flood\r\n\r\n" * 8
+    # sent: requests answered (any status); dropped: connections closed by the edge.
     stats = {"sent": 0, "ok": 0, "refused": 0, "dropped": 0}
 
     async def one(src):
@@ -189,7 +190,7 @@ def flood(port, sources, until, out):
                 continue
             try:
                 while time.time() < until:
-                    w.write(req); await w.drain(); stats["sent"] += 8
+                    w.write(req); await w.drain()
                     got = 0
                     while got < 8:
                         line = await asyncio.wait_for(r.readline(), 5)
@@ -197,6 +198,7 @@ def flood(port, sources, until, out):
                             raise ConnectionError
                         if line.startswith(b"HTTP/1.1 "):
                             got += 1
+                            stats["sent"] += 1
                             if line[9:12] == b"200":
                                 stats["ok"] += 1
             except (OSError, ConnectionError, asyncio.TimeoutError, asyncio.IncompleteReadError):
@@ -326,8 +328,17 @@ def main():
         print(f"legitimate, calm : {ok_c}/{n_c} served ({100 * ok_c / max(n_c, 1):.2f}%), p99 {p99_c:.2f} ms")
         print(f"legitimate, flood: {ok_f}/{n_f} served ({100 * ok_f / max(n_f, 1):.2f}%), p99 {p99_f:.2f} ms "
               f"({p99_f / p99_c:.2f}x calm; target >= 99% and <= 2x)")
+        n_s, ok_s, p99_s = phase(t_flood + 2, t_end)
+        print(f"legitimate, flood after its first 2 s: {ok_s}/{n_s} served, p99 {p99_s:.2f} ms ({p99_s / p99_c:.2f}x calm)")
+        worst = {}
+        for t, l in legit_res:
+            if t >= t_flood and l is not None:
+                sec = int(t - t_flood)
+                worst[sec] = max(worst.get(sec, 0.0), l)
+        print("legitimate, slowest request per second of the flood (ms): "
+              + " ".join(f"{worst.get(k, float('nan')):.0f}" for k in range(int(FLOOD))))
         sent = sum(f["sent"] for f in floods); ok = sum(f["ok"] for f in floods)
-        print(f"flood: {sent} requests sent ({sent / FLOOD:.0f}/s), {ok} answered 200, "
+        print(f"flood: {sent} requests answered ({sent / FLOOD:.0f}/s), {ok} of them 200, "
               f"{sum(f['dropped'] for f in floods)} connections dropped, {sum(f['refused'] for f in floods)} refused")
         for ep, mport, _ in others:
             t = reached.get(mport)

@@ -498,7 +498,8 @@ impl Mesh for MemoryMesh {
                     last = last.max(d.floor);
                     // Sequences are consecutive: start at `last + 1` directly.
                     let front = log.events.front().map_or(0, |(s, _)| *s);
-                    let start = usize::try_from((last + 1).saturating_sub(front)).unwrap_or(usize::MAX);
+                    let start =
+                        usize::try_from((last + 1).saturating_sub(front)).unwrap_or(usize::MAX);
                     log.events
                         .range(start.min(log.events.len())..)
                         .filter(|(s, _)| *s > last && !d.is_acked(*s))

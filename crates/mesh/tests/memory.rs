@@ -119,7 +119,11 @@ async fn interest_retention_drops_acknowledged_events() -> anyhow::Result<()> {
     let plain = MemoryMesh::new();
     plain.publish_event(&suite::event(1)).await?;
     let mut s = plain.consume_events("control").await?;
-    suite::within("event", s.next()).await?.unwrap()?.ack().await?;
+    suite::within("event", s.next())
+        .await?
+        .unwrap()?
+        .ack()
+        .await?;
     assert_eq!(plain.events_retained(), 1);
     Ok(())
 }
