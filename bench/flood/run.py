@@ -163,7 +163,9 @@ def legit(port, until, out):
             except (OSError, http.client.HTTPException):
                 res.append((t0, None))
                 conn = None
-            nxt += 1.0 / RATE
+            # A steady rate: a request that took longer than its slot does not
+            # make the next ones burst to catch up (missed slots are skipped).
+            nxt = max(nxt + 1.0 / RATE, time.time())
     res = []
     ts = [threading.Thread(target=one, args=(i, res)) for i in range(LEGIT)]
     for t in ts: t.start()
@@ -356,7 +358,10 @@ def main():
             p.kill()
         for p in procs:
             p.wait()
-        shutil.rmtree(work, ignore_errors=True)
+        if os.environ.get("KEEP"):
+            print(f"logs kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
