@@ -25,7 +25,7 @@ Everything stops by itself; only loopback is used.
 Usage: bench/flood/run.py [FLOOD_SECONDS=15]
 Environment: BIN (default target/dist/palisade, else target/release/palisade).
 """
-import http.client, json, multiprocessing as mp, os, resource, shutil, socket, statistics, subprocess
+import http.client, multiprocessing as mp, os, resource, shutil, statistics
 import sys, tempfile, threading, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -73,7 +73,10 @@ action = "attack_mode"
 duration = "5m"
 """
 
-procs = []
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import harness  # noqa: E402
+from harness import free_port, pct, start, wait_port  # noqa: E402
 
 
 def raise_nofile():
@@ -81,37 +84,6 @@ def raise_nofile():
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = 65536 if hard == resource.RLIM_INFINITY else min(65536, hard)
     resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-
-
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
-
-
-def start(args, env=None, log=None):
-    p = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
-                         stderr=open(log, "w") if log else subprocess.DEVNULL,
-                         preexec_fn=raise_nofile)
-    procs.append(p)
-    return p
-
-
-def wait_port(port, timeout=30):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close(); return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"port {port} never opened")
-
-
-def api(port, method, path, body=None, ctype="application/json"):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    c.request(method, path, body=body, headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": ctype})
-    r = c.getresponse(); data = r.read(); c.close()
-    if r.status >= 300:
-        raise SystemExit(f"{method} {path}: {r.status} {data[:300]}")
-    return json.loads(data or b"null")
 
 
 def metric(port, name):
@@ -134,11 +106,6 @@ def rss_mib(pid):
     except OSError:
         pass
     return 0.0
-
-
-def pct(xs, q):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))] if xs else float("nan")
 
 
 # --- legitimate clients: one process, one thread per source, fixed rate ---
@@ -268,7 +235,7 @@ def main():
         start([BIN, "control", "--api", f"127.0.0.1:{cp}", "--nats", nats, "--data-dir", os.path.join(work, "control")],
               env={"PALISADE_ADMIN_TOKEN": TOKEN}, log=os.path.join(work, "control.log"))
         wait_port(cp)
-        api(cp, "PUT", "/api/v1/policy", POLICY.encode(), "text/plain")
+        harness.api(cp, TOKEN, "PUT", "/api/v1/policy", POLICY.encode(), "text/plain")
         edges = []
         for i in range(EDGES):
             ep, mp_ = free_port(), free_port()
@@ -354,10 +321,7 @@ def main():
         for name in ("palisade_flood_fires_total", "palisade_attack_mode_hosts", "palisade_decisions_active"):
             print(f"edge A {name}: {metric(a_metrics, name)}")
     finally:
-        for p in procs:
-            p.kill()
-        for p in procs:
-            p.wait()
+        harness.stop_all()
         if os.environ.get("KEEP"):
             print(f"logs kept in {work}")
         else:

@@ -32,7 +32,9 @@ EDGES = int(sys.argv[2]) if len(sys.argv) > 2 else 5
 PERIOD = 10
 THREADS = 8
 TOKEN = "bench-token-0123456789"
-procs = []
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import harness  # noqa: E402
+from harness import free_port, start, wait_port  # noqa: E402
 
 POLICY = f"""
 [[rate_limits]]
@@ -48,27 +50,6 @@ expression = 'http.request.uri.path eq "/node"'
 requests = {L}
 period = "{PERIOD}s"
 """
-
-
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
-
-
-def start(args, env=None, log=None):
-    p = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
-                         stderr=open(log, "w") if log else subprocess.DEVNULL)
-    procs.append(p)
-    return p
-
-
-def wait_port(port, timeout=60):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close(); return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"port {port} never opened")
 
 
 class Relay:
@@ -175,16 +156,16 @@ def main():
     try:
         origin = free_port()
         start([BIN, "demo-origin", "--listen", f"127.0.0.1:{origin}", "--threads", "1"])
-        wait_port(origin)
+        wait_port(origin, 60)
         np = free_port()
         start([nats_bin, "-js", "-a", "127.0.0.1", "-p", str(np), "-sd", os.path.join(work, "nats")])
-        wait_port(np)
+        wait_port(np, 60)
         nats = f"nats://127.0.0.1:{np}"
         relay = Relay(np)
         cp = free_port()
         start([BIN, "control", "--api", f"127.0.0.1:{cp}", "--nats", nats, "--data-dir", os.path.join(work, "control")],
               env={"PALISADE_ADMIN_TOKEN": TOKEN}, log=os.path.join(work, "control.log"))
-        wait_port(cp)
+        wait_port(cp, 60)
         ports, mports = [], []
         for i in range(EDGES):
             ep, mp = free_port(), free_port()
@@ -194,7 +175,7 @@ def main():
                    "--metrics", f"127.0.0.1:{mp}", "--data-dir", os.path.join(work, f"edge-{i}")],
                   log=os.path.join(work, f"edge-{i}.log"))
             ports.append(ep); mports.append(mp)
-        for p in ports: wait_port(p)
+        for p in ports: wait_port(p, 60)
         c = http.client.HTTPConnection("127.0.0.1", cp, timeout=10)
         c.request("PUT", "/api/v1/policy", body=POLICY.encode(),
                   headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "text/plain"})
@@ -222,10 +203,7 @@ def main():
         ok = 0.9 <= r1 <= 1.1 and 0.9 <= r2 <= 1.1 and r3 <= 1.3
         print("target met" if ok else "TARGET NOT MET")
     finally:
-        for p in procs:
-            p.kill()
-        for p in procs:
-            p.wait()
+        harness.stop_all()
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -17,28 +17,9 @@ BIN = os.path.join(ROOT, "target", "release", "palisade")
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 200
 EDGES = int(sys.argv[2]) if len(sys.argv) > 2 else 5
 TOKEN = "bench-token-0123456789"
-procs = []
-
-
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
-
-
-def start(args, env=None, log=None):
-    p = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
-                         stderr=open(log, "w") if log else subprocess.DEVNULL)
-    procs.append(p)
-    return p
-
-
-def wait_port(port, timeout=30):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close(); return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"port {port} never opened")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import harness  # noqa: E402
+from harness import free_port, pct, start, wait_port  # noqa: E402
 
 
 class Poller:
@@ -50,15 +31,6 @@ class Poller:
         r = self.c.getresponse(); r.read(); return r.status
 
 
-def api(port, method, path, body=None, ctype="application/json"):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    c.request(method, path, body=body, headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": ctype})
-    r = c.getresponse(); data = r.read(); c.close()
-    if r.status >= 300:
-        raise SystemExit(f"{method} {path}: {r.status} {data[:200]}")
-    return json.loads(data or b"null")
-
-
 def until_all(pollers, path, ip, want, timeout=10.0):
     pending = list(pollers); end = time.perf_counter() + timeout
     while pending:
@@ -67,16 +39,12 @@ def until_all(pollers, path, ip, want, timeout=10.0):
             raise SystemExit(f"not enforced on {len(pending)} edges within {timeout}s")
 
 
-def pct(xs, q):
-    xs = sorted(xs); return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
-
-
 def decisions(api_port, pollers, label):
     lat = []
     for i in range(N):
         ip = f"100.{64 + i // 65536}.{(i // 256) % 256}.{i % 256}"
         t0 = time.perf_counter()
-        api(api_port, "POST", "/api/v1/decisions", json.dumps({"scope": "ip", "value": ip, "duration": "1h"}))
+        harness.api(api_port, TOKEN, "POST", "/api/v1/decisions", json.dumps({"scope": "ip", "value": ip, "duration": "1h"}))
         until_all(pollers, "/", ip, 403)
         lat.append((time.perf_counter() - t0) * 1000)
     print(f"{label}: decisions API call → enforced on all {len(pollers)} edge(s), n={N}: "
@@ -118,7 +86,7 @@ def main():
         for v in range(20):
             src = f'[[rules]]\nid = "r{v}"\nexpression = \'http.request.uri.path eq "/p{v}"\'\naction = "block"\n'
             t0 = time.perf_counter()
-            api(cp, "PUT", "/api/v1/policy", src.encode(), "text/plain")
+            harness.api(cp, TOKEN, "PUT", "/api/v1/policy", src.encode(), "text/plain")
             until_all(pollers, f"/p{v}", "192.0.2.1", 403)
             lat.append((time.perf_counter() - t0) * 1000)
         print(f"NATS, {EDGES} edges: policy PUT → live on all edges, n=20: p50 {statistics.median(lat):.2f} ms  max {max(lat):.2f} ms")
@@ -131,10 +99,7 @@ def main():
         wait_port(up); wait_port(upi)
         decisions(upi, [Poller(up)], "embedded (palisade up)")
     finally:
-        for p in procs:
-            p.kill()
-        for p in procs:
-            p.wait()
+        harness.stop_all()
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -8,6 +8,7 @@
 //! baselines learned by the housekeeping thread ([`roll`]).
 
 use crate::metrics::reg;
+use crate::model::without_port;
 use crate::state::EdgeState;
 use palisade_mesh::Mesh;
 use palisade_policy::flood::{FloodStats, Seen};
@@ -100,17 +101,6 @@ pub const SHARE_EVERY: Duration = Duration::from_secs(2);
 
 /// Peers whose baselines are kept at most.
 const MAX_PEERS: usize = 1024;
-
-/// `host` without its `:port` (`[::1]:8080` → `[::1]`).
-pub fn without_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host.find(']').map_or(host, |i| &host[..=i]);
-    }
-    match host.rsplit_once(':') {
-        Some((h, port)) if !h.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => host,
-    }
-}
 
 /// Whether the request's host is in (enforced) under-attack mode. Costs one
 /// emptiness check when no host is.
@@ -236,17 +226,5 @@ pub async fn share<M: Mesh>(state: Arc<EdgeState>, mesh: Arc<M>) {
         let peers = view.rebuild(&FloodStats::default()).clone();
         state.floods.set_fleet(&peers);
         state.metrics.flood.peers.set(view.peers() as i64);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ports_are_stripped() {
-        assert_eq!(without_port("shop.example:8080"), "shop.example");
-        assert_eq!(without_port("[::1]:8080"), "[::1]");
-        assert_eq!(without_port("shop.example"), "shop.example");
     }
 }

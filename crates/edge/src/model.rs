@@ -94,7 +94,7 @@ fn host_and_path(req: &RequestHeader) -> (String, String) {
 }
 
 /// `host` without its `:port` (`[::1]:8080` → `[::1]`).
-fn without_port(host: &str) -> &str {
+pub(crate) fn without_port(host: &str) -> &str {
     if host.starts_with('[') {
         return host.find(']').map_or(host, |i| &host[..=i]);
     }

@@ -41,7 +41,8 @@ impl Source {
     /// The decision scope and value for a client; None when unknown (no ASN).
     pub fn key(self, ip: IpAddr, geo: Geo) -> Option<(Scope, String)> {
         match self {
-            Source::Ip => Some((Scope::Ip, ip.to_string())),
+            // IPv4-mapped IPv6 is the IPv4 client (as decisions normalize it).
+            Source::Ip => Some((Scope::Ip, ip.to_canonical().to_string())),
             Source::Cidr => {
                 let net = match ip {
                     IpAddr::V4(v4) => ipnet::IpNet::from(ipnet::Ipv4Net::new(v4, 24).ok()?.trunc()),

@@ -245,8 +245,6 @@ struct RuleState {
 struct Learn {
     /// Local baseline of source kinds.
     baseline: f64,
-    /// Windows learned from.
-    windows: u64,
     /// Last window rolled (`None` before the first roll: the first window
     /// is partial, not learned from).
     rolled: Option<u64>,
@@ -480,22 +478,32 @@ impl FloodDetector {
             report.untracked += state.untracked.load(Ordering::Relaxed);
             let win = now / f.window_ms.max(1);
             let alpha = 1.0 - (-(f.window_ms as f64) / (f.learn_ms.max(1) as f64)).exp();
-            let mut learn = state.learn.lock();
-            if learn.rolled.is_some_and(|r| r >= win) || (learn.rolled.is_none() && win == 0) {
+            // Lock order: a shard, then `learn` (as `count` takes them);
+            // never a shard while holding `learn`.
+            let learnable = {
+                let mut learn = state.learn.lock();
+                let due = !(learn.rolled.is_some_and(|r| r >= win)
+                    || (learn.rolled.is_none() && win == 0));
+                let learnable = due && !learn.fired && learn.rolled.is_some();
+                if due {
+                    learn.fired = false;
+                }
                 learn.rolled = Some(win);
+                due.then_some(learnable)
+            };
+            let Some(learnable) = learnable else {
                 report.keys += state.shards.iter().map(|s| s.lock().len()).sum::<usize>();
                 if let FloodKey::Source(_) = f.per {
+                    let learn = state.learn.lock();
                     report
                         .baselines
                         .push((f.id.clone(), learn.baseline.max(learn.fleet)));
                 }
                 continue;
-            }
+            };
             // The window that just ended is `win - 1`; windows skipped
             // entirely (no roll, e.g. the process was stopped) count as quiet.
             let closed = win - 1;
-            let fired = std::mem::take(&mut learn.fired);
-            let learnable = !fired && learn.rolled.is_some();
             let mut counts: Vec<u32> = Vec::new();
             for shard in state.shards.iter() {
                 let mut map = shard.lock();
@@ -530,11 +538,11 @@ impl FloodDetector {
             }
             if let FloodKey::Source(_) = f.per {
                 let x = p99(&mut counts);
+                let mut learn = state.learn.lock();
                 if learnable {
                     let base = learn.baseline;
                     let cap = (2.0 * base).max(f.min_requests as f64);
                     learn.baseline = base + alpha * (x.min(cap) - base);
-                    learn.windows += 1;
                 }
                 let base = learn.baseline.max(learn.fleet);
                 state.threshold.store(
@@ -542,10 +550,7 @@ impl FloodDetector {
                     Ordering::Relaxed,
                 );
                 report.baselines.push((f.id.clone(), base));
-            } else if learnable {
-                learn.windows += 1;
             }
-            learn.rolled = Some(win);
         }
         report
     }

@@ -362,3 +362,30 @@ fn host_decisions_carry_attack_mode_and_never_match_a_client() {
     set.remove(1).unwrap();
     assert!(!set.has_hosts());
 }
+
+/// Evasion attempts: an IPv4 client spelled as IPv4-mapped IPv6, and IPv6
+/// addresses rotated within one /64, each count as one source.
+#[test]
+fn spelling_a_source_differently_does_not_split_its_count() {
+    let f = [flood(FloodKey::Source(Source::Ip), 10)];
+    let d = FloodDetector::default();
+    d.sync(&f);
+    d.roll(&f, 0);
+    assert!(send(&d, &f, &seen("203.0.113.9"), 6, 100).is_empty());
+    let fires = send(&d, &f, &seen("::ffff:203.0.113.9"), 5, 100);
+    assert_eq!(fires.len(), 1, "mapped and plain IPv4 are one source");
+    assert_eq!(fires[0].target, (crate::Scope::Ip, "203.0.113.9".into()));
+
+    let f = [flood(FloodKey::Source(Source::Cidr), 10)];
+    let d = FloodDetector::default();
+    d.sync(&f);
+    d.roll(&f, 0);
+    let fires: Vec<Fire> = (0..11u32)
+        .flat_map(|i| send(&d, &f, &seen(&format!("2001:db8:1:2::{i:x}")), 1, 100))
+        .collect();
+    assert_eq!(fires.len(), 1, "one /64 is one source");
+    assert_eq!(
+        fires[0].target,
+        (crate::Scope::Cidr, "2001:db8:1:2::/64".into())
+    );
+}
