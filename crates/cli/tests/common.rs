@@ -209,8 +209,9 @@ impl Up {
         up
     }
 
-    /// (Re)starts the process with the same arguments and data dir.
-    pub fn restart(&mut self) {
+    /// Kills the process and starts it again with the same arguments and
+    /// data dir, appending to the same log; waits for the API.
+    fn respawn(&mut self) {
         self.proc.kill();
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -225,6 +226,11 @@ impl Up {
             .spawn()
             .unwrap();
         wait_ready(&format!("{}/healthz", self.api), Duration::from_secs(30));
+    }
+
+    /// (Re)starts the process with the same arguments and data dir.
+    pub fn restart(&mut self) {
+        self.respawn();
         wait_ready(&format!("{}/", self.proxy), Duration::from_secs(30));
     }
 
@@ -232,20 +238,7 @@ impl Up {
     /// connections (for a client whose address is banned: the edge drops
     /// its connections at accept, so it never gets an HTTP answer).
     pub fn restart_banned(&mut self) {
-        self.proc.kill();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("palisade.log"))
-            .unwrap();
-        self.proc.child = Command::new(BIN)
-            .args(&self.args)
-            .env("PALISADE_ADMIN_TOKEN", &self.token)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        wait_ready(&format!("{}/healthz", self.api), Duration::from_secs(30));
+        self.respawn();
         let addr = self.proxy.trim_start_matches("http://").to_string();
         assert!(
             eventually(Duration::from_secs(30), || std::net::TcpStream::connect(
