@@ -110,10 +110,11 @@ def rss_mib(pid):
 
 # --- legitimate clients: one process, one thread per source, fixed rate ---
 
-def legit(port, until, out):
-    """Runs LEGIT sources until `until`; puts (t_sent, latency_ms or None) tuples."""
+def legit(port, until, out, first=2, tag="edge"):
+    """Runs LEGIT sources (127.0.0.`first`, ...) until `until`; puts
+    (tag, [(t_sent, latency_ms or None)])."""
     def one(i, res):
-        src = f"127.0.0.{2 + i}"
+        src = f"127.0.0.{first + i}"
         conn = None
         nxt = time.time()
         while nxt < until:
@@ -137,7 +138,7 @@ def legit(port, until, out):
     ts = [threading.Thread(target=one, args=(i, res)) for i in range(LEGIT)]
     for t in ts: t.start()
     for t in ts: t.join()
-    out.put(res)
+    out.put((tag, res))
 
 
 # --- flood: asyncio, keep-alive, pipelined, reconnect at once when dropped ---
@@ -256,6 +257,10 @@ def main():
         t_flood = t_calm + CALM
         t_end = t_flood + FLOOD
         lp = mp.Process(target=legit, args=(a_port, t_end, q)); lp.start()
+        # The same clients straight to the origin: what the machine itself
+        # (2 cores shared by the flood generators, the edges and the
+        # clients) does to a request's latency during the flood.
+        dp = mp.Process(target=legit, args=(origin, t_end, q, 2 + LEGIT, "direct")); dp.start()
         time.sleep(CALM)
         rss_calm = rss_mib(a_proc.pid)
 
@@ -270,6 +275,14 @@ def main():
         # Decisions on every other edge: poll their decision gauge.
         others = edges[1:]
         reached = {}
+        a_reached = []
+
+        def watch_a():  # its own thread: the flooded edge may answer slowly
+            while time.time() < t_end and not a_reached:
+                if (metric(a_metrics, "palisade_decisions_active") or 0) >= NETS:
+                    a_reached.append(time.time() - t0)
+                time.sleep(0.05)
+        threading.Thread(target=watch_a, daemon=True).start()
         peak_rss = rss_calm
         while time.time() < t_end:
             peak_rss = max(peak_rss, rss_mib(a_proc.pid))
@@ -280,15 +293,16 @@ def main():
                 if n >= NETS:
                     reached[mport] = time.time() - t0
             time.sleep(0.05)
-        results = [q.get() for _ in range(len(fps) + 2)]
-        for p in [lp, sp, *fps]:
+        results = [q.get() for _ in range(len(fps) + 3)]
+        for p in [lp, dp, sp, *fps]:
             p.join()
-        legit_res = next(r for r in results if isinstance(r, list))
+        legit_res = next(r[1] for r in results if isinstance(r, tuple) and r[0] == "edge")
+        direct_res = next(r[1] for r in results if isinstance(r, tuple) and r[0] == "direct")
         slow = next(r for r in results if isinstance(r, dict) and "lifetimes" in r)
         floods = [r for r in results if isinstance(r, dict) and "sent" in r]
 
-        def phase(lo, hi):
-            xs = [l for t, l in legit_res if lo <= t < hi]
+        def phase(lo, hi, res=legit_res):
+            xs = [l for t, l in res if lo <= t < hi]
             ok = [l for l in xs if l is not None]
             return len(xs), len(ok), pct(ok, 0.99)
         n_c, ok_c, p99_c = phase(t_calm + 2, t_flood)
@@ -299,6 +313,12 @@ def main():
               f"({p99_f / p99_c:.2f}x calm; target >= 99% and <= 2x)")
         n_s, ok_s, p99_s = phase(t_flood + 2, t_end)
         print(f"legitimate, flood after its first 2 s: {ok_s}/{n_s} served, p99 {p99_s:.2f} ms ({p99_s / p99_c:.2f}x calm)")
+        _, _, d_c = phase(t_calm + 2, t_flood, direct_res)
+        n_d, ok_d, d_f = phase(t_flood, t_end, direct_res)
+        _, _, d_s = phase(t_flood + 2, t_end, direct_res)
+        print(f"same clients straight to the origin (no edge): calm p99 {d_c:.2f} ms, flood p99 {d_f:.2f} ms "
+              f"({d_f / max(d_c, 1e-9):.2f}x), after the first 2 s {d_s:.2f} ms ({d_s / max(d_c, 1e-9):.2f}x); "
+              f"{ok_d}/{n_d} served")
         worst = {}
         for t, l in legit_res:
             if t >= t_flood and l is not None:
@@ -309,6 +329,8 @@ def main():
         sent = sum(f["sent"] for f in floods); ok = sum(f["ok"] for f in floods)
         print(f"flood: {sent} requests answered ({sent / FLOOD:.0f}/s), {ok} of them 200, "
               f"{sum(f['dropped'] for f in floods)} connections dropped, {sum(f['refused'] for f in floods)} refused")
+        print(f"edge A (flooded): decisions for all {NETS} flood /24s "
+              + (f"after {a_reached[0]:.2f} s" if a_reached else "NOT reached"))
         for ep, mport, _ in others:
             t = reached.get(mport)
             print(f"edge :{ep}: decisions for all {NETS} flood /24s "
