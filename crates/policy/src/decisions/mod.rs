@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::UnixMillis;
 
 mod index;
+mod metas;
 mod set;
 #[cfg(test)]
 mod tests;
@@ -217,7 +218,7 @@ pub enum DecisionError {
         /// The scope.
         scope: Scope,
     },
-    /// The set holds as many decisions as it can index (2^32 - 1).
+    /// The set holds as many decisions as it can index (2^28 - 1, 268 million).
     #[error("too many decisions")]
     Full,
 }
