@@ -22,7 +22,6 @@ use serde::{Deserialize, Serialize};
 use crate::UnixMillis;
 
 mod index;
-mod metas;
 mod set;
 #[cfg(test)]
 mod tests;
@@ -218,7 +217,7 @@ pub enum DecisionError {
         /// The scope.
         scope: Scope,
     },
-    /// The set holds as many decisions as it can index (2^28 - 1, 268 million).
+    /// The set holds as many decisions as it can index (2^32 - 1).
     #[error("too many decisions")]
     Full,
 }

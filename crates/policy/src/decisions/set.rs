@@ -5,21 +5,15 @@
 //! printed back on demand), its reason and origin as an index into a table of
 //! interned, reference-counted pairs (an imported list shares one pair), its
 //! expiry as a flag and a number. The per-scope indexes map the key (as a
-//! number) to a 4-byte value: the slab position, tagged with the action,
-//! shadow mode and whether the entry expires. A hit on the request path
-//! ([`DecisionSet::lookup_hit`]) reads the control bytes, key and value, then
-//! the entry's first 16 bytes (id and expiry, 16-aligned: one cache line,
-//! where the untagged design read fields spread over 47 bytes and crossed a
-//! line for half the entries). The id index, off the request path, is a
-//! table of bare 4-byte positions hashed by the entry's id (5 bytes a bucket
-//! instead of 17).
+//! number) to the slab position, as before the slab was made compact, so a
+//! lookup reads the same memory: control bytes, key and position, then the
+//! entry. The id index, off the request path, is a table of bare 4-byte
+//! positions hashed by the entry's id (5 bytes a bucket instead of 17).
 
 use std::net::IpAddr;
 
 use ahash::{AHashMap, RandomState};
 use hashbrown::HashTable;
-
-use super::metas::Metas;
 
 use super::index::{bucket4, bucket6, buckets4, BucketFilter, PrefixLens, GATE6};
 use super::{
@@ -43,31 +37,13 @@ const F_SIMULATED: u8 = 2;
 const F_EXPIRES: u8 = 4;
 const F_ATTACK: u8 = 8;
 
-/// The scope indexes map a key to its slot in the low [`SLOT_BITS`] bits of
-/// the value and to what a hit needs besides the id in the high bits (action,
-/// shadow mode, whether the entry expires), so that [`DecisionSet::lookup_hit`]
-/// reads the entry's first 16 bytes only (id and expiry), never the rest.
-const SLOT_BITS: u32 = 28;
-const SLOT_MASK: u32 = (1 << SLOT_BITS) - 1;
-const T_ALLOW: u32 = 1 << 28;
-const T_ATTACK: u32 = 1 << 29;
-const T_SIMULATED: u32 = 1 << 30;
-const T_EXPIRES: u32 = 1 << 31;
-
-#[inline(always)]
-fn slot_of(tagged: u32) -> usize {
-    (tagged & SLOT_MASK) as usize
-}
-
-/// One decision in the slab (48 bytes, 16-aligned: the id and expiry that a
-/// hit reads never straddle two cache lines). `kind == K_FREE` marks a free slot.
+/// One decision in the slab (48 bytes). `kind == K_FREE` marks a free slot.
 #[derive(Clone, Copy)]
-#[repr(C, align(16))]
 pub(super) struct Entry {
     id: u64,
+    created_at: u64,
     /// Meaningful when `flags & F_EXPIRES`.
     expires_at: u64,
-    created_at: u64,
     /// The key's number: address, network, ASN or country letters.
     hi: u64,
     lo: u64,
@@ -131,24 +107,6 @@ impl Entry {
         self.flags & F_EXPIRES != 0 && self.expires_at <= now
     }
 
-    /// The index value of the entry at `slot`: the slot and the hit's flags.
-    fn tagged(&self, slot: u32) -> u32 {
-        let mut t = slot;
-        if self.flags & F_ALLOW != 0 {
-            t |= T_ALLOW;
-        }
-        if self.flags & F_ATTACK != 0 {
-            t |= T_ATTACK;
-        }
-        if self.flags & F_SIMULATED != 0 {
-            t |= T_SIMULATED;
-        }
-        if self.flags & F_EXPIRES != 0 {
-            t |= T_EXPIRES;
-        }
-        t
-    }
-
     fn expires(&self) -> Option<UnixMillis> {
         (self.flags & F_EXPIRES != 0).then_some(self.expires_at)
     }
@@ -167,19 +125,18 @@ pub struct Hit {
 }
 
 impl Hit {
-    /// The hit of the entry indexed by `tagged`: only its id is read from it.
     #[inline(always)]
-    fn of(tagged: u32, e: &Entry) -> Hit {
+    fn of(e: &Entry) -> Hit {
         Hit {
             id: e.id,
-            action: if tagged & T_ALLOW != 0 {
+            action: if e.flags & F_ALLOW != 0 {
                 DecisionAction::Allow
-            } else if tagged & T_ATTACK != 0 {
+            } else if e.flags & F_ATTACK != 0 {
                 DecisionAction::AttackMode
             } else {
                 DecisionAction::Ban
             },
-            simulated: tagged & T_SIMULATED != 0,
+            simulated: e.flags & F_SIMULATED != 0,
         }
     }
 }
@@ -236,6 +193,100 @@ impl DecisionRef<'_> {
             created_at: self.created_at,
             expires_at: self.expires_at,
         }
+    }
+}
+
+#[derive(Clone)]
+struct Meta {
+    reason: Box<str>,
+    origin: Box<str>,
+    refs: u32,
+}
+
+/// Interned (reason, origin) pairs, reference-counted by the entries using them.
+#[derive(Clone, Default)]
+pub(super) struct Metas {
+    slots: Vec<Option<Meta>>,
+    free: Vec<u32>,
+    index: HashTable<u32>,
+}
+
+fn meta_hash(h: &RandomState, reason: &str, origin: &str) -> u64 {
+    h.hash_one((reason, origin))
+}
+
+impl Metas {
+    fn get(&self, i: u32) -> (&str, &str) {
+        match self.slots.get(i as usize) {
+            Some(Some(m)) => (&m.reason, &m.origin),
+            _ => ("", ""),
+        }
+    }
+
+    fn intern(
+        &mut self,
+        h: &RandomState,
+        reason: &str,
+        origin: &str,
+    ) -> Result<u32, DecisionError> {
+        let hash = meta_hash(h, reason, origin);
+        let slots = &mut self.slots;
+        let found = self.index.find(hash, |&i| {
+            matches!(slots.get(i as usize), Some(Some(m)) if &*m.reason == reason && &*m.origin == origin)
+        });
+        if let Some(&i) = found {
+            if let Some(Some(m)) = slots.get_mut(i as usize) {
+                m.refs = m.refs.saturating_add(1);
+            }
+            return Ok(i);
+        }
+        let meta = Meta {
+            reason: reason.into(),
+            origin: origin.into(),
+            refs: 1,
+        };
+        let i = match self.free.pop() {
+            Some(i) => {
+                if let Some(s) = slots.get_mut(i as usize) {
+                    *s = Some(meta);
+                }
+                i
+            }
+            None => {
+                let i = u32::try_from(slots.len()).map_err(|_| DecisionError::Full)?;
+                slots.push(Some(meta));
+                i
+            }
+        };
+        let slots = &self.slots;
+        self.index
+            .insert_unique(hash, i, |&j| match slots.get(j as usize) {
+                Some(Some(m)) => meta_hash(h, &m.reason, &m.origin),
+                _ => 0,
+            });
+        Ok(i)
+    }
+
+    fn release(&mut self, h: &RandomState, i: u32) {
+        let Some(Some(m)) = self.slots.get_mut(i as usize) else {
+            return;
+        };
+        m.refs = m.refs.saturating_sub(1);
+        if m.refs > 0 {
+            return;
+        }
+        let hash = meta_hash(h, &m.reason, &m.origin);
+        if let Ok(e) = self.index.find_entry(hash, |&j| j == i) {
+            e.remove();
+        }
+        if let Some(s) = self.slots.get_mut(i as usize) {
+            *s = None;
+        }
+        self.free.push(i);
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.index.len()
     }
 }
 
@@ -335,7 +386,7 @@ impl DecisionSet {
                 Some(&i) => i,
                 None => {
                     let i = u32::try_from(self.slots.len()).map_err(|_| DecisionError::Full)?;
-                    if i >= SLOT_MASK {
+                    if i == u32::MAX {
                         return Err(DecisionError::Full);
                     }
                     i
@@ -367,8 +418,6 @@ impl DecisionSet {
                     self.id_insert(d.id, idx);
                 }
             }
-            // The same key: the index value is rewritten with the new flags.
-            self.index_insert(key, entry.tagged(idx));
             return Ok(old);
         }
         if self.free.pop().is_none() {
@@ -379,7 +428,7 @@ impl DecisionSet {
         }
         self.len += 1;
         self.id_insert(d.id, idx);
-        self.index_insert(key, entry.tagged(idx));
+        self.index_insert(key, idx);
         if let Key::Host(h) = key {
             self.host_names
                 .insert(h, normalize_host_value(d.scope, &d.value)?.into_boxed_str());
@@ -433,35 +482,33 @@ impl DecisionSet {
     /// ones are tried. `Allow` and `Ban` decisions are both returned; the
     /// caller decides. Allocates nothing.
     pub fn lookup(&self, ip: IpAddr, geo: Geo, now: UnixMillis) -> Option<DecisionRef<'_>> {
-        self.find(ip, geo, |t| {
-            let e = self.slots.get(slot_of(t))?;
-            if e.is_expired(now) {
-                return None;
-            }
-            self.view(e)
-        })
+        self.find(ip, geo, now, |e| self.view(e))
     }
 
     /// What the request path needs of [`DecisionSet::lookup`]'s answer — id,
-    /// action, shadow mode — from the index value and the entry's first 16
-    /// bytes (id and expiry; its key, reason and origin are not touched).
-    /// Allocates nothing.
+    /// action, shadow mode — read from the entry alone (its reason and origin,
+    /// stored apart, are not touched). Allocates nothing.
     #[inline]
     pub fn lookup_hit(&self, ip: IpAddr, geo: Geo, now: UnixMillis) -> Option<Hit> {
-        self.find(ip, geo, |t| {
-            let e = self.slots.get(slot_of(t))?;
-            if t & T_EXPIRES != 0 && e.expires_at <= now {
-                return None;
-            }
-            Some(Hit::of(t, e))
-        })
+        self.find(ip, geo, now, |e| Some(Hit::of(e)))
     }
 
-    /// The first index value that applies to a client and that `f` maps to
-    /// something (`f` says `None` for an expired entry: less specific ones are tried).
+    /// The live entry that applies to a client, mapped by `f`.
     #[inline(always)]
-    fn find<T>(&self, ip: IpAddr, geo: Geo, f: impl Fn(u32) -> Option<T>) -> Option<T> {
-        let live = |idx: Option<&u32>| -> Option<T> { f(*idx?) };
+    fn find<'s, T>(
+        &'s self,
+        ip: IpAddr,
+        geo: Geo,
+        now: UnixMillis,
+        f: impl Fn(&'s Entry) -> Option<T>,
+    ) -> Option<T> {
+        let live = |idx: Option<&u32>| -> Option<T> {
+            let e = self.slots.get(*idx? as usize)?;
+            if e.is_expired(now) {
+                return None;
+            }
+            f(e)
+        };
         match canonical_addr(ip) {
             Addr::V4(a) => {
                 if let Some(d) = live(self.ip4.get(&a)) {
@@ -559,9 +606,7 @@ impl DecisionSet {
 
     /// Every host decision (under-attack mode), live or not.
     pub fn host_decisions(&self) -> impl Iterator<Item = DecisionRef<'_>> {
-        self.host
-            .values()
-            .filter_map(|&t| self.view_at(t & SLOT_MASK))
+        self.host.values().filter_map(|&i| self.view_at(i))
     }
 
     /// Distinct (reason, origin) pairs stored.
@@ -603,7 +648,7 @@ impl DecisionSet {
 
     #[inline(always)]
     fn live(&self, idx: Option<&u32>, now: UnixMillis) -> Option<DecisionRef<'_>> {
-        let e = self.slots.get(slot_of(*idx?))?;
+        let e = self.slots.get(*idx? as usize)?;
         if e.is_expired(now) {
             return None;
         }
@@ -672,10 +717,9 @@ impl DecisionSet {
             Key::Asn(n) => self.asn.get(&n),
             Key::Host(h) => self.host.get(&h),
         }
-        .map(|&t| t & SLOT_MASK)
+        .copied()
     }
 
-    /// Indexes `key` with `idx` (a slot and its tags), or rewrites its value.
     fn index_insert(&mut self, key: Key, idx: u32) {
         match key {
             Key::Ip4(a) => {
