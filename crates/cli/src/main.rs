@@ -16,6 +16,7 @@ mod runtime;
 mod table;
 mod tune_cmd;
 mod up;
+mod up_restore;
 mod waf_cmd;
 
 use clap::{Parser, Subcommand};

@@ -325,6 +325,15 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
         spool_max_bytes: 64 * 1024 * 1024,
     };
 
+    // What this node enforced before a restart is in force from the first request;
+    // the in-process mesh gets it in the background (crate::up_restore).
+    let policy_file = args.policy.is_some();
+    let restore = match persisted {
+        Some(p) => crate::up_restore::install(&state, p, policy_file, now_ms()),
+        None => crate::up_restore::Pending::default(),
+    };
+    let (replayed_tx, replayed_rx) = std::sync::mpsc::channel::<()>();
+
     // The management API, the edge's sync loop and event ingestion on one small runtime.
     let api_cfg = ApiConfig {
         backend: Arc::new(backend),
@@ -343,7 +352,25 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
         let mesh = mesh.clone();
         let state = state.clone();
         let store = store.clone();
+        let archive = store.clone();
         crate::runtime::spawn_runtime_thread("palisade-api", None, move || async move {
+            // The persisted table and policy into the fresh mesh, before anything
+            // else writes to it or reads it (crate::up_restore).
+            let archived = if policy_file {
+                Vec::new()
+            } else {
+                archive.policy_versions().unwrap_or_default()
+            };
+            match crate::up_restore::replay(&mesh, restore, archived).await {
+                Ok(Some(v)) => {
+                    let _ = archive.save_policy_version(&v);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "could not replay the persisted state into the mesh")
+                }
+            }
+            let _ = replayed_tx.send(());
             let m = mesh.clone();
             tokio::spawn(sync::run(
                 state,
@@ -378,77 +405,13 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
         })?;
     }
 
-    // What this node enforced before a restart: replayed into the fresh in-process
-    // mesh (unexpired decisions; the current policy version when no --policy file).
-    if let Some(p) = persisted {
-        let now = now_ms();
-        let decisions: Vec<Decision> = p
-            .decisions
-            .map(|snap| snap.decisions)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|d| d.expires_at.is_none_or(|e| e > now))
-            .collect();
-        let policy = p.policy.filter(|_| args.policy.is_none());
-        let n = decisions.len();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let (last, version) = rt.block_on(async {
-            let last = mesh
-                .publish_decisions(
-                    decisions
-                        .into_iter()
-                        .map(|decision| DecisionOp::Upsert { decision })
-                        .collect(),
-                )
-                .await?;
-            // The archived history (the current version is the last one); without an
-            // archive, the version the edge enforced.
-            let mut version = None;
-            let archived = if args.policy.is_none() {
-                store.policy_versions().unwrap_or_default()
-            } else {
-                Vec::new()
-            };
-            if !archived.is_empty() {
-                for pv in archived {
-                    let v = mesh.put_policy(pv.source, pv.digest, pv.author).await?;
-                    version = Some(v.version);
-                }
-            } else if let Some(pv) = policy {
-                let v = mesh
-                    .put_policy(
-                        pv.source,
-                        pv.digest,
-                        format!("restored v{} at start", pv.version),
-                    )
-                    .await?;
-                version = Some(v.version);
-                let _ = store.save_policy_version(&v);
-            }
-            Ok::<_, palisade_mesh::MeshError>((last, version))
-        })?;
-        let deadline = std::time::Instant::now() + Duration::from_secs(120);
-        let refused = || {
-            state
-                .policy_refused()
-                .is_some_and(|r| Some(r.version) >= version)
-        };
-        while state.decisions_seq() < last
-            || (version.is_some() && state.policy_version() < version && !refused())
-        {
-            if std::time::Instant::now() > deadline {
-                bail!("the edge did not apply the restored state in time");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        tracing::info!(decisions = n, policy = ?version, "restored the state persisted before the restart");
-    }
-
     // Decisions from a file: into the decision log, in force before traffic is served.
     if let Some(path) = &args.decisions {
         let ds = load_decisions(path)?;
+        // After the persisted table's replay (its numbering must not shift).
+        replayed_rx
+            .recv_timeout(Duration::from_secs(120))
+            .context("the persisted state was not replayed in time")?;
         let n = ds.len();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -701,6 +701,35 @@ fn up_serves_the_control_plane_api_over_the_in_process_mesh() {
         "decision lost across a restart:\n{}",
         up.log()
     );
+    // The edge got the persisted table numbered as the fresh in-process mesh
+    // numbered its replay: a decision written after the restart is applied on
+    // top of it, and nothing was rebuilt from the log (a resync happens before
+    // the edge follows the log, so the applied write proves it did not).
+    let r = c
+        .post(format!("{}/api/v1/decisions", up.api))
+        .bearer_auth(&up.token)
+        .header("content-type", "application/json")
+        .body(r#"{"scope":"ip","value":"192.0.2.77","duration":"10m"}"#)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let m = up.metrics();
+    let line = |name: &str| {
+        m.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} not in the metrics:\n{m}"))
+            .to_string()
+    };
+    assert_eq!(
+        line("palisade_decisions_active "),
+        "palisade_decisions_active 2"
+    );
+    assert_eq!(
+        line("palisade_decision_resyncs_total "),
+        "palisade_decision_resyncs_total 0",
+        "{}",
+        up.log()
+    );
     let pv: serde_json::Value = c
         .get(format!("{}/api/v1/policy", up.api))
         .bearer_auth(&up.token)

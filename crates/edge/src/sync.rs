@@ -74,6 +74,15 @@ pub struct Persisted {
     pub decisions: Option<ReplicaSnapshot>,
 }
 
+/// What [`read_persisted`] found in a data directory.
+#[derive(Debug, Default)]
+pub struct Restored {
+    /// The cluster policy in force.
+    pub policy: Option<PolicyVersion>,
+    /// The decision table and its log position.
+    pub decisions: Option<palisade_mesh::DecisionReplica>,
+}
+
 /// Updates applied but not yet appended to the decision log on disk.
 #[derive(Default)]
 struct Pending {
@@ -102,8 +111,8 @@ pub fn event_feed(
 }
 
 /// Reads the persisted state without applying it (`palisade up` replays it into its in-process mesh).
-pub fn read_persisted(data_dir: &Path) -> Option<Persisted> {
-    let mut p: Persisted = match std::fs::read_to_string(state_file(data_dir)) {
+pub fn read_persisted(data_dir: &Path) -> Option<Restored> {
+    let p: Persisted = match std::fs::read_to_string(state_file(data_dir)) {
         Ok(text) => match serde_json::from_str(&text) {
             Ok(p) => p,
             Err(e) => {
@@ -113,18 +122,28 @@ pub fn read_persisted(data_dir: &Path) -> Option<Persisted> {
         },
         Err(_) => Persisted::default(),
     };
+    let mut decisions = None;
     if DecisionFiles::exist(data_dir) {
         match decision_files::load(data_dir) {
             Ok(loaded) => {
                 for w in &loaded.warnings {
                     tracing::warn!("{w}");
                 }
-                p.decisions = loaded.replica.map(|r| r.snapshot());
+                decisions = loaded.replica;
             }
             Err(e) => tracing::error!("persisted decisions unreadable, ignored: {e}"),
         }
+    } else if let Some(snap) = p.decisions {
+        match palisade_mesh::DecisionReplica::restore(snap) {
+            Ok(r) => decisions = Some(r),
+            Err(e) => tracing::error!("persisted decisions unreadable, ignored: {e}"),
+        }
     }
-    (p.policy.is_some() || p.decisions.is_some()).then_some(p)
+    let r = Restored {
+        policy: p.policy,
+        decisions,
+    };
+    (r.policy.is_some() || r.decisions.is_some()).then_some(r)
 }
 
 /// Loads the persisted state into `state`. Returns what was restored; a

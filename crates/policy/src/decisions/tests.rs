@@ -479,3 +479,69 @@ fn debug_is_short() {
     let s = format!("{set:?}");
     assert!(s.contains("len: 1"), "{s}");
 }
+
+/// `lookup_hit` reads action, shadow mode and "expires" from the index value:
+/// replacing a decision about the same key must rewrite them there too.
+#[test]
+fn lookup_hit_follows_a_replaced_decision_in_every_scope() {
+    let g = geo(Some("FR"), Some(64_500));
+    let keys = [
+        (Scope::Ip, "203.0.113.7", "203.0.113.7"),
+        (Scope::Ip, "2001:db8::7", "2001:db8::7"),
+        (Scope::Cidr, "198.51.100.0/24", "198.51.100.9"),
+        (Scope::Cidr, "2001:db8:1::/48", "2001:db8:1::9"),
+        (Scope::Asn, "64500", "192.0.2.1"),
+        (Scope::Country, "FR", "192.0.2.2"),
+    ];
+    for (i, (scope, value, client)) in keys.into_iter().enumerate() {
+        let mut set = DecisionSet::new();
+        let id = 10 * i as u64 + 1;
+        let mut d = ban(id, scope, value);
+        d.expires_at = Some(5_000);
+        set.insert(d.clone()).unwrap();
+        let hit = set.lookup_hit(ip(client), g, 4_999).expect("a live ban");
+        assert_eq!(
+            (hit.id, hit.action, hit.simulated),
+            (id, DecisionAction::Ban, false),
+            "{scope} {value}"
+        );
+        assert_eq!(
+            set.lookup_hit(ip(client), g, 5_000),
+            None,
+            "{scope} {value} expired"
+        );
+        // The same key: allowed, in shadow mode, without expiry, another id.
+        d.id = id + 1;
+        d.action = DecisionAction::Allow;
+        d.simulated = true;
+        d.expires_at = None;
+        assert!(set.insert(d.clone()).unwrap().is_some());
+        let hit = set
+            .lookup_hit(ip(client), g, u64::MAX)
+            .expect("no expiry any more");
+        assert_eq!(
+            (hit.id, hit.action, hit.simulated),
+            (id + 1, DecisionAction::Allow, true),
+            "{scope} {value}"
+        );
+        let full = set.lookup(ip(client), g, u64::MAX).unwrap();
+        assert_eq!(
+            (full.id, full.action, full.simulated),
+            (hit.id, hit.action, hit.simulated)
+        );
+        // And back to an expiring ban.
+        d.action = DecisionAction::Ban;
+        d.simulated = false;
+        d.expires_at = Some(7_000);
+        set.insert(d).unwrap();
+        assert_eq!(
+            set.lookup_hit(ip(client), g, 6_999)
+                .map(|h| (h.action, h.simulated)),
+            Some((DecisionAction::Ban, false))
+        );
+        assert_eq!(set.lookup_hit(ip(client), g, 7_000), None);
+        assert_eq!(set.get_key(scope, value).map(|r| r.id), Some(id + 1));
+        assert_eq!(set.remove_key(scope, value).map(|r| r.id), Some(id + 1));
+        assert_eq!(set.lookup_hit(ip(client), g, 0), None);
+    }
+}
