@@ -87,6 +87,10 @@ pub struct ControlArgs {
     tombstone_retention: String,
 }
 
+/// Timeout of one JetStream request or publish acknowledgement.
+#[cfg(feature = "nats")]
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 #[cfg(not(feature = "nats"))]
 pub fn run(_args: ControlArgs) -> anyhow::Result<i32> {
     Err(crate::features::without_nats("palisade control"))
@@ -110,6 +114,10 @@ pub fn run(args: ControlArgs) -> anyhow::Result<i32> {
             tls_root_ca: args.nats_tls_ca.clone(),
             replicas: args.replicas.policy(),
             reconcile_replicas: true,
+            // A request lost with a server fails fast, so that the retries
+            // (--nats-retry-for) reach the newly elected leader soon after
+            // the election instead of waiting out a long timeout.
+            request_timeout: REQUEST_TIMEOUT,
             ..NatsOptions::default()
         };
         let retry_for = palisade_policy::duration::parse_duration_ms(&args.nats_retry_for)
