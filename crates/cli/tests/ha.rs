@@ -112,7 +112,7 @@ impl Traffic {
             let mut i = 0usize;
             while !s.load(Ordering::Relaxed) {
                 let (proxy, ip) = &edges[i % edges.len()];
-                let path = if i % 10 == 0 { "/admin/x" } else { "/" };
+                let path = if i.is_multiple_of(10) { "/admin/x" } else { "/" };
                 let _ = c
                     .get(format!("{proxy}{path}"))
                     .header("x-forwarded-for", ip)
