@@ -40,9 +40,10 @@ pub struct ControlArgs {
     nats_prefix: String,
     #[command(flatten)]
     replicas: crate::replicas::ReplicaArgs,
-    /// How long an API call waits for the bus when it is unavailable (a
+    /// How long API calls wait for the bus when it is unavailable (a
     /// JetStream leader election after a server is lost takes 4 to 9 s),
-    /// retrying with backoff, before answering 503.
+    /// retrying with backoff, before answering 503; counted from the first
+    /// failure since a mesh call last succeeded.
     #[arg(long, default_value = "15s", env = "PALISADE_NATS_RETRY_FOR")]
     nats_retry_for: String,
     /// Bearer token of the API (default: DATA_DIR/admin.token, generated on first start).

@@ -70,7 +70,8 @@ fn all_current(rt: &tokio::runtime::Runtime, mesh: &NatsMesh, replicas: u64) -> 
     streams(rt, mesh).is_some_and(|s| s.iter().all(|&(n, cur)| n == replicas && cur))
 }
 
-/// A management API call; returns the status.
+/// A management API call; returns the status (the answer is printed when
+/// it is not 2xx).
 fn api(control: &Control, method: &str, path: &str, body: String, ctype: &str) -> u16 {
     let c = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(60))
@@ -82,12 +83,27 @@ fn api(control: &Control, method: &str, path: &str, body: String, ctype: &str) -
         "PUT" => c.put(url),
         _ => c.get(url),
     };
-    req.bearer_auth(&control.token)
+    match req
+        .bearer_auth(&control.token)
         .header("content-type", ctype)
         .body(body)
         .send()
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0)
+    {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            if !(200..300).contains(&status) {
+                eprintln!(
+                    "{method} {path}: HTTP {status}: {}",
+                    r.text().unwrap_or_default()
+                );
+            }
+            status
+        }
+        Err(e) => {
+            eprintln!("{method} {path}: {e}");
+            0
+        }
+    }
 }
 
 /// Background requests to every edge until stopped: legitimate ones and
@@ -112,7 +128,11 @@ impl Traffic {
             let mut i = 0usize;
             while !s.load(Ordering::Relaxed) {
                 let (proxy, ip) = &edges[i % edges.len()];
-                let path = if i.is_multiple_of(10) { "/admin/x" } else { "/" };
+                let path = if i.is_multiple_of(10) {
+                    "/admin/x"
+                } else {
+                    "/"
+                };
                 let _ = c
                     .get(format!("{proxy}{path}"))
                     .header("x-forwarded-for", ip)
@@ -295,6 +315,108 @@ fn the_cluster_survives_the_loss_of_each_server() {
             back.elapsed()
         );
     }
+
+    // 4. The control plane down: edges keep enforcing; the events they
+    //    publish meanwhile wait in its durable consumer and are stored once
+    //    it is back.
+    let mut control = control;
+    control.proc.kill();
+    let offender = "198.51.100.77";
+    let blocked_while_down = 5;
+    for _ in 0..blocked_while_down {
+        assert_eq!(edges[0].status("/admin/while-control-down", offender), 403);
+    }
+    for e in &edges {
+        assert_eq!(
+            e.status("/", &banned[0]),
+            403,
+            "enforcing without a control plane"
+        );
+    }
+    let control = Control::start(dir.path(), "control", &urls);
+    let back = Instant::now();
+    let stored = || -> usize {
+        client()
+            .get(format!(
+                "{}/api/v1/events?node=edge-1&client_ip={offender}&limit=100",
+                control.api
+            ))
+            .bearer_auth(&control.token)
+            .send()
+            .ok()
+            .and_then(|r| r.json::<serde_json::Value>().ok())
+            .and_then(|v| {
+                v.as_array()
+                    .or_else(|| v["events"].as_array())
+                    .map(|a| a.len())
+            })
+            .unwrap_or(0)
+    };
+    assert!(
+        eventually(Duration::from_secs(60), || stored() >= blocked_while_down),
+        "events of the control plane's downtime not stored: {} of {blocked_while_down}",
+        stored()
+    );
+    eprintln!(
+        "control plane restarted: the {blocked_while_down} events of its downtime stored {:?} after its API was up",
+        back.elapsed()
+    );
+
+    // 5. Two servers of three down: no quorum. A write waits for the retry
+    //    budget, then fails (503); nothing is acknowledged that JetStream did
+    //    not acknowledge; edges keep enforcing; the cluster recovers when the
+    //    servers return.
+    cluster.kill(0);
+    cluster.kill(1);
+    let t = Instant::now();
+    let status = api(
+        &control,
+        "POST",
+        "/api/v1/decisions",
+        r#"{"scope":"ip","value":"203.0.113.99","duration":"1h"}"#.to_string(),
+        "application/json",
+    );
+    assert_eq!(status, 503, "a write without a JetStream quorum");
+    eprintln!(
+        "two servers down: write refused (503) after {:?}",
+        t.elapsed()
+    );
+    for e in &edges {
+        assert_eq!(e.status("/", &banned[0]), 403, "enforcing without a quorum");
+    }
+    cluster.restart(0);
+    cluster.restart(1);
+    let back = Instant::now();
+    assert!(
+        eventually(Duration::from_secs(60), || all_current(&rt, &observer, 3)),
+        "two servers restarted: replicas not current: {:?}",
+        streams(&rt, &observer)
+    );
+    eprintln!(
+        "two servers restarted: every replica current after {:?}",
+        back.elapsed()
+    );
+    let status = api(
+        &control,
+        "POST",
+        "/api/v1/decisions",
+        r#"{"scope":"ip","value":"203.0.113.100","duration":"1h"}"#.to_string(),
+        "application/json",
+    );
+    assert!(
+        (200..300).contains(&status),
+        "a write once the quorum is back: HTTP {status}"
+    );
+    eprintln!(
+        "two servers restarted: a write acknowledged {:?} after the restart",
+        back.elapsed()
+    );
+    assert!(
+        eventually(Duration::from_secs(60), || edges
+            .iter()
+            .all(|e| e.status("/", "203.0.113.100") == 403)),
+        "the decision written after the quorum returned is not enforced everywhere"
+    );
     let sent = traffic.stop();
 
     // Counts: every write acknowledged, every decision listed and enforced.

@@ -30,13 +30,22 @@ use crate::types::{DecisionOp, DecisionUpdate, Heartbeat, MeshError, PolicyVersi
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 /// The longest pause between attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// A decision stream idle this long checks the log's head, and resubscribes
+/// when something newer was not delivered (a stalled consumer).
+const STALL_CHECK: Duration = Duration::from_secs(1);
 
-/// A mesh whose calls retry [`MeshError::Unavailable`] for up to `budget`
-/// (counted from the first failure of the call). Cheap to clone.
+/// A mesh whose calls retry [`MeshError::Unavailable`] for up to `budget`,
+/// counted from the first failure of the current outage (the first failure
+/// since any call last succeeded): an API call made of several mesh calls
+/// waits at most `budget` in all, and a call made during an outage already
+/// older than `budget` fails after its first attempt. Cheap to clone.
 pub struct Patient<M: Mesh> {
     inner: Arc<M>,
     budget: Duration,
     stats: Arc<PatientStats>,
+    /// When the current outage began (None: the last call succeeded), and
+    /// whether a call already gave up in it.
+    outage: Arc<std::sync::Mutex<Option<(Instant, bool)>>>,
 }
 
 impl<M: Mesh> Clone for Patient<M> {
@@ -45,6 +54,7 @@ impl<M: Mesh> Clone for Patient<M> {
             inner: self.inner.clone(),
             budget: self.budget,
             stats: self.stats.clone(),
+            outage: self.outage.clone(),
         }
     }
 }
@@ -88,6 +98,7 @@ impl<M: Mesh> Patient<M> {
             inner,
             budget,
             stats: Arc::new(PatientStats::default()),
+            outage: Arc::new(std::sync::Mutex::new(None)),
         }
     }
 
@@ -106,47 +117,65 @@ impl<M: Mesh> Patient<M> {
         F: FnMut(Arc<M>) -> Fut,
         Fut: Future<Output = Result<T, MeshError>>,
     {
-        retry(&self.stats, self.budget, what, || call(self.inner.clone())).await
+        use std::sync::atomic::Ordering::Relaxed;
+        let stats = &self.stats;
+        let budget = self.budget;
+        let mut failed = false;
+        let mut pause = FIRST_BACKOFF;
+        loop {
+            match call(self.inner.clone()).await {
+                Ok(v) => {
+                    self.set_outage(None);
+                    if failed {
+                        stats.recovered.fetch_add(1, Relaxed);
+                        tracing::info!(what, "mesh call succeeded after retrying");
+                    }
+                    return Ok(v);
+                }
+                Err(MeshError::Unavailable(why)) => {
+                    failed = true;
+                    let since = self.set_outage(Some(Instant::now()));
+                    if since.elapsed() + pause > budget {
+                        stats.gave_up.fetch_add(1, Relaxed);
+                        if self.first_give_up() {
+                            tracing::warn!(what, error = %why, budget = ?budget, "mesh unavailable; giving up (once per outage)");
+                        } else {
+                            tracing::debug!(what, error = %why, "mesh unavailable; giving up");
+                        }
+                        return Err(MeshError::Unavailable(why));
+                    }
+                    stats.retries.fetch_add(1, Relaxed);
+                    tracing::debug!(what, error = %why, "mesh unavailable; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(MAX_BACKOFF);
+                }
+                Err(other) => return Err(other),
+            }
+        }
     }
-}
 
-/// Runs `call` until it succeeds, fails with something other than
-/// `Unavailable`, or `budget` has passed since its first failure.
-async fn retry<T, F, Fut>(
-    stats: &PatientStats,
-    budget: Duration,
-    what: &'static str,
-    mut call: F,
-) -> Result<T, MeshError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, MeshError>>,
-{
-    use std::sync::atomic::Ordering::Relaxed;
-    let mut first_failure: Option<Instant> = None;
-    let mut pause = FIRST_BACKOFF;
-    loop {
-        match call().await {
-            Ok(v) => {
-                if first_failure.is_some() {
-                    stats.recovered.fetch_add(1, Relaxed);
-                    tracing::info!(what, "mesh call succeeded after retrying");
-                }
-                return Ok(v);
+    /// Ends the outage (None), or notes a failure at `now` (Some); returns
+    /// when the current outage began.
+    fn set_outage(&self, failure: Option<Instant>) -> Instant {
+        let mut g = self.outage.lock().unwrap_or_else(|p| p.into_inner());
+        match failure {
+            None => {
+                *g = None;
+                Instant::now()
             }
-            Err(MeshError::Unavailable(why)) => {
-                let since = *first_failure.get_or_insert_with(Instant::now);
-                if since.elapsed() + pause > budget {
-                    stats.gave_up.fetch_add(1, Relaxed);
-                    tracing::warn!(what, error = %why, budget = ?budget, "mesh unavailable; giving up");
-                    return Err(MeshError::Unavailable(why));
-                }
-                stats.retries.fetch_add(1, Relaxed);
-                tracing::debug!(what, error = %why, "mesh unavailable; retrying");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(MAX_BACKOFF);
+            Some(now) => g.get_or_insert((now, false)).0,
+        }
+    }
+
+    /// Whether this is the first call to give up in the current outage.
+    fn first_give_up(&self) -> bool {
+        let mut g = self.outage.lock().unwrap_or_else(|p| p.into_inner());
+        match g.as_mut() {
+            Some((_, gave_up)) if !*gave_up => {
+                *gave_up = true;
+                true
             }
-            Err(other) => return Err(other),
+            _ => false,
         }
     }
 }
@@ -304,6 +333,17 @@ impl<M: Mesh> Patient<M> {
             let next = tokio::select! {
                 n = stream.next() => n,
                 () = tx.closed() => return,
+                () = tokio::time::sleep(STALL_CHECK) => {
+                    // Idle: a consumer whose server was lost may stall
+                    // without an error. Is anything newer in the log?
+                    match self.inner.decisions_head().await {
+                        Ok(head) if head > last => {}
+                        _ => continue,
+                    }
+                    Some(Err(MeshError::Unavailable(format!(
+                        "the decision subscription stalled at {last}"
+                    ))))
+                }
             };
             let why = match next {
                 Some(Ok(u)) => {
@@ -473,6 +513,23 @@ mod tests {
         assert_eq!(flaky.mesh.decisions_head().await.unwrap(), 0);
         assert!(flaky.calls.load(Ordering::Relaxed) >= 2, "retried");
         assert_eq!(m.stats().gave_up.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn the_budget_covers_the_whole_outage_not_each_call() {
+        let flaky = Arc::new(Flaky::new(usize::MAX));
+        let m = Patient::new(flaky.clone(), Duration::from_millis(200));
+        assert!(m.publish_decision(ban("192.0.2.1")).await.is_err());
+        let before = flaky.calls.load(Ordering::Relaxed);
+        // Same outage: one attempt, then the error.
+        assert!(m.publish_decision(ban("192.0.2.2")).await.is_err());
+        assert_eq!(flaky.calls.load(Ordering::Relaxed), before + 1);
+        // The bus is back: a success ends the outage, the next one gets the whole budget.
+        flaky.failures.store(0, Ordering::Relaxed);
+        m.publish_decision(ban("192.0.2.3")).await.unwrap();
+        flaky.failures.store(2, Ordering::Relaxed);
+        m.publish_decision(ban("192.0.2.4")).await.unwrap();
+        assert_eq!(flaky.mesh.decisions_head().await.unwrap(), 2);
     }
 
     #[tokio::test]
