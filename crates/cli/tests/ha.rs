@@ -24,6 +24,10 @@ const STREAMS: [&str; 5] = [
     "KV_palisade_stats",
 ];
 
+/// Events an edge killed with kill -9 may lose: those of requests answered
+/// this long before the kill at most.
+const EVENT_CRASH_WINDOW: Duration = Duration::from_millis(100);
+
 /// Decisions written during each outage.
 const DECISIONS_PER_OUTAGE: usize = 4;
 
@@ -229,7 +233,7 @@ fn the_cluster_survives_the_loss_of_each_server() {
 
     // Three edges, every URL each.
     let (_origin, origin_url) = demo_origin();
-    let edges: Vec<Edge> = (1..=3)
+    let mut edges: Vec<Edge> = (1..=3)
         .map(|i| Edge::start(&format!("edge-{i}"), dir.path(), &urls, &origin_url))
         .collect();
     assert_eq!(
@@ -417,6 +421,64 @@ fn the_cluster_survives_the_loss_of_each_server() {
             .all(|e| e.status("/", "203.0.113.100") == 403)),
         "the decision written after the quorum returned is not enforced everywhere"
     );
+
+    // 6. An edge killed with kill -9 mid-traffic: the events of the requests
+    //    it answered arrive after its restart, but for those of the last
+    //    group window before the kill.
+    // TODO(issue 11, part 3): EVENT_CRASH_WINDOW is the bound docs/mesh.md
+    // states for the event spool; align it when the spool lands.
+    let offender = "198.51.100.88";
+    let mut answered: Vec<Instant> = Vec::new();
+    for k in 0..40 {
+        if edges[1].status(&format!("/admin/crash-{k}"), offender) == 403 {
+            answered.push(Instant::now());
+        }
+    }
+    edges[1].proc.kill(); // SIGKILL
+    let killed = Instant::now();
+    assert_eq!(answered.len(), 40, "every request answered before the kill");
+    let must_arrive = answered
+        .iter()
+        .filter(|t| killed.duration_since(**t) > EVENT_CRASH_WINDOW)
+        .count();
+    edges[1].restart();
+    let crashed_events = || -> usize {
+        client()
+            .get(format!(
+                "{}/api/v1/events?node=edge-2&client_ip={offender}&limit=1000",
+                control.api
+            ))
+            .bearer_auth(&control.token)
+            .send()
+            .ok()
+            .and_then(|r| r.json::<serde_json::Value>().ok())
+            .and_then(|v| {
+                v.as_array()
+                    .or_else(|| v["events"].as_array())
+                    .map(|a| a.len())
+            })
+            .unwrap_or(0)
+    };
+    let arrived_in_time = eventually(Duration::from_secs(60), || {
+        crashed_events() >= answered.len()
+    });
+    let arrived = crashed_events();
+    eprintln!(
+        "edge-2 killed with kill -9 after {} blocked requests: {arrived} events stored ({} answered within {EVENT_CRASH_WINDOW:?} of the kill), all arrived: {arrived_in_time}",
+        answered.len(),
+        answered.len() - must_arrive
+    );
+    assert!(
+        arrived >= must_arrive,
+        "edge crash: {arrived} events of {} arrived; at most those of the last {EVENT_CRASH_WINDOW:?} ({}) may be lost",
+        answered.len(),
+        answered.len() - must_arrive
+    );
+    assert!(
+        arrived <= answered.len(),
+        "each event stored once: {arrived} of {}",
+        answered.len()
+    );
     let sent = traffic.stop();
 
     // Counts: every write acknowledged, every decision listed and enforced.
@@ -451,8 +513,4 @@ fn the_cluster_survives_the_loss_of_each_server() {
         );
     }
     eprintln!("{sent} requests of background traffic during the outages");
-
-    // TODO(issue 11, part 3 — the event spool): kill -9 one edge mid-traffic,
-    // restart it, and assert that its events arrive at the control plane
-    // (GET /api/v1/events?node=edge-N) within the bound stated in docs/mesh.md.
 }
