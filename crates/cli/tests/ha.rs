@@ -246,6 +246,18 @@ fn the_cluster_survives_the_loss_of_each_server() {
             .all(|e| e.status("/admin", "192.0.2.1") == 403)),
         "the first policy version did not reach every edge"
     );
+    // Edges report the replication they found (they never change it).
+    for e in &edges {
+        assert!(
+            eventually(Duration::from_secs(30), || client()
+                .get(format!("{}/metrics", e.metrics))
+                .send()
+                .and_then(|r| r.text())
+                .is_ok_and(|m| m.contains("palisade_mesh_redundant 1\n"))),
+            "{}: no palisade_mesh_redundant 1",
+            e.metrics
+        );
+    }
     let mut traffic = Traffic::start(
         edges
             .iter()
