@@ -25,8 +25,10 @@ const STREAMS: [&str; 5] = [
 ];
 
 /// Events an edge killed with kill -9 may lose: those of requests answered
-/// this long before the kill at most.
-const EVENT_CRASH_WINDOW: Duration = Duration::from_millis(100);
+/// this long before the kill at most. The stated bound is 100 ms (the event
+/// spool's group window, docs/mesh.md); like `tests/event_crash.rs`, the
+/// test allows a second for a loaded CI machine.
+const EVENT_CRASH_WINDOW: Duration = Duration::from_secs(1);
 
 /// Decisions written during each outage.
 const DECISIONS_PER_OUTAGE: usize = 4;
@@ -437,22 +439,23 @@ fn the_cluster_survives_the_loss_of_each_server() {
     // 6. An edge killed with kill -9 mid-traffic: the events of the requests
     //    it answered arrive after its restart, but for those of the last
     //    group window before the kill.
-    // TODO(issue 11, part 3): EVENT_CRASH_WINDOW is the bound docs/mesh.md
-    // states for the event spool; align it when the spool lands.
     let offender = "198.51.100.88";
     let mut answered: Vec<Instant> = Vec::new();
-    for k in 0..40 {
+    // About 1.5 s of requests, so that the older ones lie outside the window.
+    for k in 0..60 {
         if edges[1].status(&format!("/admin/crash-{k}"), offender) == 403 {
             answered.push(Instant::now());
         }
+        std::thread::sleep(Duration::from_millis(25));
     }
     edges[1].proc.kill(); // SIGKILL
     let killed = Instant::now();
-    assert_eq!(answered.len(), 40, "every request answered before the kill");
+    assert_eq!(answered.len(), 60, "every request answered before the kill");
     let must_arrive = answered
         .iter()
         .filter(|t| killed.duration_since(**t) > EVENT_CRASH_WINDOW)
         .count();
+    assert!(must_arrive > 0, "requests answered before the window");
     edges[1].restart();
     let crashed_events = || -> usize {
         client()
@@ -471,13 +474,13 @@ fn the_cluster_survives_the_loss_of_each_server() {
             })
             .unwrap_or(0)
     };
-    let arrived_in_time = eventually(Duration::from_secs(60), || {
-        crashed_events() >= answered.len()
-    });
+    let restarted = Instant::now();
+    eventually(Duration::from_secs(60), || crashed_events() >= must_arrive);
     let arrived = crashed_events();
     eprintln!(
-        "edge-2 killed with kill -9 after {} blocked requests: {arrived} events stored ({} answered within {EVENT_CRASH_WINDOW:?} of the kill), all arrived: {arrived_in_time}",
+        "edge-2 killed with kill -9 after {} blocked requests: {arrived} events stored {:?} after its restart ({} answered within {EVENT_CRASH_WINDOW:?} of the kill)",
         answered.len(),
+        restarted.elapsed(),
         answered.len() - must_arrive
     );
     assert!(

@@ -269,6 +269,16 @@ impl<M: Mesh> Mesh for Patient<M> {
         .await
     }
 
+    async fn publish_events(&self, evs: &[SecurityEvent]) -> Result<(), MeshError> {
+        // A failure midway leaves a prefix stored; consumers store each
+        // event once, so the whole group is sent again.
+        self.retry("event group publish", |m| {
+            let evs = evs.to_vec();
+            async move { m.publish_events(&evs).await }
+        })
+        .await
+    }
+
     async fn consume_events(&self, durable: &str) -> Result<EventStream, MeshError> {
         self.retry("event consumer", |m| {
             let durable = durable.to_string();
