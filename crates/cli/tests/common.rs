@@ -535,6 +535,24 @@ impl Control {
     }
 }
 
+/// A free loopback port below Linux's ephemeral range (32768 and up): a
+/// server restarted on it finds it free again, where a port from the
+/// ephemeral range may meanwhile be taken by an outgoing connection.
+pub fn port_outside_ephemeral_range() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    // Spread by process id: test binaries run in parallel.
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 600) as u16 * 20;
+    for _ in 0..2_000 {
+        let p = base + NEXT.fetch_add(1, Ordering::Relaxed) % 12_000;
+        let p = 20_000 + (p - 20_000) % 12_000;
+        if TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            return p;
+        }
+    }
+    panic!("no free loopback port between 20000 and 32000");
+}
+
 /// A JetStream cluster of real `nats-server` processes on free loopback
 /// ports (client, route and monitoring port each), stores under `dir`;
 /// killed on drop.
@@ -550,9 +568,9 @@ impl NatsCluster {
     pub fn start(dir: &Path, size: usize) -> NatsCluster {
         let mut c = NatsCluster {
             servers: (0..size).map(|_| None).collect(),
-            ports: (0..size).map(|_| free_port()).collect(),
-            route_ports: (0..size).map(|_| free_port()).collect(),
-            monitor_ports: (0..size).map(|_| free_port()).collect(),
+            ports: (0..size).map(|_| port_outside_ephemeral_range()).collect(),
+            route_ports: (0..size).map(|_| port_outside_ephemeral_range()).collect(),
+            monitor_ports: (0..size).map(|_| port_outside_ephemeral_range()).collect(),
             dir: dir.to_path_buf(),
         };
         for i in 0..size {
