@@ -11,6 +11,8 @@ use palisade_control::{ApiConfig, EventStore, MeshBackend};
 use palisade_edge::now_ms;
 #[cfg(feature = "nats")]
 use palisade_mesh::nats::{NatsMesh, NatsOptions};
+#[cfg(feature = "nats")]
+use palisade_mesh::Patient;
 use std::path::PathBuf;
 #[cfg(feature = "nats")]
 use std::sync::Arc;
@@ -36,6 +38,14 @@ pub struct ControlArgs {
     /// Prefix of the cluster's subjects, streams and buckets.
     #[arg(long, default_value = "palisade")]
     nats_prefix: String,
+    #[command(flatten)]
+    replicas: crate::replicas::ReplicaArgs,
+    /// How long API calls wait for the bus when it is unavailable (a
+    /// JetStream leader election after a server is lost takes 4 to 9 s),
+    /// retrying with backoff, before answering 503; counted from the first
+    /// failure since a mesh call last succeeded.
+    #[arg(long, default_value = "15s", env = "PALISADE_NATS_RETRY_FOR")]
+    nats_retry_for: String,
     /// Bearer token of the API (default: DATA_DIR/admin.token, generated on first start).
     #[arg(long, env = "PALISADE_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
@@ -78,6 +88,10 @@ pub struct ControlArgs {
     tombstone_retention: String,
 }
 
+/// Timeout of one JetStream request or publish acknowledgement.
+#[cfg(feature = "nats")]
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 #[cfg(not(feature = "nats"))]
 pub fn run(_args: ControlArgs) -> anyhow::Result<i32> {
     Err(crate::features::without_nats("palisade control"))
@@ -99,19 +113,34 @@ pub fn run(args: ControlArgs) -> anyhow::Result<i32> {
             node_id: args.node_id.clone(),
             credentials_file: args.nats_creds.clone(),
             tls_root_ca: args.nats_tls_ca.clone(),
+            replicas: args.replicas.policy(),
+            reconcile_replicas: true,
+            // A request lost with a server fails fast, so that the retries
+            // (--nats-retry-for) reach the newly elected leader soon after
+            // the election instead of waiting out a long timeout.
+            request_timeout: REQUEST_TIMEOUT,
             ..NatsOptions::default()
         };
+        let retry_for = palisade_policy::duration::parse_duration_ms(&args.nats_retry_for)
+            .map_err(|e| anyhow::anyhow!("--nats-retry-for: {e}"))?;
         // Wait for the bus: a control plane without it has nothing to serve.
-        let mesh = loop {
+        let nats = loop {
             match NatsMesh::connect(&args.nats, opts.clone()).await {
-                Ok(m) => break m,
+                Ok(m) => break Arc::new(m),
                 Err(e) => {
-                    tracing::warn!(error = %e, nats = %args.nats, "NATS unreachable; retrying");
+                    tracing::warn!(error = %e, nats = %args.nats, "cannot open the mesh; retrying");
                     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 }
             }
         };
-        let mesh = Arc::new(mesh);
+        crate::replicas::report(&nats.replication());
+        tokio::spawn(crate::replicas::keep_reconciling(nats.clone()));
+        // API calls ride out a leader election instead of failing at once.
+        let mesh = Arc::new(Patient::new(
+            nats.clone(),
+            std::time::Duration::from_millis(retry_for),
+        ));
+        let retries = mesh.stats();
         // Every control plane keeps all events: one durable consumer each.
         let retention = args.retention.retention()?;
         let store = Arc::new(EventStore::open(&args.data_dir).map_err(|e| anyhow::anyhow!("{e}"))?);
@@ -163,7 +192,7 @@ pub fn run(args: ControlArgs) -> anyhow::Result<i32> {
             .map_err(|e| anyhow::anyhow!("--tombstone-retention: {e}"))?
             .max(1_000);
         tokio::spawn({
-            let mesh = mesh.clone();
+            let mesh = nats.clone();
             async move {
                 let mut tick =
                     tokio::time::interval(std::time::Duration::from_millis(retention_ms / 4));
@@ -184,7 +213,13 @@ pub fn run(args: ControlArgs) -> anyhow::Result<i32> {
                 args.operator_token.clone(),
                 args.viewer_token.clone(),
             )),
-            metrics: Arc::new(String::new),
+            metrics: Arc::new(move || {
+                format!(
+                    "{}{}",
+                    nats.replication().render_metrics(),
+                    retries.render_metrics()
+                )
+            }),
             clock: Arc::new(now_ms),
         };
         let listener = tokio::net::TcpListener::from_std(crate::listen::bind("--api", &args.api)?)

@@ -43,6 +43,8 @@ pub struct EdgeCmdArgs {
     /// Prefix of the cluster's subjects, streams and buckets.
     #[arg(long, default_value = "palisade")]
     nats_prefix: String,
+    #[command(flatten)]
+    replicas: crate::replicas::ReplicaArgs,
     /// Address serving /metrics and /healthz (optional).
     #[arg(long)]
     metrics: Option<String>,
@@ -91,8 +93,12 @@ pub fn run(args: EdgeCmdArgs) -> anyhow::Result<i32> {
         credentials_file: args.nats_creds.clone(),
         tls_root_ca: args.nats_tls_ca.clone(),
         tls_client_cert: args.nats_tls_cert.clone().zip(args.nats_tls_key.clone()),
+        // Only for objects this edge creates: it never changes existing ones.
+        replicas: args.replicas.policy(),
+        reconcile_replicas: false,
         ..NatsOptions::default()
     };
+    let replication = Arc::new(std::sync::Mutex::new(None::<palisade_mesh::Replication>));
     let sync_cfg = SyncConfig {
         node_id: args.edge.node_id.clone(),
         address: args.edge.listen.clone(),
@@ -107,13 +113,19 @@ pub fn run(args: EdgeCmdArgs) -> anyhow::Result<i32> {
             match tokio::net::TcpListener::from_std(listener) {
                 Ok(l) => {
                     let st = metrics_state.clone();
+                    let rep = replication.clone();
                     let app = axum::Router::new()
                         .route("/healthz", axum::routing::get(|| async { "ok\n" }))
                         .route(
                             "/metrics",
                             axum::routing::get(move || {
                                 let st = st.clone();
-                                async move { st.metrics.render() }
+                                let mesh = rep
+                                    .lock()
+                                    .ok()
+                                    .and_then(|r| r.as_ref().map(|r| r.render_metrics()))
+                                    .unwrap_or_default();
+                                async move { format!("{}{mesh}", st.metrics.render()) }
                             }),
                         );
                     tokio::spawn(async move {
@@ -129,7 +141,18 @@ pub fn run(args: EdgeCmdArgs) -> anyhow::Result<i32> {
         sync::run(
             metrics_state,
             sync_cfg,
-            || NatsMesh::connect(&url, (*opts).clone()),
+            || {
+                let (url, opts, replication) = (url.clone(), opts.clone(), replication.clone());
+                async move {
+                    let mesh = NatsMesh::connect(&url, (*opts).clone()).await?;
+                    let r = mesh.replication();
+                    crate::replicas::report(&r);
+                    if let Ok(mut slot) = replication.lock() {
+                        *slot = Some(r);
+                    }
+                    Ok(mesh)
+                }
+            },
             rx,
         )
         .await;

@@ -9,6 +9,7 @@ mod import_cmd;
 mod listen;
 mod origin;
 mod policy_cmd;
+mod replicas;
 mod retention;
 mod rollout;
 mod rules_dir;

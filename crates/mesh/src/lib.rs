@@ -13,7 +13,9 @@
 //! logic that does not depend on the transport — applying the decision log
 //! exactly once, in order, across reconnects — is pure ([`replica`]) and is
 //! tested over an in-memory transport with injected drops, delays and
-//! partitions.
+//! partitions. [`patient::Patient`] wraps a mesh for callers that answer
+//! people (the control plane's API): it retries through a short
+//! unavailability such as a JetStream leader election.
 //!
 //! What it must not do: make enforcement decisions, or implement consensus,
 //! gossip or replication of its own (JetStream does that).
@@ -22,6 +24,7 @@ pub mod memory;
 pub mod mesh;
 #[cfg(feature = "nats")]
 pub mod nats;
+pub mod patient;
 pub mod replica;
 pub mod types;
 
@@ -31,6 +34,7 @@ pub use mesh::{
     MAX_STATS_BYTES,
 };
 #[cfg(feature = "nats")]
-pub use nats::{NatsMesh, NatsOptions};
+pub use nats::{NatsMesh, NatsOptions, ReplicaPolicy, Replication};
+pub use patient::Patient;
 pub use replica::{must_resync, Applied, DecisionReplica, Follower, ReplicaSnapshot};
 pub use types::{DecisionOp, DecisionUpdate, Heartbeat, MeshError, PolicyRefusal, PolicyVersion};

@@ -29,9 +29,12 @@ use tokio::sync::mpsc;
 
 use crate::mesh::{
     check_counts_size, check_stats_size, hex, normalize_op, now_ms, token, Acker, CountStream,
-    DecisionStream, EventDelivery, EventStream, Mesh, PolicyStream, MAX_STATS_BYTES, STREAM_BUFFER,
+    DecisionStream, EventDelivery, EventStream, Mesh, PolicyStream, STREAM_BUFFER,
 };
 use crate::types::{DecisionOp, DecisionUpdate, Heartbeat, MeshError, PolicyVersion};
+
+mod objects;
+pub use objects::{ObjectReplicas, ReplicaPolicy, Replication};
 
 /// How to connect, and how to name and size the JetStream objects.
 #[derive(Debug, Clone)]
@@ -49,8 +52,13 @@ pub struct NatsOptions {
     pub tls_client_cert: Option<(PathBuf, PathBuf)>,
     /// Refuse to talk to the server without TLS.
     pub require_tls: bool,
-    /// Replicas of each stream and bucket (1 on a single server, 3 in a cluster).
-    pub replicas: usize,
+    /// Replicas of each stream and bucket created (1 on a single server, 3
+    /// in a cluster), and what to do when the cluster cannot place them.
+    pub replicas: ReplicaPolicy,
+    /// Set the replica count of existing streams and buckets to `replicas`
+    /// (only `num_replicas` changes, in place). Control planes do; edges,
+    /// which may hold least-privilege credentials, never do.
+    pub reconcile_replicas: bool,
     /// Events older than this are dropped from the event stream.
     pub events_max_age: Duration,
     /// The event stream keeps at most this many bytes (oldest dropped).
@@ -76,7 +84,8 @@ impl Default for NatsOptions {
             tls_root_ca: None,
             tls_client_cert: None,
             require_tls: false,
-            replicas: 1,
+            replicas: ReplicaPolicy::Exactly(1),
+            reconcile_replicas: false,
             events_max_age: Duration::from_secs(7 * 24 * 3600),
             events_max_bytes: 1 << 30,
             nodes_max_age: Duration::from_secs(3600),
@@ -164,6 +173,9 @@ pub struct NatsMesh {
     nodes: kv::Store,
     stats: kv::Store,
     decode_errors: Arc<AtomicU64>,
+    /// What the objects are created as (for [`NatsMesh::reconcile_replicas`]).
+    specs: Arc<Vec<objects::Spec>>,
+    replication: Arc<objects::Reported>,
 }
 
 impl std::fmt::Debug for NatsMesh {
@@ -214,72 +226,10 @@ impl NatsMesh {
             .timeout(opts.request_timeout)
             .build(client.clone());
 
-        let decisions = js
-            .get_or_create_stream(stream::Config {
-                name: names.decisions_stream.clone(),
-                description: Some("Palisade decision log: latest op per key".into()),
-                subjects: vec![format!("{}.>", names.decisions_subject)],
-                max_messages_per_subject: 1,
-                storage: stream::StorageType::File,
-                num_replicas: opts.replicas,
-                allow_direct: true,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| unavailable("decision stream")(&e))?;
-        let events = js
-            .get_or_create_stream(stream::Config {
-                name: names.events_stream.clone(),
-                description: Some("Palisade security events from every node".into()),
-                subjects: vec![format!("{}.>", names.events_subject)],
-                max_age: opts.events_max_age,
-                max_bytes: opts.events_max_bytes,
-                discard: stream::DiscardPolicy::Old,
-                storage: stream::StorageType::File,
-                num_replicas: opts.replicas,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| unavailable("event stream")(&e))?;
-        let policy = get_or_create_kv(
-            &js,
-            kv::Config {
-                bucket: names.policy_bucket.clone(),
-                description: "Palisade policy versions".into(),
-                history: opts.policy_history.clamp(1, 64),
-                storage: stream::StorageType::File,
-                num_replicas: opts.replicas,
-                ..Default::default()
-            },
-        )
-        .await?;
-        let nodes = get_or_create_kv(
-            &js,
-            kv::Config {
-                bucket: names.nodes_bucket.clone(),
-                description: "Palisade node heartbeats".into(),
-                history: 1,
-                max_age: opts.nodes_max_age,
-                storage: stream::StorageType::File,
-                num_replicas: opts.replicas,
-                ..Default::default()
-            },
-        )
-        .await?;
-        let stats = get_or_create_kv(
-            &js,
-            kv::Config {
-                bucket: names.stats_bucket.clone(),
-                description: "Palisade learned statistics, latest state per node".into(),
-                history: 1,
-                max_age: opts.stats_max_age,
-                max_value_size: (MAX_STATS_BYTES + 1024) as i32,
-                storage: stream::StorageType::File,
-                num_replicas: opts.replicas,
-                ..Default::default()
-            },
-        )
-        .await?;
+        let specs = objects::specs(&names, &opts);
+        let (opened, replication) =
+            objects::open_all(&js, &specs, opts.replicas, opts.reconcile_replicas).await?;
+        let (decisions, events, policy, nodes, stats) = objects::unpack(opened)?;
         Ok(NatsMesh {
             client,
             js,
@@ -292,12 +242,31 @@ impl NatsMesh {
             nodes,
             stats,
             decode_errors: Arc::new(AtomicU64::new(0)),
+            specs: Arc::new(specs),
+            replication: Arc::new(objects::Reported::new(replication)),
         })
     }
 
     /// The names of the streams and buckets in use.
     pub fn names(&self) -> &Names {
         &self.names
+    }
+
+    /// What the streams and buckets are replicated as (as opened, or as last
+    /// reconciled).
+    pub fn replication(&self) -> Replication {
+        self.replication.get()
+    }
+
+    /// Sets the replica count of every stream and bucket under the
+    /// configured [`ReplicaPolicy`] (in place, nothing else changes) and
+    /// returns what was reached. A control plane calls it again while the
+    /// count is short: a cluster still forming, or a server down, refuses
+    /// a placement that succeeds later.
+    pub async fn reconcile_replicas(&self) -> Result<Replication, MeshError> {
+        let r = objects::reconcile_all(&self.js, &self.specs, self.opts.replicas).await?;
+        self.replication.set(r.clone());
+        Ok(r)
     }
 
     /// Messages skipped because they did not decode.
@@ -436,24 +405,6 @@ impl NatsMesh {
         Err(MeshError::Unavailable(
             "decision floor: too many concurrent writers".into(),
         ))
-    }
-}
-
-async fn get_or_create_kv(
-    js: &jetstream::Context,
-    cfg: kv::Config,
-) -> Result<kv::Store, MeshError> {
-    if let Ok(store) = js.get_key_value(cfg.bucket.clone()).await {
-        return Ok(store);
-    }
-    let bucket = cfg.bucket.clone();
-    match js.create_key_value(cfg).await {
-        Ok(store) => Ok(store),
-        // Another process created it meanwhile.
-        Err(create) => js
-            .get_key_value(bucket.clone())
-            .await
-            .map_err(|_| MeshError::Unavailable(format!("KV bucket {bucket}: {create}"))),
     }
 }
 

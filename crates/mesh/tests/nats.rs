@@ -189,6 +189,57 @@ async fn setup_is_idempotent_and_prefixes_are_isolated() -> Result<()> {
 }
 
 #[tokio::test]
+async fn one_server_cannot_place_three_replicas() -> Result<()> {
+    use palisade_mesh::ReplicaPolicy;
+    let server = NatsServer::start()?;
+    connect(&server, "palisade").await?; // JetStream is up.
+                                         // Exactly 3: creating is refused, with the reason.
+    let exact = NatsOptions {
+        replicas: ReplicaPolicy::Exactly(3),
+        ..opts("strict")
+    };
+    let err = NatsMesh::connect(&server.url(), exact.clone())
+        .await
+        .expect_err("3 replicas on one server");
+    assert!(err.to_string().contains("non-clustered"), "{err}");
+    // Prefer 3: falls back to 1 and says so.
+    let prefer = NatsOptions {
+        replicas: ReplicaPolicy::Prefer(3),
+        reconcile_replicas: true,
+        ..opts("lenient")
+    };
+    let m = NatsMesh::connect(&server.url(), prefer).await?;
+    let r = m.replication();
+    assert_eq!(r.wanted, 3);
+    assert_eq!(r.objects.len(), 5);
+    assert!(r.objects.iter().all(|o| o.replicas == 1), "{r:?}");
+    assert!(!r.redundant());
+    assert!(r.shortfall.is_some());
+    assert!(r.render_metrics().contains("palisade_mesh_redundant 0\n"));
+    // Reconciling existing objects to 3 is refused: they keep 1, still usable.
+    let strict_existing = NatsMesh::connect(
+        &server.url(),
+        NatsOptions {
+            reconcile_replicas: true,
+            ..exact_on("lenient", exact)
+        },
+    )
+    .await?;
+    assert!(!strict_existing.replication().redundant());
+    strict_existing
+        .publish_decision(suite::upsert(suite::ban(1, Scope::Ip, "192.0.2.1")))
+        .await?;
+    Ok(())
+}
+
+fn exact_on(prefix: &str, o: NatsOptions) -> NatsOptions {
+    NatsOptions {
+        prefix: prefix.into(),
+        ..o
+    }
+}
+
+#[tokio::test]
 async fn undecodable_messages_are_skipped_and_counted() -> Result<()> {
     let server = NatsServer::start()?;
     let mesh = connect(&server, "palisade").await?;
