@@ -80,13 +80,23 @@ L
 ( while kill -0 $pid 2>/dev/null; do echo "$(date +%s) $(rss)"; sleep 2; done ) > "$tmp/rss.txt" 2>/dev/null &
 sampler=$!
 start=$(date +%s.%N)
-wrk -t2 -c"$CONN" -d"${DURATION:-600}s" -s "$tmp/churn.lua" "http://127.0.0.1:$port/" > "$tmp/wrk.txt" 2>&1 || true
+wrk -t2 -c"$CONN" -d"${DURATION:-600}s" -s "$tmp/churn.lua" "http://127.0.0.1:$port/" > "$tmp/wrk.txt" 2>&1 &
+wrkpid=$!
+# A wrk thread that stopped does not end wrk (it sleeps for its duration):
+# once the proxy counted N requests, SIGINT makes it report and exit.
+while kill -0 $wrkpid 2>/dev/null; do
+  sleep 1
+  done_=$(curl -s "http://127.0.0.1:$api/metrics" | awk '/^palisade_requests_total/{s+=$2} END{printf "%d", s}')
+  [ "${done_:-0}" -ge "$N" ] && { kill -INT $wrkpid 2>/dev/null || true; break; }
+done
+wait $wrkpid || true
 took=$(echo "$(date +%s.%N) - $start" | bc)
 sleep 3
 rss1=$(rss); s1=$(series)
-# Once the control plane has stored what was in flight (at most 60 s more).
-for _ in $(seq 30); do
-  r=$(rss); sleep 2; [ "$(rss)" -le "$r" ] && break
+# Settled: once the control plane has stored what was in flight (RSS still
+# for 4 s; at most 60 s more).
+for _ in $(seq 15); do
+  r=$(rss); sleep 4; d=$(( $(rss) - r )); [ "${d#-}" -le 512 ] && break
 done
 rss2=$(rss); peak=$(hwm)
 kill $sampler 2>/dev/null || true

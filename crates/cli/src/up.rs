@@ -242,6 +242,13 @@ pub(crate) fn admin_token(
     Ok((token, true))
 }
 
+/// Bytes of events `palisade up`'s in-process log holds while its control
+/// plane stores them (`SecurityEvent::approx_bytes`: about 400 bytes for a
+/// small event, so about 40,000 of them). The log only holds what is in
+/// flight; this bounds it when a flood outpaces the store: past it the
+/// oldest are dropped and never stored (the `--events` file still has them).
+const UP_EVENT_LOG_BYTES: usize = 16 << 20;
+
 pub fn run(args: UpArgs) -> anyhow::Result<i32> {
     // Everything given on the command line is checked before anything starts:
     // upstream URLs, the listeners' addresses, the policy file and its WAF.
@@ -293,7 +300,11 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
 
     // Control plane and edge in one process, over the in-process mesh.
     // Events leave the in-process log once the control plane stored them.
-    let mesh = MemoryMesh::new().with_interest_retention();
+    let mesh = MemoryMesh::with_event_limits(
+        palisade_mesh::memory::DEFAULT_EVENT_CAPACITY,
+        UP_EVENT_LOG_BYTES,
+    )
+    .with_interest_retention();
     // Read before the edge's sync loop starts writing to the same files.
     let persisted = sync::read_persisted(&args.data_dir);
     let events = sync::event_feed(&state)?;

@@ -161,7 +161,9 @@ struct EventLog {
     bytes: usize,
     /// Events dropped because the log was full.
     dropped: u64,
-    events: VecDeque<(u64, SecurityEvent)>,
+    /// Boxed: the queue's spare slots (up to as many as the events held)
+    /// cost 16 bytes each, not the size of an event.
+    events: VecDeque<(u64, Box<SecurityEvent>)>,
     durables: HashMap<String, Durable>,
     /// Drop events as soon as every durable consumer acknowledged them.
     interest: bool,
@@ -172,8 +174,8 @@ const MIN_EVENT_SLOTS: usize = 1024;
 
 impl EventLog {
     /// Gives memory back after a burst: a queue down to a quarter of its
-    /// slots releases half of them (a full log's queue is tens of MiB;
-    /// `VecDeque` never shrinks by itself).
+    /// slots releases half of them (`VecDeque` never shrinks by itself; its
+    /// slots for 100,000 events are 2 MiB).
     fn shrink(&mut self) {
         let slots = self.events.capacity();
         if slots > MIN_EVENT_SLOTS && self.events.len() < slots / 4 {
@@ -479,7 +481,7 @@ impl Mesh for MemoryMesh {
             let mut ev = ev.clone();
             ev.bound();
             log.bytes += ev.approx_bytes();
-            log.events.push_back((seq, ev));
+            log.events.push_back((seq, Box::new(ev)));
             while log.events.len() > log.capacity
                 || (log.bytes > log.max_bytes && log.events.len() > 1)
             {
@@ -520,7 +522,7 @@ impl Mesh for MemoryMesh {
                         .range(start.min(log.events.len())..)
                         .filter(|(s, _)| *s > last && !d.is_acked(*s))
                         .take(BATCH)
-                        .cloned()
+                        .map(|(s, ev)| (*s, SecurityEvent::clone(ev)))
                         .collect()
                 };
                 if batch.is_empty() {
