@@ -65,19 +65,25 @@ impl EventSink {
         self.subscribers.write().push(tx);
     }
 
-    /// Queues an event. Returns false when it had to be dropped.
+    /// Queues an event. Returns false when it had to be dropped (by the
+    /// queue or a subscriber).
     pub fn emit(&self, mut ev: SecurityEvent) -> bool {
         // Every event leaves the edge bounded (MAX_EVENT_BYTES), whatever
         // the request quoted in it.
         ev.bound();
+        // A full subscriber (the mesh spool writer far behind) misses the
+        // event: counted as dropped like a full queue.
+        let mut delivered = true;
         {
             let subs = self.subscribers.read();
             for s in subs.iter() {
-                let _ = s.try_send(ev.clone());
+                if let Err(TrySendError::Full(_)) = s.try_send(ev.clone()) {
+                    delivered = false;
+                }
             }
         }
         match self.tx.try_send(ev) {
-            Ok(()) => true,
+            Ok(()) => delivered,
             Err(TrySendError::Full(_)) | Err(TrySendError::Closed(_)) => false,
         }
     }

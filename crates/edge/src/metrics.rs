@@ -45,6 +45,8 @@ pub struct Metrics {
     pub bad_requests: IntCounterVec,
     /// Security events dropped because the event writer fell behind.
     pub events_dropped: IntCounter,
+    /// Bytes of security events spooled and not yet acknowledged by the mesh.
+    pub events_spooled_bytes: IntGauge,
     /// Requests inspected by the WAF, by result (`pass`, `block`, `detect`).
     pub waf_requests: IntCounterVec,
     pub(crate) waf_results: [IntCounter; 3],
@@ -461,6 +463,14 @@ impl Metrics {
                 IntCounter::new(
                     "palisade_events_dropped_total",
                     "Security events dropped because the writer fell behind",
+                )
+                .expect("static metric"),
+            ),
+            events_spooled_bytes: reg(
+                &r,
+                IntGauge::new(
+                    "palisade_events_spooled_bytes",
+                    "Bytes of security events on disk not yet acknowledged by the mesh",
                 )
                 .expect("static metric"),
             ),

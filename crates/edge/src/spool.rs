@@ -1,37 +1,92 @@
-//! A bounded on-disk spool of security events, for while the mesh is down.
+//! The edge's event spool: a bounded write-ahead log of security events.
 //!
-//! Events are appended as JSON lines to numbered segment files in the spool
-//! directory. The total size is bounded: when it would pass the bound, whole
-//! oldest segments are deleted and their events counted as dropped — so events
-//! are lost only past the bound, oldest first. The spool survives restarts.
+//! Every event goes through the spool on its way to the mesh:
+//!
+//! 1. the **writer** (`sync::spool_events`) appends the events that arrived
+//!    in the last group window (at most [`GROUP_WINDOW`]) in one write, off
+//!    the request path;
+//! 2. the **sender** (`sync::send_spooled`) reads them back in order,
+//!    publishes them, and moves the spool's **cursor** past them only once
+//!    the mesh acknowledged them.
+//!
+//! So an edge killed at any moment (`kill -9`) loses at most the events of
+//! its last group window: those still in memory. Everything written is sent
+//! after a restart, from the persisted cursor; an event may be sent twice
+//! (acknowledged, then the edge died before saving the cursor), and the
+//! control plane stores each event once (keyed by node, request id and
+//! rule). Data is handed to the kernel at every group and flushed to the
+//! disk (`fdatasync`) at most every [`SYNC_EVERY`]: a crash of the whole
+//! machine may lose that much more.
+//!
+//! Events are JSON lines in numbered segment files. The total size is
+//! bounded: when an append would pass the bound, whole oldest segments are
+//! deleted and their unsent events counted as dropped — events are lost
+//! only past the bound, oldest first.
 
 use palisade_policy::SecurityEvent;
-use std::io::Write;
+use parking_lot::Mutex;
+use std::collections::VecDeque;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-/// The spool of one edge.
+/// Events wait in memory at most this long before they are written.
+pub const GROUP_WINDOW: Duration = Duration::from_millis(100);
+
+/// Written events are flushed to the disk at least this often.
+pub const SYNC_EVERY: Duration = Duration::from_secs(1);
+
+/// Bytes read from a segment at once by [`Spool::pending`].
+const READ_CHUNK: usize = 1 << 20;
+
+const CURSOR_FILE: &str = "cursor";
+
+/// Where the sender is: the byte `offset` in segment `segment`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Position {
+    segment: u64,
+    offset: u64,
+}
+
+#[derive(Debug)]
+struct Segment {
+    n: u64,
+    size: u64,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// Segments on disk, oldest first.
+    segments: VecDeque<Segment>,
+    /// Everything before this was acknowledged by the mesh.
+    cursor: Position,
+    /// The open newest segment, for appends.
+    file: Option<(u64, std::fs::File)>,
+    last_sync: Instant,
+    /// Lines skipped because they did not decode.
+    undecodable: u64,
+}
+
+/// The spool of one edge. Shared by the writer and the sender.
+#[derive(Debug)]
 pub struct Spool {
     dir: PathBuf,
     max_bytes: u64,
     segment_bytes: u64,
+    inner: Mutex<Inner>,
+}
+
+fn segment_name(n: u64) -> String {
+    format!("spool-{n:06}.jsonl")
 }
 
 impl Spool {
-    /// Opens (creating) the spool directory. `max_bytes` bounds the total size.
+    /// Opens (creating) the spool directory. `max_bytes` bounds the total
+    /// size. The cursor saved by the last run is read back; a spool written
+    /// by an older version (no cursor) is sent whole.
     pub fn open(dir: &Path, max_bytes: u64) -> std::io::Result<Spool> {
         std::fs::create_dir_all(dir)?;
-        Ok(Spool {
-            dir: dir.to_path_buf(),
-            max_bytes: max_bytes.max(4096),
-            segment_bytes: (max_bytes / 8).max(1024),
-        })
-    }
-
-    /// Segment files, oldest first, with their sizes.
-    fn segments(&self) -> Vec<(u64, PathBuf, u64)> {
-        let mut out: Vec<(u64, PathBuf, u64)> = std::fs::read_dir(&self.dir)
-            .into_iter()
-            .flatten()
+        let mut segments: Vec<Segment> = std::fs::read_dir(dir)?
             .filter_map(|e| e.ok())
             .filter_map(|e| {
                 let name = e.file_name().to_string_lossy().to_string();
@@ -41,143 +96,295 @@ impl Spool {
                     .parse()
                     .ok()?;
                 let size = e.metadata().ok()?.len();
-                Some((n, e.path(), size))
+                Some(Segment { n, size })
             })
             .collect();
-        out.sort_by_key(|s| s.0);
-        out
+        segments.sort_by_key(|s| s.n);
+        // A crash in the middle of a write leaves a torn last line: cut it,
+        // so that the sender does not wait for the rest of it forever.
+        if let Some(last) = segments.last_mut() {
+            let path = dir.join(segment_name(last.n));
+            let bytes = std::fs::read(&path)?;
+            let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+            if whole < bytes.len() {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)?
+                    .set_len(whole as u64)?;
+                last.size = whole as u64;
+            }
+        }
+        let first = segments.first().map_or(1, |s| s.n);
+        let saved = std::fs::read_to_string(dir.join(CURSOR_FILE))
+            .ok()
+            .and_then(|t| {
+                let (s, o) = t.trim().split_once(' ')?;
+                Some(Position {
+                    segment: s.parse().ok()?,
+                    offset: o.parse().ok()?,
+                })
+            });
+        let cursor = match saved {
+            Some(c) if c.segment >= first => c,
+            _ => Position {
+                segment: first,
+                offset: 0,
+            },
+        };
+        let max_bytes = max_bytes.max(4096);
+        Ok(Spool {
+            dir: dir.to_path_buf(),
+            max_bytes,
+            segment_bytes: (max_bytes / 8).max(1024),
+            inner: Mutex::new(Inner {
+                segments: segments.into(),
+                cursor,
+                file: None,
+                last_sync: Instant::now(),
+                undecodable: 0,
+            }),
+        })
     }
 
-    /// Whether nothing is spooled.
+    /// Bytes written and not yet acknowledged by the mesh.
+    pub fn backlog(&self) -> u64 {
+        let inner = self.inner.lock();
+        inner
+            .segments
+            .iter()
+            .map(|s| match s.n.cmp(&inner.cursor.segment) {
+                std::cmp::Ordering::Less => 0,
+                std::cmp::Ordering::Equal => s.size.saturating_sub(inner.cursor.offset),
+                std::cmp::Ordering::Greater => s.size,
+            })
+            .sum()
+    }
+
+    /// Whether every written event was acknowledged.
     pub fn is_empty(&self) -> bool {
-        self.segments().iter().all(|s| s.2 == 0)
+        self.backlog() == 0
     }
 
-    /// Appends events; returns how many older events were dropped to stay in bounds.
+    /// Lines skipped because they did not decode, since the spool was opened.
+    pub fn undecodable(&self) -> u64 {
+        self.inner.lock().undecodable
+    }
+
+    /// Appends a group of events in one write; returns how many unsent
+    /// older events were dropped to stay within the bound.
     pub fn append(&self, events: &[SecurityEvent]) -> std::io::Result<u64> {
         let mut buf = Vec::new();
         for ev in events {
             serde_json::to_writer(&mut buf, ev).map_err(std::io::Error::other)?;
             buf.push(b'\n');
         }
-        let mut segs = self.segments();
-        let mut dropped = 0;
-        let total: u64 = segs.iter().map(|s| s.2).sum();
-        let mut excess = (total + buf.len() as u64).saturating_sub(self.max_bytes);
-        while excess > 0 && !segs.is_empty() {
-            let (_, path, size) = segs.remove(0);
-            dropped += std::fs::read_to_string(&path)
-                .map(|t| t.lines().count() as u64)
-                .unwrap_or(0);
-            std::fs::remove_file(&path)?;
-            excess = excess.saturating_sub(size);
+        if buf.is_empty() {
+            return Ok(0);
         }
-        let (n, path) = match segs.last() {
-            Some((n, p, size)) if *size + (buf.len() as u64) <= self.segment_bytes => {
-                (*n, p.clone())
+        let len = buf.len() as u64;
+        let mut inner = self.inner.lock();
+        let mut dropped = 0;
+        // Room for the group: whole oldest segments go.
+        let mut total: u64 = inner.segments.iter().map(|s| s.size).sum();
+        while total + len > self.max_bytes {
+            let Some(old) = inner.segments.pop_front() else {
+                break;
+            };
+            if inner.file.as_ref().is_some_and(|(n, _)| *n == old.n) {
+                inner.file = None;
             }
-            Some((n, _, _)) => (n + 1, self.dir.join(format!("spool-{:06}.jsonl", n + 1))),
-            None => (1, self.dir.join("spool-000001.jsonl")),
+            let path = self.dir.join(segment_name(old.n));
+            if old.n >= inner.cursor.segment {
+                let skip = if old.n == inner.cursor.segment {
+                    inner.cursor.offset
+                } else {
+                    0
+                };
+                dropped += count_lines(&path, skip);
+            }
+            std::fs::remove_file(&path).or_else(ignore_missing)?;
+            total -= old.size;
+            if inner.cursor.segment <= old.n {
+                inner.cursor = Position {
+                    segment: old.n + 1,
+                    offset: 0,
+                };
+            }
+        }
+        let n = match inner.segments.back() {
+            Some(s) if s.size + len <= self.segment_bytes || s.size == 0 => s.n,
+            Some(s) => s.n + 1,
+            None => inner.cursor.segment.max(1),
         };
-        let _ = n;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
-        f.write_all(&buf)?;
-        f.sync_data()?;
+        if inner.segments.back().is_none_or(|s| s.n != n) {
+            inner.segments.push_back(Segment { n, size: 0 });
+        }
+        if inner.file.as_ref().is_none_or(|(m, _)| *m != n) {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.dir.join(segment_name(n)))?;
+            inner.file = Some((n, f));
+        }
+        let sync = inner.last_sync.elapsed() >= SYNC_EVERY;
+        if let Some((_, f)) = inner.file.as_mut() {
+            f.write_all(&buf)?;
+            if sync {
+                f.sync_data()?;
+            }
+        }
+        if sync {
+            inner.last_sync = Instant::now();
+        }
+        if let Some(s) = inner.segments.back_mut() {
+            s.size += len;
+        }
         Ok(dropped)
     }
 
-    /// Every spooled event, oldest first (unreadable lines are skipped).
-    pub fn load(&self) -> Vec<SecurityEvent> {
-        self.segments()
-            .iter()
-            .filter_map(|(_, p, _)| std::fs::read_to_string(p).ok())
-            .flat_map(|t| {
-                t.lines()
-                    .filter_map(|l| serde_json::from_str(l).ok())
-                    .collect::<Vec<_>>()
-            })
-            .collect()
+    /// Flushes what was written to the disk.
+    pub fn sync(&self) -> std::io::Result<()> {
+        let mut inner = self.inner.lock();
+        if let Some((_, f)) = inner.file.as_ref() {
+            f.sync_data()?;
+        }
+        inner.last_sync = Instant::now();
+        Ok(())
     }
 
-    /// Replaces the spool's content with `remaining` (after a partial replay).
-    pub fn replace(&self, remaining: &[SecurityEvent]) -> std::io::Result<()> {
-        for (_, p, _) in self.segments() {
-            std::fs::remove_file(p)?;
+    /// Up to `max` unsent events from the cursor on, oldest first, and the
+    /// position after them (give it to [`Spool::ack`] once they are sent).
+    pub fn pending(&self, max: usize) -> std::io::Result<(Vec<SecurityEvent>, Position)> {
+        let mut inner = self.inner.lock();
+        let mut pos = inner.cursor;
+        let mut out = Vec::new();
+        let mut undecodable = 0;
+        let segments: Vec<(u64, u64)> = inner
+            .segments
+            .iter()
+            .filter(|s| s.n >= pos.segment)
+            .map(|s| (s.n, s.size))
+            .collect();
+        for (n, size) in segments {
+            if n > pos.segment {
+                pos = Position {
+                    segment: n,
+                    offset: 0,
+                };
+            }
+            if pos.offset >= size {
+                continue;
+            }
+            let mut f = match std::fs::File::open(self.dir.join(segment_name(n))) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            f.seek(SeekFrom::Start(pos.offset))?;
+            let want = (size - pos.offset).min(READ_CHUNK as u64) as usize;
+            let mut buf = vec![0; want];
+            f.read_exact(&mut buf)?;
+            let mut start = 0;
+            while let Some(nl) = buf[start..].iter().position(|&b| b == b'\n') {
+                let line = &buf[start..start + nl];
+                start += nl + 1;
+                match serde_json::from_slice(line) {
+                    Ok(ev) => out.push(ev),
+                    Err(_) => undecodable += 1,
+                }
+                if out.len() >= max {
+                    break;
+                }
+            }
+            if start == 0 && want == READ_CHUNK {
+                // A line longer than a chunk (events are bounded far below
+                // it): skip it rather than stop the spool.
+                let rest = (size - pos.offset) as usize;
+                let mut more = vec![0; rest];
+                f.seek(SeekFrom::Start(pos.offset))?;
+                f.read_exact(&mut more)?;
+                start = more
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(rest, |p| p + 1);
+                undecodable += 1;
+            }
+            pos.offset += start as u64;
+            if out.len() >= max || pos.offset < size {
+                break;
+            }
         }
-        if !remaining.is_empty() {
-            self.append(remaining)?;
+        inner.undecodable += undecodable;
+        Ok((out, pos))
+    }
+
+    /// Records that everything before `pos` was acknowledged: saves the
+    /// cursor and deletes the segments entirely before it.
+    pub fn ack(&self, pos: Position) -> std::io::Result<()> {
+        let mut inner = self.inner.lock();
+        if pos <= inner.cursor {
+            return Ok(());
+        }
+        inner.cursor = pos;
+        let tmp = self.dir.join(format!("{CURSOR_FILE}.tmp"));
+        std::fs::write(&tmp, format!("{} {}\n", pos.segment, pos.offset))?;
+        std::fs::rename(&tmp, self.dir.join(CURSOR_FILE))?;
+        while inner.segments.front().is_some_and(|s| s.n < pos.segment) {
+            if let Some(old) = inner.segments.pop_front() {
+                if inner.file.as_ref().is_some_and(|(n, _)| *n == old.n) {
+                    inner.file = None;
+                }
+                std::fs::remove_file(self.dir.join(segment_name(old.n))).or_else(ignore_missing)?;
+            }
+        }
+        // The newest segment fully sent: start a new one, so that the
+        // spool does not keep what was sent.
+        let done = inner
+            .segments
+            .front()
+            .is_some_and(|s| s.n == pos.segment && s.size == pos.offset)
+            && inner.segments.len() == 1
+            && inner
+                .segments
+                .front()
+                .is_some_and(|s| s.size >= self.segment_bytes / 4);
+        if done {
+            if let Some(old) = inner.segments.pop_front() {
+                inner.file = None;
+                std::fs::remove_file(self.dir.join(segment_name(old.n))).or_else(ignore_missing)?;
+                inner.cursor = Position {
+                    segment: old.n + 1,
+                    offset: 0,
+                };
+                let c = inner.cursor;
+                std::fs::write(&tmp, format!("{} {}\n", c.segment, c.offset))?;
+                std::fs::rename(&tmp, self.dir.join(CURSOR_FILE))?;
+            }
         }
         Ok(())
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use palisade_policy::CheckKind;
-
-    fn ev(i: u64) -> SecurityEvent {
-        SecurityEvent {
-            time_ms: i,
-            node: "n".into(),
-            request_id: format!("r{i}"),
-            client_ip: "192.0.2.1".parse().unwrap(),
-            check: CheckKind::Rule,
-            rule_id: "x".into(),
-            action: "block".into(),
-            simulate: false,
-            method: "GET".into(),
-            host: "h".into(),
-            path: "/".into(),
-            status: Some(403),
-            waf: None,
-        }
-    }
-
-    fn dir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("palisade-spool-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        d
-    }
-
-    #[test]
-    fn keeps_order_across_reopen_and_replace() {
-        let d = dir("order");
-        let s = Spool::open(&d, 1 << 20).unwrap();
-        assert!(s.is_empty());
-        s.append(&[ev(1), ev(2)]).unwrap();
-        s.append(&[ev(3)]).unwrap();
-        let s = Spool::open(&d, 1 << 20).unwrap();
-        assert_eq!(
-            s.load().iter().map(|e| e.time_ms).collect::<Vec<_>>(),
-            vec![1, 2, 3]
-        );
-        s.replace(&[ev(3)]).unwrap();
-        assert_eq!(s.load().len(), 1);
-        s.replace(&[]).unwrap();
-        assert!(s.is_empty());
-        let _ = std::fs::remove_dir_all(&d);
-    }
-
-    #[test]
-    fn bounded_dropping_oldest_and_counting() {
-        let d = dir("bound");
-        let s = Spool::open(&d, 8192).unwrap();
-        let mut dropped = 0;
-        for i in 0..500 {
-            dropped += s.append(&[ev(i)]).unwrap();
-        }
-        let kept = s.load();
-        let total: u64 = s.segments().iter().map(|x| x.2).sum();
-        assert!(total <= 8192, "{total}");
-        assert_eq!(kept.len() as u64 + dropped, 500);
-        assert!(dropped > 0);
-        // The newest are kept, in order.
-        assert_eq!(kept.last().unwrap().time_ms, 499);
-        assert!(kept.windows(2).all(|w| w[0].time_ms < w[1].time_ms));
-        let _ = std::fs::remove_dir_all(&d);
+fn ignore_missing(e: std::io::Error) -> std::io::Result<()> {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        Ok(())
+    } else {
+        Err(e)
     }
 }
+
+/// Lines of `path` after byte `skip` (0 when unreadable).
+fn count_lines(path: &Path, skip: u64) -> u64 {
+    std::fs::read(path)
+        .map(|b| {
+            b.get(skip as usize..)
+                .unwrap_or_default()
+                .iter()
+                .filter(|&&c| c == b'\n')
+                .count() as u64
+        })
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests;

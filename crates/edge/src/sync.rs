@@ -20,10 +20,13 @@
 //!   fleet's merged, every `[waf.model] share_every` (`crate::model`).
 //! - **Global rate limits**: count reports exchanged every 50 ms
 //!   (`crate::globalrate`).
-//! - **Events**: security events are published to the mesh; while it is
-//!   unreachable they are spooled to `DATA_DIR/spool` (bounded; oldest dropped
-//!   only past the bound, counted in `palisade_events_dropped_total`) and
-//!   delivered in order when it returns, also after a restart.
+//! - **Events**: security events are written to the spool `DATA_DIR/spool`
+//!   in groups (at most every 100 ms), then published to the mesh and
+//!   released from the spool once acknowledged (`crate::spool`): a crash
+//!   loses at most the last group; while the mesh is unreachable they wait
+//!   on disk (bounded; oldest dropped only past the bound, counted in
+//!   `palisade_events_dropped_total`) and are delivered in order when it
+//!   returns, also after a restart.
 
 use crate::decision_files::{self, DecisionFiles};
 use crate::now_ms;
@@ -39,7 +42,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// An event publish slower than this counts as failed (the event is spooled).
+/// An event publish slower than this counts as failed (sent again later).
 const PUBLISH_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// How often the follow loops check that their subscription is still alive.
@@ -213,26 +216,27 @@ pub async fn run<M, F, Fut>(
     Fut: Future<Output = Result<M, MeshError>>,
 {
     let spool = match Spool::open(&cfg.data_dir.join("spool"), cfg.spool_max_bytes) {
-        Ok(s) => s,
+        Ok(s) => Arc::new(s),
         Err(e) => {
             tracing::error!(error = %e, "cannot open the event spool; events cannot be kept while the mesh is down");
             return;
         }
     };
-    let mut events = events;
+    let spooled = Arc::new(tokio::sync::Notify::new());
+    // Events go to the disk first, whether the mesh is up or not.
+    let writer = tokio::spawn(spool_events(
+        state.clone(),
+        spool.clone(),
+        events,
+        spooled.clone(),
+    ));
     let mut backoff = Backoff::new();
     let mesh = loop {
         match connect().await {
             Ok(m) => break Arc::new(m),
             Err(e) => {
                 tracing::warn!(error = %e, "mesh unreachable; enforcing the persisted policy and decisions, retrying");
-                // Keep events on disk meanwhile.
-                tokio::select! {
-                    _ = backoff.wait() => {}
-                    ev = events.recv() => if let Some(ev) = ev {
-                        spool_batch(&state, &spool, ev, &mut events);
-                    },
-                }
+                backoff.wait().await;
             }
         }
     };
@@ -263,7 +267,7 @@ pub async fn run<M, F, Fut>(
         current_policy.clone(),
     ));
     let heartbeat = tokio::spawn(heartbeats(state.clone(), mesh.clone(), cfg.clone()));
-    let events = tokio::spawn(forward_events(state.clone(), mesh.clone(), events, spool));
+    let events = tokio::spawn(send_spooled(state.clone(), mesh.clone(), spool, spooled));
     let (esc_tx, esc_rx) = tokio::sync::mpsc::channel(1024);
     if state.escalation_tx.set(esc_tx).is_err() {
         tracing::debug!("escalation channel already set");
@@ -288,6 +292,7 @@ pub async fn run<M, F, Fut>(
         pending,
     ));
     let _ = tokio::join!(
+        writer,
         decisions,
         policy,
         heartbeat,
@@ -611,22 +616,56 @@ async fn follow_policy<M: Mesh>(
     }
 }
 
-/// Publishes the decisions this node's escalations issued, retrying while the bus is down.
+/// Escalation and flood decisions published in one batch at most.
+const ESCALATION_BATCH: usize = 256;
+
+/// Publishes the decisions this node's escalations and floods issued,
+/// retrying while the bus is down. Whatever queued up meanwhile goes in one
+/// batch (publishes pipelined, not one acknowledgement at a time): a flood
+/// from a hundred networks reaches the other nodes in one round trip.
 async fn publish_escalations<M: Mesh>(
     mesh: Arc<M>,
     mut rx: tokio::sync::mpsc::Receiver<palisade_policy::Decision>,
 ) {
-    while let Some(d) = rx.recv().await {
+    let mut batch = Vec::with_capacity(ESCALATION_BATCH);
+    while rx.recv_many(&mut batch, ESCALATION_BATCH).await > 0 {
+        let mut ops: Vec<_> = batch
+            .drain(..)
+            .map(|decision| palisade_mesh::DecisionOp::Upsert { decision })
+            .collect();
         let mut backoff = Backoff::new();
-        let op = palisade_mesh::DecisionOp::Upsert { decision: d };
         loop {
-            match mesh.publish_decision(op.clone()).await {
+            match mesh.publish_decisions(ops.clone()).await {
                 Ok(seq) => {
-                    tracing::info!(seq, "escalation decision published");
+                    tracing::info!(seq, n = ops.len(), "escalation decisions published");
+                    break;
+                }
+                // One invalid op refuses the batch: publish the others alone.
+                Err(MeshError::Invalid(e)) if ops.len() > 1 => {
+                    tracing::warn!(error = %e, "an escalation decision is invalid; publishing one by one");
+                    let mut failed = Vec::new();
+                    for op in ops {
+                        match mesh.publish_decisions(vec![op.clone()]).await {
+                            Ok(_) => {}
+                            Err(MeshError::Invalid(e)) => {
+                                tracing::error!(error = %e, "escalation decision dropped: invalid");
+                            }
+                            Err(_) => failed.push(op),
+                        }
+                    }
+                    // Those the bus did not take are retried.
+                    ops = failed;
+                    if ops.is_empty() {
+                        break;
+                    }
+                    backoff.wait().await;
+                }
+                Err(MeshError::Invalid(e)) => {
+                    tracing::error!(error = %e, "escalation decision dropped: invalid");
                     break;
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "escalation decision not published; retrying");
+                    tracing::warn!(error = %e, "escalation decisions not published; retrying");
                     backoff.wait().await;
                 }
             }
@@ -661,67 +700,55 @@ async fn heartbeats<M: Mesh>(state: Arc<EdgeState>, mesh: Arc<M>, cfg: SyncConfi
     }
 }
 
-async fn forward_events<M: Mesh>(
+/// Events sent to the mesh in one group at most.
+const SEND_BATCH: usize = 512;
+
+/// Writes the edge's events to the spool in groups: everything that arrived
+/// within [`spool::GROUP_WINDOW`] of a group's first event goes in one
+/// write (off the request path), and `spooled` wakes the sender.
+async fn spool_events(
     state: Arc<EdgeState>,
-    mesh: Arc<M>,
+    spool: Arc<Spool>,
     mut rx: tokio::sync::mpsc::Receiver<SecurityEvent>,
-    spool: Spool,
+    spooled: Arc<tokio::sync::Notify>,
 ) {
-    let mut backoff = Backoff::new();
+    let mut group = Vec::new();
     loop {
-        // Replay what is spooled first, in order, so events keep their order.
-        if !spool.is_empty() {
-            let pending = spool.load();
-            let mut sent = 0;
-            for ev in &pending {
-                if !matches!(
-                    tokio::time::timeout(PUBLISH_TIMEOUT, mesh.publish_event(ev)).await,
-                    Ok(Ok(()))
-                ) {
-                    break;
-                }
-                sent += 1;
+        let Some(first) = rx.recv().await else { break };
+        group.push(first);
+        let deadline = tokio::time::Instant::now() + crate::spool::GROUP_WINDOW;
+        // Up to the window, or until the channel is quiet: a lone event is
+        // written at once, a burst in groups.
+        loop {
+            while let Ok(ev) = rx.try_recv() {
+                group.push(ev);
             }
-            if let Err(e) = spool.replace(&pending[sent..]) {
-                tracing::error!(error = %e, "event spool could not be rewritten");
+            if group.len() >= SEND_BATCH {
+                break;
             }
-            if sent < pending.len() {
-                // Still down: keep spooling what arrives, retry after a pause.
-                tokio::select! {
-                    _ = backoff.wait() => {}
-                    ev = rx.recv() => match ev {
-                        Some(ev) => spool_batch(&state, &spool, ev, &mut rx),
-                        None => return,
-                    },
-                }
-                continue;
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(ev)) => group.push(ev),
+                Ok(None) | Err(_) => break,
             }
-            tracing::info!(events = sent, "spooled events delivered");
-            backoff.reset();
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
         }
-        let Some(ev) = rx.recv().await else { return };
-        // A publish that does not complete quickly means the bus is down: spool
-        // rather than hold events in memory, where a crash would lose them.
-        let published = tokio::time::timeout(PUBLISH_TIMEOUT, mesh.publish_event(&ev)).await;
-        if !matches!(published, Ok(Ok(()))) {
-            tracing::debug!("mesh unreachable; spooling events to disk");
-            spool_batch(&state, &spool, ev, &mut rx);
-        }
+        write_group(&state, &spool, &mut group);
+        spooled.notify_one();
+    }
+    // The channel closed (shutdown): what is left is written and flushed.
+    write_group(&state, &spool, &mut group);
+    if let Err(e) = spool.sync() {
+        tracing::error!(error = %e, "event spool could not be flushed");
     }
 }
 
-/// Spools `first` and everything already queued behind it.
-fn spool_batch(
-    state: &EdgeState,
-    spool: &Spool,
-    first: SecurityEvent,
-    rx: &mut tokio::sync::mpsc::Receiver<SecurityEvent>,
-) {
-    let mut batch = vec![first];
-    while let Ok(ev) = rx.try_recv() {
-        batch.push(ev);
+fn write_group(state: &EdgeState, spool: &Spool, group: &mut Vec<SecurityEvent>) {
+    if group.is_empty() {
+        return;
     }
-    match spool.append(&batch) {
+    match spool.append(group) {
         Ok(dropped) => {
             if dropped > 0 {
                 state.metrics.events_dropped.inc_by(dropped);
@@ -729,8 +756,73 @@ fn spool_batch(
             }
         }
         Err(e) => {
-            state.metrics.events_dropped.inc_by(batch.len() as u64);
-            tracing::error!(error = %e, events = batch.len(), "events could not be spooled");
+            state.metrics.events_dropped.inc_by(group.len() as u64);
+            tracing::error!(error = %e, events = group.len(), "events could not be spooled");
+        }
+    }
+    group.clear();
+    state
+        .metrics
+        .events_spooled_bytes
+        .set(spool.backlog() as i64);
+}
+
+/// Sends the spooled events to the mesh in order, and moves the spool's
+/// cursor past them once the mesh acknowledged them; retries with backoff
+/// while the mesh is down.
+async fn send_spooled<M: Mesh>(
+    state: Arc<EdgeState>,
+    mesh: Arc<M>,
+    spool: Arc<Spool>,
+    spooled: Arc<tokio::sync::Notify>,
+) {
+    let mut backoff = Backoff::new();
+    let mut down = false;
+    loop {
+        let (group, pos) = match spool.pending(SEND_BATCH) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "event spool unreadable; retrying");
+                backoff.wait().await;
+                continue;
+            }
+        };
+        if group.is_empty() {
+            // Skipped undecodable lines still move the cursor.
+            if let Err(e) = spool.ack(pos) {
+                tracing::error!(error = %e, "event spool cursor not saved");
+            }
+            state
+                .metrics
+                .events_spooled_bytes
+                .set(spool.backlog() as i64);
+            // Woken by the writer; the timeout is a safety net.
+            let _ = tokio::time::timeout(Duration::from_secs(1), spooled.notified()).await;
+            continue;
+        }
+        let timeout = PUBLISH_TIMEOUT * (1 + group.len() as u32 / 64);
+        match tokio::time::timeout(timeout, mesh.publish_events(&group)).await {
+            Ok(Ok(())) => {
+                if let Err(e) = spool.ack(pos) {
+                    tracing::error!(error = %e, "event spool cursor not saved");
+                }
+                if down {
+                    tracing::info!("mesh reachable again; spooled events delivered");
+                    down = false;
+                }
+                backoff.reset();
+            }
+            failed => {
+                if !down {
+                    let error = match failed {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => "publish timed out".into(),
+                    };
+                    tracing::warn!(%error, "mesh unreachable; events stay spooled on disk");
+                    down = true;
+                }
+                backoff.wait().await;
+            }
         }
     }
 }

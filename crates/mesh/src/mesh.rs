@@ -81,6 +81,17 @@ pub trait Mesh: Send + Sync + 'static {
     /// Publishes a security event for the control plane.
     async fn publish_event(&self, ev: &SecurityEvent) -> Result<(), MeshError>;
 
+    /// Publishes `evs` in order and returns once every one is acknowledged.
+    /// On an error, a prefix may have been stored: the caller sends the
+    /// group again (consumers store each event once). The default publishes
+    /// one at a time; backends override it.
+    async fn publish_events(&self, evs: &[SecurityEvent]) -> Result<(), MeshError> {
+        for ev in evs {
+            self.publish_event(ev).await?;
+        }
+        Ok(())
+    }
+
     /// Events for the durable consumer `durable`, starting with the oldest
     /// one it has not acknowledged. Delivery is at least once: an event that
     /// is not acknowledged is delivered again (to the next `consume_events`

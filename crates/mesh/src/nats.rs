@@ -742,6 +742,26 @@ impl Mesh for NatsMesh {
         Ok(())
     }
 
+    async fn publish_events(&self, evs: &[SecurityEvent]) -> Result<(), MeshError> {
+        // All in flight at once, then every acknowledgement awaited.
+        let subject = format!("{}.{}", self.names.events_subject, self.node);
+        let mut acks = Vec::with_capacity(evs.len());
+        for ev in evs {
+            let payload = serde_json::to_vec(ev).map_err(|e| MeshError::Codec(e.to_string()))?;
+            acks.push(
+                self.js
+                    .publish(subject.clone(), Bytes::from(payload))
+                    .await
+                    .map_err(|e| unavailable("event publish")(&e))?,
+            );
+        }
+        for ack in acks {
+            ack.await
+                .map_err(|e| unavailable("event publish ack")(&e))?;
+        }
+        Ok(())
+    }
+
     async fn consume_events(&self, durable: &str) -> Result<EventStream, MeshError> {
         let name = token(durable);
         let consumer = self

@@ -11,7 +11,9 @@
 //!   floods (its own history is empty), so it is compared with the others;
 //! - per **host** and per **path** the baseline is each key's own EWMA.
 //!
-//! A key whose count in the current window passes
+//! A key whose rate over the last `window` (sliding: the current window's
+//! count plus the previous window's, weighted by how much of it the sliding
+//! window still covers) passes
 //! `max(min_requests, factor × baseline)` — scaled by `[attack_mode]`'s
 //! `flood_factor` for a host under attack — *fires*: once per `duration`, at
 //! the request that crosses the threshold (no waiting for the window to end).
@@ -436,11 +438,17 @@ impl FloodDetector {
             }
             _ => threshold(f.min_requests, f.factor, f64::from(entry.ewma), tighten),
         };
-        if u64::from(entry.count) <= limit || now < entry.quiet_until {
+        // The rate over the last `window`, sliding: this window's count plus
+        // the share of the previous one the sliding window still covers. A
+        // flood that starts late in a window fires as soon as its rate
+        // crosses the threshold, not a window later.
+        let window = f.window_ms.max(1);
+        let left = window - now % window;
+        let count = u64::from(entry.count) + u64::from(entry.prev) * left / window;
+        if count <= limit || now < entry.quiet_until {
             return None;
         }
         entry.quiet_until = now.saturating_add(f.duration_ms.max(1));
-        let count = u64::from(entry.count);
         let key_baseline = f64::from(entry.ewma);
         drop(map);
         let target = target_of(f.per, seen)?;

@@ -38,6 +38,14 @@ fn send(d: &FloodDetector, f: &[Flood], s: &Seen<'_>, n: u64, now: u64) -> Vec<F
         .collect()
 }
 
+/// Sends `n` requests from `s` spread evenly over the window starting at
+/// `start` (steady traffic), returning the fires.
+fn send_spread(d: &FloodDetector, f: &[Flood], s: &Seen<'_>, n: u64, start: u64) -> Vec<Fire> {
+    (0..n)
+        .flat_map(|i| send(d, f, s, 1, start + i * 1000 / n.max(1)))
+        .collect()
+}
+
 #[test]
 fn a_source_far_above_the_learned_baseline_fires_once_at_the_crossing() {
     let f = [flood(FloodKey::Source(Source::Ip), 20)];
@@ -49,7 +57,7 @@ fn a_source_far_above_the_learned_baseline_fires_once_at_the_crossing() {
         d.roll(&f, now);
         for i in 0..10u64 {
             let ip = format!("198.51.100.{i}");
-            assert!(send(&d, &f, &seen(&ip), 5 + i, now + 10).is_empty());
+            assert!(send_spread(&d, &f, &seen(&ip), 5 + i, now).is_empty());
         }
     }
     let report = d.roll(&f, 10_000);
@@ -124,7 +132,7 @@ fn hosts_learn_their_own_baseline_and_fire_attack_mode() {
     let mut s = seen("198.51.100.1");
     for w in 0..20u64 {
         d.roll(&f, w * 1000);
-        assert!(send(&d, &f, &s, 20, w * 1000 + 1).is_empty());
+        assert!(send_spread(&d, &f, &s, 20, w * 1000).is_empty());
     }
     d.roll(&f, 20_000);
     // Learned about 20 per window: threshold max(30, 80) = 80.
@@ -388,4 +396,27 @@ fn spelling_a_source_differently_does_not_split_its_count() {
         fires[0].target,
         (crate::Scope::Cidr, "2001:db8:1:2::/64".into())
     );
+}
+
+#[test]
+fn the_rate_slides_across_windows_so_a_flood_started_late_in_one_fires_early_in_the_next() {
+    let f = [flood(FloodKey::Source(Source::Ip), 60)];
+    let d = FloodDetector::default();
+    d.sync(&f);
+    d.roll(&f, 0);
+    let s = seen("203.0.113.7");
+    // 50 requests in the last half of window 0: under 60.
+    for i in 0..50u64 {
+        assert!(send(&d, &f, &s, 1, 500 + i * 10).is_empty());
+    }
+    // 100 ms into window 1 the last second holds 50 × 0.9 = 45 of window 0:
+    // the 16th request of window 1 crosses 60 (fixed windows would wait
+    // for the 61st).
+    let n = (0..60u64).position(|_| !send(&d, &f, &s, 1, 1_100).is_empty());
+    assert_eq!(n, Some(15), "the 16th request of the new window crosses 60");
+    // A steady client under the floor never fires, whatever the phase.
+    let calm = seen("198.51.100.8");
+    for w in 0..5u64 {
+        assert!(send_spread(&d, &f, &calm, 55, w * 1000 + 333).is_empty());
+    }
 }
