@@ -242,6 +242,23 @@ pub(crate) fn admin_token(
     Ok((token, true))
 }
 
+/// Bytes of events `palisade up`'s in-process log holds while its control
+/// plane stores them (`SecurityEvent::approx_bytes`: about 400 bytes for a
+/// small event, so about 40,000 of them). The log only holds what is in
+/// flight; this bounds it when a flood outpaces the store: past it the
+/// oldest are dropped and never stored (the `--events` file still has them).
+const UP_EVENT_LOG_BYTES: usize = 16 << 20;
+
+/// The in-process mesh of `palisade up`: an event log bounded by
+/// [`UP_EVENT_LOG_BYTES`], holding what its control plane has not stored yet.
+fn in_process_mesh() -> MemoryMesh {
+    MemoryMesh::with_event_limits(
+        palisade_mesh::memory::DEFAULT_EVENT_CAPACITY,
+        UP_EVENT_LOG_BYTES,
+    )
+    .with_interest_retention()
+}
+
 pub fn run(args: UpArgs) -> anyhow::Result<i32> {
     // Everything given on the command line is checked before anything starts:
     // upstream URLs, the listeners' addresses, the policy file and its WAF.
@@ -293,7 +310,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
 
     // Control plane and edge in one process, over the in-process mesh.
     // Events leave the in-process log once the control plane stored them.
-    let mesh = MemoryMesh::new().with_interest_retention();
+    let mesh = in_process_mesh();
     // Read before the edge's sync loop starts writing to the same files.
     let persisted = sync::read_persisted(&args.data_dir);
     let events = sync::event_feed(&state)?;
@@ -448,4 +465,46 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
         );
     }
     edge.run_forever()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use palisade_policy::{CheckKind, SecurityEvent};
+
+    /// While the control plane lags, the in-process log holds at most
+    /// UP_EVENT_LOG_BYTES of events (far fewer than its 100,000 events).
+    #[tokio::test]
+    async fn the_in_process_event_log_holds_at_most_its_bytes() {
+        let mesh = in_process_mesh();
+        let ev = |i: u64| SecurityEvent {
+            time_ms: i,
+            node: "edge-1".into(),
+            request_id: format!("req-{i}"),
+            client_ip: std::net::IpAddr::from([10, 0, (i >> 8) as u8, i as u8]),
+            check: CheckKind::Rule,
+            rule_id: "no-admin".into(),
+            action: "block".into(),
+            simulate: false,
+            method: "GET".into(),
+            host: "shop.example".into(),
+            path: "/admin/x".into(),
+            status: Some(403),
+            waf: None,
+        };
+        let size = ev(99_999).approx_bytes();
+        for i in 0..90_000 {
+            mesh.publish_event(&ev(i)).await.unwrap();
+        }
+        let held = mesh.events_retained();
+        assert!(
+            held * size <= UP_EVENT_LOG_BYTES,
+            "{held} events of {size} B"
+        );
+        assert!(
+            held * size > UP_EVENT_LOG_BYTES - 2 * size,
+            "{held} events of {size} B"
+        );
+        assert_eq!(mesh.events_dropped(), 90_000 - held as u64);
+    }
 }

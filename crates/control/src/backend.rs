@@ -640,8 +640,65 @@ async fn handle_incident(
     }
 }
 
+/// Events stored in one transaction at most.
+const INGEST_BATCH: usize = 1024;
+
+/// Stores, correlates and acknowledges a batch of delivered events (none is
+/// acknowledged when the batch could not be stored: all are redelivered).
+async fn ingest_batch(
+    batch: Vec<palisade_mesh::EventDelivery>,
+    store: &Arc<EventStore>,
+    correlator: &mut Correlator,
+    open: &mut OpenIncidents,
+    incident_bans: Option<&IncidentBans>,
+    window_ms: u64,
+) {
+    if batch.is_empty() {
+        return;
+    }
+    // Stored and correlated bounded, whatever the bus delivered
+    // (MAX_EVENT_BYTES).
+    let events: Vec<SecurityEvent> = batch
+        .iter()
+        .map(|d| {
+            let mut ev = d.event.clone();
+            ev.bound();
+            ev
+        })
+        .collect();
+    let st = store.clone();
+    let (events, stored) = match tokio::task::spawn_blocking(move || {
+        let r = st.insert_batch(&events);
+        (events, r)
+    })
+    .await
+    {
+        Ok((events, Ok(new))) => (events, new),
+        Ok((_, Err(e))) => {
+            tracing::error!(error = %e, events = batch.len(), "events not stored; they will be redelivered");
+            return;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "event store task failed");
+            return;
+        }
+    };
+    for ((delivery, ev), new) in batch.into_iter().zip(&events).zip(stored) {
+        if new {
+            for o in correlator.observe(ev) {
+                handle_incident(store, open, o, incident_bans).await;
+            }
+            prune_open(open, ev.time_ms, window_ms);
+        }
+        if let Err(e) = delivery.ack().await {
+            tracing::debug!(error = %e, "event ack failed; it will be redelivered");
+        }
+    }
+}
+
 /// Consumes the mesh's security events durably (consumer `durable`) into
-/// `store`, acknowledging each after it is stored. Runs until the process ends;
+/// `store`, acknowledging each after it is stored
+/// (what is queued is stored in batches of up to [`INGEST_BATCH`]). Runs until the process ends;
 /// resubscribes with backoff when the bus goes away.
 pub async fn ingest_events<M: Mesh>(
     mesh: Arc<M>,
@@ -663,42 +720,34 @@ pub async fn ingest_events<M: Mesh>(
                 while let Ok(Some(item)) =
                     tokio::time::timeout(Duration::from_secs(5), stream.next()).await
                 {
-                    match item {
-                        Ok(delivery) => {
-                            let st = store.clone();
-                            // Stored and correlated bounded, whatever the
-                            // bus delivered (MAX_EVENT_BYTES).
-                            let mut ev = delivery.event.clone();
-                            ev.bound();
-                            let bounded = ev.clone();
-                            match tokio::task::spawn_blocking(move || st.insert(&ev)).await {
-                                Ok(Ok(new)) => {
-                                    if new {
-                                        for o in correlator.observe(&bounded) {
-                                            handle_incident(
-                                                &store,
-                                                &mut open,
-                                                o,
-                                                incident_bans.as_ref(),
-                                            )
-                                            .await;
-                                        }
-                                        prune_open(&mut open, bounded.time_ms, window_ms);
-                                    }
-                                    if let Err(e) = delivery.ack().await {
-                                        tracing::debug!(error = %e, "event ack failed; it will be redelivered");
-                                    }
-                                }
-                                Ok(Err(e)) => {
-                                    tracing::error!(error = %e, "event not stored; it will be redelivered")
-                                }
-                                Err(e) => tracing::error!(error = %e, "event store task failed"),
+                    // What is already queued is stored in the same transaction.
+                    let mut batch = Vec::new();
+                    let mut failed = None;
+                    let mut next = Some(item);
+                    while let Some(item) = next.take() {
+                        match item {
+                            Ok(delivery) => batch.push(delivery),
+                            Err(e) => {
+                                failed = Some(e);
+                                break;
                             }
                         }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "event stream failed; resubscribing");
-                            break;
+                        if batch.len() < INGEST_BATCH {
+                            next = stream.try_next();
                         }
+                    }
+                    ingest_batch(
+                        batch,
+                        &store,
+                        &mut correlator,
+                        &mut open,
+                        incident_bans.as_ref(),
+                        window_ms,
+                    )
+                    .await;
+                    if let Some(e) = failed {
+                        tracing::warn!(error = %e, "event stream failed; resubscribing");
+                        break;
                     }
                 }
             }
@@ -712,6 +761,58 @@ pub async fn ingest_events<M: Mesh>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A backlog is stored in batches, every event once, each acknowledged
+    /// (the in-process log empties) and correlated (an incident opens).
+    #[tokio::test]
+    async fn a_backlog_is_stored_in_batches_and_correlated() {
+        use palisade_policy::CheckKind;
+        let mesh = Arc::new(palisade_mesh::MemoryMesh::new().with_interest_retention());
+        let ev = |i: u64, node: &str| SecurityEvent {
+            time_ms: 1_000 + i,
+            node: node.into(),
+            request_id: format!("req-{i}"),
+            client_ip: std::net::IpAddr::from([10, 0, (i >> 8) as u8, i as u8]),
+            check: CheckKind::Rule,
+            rule_id: "r".into(),
+            action: "block".into(),
+            simulate: false,
+            method: "GET".into(),
+            host: "h".into(),
+            path: "/".into(),
+            status: Some(403),
+            waf: None,
+        };
+        // More than a batch, queued before the consumer starts, plus a
+        // redelivered one; the last three on three nodes: a rule incident.
+        let n = INGEST_BATCH as u64 * 3 + 7;
+        for i in 0..n {
+            mesh.publish_event(&ev(i, "n1")).await.unwrap();
+        }
+        mesh.publish_event(&ev(0, "n1")).await.unwrap();
+        mesh.publish_event(&ev(n, "n2")).await.unwrap();
+        mesh.publish_event(&ev(n + 1, "n3")).await.unwrap();
+        let store = Arc::new(EventStore::in_memory().unwrap());
+        let task = tokio::spawn(ingest_events(
+            mesh.clone(),
+            store.clone(),
+            "c".into(),
+            CorrelationConfig::default(),
+            None,
+        ));
+        for _ in 0..2_000 {
+            if mesh.events_retained() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        task.abort();
+        assert_eq!(mesh.events_retained(), 0, "every event acknowledged");
+        assert_eq!(store.count().unwrap(), n + 2, "each stored once");
+        let incidents = store.incidents(10).unwrap();
+        assert_eq!(incidents.len(), 1, "{incidents:?}");
+        assert_eq!(incidents[0]["kind"], "rule_across_nodes", "{incidents:?}");
+    }
 
     #[test]
     fn open_incidents_are_forgotten_once_quiet_past_the_cap() {

@@ -9,7 +9,9 @@
 
 use palisade_policy::SecurityEvent;
 use serde::Serialize;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::Arc;
 
 /// Thresholds of the correlator.
 #[derive(Debug, Clone)]
@@ -59,18 +61,50 @@ pub struct Incident {
     pub last_ms: u64,
 }
 
+/// What a track follows: a client address or a rule id. (An address is
+/// kept as one, not as text: a flood's tracks are mostly addresses.)
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum TrackKey {
+    Source(IpAddr),
+    Rule(Box<str>),
+}
+
+impl TrackKey {
+    fn kind(&self) -> IncidentKind {
+        match self {
+            TrackKey::Source(_) => IncidentKind::SourceAcrossNodes,
+            TrackKey::Rule(_) => IncidentKind::RuleAcrossNodes,
+        }
+    }
+
+    fn text(&self) -> String {
+        match self {
+            TrackKey::Source(ip) => ip.to_string(),
+            TrackKey::Rule(r) => r.to_string(),
+        }
+    }
+}
+
+/// One pattern's state for one key: 32 bytes, plus the node list (one
+/// entry, 24 bytes, in the common case of a source seen by one node).
 #[derive(Debug, Default)]
 struct Track {
-    /// node -> last block time
-    nodes: HashMap<String, u64>,
-    open: Option<Incident>,
+    /// (node, last block time), one entry per node.
+    nodes: Vec<(Arc<str>, u64)>,
+    open: Option<Box<Incident>>,
 }
+
+/// Node names held at most by the interner; past it, it starts over (tracks
+/// keep their names; only sharing is lost).
+const MAX_NODE_NAMES: usize = 4096;
 
 /// The correlator's state.
 #[derive(Debug)]
 pub struct Correlator {
     cfg: CorrelationConfig,
-    tracks: HashMap<(IncidentKind, String), Track>,
+    tracks: HashMap<TrackKey, Track>,
+    /// Node names, shared by every track that saw the node.
+    node_names: HashSet<Arc<str>>,
     /// Tracks held at most ([`MAX_TRACKS`] by default).
     max_tracks: usize,
 }
@@ -95,8 +129,22 @@ impl Correlator {
         Correlator {
             cfg,
             tracks: HashMap::new(),
+            node_names: HashSet::new(),
             max_tracks: max_tracks.max(10),
         }
+    }
+
+    /// The shared name of `node`.
+    fn node_name(&mut self, node: &str) -> Arc<str> {
+        if let Some(n) = self.node_names.get(node) {
+            return n.clone();
+        }
+        if self.node_names.len() >= MAX_NODE_NAMES {
+            self.node_names.clear();
+        }
+        let n: Arc<str> = Arc::from(node);
+        self.node_names.insert(n.clone());
+        n
     }
 
     /// Feeds one event; only enforced blocks by rules and rate limits count
@@ -106,45 +154,53 @@ impl Correlator {
             return Vec::new();
         }
         let mut out = Vec::new();
+        let node = self.node_name(&ev.node);
         let keys = [
             (
-                IncidentKind::SourceAcrossNodes,
-                ev.client_ip.to_string(),
+                TrackKey::Source(ev.client_ip),
                 self.cfg.min_nodes_per_source,
             ),
             (
-                IncidentKind::RuleAcrossNodes,
-                ev.rule_id.clone(),
+                TrackKey::Rule(ev.rule_id.as_str().into()),
                 self.cfg.min_nodes_per_rule,
             ),
         ];
         let window = self.cfg.window_ms;
-        for (kind, key, min_nodes) in keys {
-            let t = self.tracks.entry((kind, key.clone())).or_default();
-            t.nodes.insert(ev.node.clone(), ev.time_ms);
+        for (key, min_nodes) in keys {
+            let kind = key.kind();
+            let t = match self.tracks.get_mut(&key) {
+                Some(t) => t,
+                None => self.tracks.entry(key.clone()).or_default(),
+            };
+            match t.nodes.iter_mut().find(|(n, _)| **n == *node) {
+                Some((_, last)) => *last = ev.time_ms,
+                None => t.nodes.push((node.clone(), ev.time_ms)),
+            }
             t.nodes
-                .retain(|_, last| last.saturating_add(window) > ev.time_ms);
+                .retain(|(_, last)| last.saturating_add(window) > ev.time_ms);
             if let Some(inc) = &mut t.open {
                 if inc.last_ms.saturating_add(window) <= ev.time_ms {
                     t.open = None; // closed by a quiet window
                 } else {
-                    inc.nodes.insert(ev.node.clone());
+                    if !inc.nodes.contains(&*node) {
+                        inc.nodes.insert(node.to_string());
+                    }
                     inc.events += 1;
                     inc.last_ms = inc.last_ms.max(ev.time_ms);
-                    out.push(Observed::Updated(inc.clone()));
+                    out.push(Observed::Updated(Incident::clone(inc)));
                     continue;
                 }
             }
             if t.nodes.len() >= min_nodes.max(1) {
                 let inc = Incident {
                     kind,
-                    key,
-                    nodes: t.nodes.keys().cloned().collect(),
+                    key: key.text(),
+                    nodes: t.nodes.iter().map(|(n, _)| n.to_string()).collect(),
                     events: t.nodes.len() as u64,
-                    first_ms: t.nodes.values().copied().min().unwrap_or(ev.time_ms),
+                    first_ms: t.nodes.iter().map(|(_, l)| *l).min().unwrap_or(ev.time_ms),
                     last_ms: ev.time_ms,
                 };
-                t.open = Some(inc.clone());
+                t.open = Some(Box::new(inc.clone()));
                 out.push(Observed::Opened(inc));
             }
         }
@@ -163,8 +219,8 @@ impl Correlator {
     /// addresses must not grow the correlator): drops every track quiet for
     /// a window (its incident, if any, closed by then), then, while more
     /// than 90% of `max_tracks` remain, the least recently active ones,
-    /// open incidents last. Run when the cap is passed, so its cost
-    /// (sorting) is paid once per tenth of the cap.
+    /// open incidents last. Run when the cap is passed, so its cost (a
+    /// selection over 16 bytes per track) is paid once per tenth of the cap.
     fn evict(&mut self, now: u64) {
         let window = self.cfg.window_ms;
         self.tracks
@@ -173,22 +229,34 @@ impl Correlator {
         if self.tracks.len() <= keep {
             return;
         }
-        let mut by_age: Vec<(bool, u64, (IncidentKind, String))> = self
-            .tracks
-            .iter()
-            .map(|(k, t)| (t.open.is_some(), last_seen(t), k.clone()))
-            .collect();
-        by_age.sort_unstable_by_key(|a| (a.0, a.1));
-        let drop = self.tracks.len() - keep;
-        for (_, _, k) in by_age.into_iter().take(drop) {
-            self.tracks.remove(&k);
-        }
+        let excess = self.tracks.len() - keep;
+        let mut ranks: Vec<(bool, u64)> = self.tracks.values().map(rank).collect();
+        let (_, &mut cut, _) = ranks.select_nth_unstable(excess - 1);
+        drop(ranks);
+        // Fewer than `excess` tracks rank below the cut: all go, then as
+        // many at the cut as needed.
+        let mut left = excess;
+        self.tracks.retain(|_, t| {
+            let gone = left > 0 && rank(t) < cut;
+            left -= usize::from(gone);
+            !gone
+        });
+        self.tracks.retain(|_, t| {
+            let gone = left > 0 && rank(t) == cut;
+            left -= usize::from(gone);
+            !gone
+        });
     }
+}
+
+/// The eviction order of a track: quiet first, open incidents last.
+fn rank(t: &Track) -> (bool, u64) {
+    (t.open.is_some(), last_seen(t))
 }
 
 /// When a track last saw a block.
 fn last_seen(t: &Track) -> u64 {
-    let nodes = t.nodes.values().copied().max().unwrap_or(0);
+    let nodes = t.nodes.iter().map(|(_, l)| *l).max().unwrap_or(0);
     t.open.as_ref().map_or(nodes, |i| nodes.max(i.last_ms))
 }
 
@@ -317,5 +385,37 @@ mod tests {
             c.observe(&block("n1", &ip, "r2", later));
         }
         assert!(c.tracks() <= 1_001);
+    }
+
+    #[test]
+    fn node_names_are_shared_and_bounded() {
+        let mut c = Correlator::new(CorrelationConfig::default());
+        for i in 0..3u32 {
+            c.observe(&block("n1", &format!("192.0.2.{i}"), "r", 1));
+        }
+        assert_eq!(c.node_names.len(), 1, "one name for every track of n1");
+        for i in 0..(MAX_NODE_NAMES as u32 + 100) {
+            c.observe(&block(&format!("n{i}"), "192.0.2.1", "r", 2));
+            assert!(c.node_names.len() <= MAX_NODE_NAMES);
+        }
+    }
+
+    #[test]
+    fn eviction_keeps_ninety_percent_and_drops_the_oldest() {
+        let mut c = Correlator::with_max_tracks(CorrelationConfig::default(), 100);
+        // 100 sources (and one rule track) at increasing times: the 101st
+        // track passes the cap and evicts down to 90, the oldest first.
+        for i in 0..100u32 {
+            c.observe(&block("n1", &format!("192.0.2.{i}"), "r", 1 + u64::from(i)));
+        }
+        assert_eq!(c.tracks(), 90);
+        // The rule track and the newest sources stay; the oldest went.
+        assert!(c.tracks.contains_key(&TrackKey::Rule("r".into())));
+        let has = |c: &Correlator, ip: &str| {
+            c.tracks
+                .contains_key(&TrackKey::Source(ip.parse().unwrap()))
+        };
+        assert!(has(&c, "192.0.2.99") && has(&c, "192.0.2.11"));
+        assert!(!has(&c, "192.0.2.10") && !has(&c, "192.0.2.0"));
     }
 }

@@ -162,6 +162,37 @@ impl EventStore {
         Ok(n == 1)
     }
 
+    /// Stores events in one transaction (a commit per event cannot keep up
+    /// with a flood); for each, whether it was new. On an error nothing is
+    /// stored.
+    pub fn insert_batch(&self, evs: &[SecurityEvent]) -> Result<Vec<bool>, StoreError> {
+        let mut conn = self
+            .conn
+            .lock()
+            .map_err(|_| StoreError("lock poisoned".into()))?;
+        let tx = conn.transaction()?;
+        let mut out = Vec::with_capacity(evs.len());
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR IGNORE INTO events (node, request_id, rule_id, time_ms, client_ip, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for ev in evs {
+                let body = serde_json::to_string(ev).map_err(|e| StoreError(e.to_string()))?;
+                let n = stmt.execute(params![
+                    ev.node,
+                    ev.request_id,
+                    ev.rule_id,
+                    ev.time_ms as i64,
+                    ev.client_ip.to_string(),
+                    body
+                ])?;
+                out.push(n == 1);
+            }
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
     /// Events matching `f`, newest first.
     pub fn query(&self, f: &EventFilter) -> Result<Vec<SecurityEvent>, StoreError> {
         let mut sql = String::from("SELECT body FROM events WHERE 1=1");
@@ -358,6 +389,29 @@ mod tests {
             status: Some(403),
             waf: None,
         }
+    }
+
+    #[test]
+    fn a_batch_is_stored_once_and_tells_what_was_new() {
+        let s = EventStore::in_memory().unwrap();
+        assert!(s.insert(&ev("e1", "a", "r1", 10, "192.0.2.1")).unwrap());
+        let batch = [
+            ev("e1", "a", "r1", 10, "192.0.2.1"), // redelivered
+            ev("e1", "b", "r1", 20, "192.0.2.2"),
+            ev("e1", "b", "r1", 20, "192.0.2.2"), // twice in one batch
+            ev("e2", "c", "r2", 30, "192.0.2.3"),
+        ];
+        assert_eq!(
+            s.insert_batch(&batch).unwrap(),
+            vec![false, true, false, true]
+        );
+        assert_eq!(s.count().unwrap(), 3);
+        let all = s.query(&EventFilter::default()).unwrap();
+        assert_eq!(
+            all.iter().map(|e| e.time_ms).collect::<Vec<_>>(),
+            vec![30, 20, 10]
+        );
+        assert_eq!(s.insert_batch(&[]).unwrap(), Vec::<bool>::new());
     }
 
     #[test]

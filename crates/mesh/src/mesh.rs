@@ -222,6 +222,12 @@ impl EventStream {
     pub async fn next(&mut self) -> Option<Result<EventDelivery, MeshError>> {
         self.rx.recv().await
     }
+
+    /// The next event if one is already waiting (to handle what is queued
+    /// in one batch); `None` when none is.
+    pub fn try_next(&mut self) -> Option<Result<EventDelivery, MeshError>> {
+        self.rx.try_recv().ok()
+    }
 }
 
 /// One delivered event. Call [`EventDelivery::ack`] once it is stored;

@@ -228,10 +228,10 @@ impl SecurityEvent {
         }
     }
 
-    /// What the event holds in memory, roughly: its text fields and a fixed
-    /// part (cheap: no serialization). For byte caps on event queues.
+    /// What the event holds in memory, roughly: the struct itself and its
+    /// text (cheap: no serialization). For byte caps on event queues.
     pub fn approx_bytes(&self) -> usize {
-        let mut n = 160
+        let mut n = std::mem::size_of::<Self>()
             + self.node.len()
             + self.request_id.len()
             + self.rule_id.len()
@@ -240,9 +240,9 @@ impl SecurityEvent {
             + self.host.len()
             + self.path.len();
         if let Some(w) = &self.waf {
-            n += 64 + w.reason.as_ref().map_or(0, String::len);
+            n += w.reason.as_ref().map_or(0, String::len);
             for h in &w.rules {
-                n += 96 + h.msg.len() + h.data.len() + h.var.len();
+                n += std::mem::size_of::<WafRuleHit>() + h.msg.len() + h.data.len() + h.var.len();
                 n += h.vars.iter().map(|v| v.len() + 24).sum::<usize>();
             }
         }
