@@ -242,13 +242,27 @@ pub async fn run<M, F, Fut>(
         }
     };
     let spooled = Arc::new(tokio::sync::Notify::new());
-    // Events go to the disk first, whether the mesh is up or not.
-    let writer = tokio::spawn(spool_events(
-        state.clone(),
-        spool.clone(),
-        events,
-        spooled.clone(),
-    ));
+    // Events go to the disk first, whether the mesh is up or not, written
+    // by a thread of their own: on a busy runtime (`palisade up` runs the
+    // control plane on the same one) the writer fell behind a burst and the
+    // hand-off queue overflowed.
+    {
+        let (state, spool, spooled) = (state.clone(), spool.clone(), spooled.clone());
+        let started = std::thread::Builder::new()
+            .name("palisade-spool".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(spool_events(state, spool, events, spooled)),
+                    Err(e) => tracing::error!(error = %e, "cannot start the event spool writer"),
+                }
+            });
+        if let Err(e) = started {
+            tracing::error!(error = %e, "cannot start the event spool writer; events are not kept");
+        }
+    }
     let mut backoff = Backoff::new();
     let mesh = loop {
         match connect().await {
@@ -311,7 +325,6 @@ pub async fn run<M, F, Fut>(
         pending,
     ));
     let _ = tokio::join!(
-        writer,
         decisions,
         policy,
         heartbeat,
