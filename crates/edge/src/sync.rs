@@ -810,8 +810,12 @@ async fn send_spooled<M: Mesh>(
 ) {
     let mut backoff = Backoff::new();
     let mut down = false;
+    // Halved after a failure, doubled after a success: a group too large to
+    // be acknowledged within the timeout (a slow bus) is never retried whole
+    // forever.
+    let mut batch = SEND_BATCH;
     loop {
-        let (group, pos) = match spool.pending(SEND_BATCH) {
+        let (group, pos) = match spool.pending(batch) {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e, "event spool unreadable; retrying");
@@ -835,6 +839,7 @@ async fn send_spooled<M: Mesh>(
         let timeout = PUBLISH_TIMEOUT * (1 + group.len() as u32 / 64);
         match tokio::time::timeout(timeout, mesh.publish_events(&group)).await {
             Ok(Ok(())) => {
+                batch = (batch * 2).min(SEND_BATCH);
                 if let Err(e) = spool.ack(pos) {
                     tracing::error!(error = %e, "event spool cursor not saved");
                 }
@@ -845,6 +850,7 @@ async fn send_spooled<M: Mesh>(
                 backoff.reset();
             }
             failed => {
+                batch = (batch / 2).max(1);
                 if !down {
                     let error = match failed {
                         Ok(Err(e)) => e.to_string(),
