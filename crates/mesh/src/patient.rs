@@ -122,6 +122,10 @@ impl<M: Mesh> Patient<M> {
         let budget = self.budget;
         let mut failed = false;
         let mut pause = FIRST_BACKOFF;
+        // The budget also bounds each call: other calls that succeed now and
+        // then (reads a server that is still up can answer) restart the
+        // outage, and a write must not wait past its budget for that.
+        let started = Instant::now();
         loop {
             match call(self.inner.clone()).await {
                 Ok(v) => {
@@ -135,7 +139,8 @@ impl<M: Mesh> Patient<M> {
                 Err(MeshError::Unavailable(why)) => {
                     failed = true;
                     let since = self.set_outage(Some(Instant::now()));
-                    if since.elapsed() + pause > budget {
+                    let waited = since.elapsed().max(started.elapsed());
+                    if waited + pause > budget {
                         stats.gave_up.fetch_add(1, Relaxed);
                         if self.first_give_up() {
                             tracing::warn!(what, error = %why, budget = ?budget, "mesh unavailable; giving up (once per outage)");
@@ -540,6 +545,39 @@ mod tests {
         flaky.failures.store(2, Ordering::Relaxed);
         m.publish_decision(ban("192.0.2.4")).await.unwrap();
         assert_eq!(flaky.mesh.decisions_head().await.unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_call_gives_up_after_its_budget_although_other_calls_succeed() {
+        let flaky = Arc::new(Flaky::new(usize::MAX));
+        // A budget above the longest pause (MAX_BACKOFF), so that only the
+        // time waited can end the retries.
+        let m = Arc::new(Patient::new(
+            flaky.clone(),
+            MAX_BACKOFF + Duration::from_millis(500),
+        ));
+        // Reads keep succeeding (they restart the outage) while every write fails.
+        let reader = {
+            let m = m.clone();
+            tokio::spawn(async move {
+                loop {
+                    let _ = m.decisions_head().await;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+        };
+        let write = tokio::time::timeout(
+            Duration::from_secs(20),
+            m.publish_decision(ban("192.0.2.9")),
+        )
+        .await;
+        reader.abort();
+        let result = write.expect("the write retried past its budget");
+        assert!(
+            matches!(result, Err(MeshError::Unavailable(_))),
+            "{result:?}"
+        );
+        assert_eq!(m.stats().gave_up.load(Ordering::Relaxed), 1);
     }
 
     #[tokio::test]
