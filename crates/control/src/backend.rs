@@ -316,21 +316,27 @@ impl<M: Mesh> Backend for MeshBackend<M> {
             let now = (self.clock)();
             let replica = self.catch_up().await?;
             let set = replica.set();
-            let active = set
-                .iter()
-                .filter(|dd| dd.expires_at.is_none_or(|e| e > now));
             let replaces = set.get_key(d.scope, &d.value).is_some();
+            // Under the cap even counting expired entries, or replacing a
+            // key: nothing to count (a scan of the whole table per write
+            // at blocklist scale).
+            let may_be_full = !replaces && set.len() >= self.max_decisions;
             let mut count = 0usize;
             let mut oldest_auto: Option<palisade_policy::DecisionRef<'_>> = None;
-            for dd in active {
-                count += 1;
-                if is_automatic_origin(dd.origin)
-                    && oldest_auto.is_none_or(|o| dd.created_at < o.created_at)
+            if may_be_full {
+                for dd in set
+                    .iter()
+                    .filter(|dd| dd.expires_at.is_none_or(|e| e > now))
                 {
-                    oldest_auto = Some(dd);
+                    count += 1;
+                    if is_automatic_origin(dd.origin)
+                        && oldest_auto.is_none_or(|o| dd.created_at < o.created_at)
+                    {
+                        oldest_auto = Some(dd);
+                    }
                 }
             }
-            if replaces || count < self.max_decisions {
+            if !may_be_full || count < self.max_decisions {
                 None
             } else if let Some(o) = oldest_auto.filter(|_| !is_automatic(&d)) {
                 Some((o.scope, o.value()))
