@@ -234,7 +234,15 @@ pub fn run(args: ControlArgs) -> anyhow::Result<i32> {
                 path.display()
             );
         }
-        axum::serve(listener, palisade_control::router(cfg)).await?;
+        // One deadline per API request: the mesh calls a request makes one
+        // after the other share `--nats-retry-for`.
+        let budget = std::time::Duration::from_millis(retry_for);
+        let app = palisade_control::router(cfg).layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| async move {
+                palisade_mesh::patient::within(budget, next.run(req)).await
+            },
+        ));
+        axum::serve(listener, app).await?;
         Ok(0)
     })
 }

@@ -34,6 +34,19 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// when something newer was not delivered (a stalled consumer).
 const STALL_CHECK: Duration = Duration::from_secs(1);
 
+tokio::task_local! {
+    /// The deadline of the request being served, set by [`within`].
+    static DEADLINE: Instant;
+}
+
+/// Runs `f` so that the mesh calls it makes through a [`Patient`] give up
+/// by `budget` from now, all of them together (one API request makes
+/// several calls, one after the other: without it each waits its own
+/// budget). Calls made from tasks `f` spawns keep their own budgets.
+pub async fn within<F: Future>(budget: Duration, f: F) -> F::Output {
+    DEADLINE.scope(Instant::now() + budget, f).await
+}
+
 /// A mesh whose calls retry [`MeshError::Unavailable`] for up to `budget`,
 /// counted from the first failure of the current outage (the first failure
 /// since any call last succeeded): an API call made of several mesh calls
@@ -126,6 +139,7 @@ impl<M: Mesh> Patient<M> {
         // then (reads a server that is still up can answer) restart the
         // outage, and a write must not wait past its budget for that.
         let started = Instant::now();
+        let deadline = DEADLINE.try_with(|d| *d).ok();
         loop {
             match call(self.inner.clone()).await {
                 Ok(v) => {
@@ -140,7 +154,8 @@ impl<M: Mesh> Patient<M> {
                     failed = true;
                     let since = self.set_outage(Some(Instant::now()));
                     let waited = since.elapsed().max(started.elapsed());
-                    if waited + pause > budget {
+                    let past_deadline = deadline.is_some_and(|d| Instant::now() + pause > d);
+                    if waited + pause > budget || past_deadline {
                         stats.gave_up.fetch_add(1, Relaxed);
                         if self.first_give_up() {
                             tracing::warn!(what, error = %why, budget = ?budget, "mesh unavailable; giving up (once per outage)");
@@ -578,6 +593,26 @@ mod tests {
             "{result:?}"
         );
         assert_eq!(m.stats().gave_up.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn calls_within_a_request_share_its_deadline() {
+        let flaky = Arc::new(Flaky::new(usize::MAX));
+        // Each call alone would retry for 30 s.
+        let m = Patient::new(flaky.clone(), Duration::from_secs(30));
+        let request = async {
+            let a = m.publish_decision(ban("192.0.2.10")).await;
+            let b = m.publish_decision(ban("192.0.2.11")).await;
+            (a, b)
+        };
+        let (a, b) = tokio::time::timeout(
+            Duration::from_secs(10),
+            within(Duration::from_millis(700), request),
+        )
+        .await
+        .expect("the calls retried past the request's deadline");
+        assert!(matches!(a, Err(MeshError::Unavailable(_))), "{a:?}");
+        assert!(matches!(b, Err(MeshError::Unavailable(_))), "{b:?}");
     }
 
     #[tokio::test]
