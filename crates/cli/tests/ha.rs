@@ -78,6 +78,25 @@ fn all_current(rt: &tokio::runtime::Runtime, mesh: &NatsMesh, replicas: u64) -> 
 
 /// A management API call; returns the status (the answer is printed when
 /// it is not 2xx).
+/// How many events of `node` about `client_ip` the control plane stored (at most `limit`).
+fn stored_events(control: &Control, node: &str, client_ip: &str, limit: usize) -> usize {
+    client()
+        .get(format!(
+            "{}/api/v1/events?node={node}&client_ip={client_ip}&limit={limit}",
+            control.api
+        ))
+        .bearer_auth(&control.token)
+        .send()
+        .ok()
+        .and_then(|r| r.json::<serde_json::Value>().ok())
+        .and_then(|v| {
+            v.as_array()
+                .or_else(|| v["events"].as_array())
+                .map(|a| a.len())
+        })
+        .unwrap_or(0)
+}
+
 fn api(control: &Control, method: &str, path: &str, body: String, ctype: &str) -> u16 {
     let c = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(60))
@@ -353,23 +372,7 @@ fn the_cluster_survives_the_loss_of_each_server() {
     }
     let control = Control::start(dir.path(), "control", &urls);
     let back = Instant::now();
-    let stored = || -> usize {
-        client()
-            .get(format!(
-                "{}/api/v1/events?node=edge-1&client_ip={offender}&limit=100",
-                control.api
-            ))
-            .bearer_auth(&control.token)
-            .send()
-            .ok()
-            .and_then(|r| r.json::<serde_json::Value>().ok())
-            .and_then(|v| {
-                v.as_array()
-                    .or_else(|| v["events"].as_array())
-                    .map(|a| a.len())
-            })
-            .unwrap_or(0)
-    };
+    let stored = || stored_events(&control, "edge-1", offender, 100);
     assert!(
         eventually(Duration::from_secs(60), || stored() >= blocked_while_down),
         "events of the control plane's downtime not stored: {} of {blocked_while_down}",
@@ -457,23 +460,7 @@ fn the_cluster_survives_the_loss_of_each_server() {
         .count();
     assert!(must_arrive > 0, "requests answered before the window");
     edges[1].restart();
-    let crashed_events = || -> usize {
-        client()
-            .get(format!(
-                "{}/api/v1/events?node=edge-2&client_ip={offender}&limit=1000",
-                control.api
-            ))
-            .bearer_auth(&control.token)
-            .send()
-            .ok()
-            .and_then(|r| r.json::<serde_json::Value>().ok())
-            .and_then(|v| {
-                v.as_array()
-                    .or_else(|| v["events"].as_array())
-                    .map(|a| a.len())
-            })
-            .unwrap_or(0)
-    };
+    let crashed_events = || stored_events(&control, "edge-2", offender, 1000);
     let restarted = Instant::now();
     eventually(Duration::from_secs(60), || crashed_events() >= must_arrive);
     let arrived = crashed_events();

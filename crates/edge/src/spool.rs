@@ -325,40 +325,33 @@ impl Spool {
         if pos <= inner.cursor {
             return Ok(());
         }
-        inner.cursor = pos;
+        // The newest segment fully sent (and grown past a quarter of a
+        // segment): the cursor moves to the next one, so that the spool
+        // does not keep what was sent.
+        let rotate = inner.segments.back().is_some_and(|s| {
+            s.n == pos.segment && s.size == pos.offset && s.size >= self.segment_bytes / 4
+        });
+        let cursor = if rotate {
+            Position {
+                segment: pos.segment + 1,
+                offset: 0,
+            }
+        } else {
+            pos
+        };
+        // Saved before any segment is deleted: a crash in between leaves a
+        // sent segment behind the cursor (deleted at the next ack), never a
+        // cursor into a segment that is gone.
         let tmp = self.dir.join(format!("{CURSOR_FILE}.tmp"));
-        std::fs::write(&tmp, format!("{} {}\n", pos.segment, pos.offset))?;
+        std::fs::write(&tmp, format!("{} {}\n", cursor.segment, cursor.offset))?;
         std::fs::rename(&tmp, self.dir.join(CURSOR_FILE))?;
-        while inner.segments.front().is_some_and(|s| s.n < pos.segment) {
+        inner.cursor = cursor;
+        while inner.segments.front().is_some_and(|s| s.n < cursor.segment) {
             if let Some(old) = inner.segments.pop_front() {
                 if inner.file.as_ref().is_some_and(|(n, _)| *n == old.n) {
                     inner.file = None;
                 }
                 std::fs::remove_file(self.dir.join(segment_name(old.n))).or_else(ignore_missing)?;
-            }
-        }
-        // The newest segment fully sent: start a new one, so that the
-        // spool does not keep what was sent.
-        let done = inner
-            .segments
-            .front()
-            .is_some_and(|s| s.n == pos.segment && s.size == pos.offset)
-            && inner.segments.len() == 1
-            && inner
-                .segments
-                .front()
-                .is_some_and(|s| s.size >= self.segment_bytes / 4);
-        if done {
-            if let Some(old) = inner.segments.pop_front() {
-                inner.file = None;
-                std::fs::remove_file(self.dir.join(segment_name(old.n))).or_else(ignore_missing)?;
-                inner.cursor = Position {
-                    segment: old.n + 1,
-                    offset: 0,
-                };
-                let c = inner.cursor;
-                std::fs::write(&tmp, format!("{} {}\n", c.segment, c.offset))?;
-                std::fs::rename(&tmp, self.dir.join(CURSOR_FILE))?;
             }
         }
         Ok(())

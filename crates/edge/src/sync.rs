@@ -762,9 +762,6 @@ async fn spool_events(
                 Ok(Some(ev)) => group.push(ev),
                 Ok(None) | Err(_) => break,
             }
-            if tokio::time::Instant::now() >= deadline {
-                break;
-            }
         }
         write_group(&state, &spool, &mut group);
         spooled.notify_one();
