@@ -505,3 +505,86 @@ fn control_plane_policy_versions_decisions_and_failover() {
         "outage events did not all reach the control plane"
     );
 }
+
+/// A bulk import travels as a few batch messages and reaches the edges; a
+/// delete of one imported decision, once older than the tombstone retention,
+/// is compacted away together with the decision's op in the batch (rewritten
+/// without it): an edge that replays the whole log afterwards holds the
+/// same table as the one that followed along, without the deleted decision.
+#[test]
+fn bulk_import_reaches_the_edges_and_survives_compaction() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = TempDir::new("bulk");
+    let nats = Nats::start(&dir.path().join("nats"));
+    let (_origin, origin_url) = demo_origin();
+    let c = Control::start_with(
+        dir.path(),
+        "control",
+        &nats.url(),
+        &["--tombstone-retention", "2s"],
+    );
+    let e1 = Edge::start("edge-1", dir.path(), &nats.url(), &origin_url);
+    let ip = |i: u32| format!("198.18.{}.{}", i / 250, i % 250 + 1);
+    let list: String = (0..3000).map(|i| format!("{}\n", ip(i))).collect();
+    let file = dir.write("list.txt", &list);
+    let out = c.cli(&[
+        "decisions",
+        "import",
+        file.to_str().unwrap(),
+        "--duration",
+        "1h",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(all_edges(&[&e1], |e| e.status("/", &ip(2999)) == 403
+        && e.status("/", &ip(7)) == 403));
+
+    let opts = NatsOptions {
+        node_id: "test".into(),
+        ..NatsOptions::default()
+    };
+    let mesh = rt.block_on(NatsMesh::connect(&nats.url(), opts)).unwrap();
+    let client = mesh.client().clone();
+    let messages = |rt: &tokio::runtime::Runtime| {
+        rt.block_on(async {
+            let js = async_nats::jetstream::new(client.clone());
+            let mut s = js.get_stream("PALISADE_DECISIONS").await.unwrap();
+            s.info().await.unwrap().state.messages
+        })
+    };
+    assert_eq!(messages(&rt), 1, "3000 decisions in one batch message");
+
+    rt.block_on(mesh.publish_decision(DecisionOp::Delete {
+        scope: Scope::Ip,
+        value: ip(7),
+    }))
+    .unwrap();
+    assert!(all_edges(&[&e1], |e| e.status("/", &ip(7)) == 200));
+    // The control plane compacts every 500 ms; the delete is old after 2 s.
+    assert!(
+        eventually(Duration::from_secs(20), || rt
+            .block_on(mesh.decisions_floor())
+            .unwrap()
+            > 0),
+        "the delete was never compacted:\n{}",
+        std::fs::read_to_string(dir.path().join("control.log")).unwrap_or_default()
+    );
+    assert_eq!(
+        messages(&rt),
+        1,
+        "the batch, rewritten without the deleted decision"
+    );
+
+    let e2 = Edge::start("edge-2", dir.path(), &nats.url(), &origin_url);
+    assert!(all_edges(&[&e2], |e| e.status("/", &ip(2999)) == 403));
+    for e in [&e1, &e2] {
+        assert_eq!(e.status("/", &ip(7)), 200, "{}", e.log());
+        assert_eq!(e.status("/", &ip(8)), 403);
+    }
+}

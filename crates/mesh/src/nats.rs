@@ -4,7 +4,7 @@
 //!
 //! | what       | JetStream object                | subjects / keys                              |
 //! |------------|---------------------------------|----------------------------------------------|
-//! | decisions  | stream `PALISADE_DECISIONS`     | `palisade.decisions.<scope>.<hex(value)>`, 1 message per subject |
+//! | decisions  | stream `PALISADE_DECISIONS`     | `palisade.decisions.<scope>.<hex(value)>`, 1 message per subject; bulk publishes as `palisade.decisions.batch.<node>.<id>` (see `nats/decisions.rs`) |
 //! | events     | stream `PALISADE_EVENTS`        | `palisade.events.<node token>`, max age / bytes |
 //! | policy     | KV bucket `palisade_policy`     | `current` (JSON `PolicyVersion`), `v.<n>` per version |
 //! | heartbeats | KV bucket `palisade_nodes`      | `<node token>`, entries expire after max age  |
@@ -28,11 +28,12 @@ use palisade_policy::SecurityEvent;
 use tokio::sync::mpsc;
 
 use crate::mesh::{
-    check_counts_size, check_stats_size, hex, normalize_op, now_ms, token, Acker, CountStream,
-    DecisionStream, EventDelivery, EventStream, Mesh, PolicyStream, STREAM_BUFFER,
+    check_counts_size, check_stats_size, hex, now_ms, token, Acker, CountStream, DecisionStream,
+    EventDelivery, EventStream, Mesh, PolicyStream, STREAM_BUFFER,
 };
-use crate::types::{DecisionOp, DecisionUpdate, Heartbeat, MeshError, PolicyVersion};
+use crate::types::{DecisionOp, Heartbeat, MeshError, PolicyVersion};
 
+mod decisions;
 mod objects;
 pub use objects::{ObjectReplicas, ReplicaPolicy, Replication};
 
@@ -296,259 +297,31 @@ impl NatsMesh {
     }
 }
 
-/// Key of the policy bucket holding the decision log's floor
-/// ([`Mesh::decisions_floor`]; not a policy version: no `v.` prefix).
-const FLOOR_KEY: &str = "decisions-floor";
-
-impl NatsMesh {
-    /// Drops from the decision stream the deletes appended more than
-    /// `retention_ms` before `now_ms` and the decisions expired for as long
-    /// (the newest message excepted), and raises the floor past the deletes
-    /// dropped, so that followers further behind resync. Safe with several
-    /// control planes at once: each purge removes only the messages of one
-    /// subject up to the one read (never a newer op of the key), and the
-    /// floor only rises. Returns how many ops were dropped.
-    pub async fn compact_decisions(
-        &self,
-        now_ms: u64,
-        retention_ms: u64,
-    ) -> Result<usize, MeshError> {
-        let head = self.decisions_head().await?;
-        if head == 0 {
-            return Ok(0);
-        }
-        let cutoff = now_ms.saturating_sub(retention_ms);
-        let mut messages = self
-            .decisions
-            .create_consumer(consumer::pull::OrderedConfig {
-                filter_subject: format!("{}.>", self.names.decisions_subject),
-                deliver_policy: consumer::DeliverPolicy::All,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| unavailable("decision consumer")(&e))?
-            .messages()
-            .await
-            .map_err(|e| unavailable("decision consumer")(&e))?;
-        let (mut dropped, mut floor) = (0usize, 0u64);
-        loop {
-            let msg = match tokio::time::timeout(Duration::from_secs(5), messages.next()).await {
-                Ok(Some(Ok(m))) => m,
-                Ok(Some(Err(e))) => return Err(unavailable("decision stream")(&e)),
-                // The end (the newest message may have been purged by another compaction).
-                Ok(None) | Err(_) => break,
-            };
-            let Ok(info) = msg.info() else { continue };
-            let (seq, pending) = (info.stream_sequence, info.pending);
-            let published =
-                u64::try_from(info.published.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
-            let op: Option<DecisionOp> = serde_json::from_slice(&msg.payload).ok();
-            let drop = seq < head
-                && match &op {
-                    Some(DecisionOp::Delete { .. }) => published <= cutoff,
-                    Some(DecisionOp::Upsert { decision }) => {
-                        decision.expires_at.is_some_and(|e| e <= cutoff)
-                    }
-                    None => false,
-                };
-            if drop {
-                self.decisions
-                    .purge()
-                    .filter(msg.subject.to_string())
-                    .sequence(seq + 1)
-                    .await
-                    .map_err(|e| unavailable("decision purge")(&e))?;
-                dropped += 1;
-                if matches!(op, Some(DecisionOp::Delete { .. })) {
-                    floor = floor.max(seq);
-                }
-            }
-            if seq >= head || pending == 0 {
-                break;
-            }
-        }
-        if floor > 0 {
-            self.raise_floor(floor).await?;
-        }
-        Ok(dropped)
-    }
-
-    /// Sets the floor to `floor` unless it is already higher (compare and set).
-    async fn raise_floor(&self, floor: u64) -> Result<(), MeshError> {
-        for _ in 0..100 {
-            let entry = self
-                .policy
-                .entry(FLOOR_KEY)
-                .await
-                .map_err(|e| unavailable("decision floor")(&e))?;
-            let value = Bytes::from(floor.to_string());
-            let done = match entry.filter(|e| e.operation == kv::Operation::Put) {
-                Some(e) => {
-                    let current: u64 = std::str::from_utf8(&e.value)
-                        .ok()
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0);
-                    if current >= floor {
-                        return Ok(());
-                    }
-                    self.policy
-                        .update(FLOOR_KEY, value, e.revision)
-                        .await
-                        .is_ok()
-                }
-                None => self.policy.create(FLOOR_KEY, value).await.is_ok(),
-            };
-            if done {
-                return Ok(());
-            }
-        }
-        Err(MeshError::Unavailable(
-            "decision floor: too many concurrent writers".into(),
-        ))
-    }
-}
-
 fn count_bad(counter: &AtomicU64, what: &str, subject: &str, err: &dyn std::fmt::Display) {
     counter.fetch_add(1, Ordering::Relaxed);
     tracing::warn!(subject, error = %err, "skipping undecodable {what}");
 }
 
-/// Decision publishes of a bulk import awaiting their acknowledgement at most.
-const PUBLISH_WINDOW: usize = 1024;
-
 #[async_trait]
 impl Mesh for NatsMesh {
     async fn publish_decision(&self, op: DecisionOp) -> Result<u64, MeshError> {
-        let op = normalize_op(op)?;
-        let subject = self.names.decision_subject(&op);
-        let payload = serde_json::to_vec(&op).map_err(|e| MeshError::Codec(e.to_string()))?;
-        let ack = self
-            .js
-            .publish(subject, Bytes::from(payload))
-            .await
-            .map_err(|e| unavailable("decision publish")(&e))?
-            .await
-            .map_err(|e| unavailable("decision publish ack")(&e))?;
-        Ok(ack.sequence)
+        self.publish_one(op).await
     }
 
     async fn publish_decisions(&self, ops: Vec<DecisionOp>) -> Result<u64, MeshError> {
-        let ops = ops
-            .into_iter()
-            .map(normalize_op)
-            .collect::<Result<Vec<_>, _>>()?;
-        if ops.is_empty() {
-            return self.decisions_head().await;
-        }
-        // Many publishes in flight, acknowledged in order: JetStream orders
-        // the messages of one connection as they were sent.
-        let mut in_flight = std::collections::VecDeque::with_capacity(PUBLISH_WINDOW);
-        let mut last = 0;
-        for op in ops {
-            let subject = self.names.decision_subject(&op);
-            let payload = serde_json::to_vec(&op).map_err(|e| MeshError::Codec(e.to_string()))?;
-            let ack = self
-                .js
-                .publish(subject, Bytes::from(payload))
-                .await
-                .map_err(|e| unavailable("decision publish")(&e))?;
-            in_flight.push_back(ack);
-            if in_flight.len() >= PUBLISH_WINDOW {
-                if let Some(ack) = in_flight.pop_front() {
-                    let a = ack
-                        .await
-                        .map_err(|e| unavailable("decision publish ack")(&e))?;
-                    last = last.max(a.sequence);
-                }
-            }
-        }
-        while let Some(ack) = in_flight.pop_front() {
-            let a = ack
-                .await
-                .map_err(|e| unavailable("decision publish ack")(&e))?;
-            last = last.max(a.sequence);
-        }
-        Ok(last)
+        self.publish_many(ops).await
     }
 
     async fn decisions_since(&self, after_seq: u64) -> Result<DecisionStream, MeshError> {
-        let deliver_policy = if after_seq == 0 {
-            consumer::DeliverPolicy::All
-        } else {
-            consumer::DeliverPolicy::ByStartSequence {
-                start_sequence: after_seq + 1,
-            }
-        };
-        let mut messages = self
-            .decisions
-            .create_consumer(consumer::pull::OrderedConfig {
-                filter_subject: format!("{}.>", self.names.decisions_subject),
-                deliver_policy,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| unavailable("decision consumer")(&e))?
-            .messages()
-            .await
-            .map_err(|e| unavailable("decision consumer")(&e))?;
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        let bad = Arc::clone(&self.decode_errors);
-        tokio::spawn(async move {
-            loop {
-                let next = tokio::select! {
-                    m = messages.next() => m,
-                    () = tx.closed() => return,
-                };
-                let msg = match next {
-                    None => return,
-                    Some(Err(e)) => {
-                        // The subscription ends; the caller resubscribes from its last_seq.
-                        let _ = tx.send(Err(unavailable("decision stream")(&e))).await;
-                        return;
-                    }
-                    Some(Ok(m)) => m,
-                };
-                let seq = match msg.info() {
-                    Ok(info) => info.stream_sequence,
-                    Err(e) => {
-                        count_bad(&bad, "decision metadata", &msg.subject, &e);
-                        continue;
-                    }
-                };
-                let op: DecisionOp = match serde_json::from_slice(&msg.payload) {
-                    Ok(op) => op,
-                    Err(e) => {
-                        count_bad(&bad, "decision", &msg.subject, &e);
-                        continue;
-                    }
-                };
-                if tx.send(Ok(DecisionUpdate { seq, op })).await.is_err() {
-                    return;
-                }
-            }
-        });
-        Ok(DecisionStream::new(rx))
+        self.follow(after_seq).await
     }
 
     async fn decisions_floor(&self) -> Result<u64, MeshError> {
-        let entry = self
-            .policy
-            .entry(FLOOR_KEY)
-            .await
-            .map_err(|e| unavailable("decision floor")(&e))?;
-        Ok(entry
-            .filter(|e| e.operation == kv::Operation::Put)
-            .and_then(|e| std::str::from_utf8(&e.value).ok()?.parse().ok())
-            .unwrap_or(0))
+        self.floor().await
     }
 
     async fn decisions_head(&self) -> Result<u64, MeshError> {
-        let info = self
-            .decisions
-            .get_info()
-            .await
-            .map_err(|e| unavailable("decision stream info")(&e))?;
-        Ok(info.state.last_sequence)
+        self.head().await
     }
 
     async fn put_policy(

@@ -70,7 +70,8 @@ pub struct Heartbeat {
     pub policy_version: Option<u64>,
     /// Active decisions on the node.
     pub decisions: u64,
-    /// Last decision-log sequence the node applied.
+    /// Position in the decision log of the last op the node applied (see
+    /// `docs/mesh.md`, "Ordering and delivery guarantees").
     pub decisions_seq: u64,
     /// When the heartbeat was sent.
     pub time_ms: UnixMillis,

@@ -381,6 +381,138 @@ async fn decision_stream_compaction_raises_the_floor() -> Result<()> {
     Ok(())
 }
 
+/// A bulk publish travels as batches (a few messages for thousands of
+/// ops); a follower resumes after any op, even one inside a batch; and
+/// compaction rewrites a batch whose ops were superseded, deleted or expired
+/// so that a follower replaying the whole log afterwards gets exactly the
+/// live table: in particular an old delete dropped never brings back a
+/// decision of an earlier batch.
+#[tokio::test]
+async fn batches_resume_mid_batch_and_compact_without_resurrecting() -> Result<()> {
+    let server = NatsServer::start()?;
+    let mesh = connect(&server, "palisade").await?;
+    let now = now_ms();
+    let ip = |i: u32| format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255);
+    let ops: Vec<_> = (0..5000u32)
+        .map(|i| {
+            let mut d = suite::ban(u64::from(i) + 1, Scope::Ip, &ip(i));
+            if i.is_multiple_of(10) {
+                d.expires_at = Some(now + 60_000); // expires in a minute
+            }
+            suite::upsert(d)
+        })
+        .collect();
+    let head = mesh.publish_decisions(ops).await?;
+    let info = mesh.client().clone();
+    let js = async_nats::jetstream::new(info);
+    let stream = js
+        .get_stream("PALISADE_DECISIONS")
+        .await?
+        .info()
+        .await?
+        .state
+        .clone();
+    assert_eq!(
+        stream.messages, 2,
+        "5000 ops in two batches of at most 4096"
+    );
+
+    // A follower that stopped after op 10 of the first batch resumes at op 11.
+    let mut all = mesh.decisions_since(0).await?;
+    let mut seqs = Vec::new();
+    for _ in 0..5000 {
+        seqs.push(suite::next_update(&mut all).await?.seq);
+    }
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "positions grow");
+    assert_eq!(*seqs.last().unwrap(), head);
+    let mut mid = mesh.decisions_since(seqs[10]).await?;
+    let u = suite::next_update(&mut mid).await?;
+    assert_eq!((u.seq, u.op.key()), (seqs[11], format!("ip:{}", ip(11))));
+    let mut at_batch_end = mesh.decisions_since(seqs[4095]).await?;
+    assert_eq!(suite::next_update(&mut at_batch_end).await?.seq, seqs[4096]);
+
+    // Then: 1 and 2 replaced one at a time, 3 deleted, 4 to 99 deleted in a batch.
+    let mut again = suite::ban(9001, Scope::Ip, &ip(1));
+    again.reason = "again".into();
+    mesh.publish_decision(suite::upsert(again)).await?;
+    mesh.publish_decision(suite::upsert(suite::ban(9002, Scope::Ip, &ip(2))))
+        .await?;
+    mesh.publish_decision(suite::delete(Scope::Ip, &ip(3)))
+        .await?;
+    let deletes: Vec<_> = (4..100u32)
+        .map(|i| suite::delete(Scope::Ip, &ip(i)))
+        .collect();
+    mesh.publish_decisions(deletes).await?;
+    let last = mesh
+        .publish_decision(suite::upsert(suite::ban(9999, Scope::Ip, "192.0.2.99")))
+        .await?;
+    let table = |r: &DecisionReplica| {
+        let mut v: Vec<(String, String)> = r
+            .set()
+            .iter()
+            .map(|d| (d.value(), d.reason.to_string()))
+            .collect();
+        v.sort();
+        v
+    };
+    let mut before = DecisionReplica::new();
+    suite::catch_up(&mesh, &mut before, last).await?;
+    assert_eq!(before.set().len(), 5000 - 97 + 1);
+
+    // Now: only superseded ops go (the deletes are recent, nothing expired):
+    // 1, 2 and 3 to 99 of the first batch, rewritten without them.
+    assert_eq!(mesh.compact_decisions(now, 3_600_000).await?, 99);
+    assert_eq!(mesh.decisions_floor().await?, 0);
+    let mut fresh = DecisionReplica::new();
+    let head = mesh.decisions_head().await?;
+    suite::catch_up(&mesh, &mut fresh, head).await?;
+    assert_eq!(table(&fresh), table(&before));
+    // The old follower, still at `last`, carries on without a resync.
+    let mut old = before.clone();
+    suite::catch_up(&mesh, &mut old, head).await?;
+    assert_eq!(table(&old), table(&before));
+
+    // Two hours later: the deletes are old and the expiring decisions long
+    // expired. All of it goes, the floor rises past the deletes, and a
+    // replay from the start does not bring back what they deleted.
+    let later = now + 7_200_000;
+    let dropped = mesh.compact_decisions(later, 3_600_000).await?;
+    assert_eq!(
+        dropped,
+        97 + 491,
+        "97 deletes, and the 500 expiring less 9 deleted"
+    );
+    let floor = mesh.decisions_floor().await?;
+    // The deletes' batch is the message before `last`: its last position.
+    assert_eq!(
+        floor,
+        last - (1 << 16),
+        "floor past the deletes (last {last})"
+    );
+    let mut replay = DecisionReplica::new();
+    let head = mesh.decisions_head().await?;
+    suite::catch_up(&mesh, &mut replay, head).await?;
+    let mut want = table(&before);
+    want.retain(|(v, _)| {
+        let i: u32 = v.rsplit('.').next().unwrap().parse().unwrap();
+        let mid: u32 = v.split('.').nth(2).unwrap().parse().unwrap();
+        v == "192.0.2.99" || !(mid * 256 + i).is_multiple_of(10)
+    });
+    assert_eq!(table(&replay), want);
+    assert!(replay.set().get_key(Scope::Ip, &ip(3)).is_none());
+    assert!(replay.set().get_key(Scope::Ip, &ip(50)).is_none());
+    assert_eq!(
+        replay
+            .set()
+            .get_key(Scope::Ip, &ip(1))
+            .map(|d| d.reason.to_string()),
+        Some("again".to_string())
+    );
+    // Idempotent.
+    assert_eq!(mesh.compact_decisions(later, 3_600_000).await?, 0);
+    Ok(())
+}
+
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
