@@ -24,7 +24,8 @@ Everything stops by itself; only loopback is used.
 
 Usage: bench/flood/run.py [FLOOD_SECONDS=15]
 Environment: BIN (default target/dist/palisade, else target/release/palisade),
-NET_MIN (the per-/24 flood threshold's floor, default 60), KEEP=1 keeps the logs.
+NET_MIN (the per-/24 flood threshold's floor, default 60), SLOW (slowloris connections,
+default 2000), KEEP=1 keeps the logs.
 """
 import http.client, multiprocessing as mp, os, resource, shutil, statistics
 import sys, tempfile, threading, time
@@ -38,7 +39,7 @@ CALM = 12.0
 EDGES = 3
 LEGIT, RATE = 3, 10
 SOURCES, NETS = 500, 100
-SLOW = 2000
+SLOW = int(os.environ.get("SLOW", "2000"))
 WORKERS = 2
 # The floor of the per-/24 threshold (requests per second): a /24 of this
 # bench's flood sends only about 25 requests/s before its ban (the edge's one
@@ -333,6 +334,11 @@ def main():
                 worst[sec] = max(worst.get(sec, 0.0), l)
         print("legitimate, slowest request per second of the flood (ms): "
               + " ".join(f"{worst.get(k, float('nan')):.0f}" for k in range(int(FLOOD))))
+        for name, res in (("edge", legit_res), ("straight to the origin", direct_res)):
+            first = sorted(((l, t - t_flood) for t, l in res if t_flood <= t < t_flood + 1 and l is not None),
+                           reverse=True)
+            print(f"legitimate, {name}, the flood's first second (ms, slowest first, @ when sent): "
+                  + " ".join(f"{l:.1f}@{int(dt * 1000)}" for l, dt in first))
         sent = sum(f["sent"] for f in floods); ok = sum(f["ok"] for f in floods)
         print(f"flood: {sent} requests answered ({sent / FLOOD:.0f}/s), {ok} of them 200, "
               f"{sum(f['dropped'] for f in floods)} connections dropped, {sum(f['refused'] for f in floods)} refused")

@@ -620,3 +620,107 @@ fn an_idle_h2_connection_is_closed_at_the_policys_idle_timeout() {
         "an idle HTTP/2 connection stayed open"
     );
 }
+
+/// CPU ticks (user + system) of the edge's quarantine thread.
+fn quarantine_ticks(up: &Up) -> u64 {
+    let pid = up.proc.child.id();
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    for t in tasks.flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if comm.trim() == "palisade-quaran" {
+            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap();
+            // Fields after the command name (which ends with ')'): utime and stime are 14 and 15.
+            let rest = &stat[stat.rfind(')').unwrap() + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            return f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+        }
+    }
+    panic!("no quarantine thread in {pid}");
+}
+
+/// Sends `n` requests on one kept-alive connection, each answered 200;
+/// returns the connection.
+fn requests_on_one_connection(up: &Up, n: usize) -> TcpStream {
+    let mut s = connect(up);
+    for _ in 0..n {
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let r = read_response(&mut s);
+        assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    }
+    s
+}
+
+#[test]
+fn unfamiliar_networks_are_served_on_the_quarantine_thread() {
+    let (_o, url) = demo_origin();
+    let up = Up::start(
+        &[url],
+        Some("[connections]\nfamiliar_after = \"10s\"\n"),
+        &[],
+    );
+    // 127.0.0.0/24 was first seen by the readiness check, just now: its
+    // connections are quarantined, and served there.
+    let started = Instant::now();
+    let q0 = metric(&up, "palisade_connections_quarantined_total");
+    let t0 = quarantine_ticks(&up);
+    // (Fewer than max_requests, 1000: the connection stays open.)
+    let mut old = requests_on_one_connection(&up, 500);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "too slow to test before familiarity"
+    );
+    assert!(metric(&up, "palisade_connections_quarantined_total") > q0);
+    let t1 = quarantine_ticks(&up);
+    eprintln!(
+        "quarantine thread: {} ticks for 1000 unfamiliar requests",
+        t1 - t0
+    );
+    assert!(
+        t1 >= t0 + 5,
+        "500 requests cost the quarantine thread {} ticks",
+        t1 - t0
+    );
+
+    // Familiar ten seconds later: new connections stay on the edge's threads.
+    std::thread::sleep(Duration::from_secs(10).saturating_sub(started.elapsed()));
+    std::thread::sleep(Duration::from_millis(200));
+    // The quarantined connection is closed after its next response: the
+    // client reconnects, onto the edge's threads.
+    old.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let r = read_response(&mut old);
+    assert!(
+        r.starts_with("HTTP/1.1 200") && r.to_ascii_lowercase().contains("connection: close"),
+        "{r}"
+    );
+    assert!(closed_by_server(&mut old));
+    assert_eq!(metric(&up, "palisade_connections_promoted_total"), 1);
+    let q1 = metric(&up, "palisade_connections_quarantined_total");
+    requests_on_one_connection(&up, 500);
+    assert_eq!(metric(&up, "palisade_connections_quarantined_total"), q1);
+    let t2 = quarantine_ticks(&up);
+    eprintln!(
+        "quarantine thread: {} ticks for 1000 familiar requests",
+        t2 - t1
+    );
+    assert!(
+        t2 <= t1 + 2,
+        "familiar requests cost the quarantine thread {} ticks",
+        t2 - t1
+    );
+    assert_eq!(metric(&up, "palisade_connections_familiar_networks"), 1);
+}
+
+#[test]
+fn quarantine_off_and_trusted_proxies_serve_everything_on_the_edge_threads() {
+    let (_o, url) = demo_origin();
+    let up = Up::start(
+        &[url.clone()],
+        Some("[connections]\nquarantine = false\n"),
+        &[],
+    );
+    requests_on_one_connection(&up, 10);
+    assert_eq!(metric(&up, "palisade_connections_quarantined_total"), 0);
+    let up = Up::start(&[url], None, &["--trusted-proxy", "127.0.0.1/32"]);
+    requests_on_one_connection(&up, 10);
+    assert_eq!(metric(&up, "palisade_connections_quarantined_total"), 0);
+}

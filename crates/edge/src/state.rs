@@ -404,6 +404,14 @@ impl EdgeState {
             .conn
             .addresses
             .set(self.conns.registry.addresses() as i64);
+        self.metrics
+            .conn
+            .familiar_networks
+            .set(self.conns.familiar.len() as i64);
+        self.metrics
+            .conn
+            .familiar_untracked
+            .set(self.conns.familiar.untracked() as i64);
         self.metrics.ratelimit_keys.set(self.limiter.len() as i64);
         self.metrics
             .ratelimit_evictions

@@ -17,6 +17,8 @@
 //! h2_max_resets = 100       # stream resets a client may send per h2_reset_window
 //! h2_reset_window = "10s"
 //! ban_at_accept = true      # refuse banned addresses before TLS and HTTP
+//! quarantine = true         # connections of unfamiliar networks on a thread of their own
+//! familiar_after = "5s"     # a network (/24, IPv6 /64) is familiar once connected this long ago
 //! ```
 //!
 //! Every key is optional; an absent section means these defaults.
@@ -49,6 +51,13 @@ pub struct ConnectionLimits {
     pub h2_reset_window_ms: u64,
     /// Whether a banned socket peer is refused when its connection is accepted.
     pub ban_at_accept: bool,
+    /// Whether connections from networks the edge does not know yet are
+    /// served on a thread of their own, so that a flood of new sources
+    /// cannot delay the clients it already knew (`palisade_edge::conn`).
+    pub quarantine: bool,
+    /// A network (IPv4 /24, IPv6 /64) is familiar once its first
+    /// connection is at least this old.
+    pub familiar_after_ms: u64,
 }
 
 impl Default for ConnectionLimits {
@@ -64,6 +73,8 @@ impl Default for ConnectionLimits {
             h2_max_resets: 100,
             h2_reset_window_ms: 10_000,
             ban_at_accept: true,
+            quarantine: true,
+            familiar_after_ms: 5_000,
         }
     }
 }
@@ -92,6 +103,10 @@ pub(crate) struct RawConnections {
     h2_reset_window: Option<Spanned<String>>,
     #[serde(default)]
     ban_at_accept: Option<bool>,
+    #[serde(default)]
+    quarantine: Option<bool>,
+    #[serde(default)]
+    familiar_after: Option<Spanned<String>>,
 }
 
 /// Bounds of the duration keys: at least 100 ms (a smaller value would
@@ -201,8 +216,17 @@ impl RawConnections {
             "h2_reset_window",
             &mut c.h2_reset_window_ms,
         );
+        dur(
+            diag,
+            &self.familiar_after,
+            "familiar_after",
+            &mut c.familiar_after_ms,
+        );
         if let Some(b) = self.ban_at_accept {
             c.ban_at_accept = b;
+        }
+        if let Some(q) = self.quarantine {
+            c.quarantine = q;
         }
         (diag.len() == before).then_some(c)
     }
@@ -224,7 +248,7 @@ mod tests {
     #[test]
     fn values_are_read() {
         let p = Policy::from_toml(
-            "[connections]\nmax_per_ip = 3\nheader_timeout = \"2s\"\nbody_timeout = \"1s\"\nbody_min_rate = 0\nidle_timeout = \"5m\"\nmax_requests = 0\nh2_max_streams = 10\nh2_max_resets = 7\nh2_reset_window = \"1m\"\nban_at_accept = false\n",
+            "[connections]\nmax_per_ip = 3\nheader_timeout = \"2s\"\nbody_timeout = \"1s\"\nbody_min_rate = 0\nidle_timeout = \"5m\"\nmax_requests = 0\nh2_max_streams = 10\nh2_max_resets = 7\nh2_reset_window = \"1m\"\nban_at_accept = false\nquarantine = false\nfamiliar_after = \"30s\"\n",
             "p.toml",
         )
         .unwrap();
@@ -244,6 +268,8 @@ mod tests {
             (10, 7, 60_000)
         );
         assert!(!c.ban_at_accept);
+        assert!(!c.quarantine);
+        assert_eq!(c.familiar_after_ms, 30_000);
     }
 
     #[test]

@@ -18,6 +18,15 @@ pub struct ConnMetrics {
     pub open: IntGauge,
     /// Client addresses (IPv6: /64s) with at least one open connection.
     pub addresses: IntGauge,
+    /// Connections served on the quarantine thread (unfamiliar networks).
+    pub quarantined: IntCounter,
+    /// Quarantined connections closed after a response once their network
+    /// became familiar.
+    pub promoted: IntCounter,
+    /// Networks (/24, /64) the edge tracks for familiarity.
+    pub familiar_networks: IntGauge,
+    /// New networks not tracked because the familiarity table was full.
+    pub familiar_untracked: IntGauge,
     /// The second (since the epoch) of the last event of each reason.
     last_event: [AtomicU64; Reason::ALL.len()],
 }
@@ -43,10 +52,34 @@ impl ConnMetrics {
             "Client addresses (IPv6: /64 prefixes) with at least one open connection",
         )
         .expect("static metric");
+        let quarantined = IntCounter::new(
+            "palisade_connections_quarantined_total",
+            "Client connections served on the quarantine thread: their network (/24, IPv6 /64) was not familiar yet ([connections] quarantine, familiar_after)",
+        )
+        .expect("static metric");
+        let promoted = IntCounter::new(
+            "palisade_connections_promoted_total",
+            "Quarantined HTTP/1 connections answered with Connection: close once their network became familiar (the client reconnects onto the edge's threads)",
+        )
+        .expect("static metric");
+        let familiar_networks = IntGauge::new(
+            "palisade_connections_familiar_networks",
+            "Client networks (/24, IPv6 /64) tracked for familiarity (at most 262144)",
+        )
+        .expect("static metric");
+        let familiar_untracked = IntGauge::new(
+            "palisade_connections_familiar_untracked",
+            "New client networks not tracked for familiarity because the table was full (they stay unfamiliar), since the start",
+        )
+        .expect("static metric");
         for m in [
             Box::new(dropped.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(open.clone()),
             Box::new(addresses.clone()),
+            Box::new(quarantined.clone()),
+            Box::new(promoted.clone()),
+            Box::new(familiar_networks.clone()),
+            Box::new(familiar_untracked.clone()),
         ] {
             // Names are static and unique, so registration cannot fail.
             let _ = r.register(m);
@@ -57,6 +90,10 @@ impl ConnMetrics {
             by_reason,
             open,
             addresses,
+            quarantined,
+            promoted,
+            familiar_networks,
+            familiar_untracked,
             last_event: Default::default(),
         }
     }

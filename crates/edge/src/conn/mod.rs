@@ -11,6 +11,10 @@
 //!   deadline, the minimum body rate, the idle timeout and the HTTP/2 reset
 //!   limit ([`h2`]). The proxy tells the wrapper where each request stands
 //!   and applies `max_requests`.
+//! - Connections from networks the edge did not know before
+//!   (`familiar_after`, [`familiar`]) are served on the quarantine thread
+//!   ([`quarantine`]), so that a flood of new sources cannot delay the
+//!   clients the edge already knew.
 //! - When a ban arrives (from the API, the mesh or an escalation), the
 //!   open connections of the banned addresses are closed
 //!   ([`Conns::ban_arrived`] wakes a sweeper thread).
@@ -24,8 +28,10 @@
 //! What it must not do: look at requests (the pipeline does), or cost the
 //! common request more than a few atomic operations.
 
+pub mod familiar;
 pub mod h2;
 pub mod metrics;
+pub mod quarantine;
 pub mod registry;
 pub mod stream;
 
@@ -110,6 +116,10 @@ impl Reason {
 pub struct Conns {
     /// Open connections by address.
     pub registry: Registry,
+    /// The client networks known for a while.
+    pub familiar: familiar::Familiar,
+    /// The thread serving the others.
+    pub quarantine: quarantine::Quarantine,
     sweeper: OnceLock<SyncSender<()>>,
 }
 
@@ -296,6 +306,21 @@ struct Apps<A> {
     key: AppKey,
     http1: Arc<A>,
     h2c: Arc<A>,
+    /// The apps of the quarantine thread (their own upstream pools).
+    q_http1: Arc<A>,
+    q_h2c: Arc<A>,
+}
+
+impl<A> Apps<A> {
+    fn new(key: AppKey, make: &MakeApp<A>) -> Self {
+        Apps {
+            key,
+            http1: Arc::new(make(&key, false)),
+            h2c: Arc::new(make(&key, true)),
+            q_http1: Arc::new(make(&key, false)),
+            q_h2c: Arc::new(make(&key, true)),
+        }
+    }
 }
 
 /// Builds the proxy app for a key: `h2c` true for the prior-knowledge one.
@@ -314,11 +339,7 @@ impl<A: ServerApp + Send + Sync + 'static> ConnGuard<A> {
     /// A guard whose apps `make` builds.
     pub fn new(state: Arc<EdgeState>, make: MakeApp<A>) -> Self {
         let key = AppKey::of(&state.policy().connections);
-        let apps = Apps {
-            key,
-            http1: Arc::new(make(&key, false)),
-            h2c: Arc::new(make(&key, true)),
-        };
+        let apps = Apps::new(key, &make);
         ConnGuard {
             state,
             make,
@@ -332,11 +353,7 @@ impl<A: ServerApp + Send + Sync + 'static> ConnGuard<A> {
         if apps.key == key {
             return apps;
         }
-        let fresh = Arc::new(Apps {
-            key,
-            http1: Arc::new((self.make)(&key, false)),
-            h2c: Arc::new((self.make)(&key, true)),
-        });
+        let fresh = Arc::new(Apps::new(key, &self.make));
         self.apps.store(fresh.clone());
         fresh
     }
@@ -392,14 +409,29 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for ConnGuard<A> {
             }
         };
         let h2 = kind == Sniffed::H2c || matches!(stream.selected_alpn_proto(), Some(ALPN::H2));
-        let guarded: Stream = Box::new(GuardedStream::new(
-            stream,
-            born,
-            conn,
-            st.clone(),
-            limits,
-            h2,
-        ));
+        let quarantine = limits.quarantine
+            && !trusted
+            && !st
+                .conns
+                .familiar
+                .visit(ip, crate::now_ms(), limits.familiar_after_ms);
+        let quarantine = quarantine.then(|| st.conns.quarantine.handle()).flatten();
+        let guarded: Stream = Box::new(
+            GuardedStream::new(stream, born, conn, st.clone(), limits, h2)
+                .quarantined(quarantine.is_some()),
+        );
+        if let Some(q) = quarantine {
+            st.metrics.conn.quarantined.inc();
+            let app = match kind {
+                Sniffed::H2c => apps.q_h2c.clone(),
+                _ => apps.q_http1.clone(),
+            };
+            let shutdown = shutdown.clone();
+            return q
+                .spawn(async move { app.process_new(guarded, &shutdown).await })
+                .await
+                .unwrap_or(None);
+        }
         match kind {
             Sniffed::H2c => apps.h2c.process_new(guarded, shutdown).await,
             _ => apps.http1.process_new(guarded, shutdown).await,
@@ -410,6 +442,8 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for ConnGuard<A> {
         let apps = self.apps.load_full();
         apps.http1.cleanup().await;
         apps.h2c.cleanup().await;
+        apps.q_http1.cleanup().await;
+        apps.q_h2c.cleanup().await;
     }
 }
 

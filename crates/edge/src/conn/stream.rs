@@ -71,6 +71,10 @@ pub struct GuardedStream {
     armed: Option<Instant>,
     h2: Option<H2Watch>,
     failed: Option<Reason>,
+    /// Served on the quarantine thread: closed after a response once its
+    /// network became familiar, so that the client reconnects onto the
+    /// edge's threads.
+    quarantined: bool,
 }
 
 impl std::fmt::Debug for GuardedStream {
@@ -114,7 +118,14 @@ impl GuardedStream {
             }),
             limits,
             failed: None,
+            quarantined: false,
         }
+    }
+
+    /// Marks the connection as served on the quarantine thread.
+    pub fn quarantined(mut self, quarantined: bool) -> Self {
+        self.quarantined = quarantined;
+        self
     }
 
     /// The guard of a downstream HTTP/1 session's connection, if it has one.
@@ -123,8 +134,10 @@ impl GuardedStream {
     }
 
     /// The proxy has a request header: the body phase starts when the
-    /// request has a body. Returns false when the connection has carried
-    /// `max_requests` requests (this one is its last).
+    /// request has a body. Returns false when this request is the
+    /// connection's last: it has carried `max_requests` requests, or it is
+    /// quarantined and its network is familiar now (the client reconnects,
+    /// and its new connection is served on the edge's threads).
     pub fn request_started(&self, has_body: bool) -> bool {
         self.body_bytes.store(0, Relaxed);
         self.since_ms.store(UNKNOWN, Relaxed);
@@ -135,6 +148,16 @@ impl GuardedStream {
         let max = self.limits.max_requests;
         if max > 0 && n >= max {
             self.state.conn_dropped(Reason::MaxRequests, self.conn.ip);
+            return false;
+        }
+        if self.quarantined
+            && self.state.conns.familiar.knows(
+                self.conn.ip,
+                crate::now_ms(),
+                self.limits.familiar_after_ms,
+            )
+        {
+            self.state.metrics.conn.promoted.inc();
             return false;
         }
         true
