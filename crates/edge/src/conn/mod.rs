@@ -396,6 +396,66 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for ConnGuard<A> {
                 return None;
             }
         };
+        // Classified at once: a quarantined connection does everything
+        // else (the sniffing of its first bytes included) on the quarantine
+        // thread, so that thousands of new connections at once, slowloris
+        // ones too, cost the edge's threads only their accept.
+        let quarantine = limits.quarantine
+            && !trusted
+            && !st
+                .conns
+                .familiar
+                .visit(ip, crate::now_ms(), limits.familiar_after_ms);
+        let serve = Served {
+            state: st.clone(),
+            apps,
+            conn,
+            limits,
+            born,
+            ip,
+            shutdown: shutdown.clone(),
+        };
+        match quarantine.then(|| st.conns.quarantine.handle()).flatten() {
+            Some(q) => {
+                st.metrics.conn.quarantined.inc();
+                q.spawn(serve.run(stream, true)).await.unwrap_or(None)
+            }
+            None => serve.run(stream, false).await,
+        }
+    }
+
+    async fn cleanup(&self) {
+        let apps = self.apps.load_full();
+        apps.http1.cleanup().await;
+        apps.h2c.cleanup().await;
+        apps.q_http1.cleanup().await;
+        apps.q_h2c.cleanup().await;
+    }
+}
+
+/// A registered connection on its way to HTTP: sniffed, wrapped, served
+/// by the app of its kind (on the thread the caller runs it on).
+struct Served<A> {
+    state: Arc<EdgeState>,
+    apps: Arc<Apps<A>>,
+    conn: Arc<registry::ConnShared>,
+    limits: ConnectionLimits,
+    born: tokio::time::Instant,
+    ip: IpAddr,
+    shutdown: ShutdownWatch,
+}
+
+impl<A: ServerApp + Send + Sync + 'static> Served<A> {
+    async fn run(self, stream: Stream, quarantined: bool) -> Option<Stream> {
+        let Served {
+            state: st,
+            apps,
+            conn,
+            limits,
+            born,
+            ip,
+            shutdown,
+        } = self;
         let header = Duration::from_millis(limits.header_timeout_ms);
         let sniffed = tokio::time::timeout(header, sniff_stream(stream, Some(header))).await;
         let (stream, kind) = match sniffed {
@@ -409,41 +469,16 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for ConnGuard<A> {
             }
         };
         let h2 = kind == Sniffed::H2c || matches!(stream.selected_alpn_proto(), Some(ALPN::H2));
-        let quarantine = limits.quarantine
-            && !trusted
-            && !st
-                .conns
-                .familiar
-                .visit(ip, crate::now_ms(), limits.familiar_after_ms);
-        let quarantine = quarantine.then(|| st.conns.quarantine.handle()).flatten();
         let guarded: Stream = Box::new(
-            GuardedStream::new(stream, born, conn, st.clone(), limits, h2)
-                .quarantined(quarantine.is_some()),
+            GuardedStream::new(stream, born, conn, st.clone(), limits, h2).quarantined(quarantined),
         );
-        if let Some(q) = quarantine {
-            st.metrics.conn.quarantined.inc();
-            let app = match kind {
-                Sniffed::H2c => apps.q_h2c.clone(),
-                _ => apps.q_http1.clone(),
-            };
-            let shutdown = shutdown.clone();
-            return q
-                .spawn(async move { app.process_new(guarded, &shutdown).await })
-                .await
-                .unwrap_or(None);
-        }
-        match kind {
-            Sniffed::H2c => apps.h2c.process_new(guarded, shutdown).await,
-            _ => apps.http1.process_new(guarded, shutdown).await,
-        }
-    }
-
-    async fn cleanup(&self) {
-        let apps = self.apps.load_full();
-        apps.http1.cleanup().await;
-        apps.h2c.cleanup().await;
-        apps.q_http1.cleanup().await;
-        apps.q_h2c.cleanup().await;
+        let app = match (kind, quarantined) {
+            (Sniffed::H2c, false) => &apps.h2c,
+            (Sniffed::H2c, true) => &apps.q_h2c,
+            (_, false) => &apps.http1,
+            (_, true) => &apps.q_http1,
+        };
+        app.process_new(guarded, &shutdown).await
     }
 }
 
