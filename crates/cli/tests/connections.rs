@@ -714,7 +714,7 @@ fn unfamiliar_networks_are_served_on_the_quarantine_thread() {
 fn quarantine_off_and_trusted_proxies_serve_everything_on_the_edge_threads() {
     let (_o, url) = demo_origin();
     let up = Up::start(
-        &[url.clone()],
+        std::slice::from_ref(&url),
         Some("[connections]\nquarantine = false\n"),
         &[],
     );
