@@ -623,6 +623,11 @@ fn an_idle_h2_connection_is_closed_at_the_policys_idle_timeout() {
 
 /// CPU ticks (user + system) of the edge's quarantine thread.
 fn quarantine_ticks(up: &Up) -> u64 {
+    quarantine_stat(up).0
+}
+
+/// The quarantine thread's CPU ticks and nice value.
+fn quarantine_stat(up: &Up) -> (u64, i64) {
     let pid = up.proc.child.id();
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
     for t in tasks.flatten() {
@@ -632,7 +637,11 @@ fn quarantine_ticks(up: &Up) -> u64 {
             // Fields after the command name (which ends with ')'): utime and stime are 14 and 15.
             let rest = &stat[stat.rfind(')').unwrap() + 2..];
             let f: Vec<&str> = rest.split_whitespace().collect();
-            return f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+            // utime, stime (fields 14, 15) and nice (19).
+            return (
+                f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap(),
+                f[16].parse::<i64>().unwrap(),
+            );
         }
     }
     panic!("no quarantine thread in {pid}");
@@ -708,6 +717,8 @@ fn unfamiliar_networks_are_served_on_the_quarantine_thread() {
         t2 - t1
     );
     assert_eq!(metric(&up, "palisade_connections_familiar_networks"), 1);
+    // It yields the CPU to the edge's threads under contention.
+    assert_eq!(quarantine_stat(&up).1, 10, "nice value");
 }
 
 #[test]
