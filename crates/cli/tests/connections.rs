@@ -735,3 +735,69 @@ fn quarantine_off_and_trusted_proxies_serve_everything_on_the_edge_threads() {
     requests_on_one_connection(&up, 10);
     assert_eq!(metric(&up, "palisade_connections_quarantined_total"), 0);
 }
+
+/// An HTTP/2 (h2c) connection past its preface and SETTINGS exchange.
+fn h2_connect(up: &Up) -> TcpStream {
+    let mut s = connect(up);
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    hello.extend(frame(0x4, 0, 0, &[]));
+    s.write_all(&hello).unwrap();
+    read_frames_until(&mut s, |ty, flags, _| ty == 0x4 && flags & 1 == 0).expect("no SETTINGS");
+    s.write_all(&frame(0x4, 0x1, 0, &[])).unwrap(); // SETTINGS ACK
+    s
+}
+
+/// HPACK: :method POST, :scheme http, :path /, :authority "x".
+const POST_BLOCK: [u8; 6] = [0x83, 0x86, 0x84, 0x01, 0x01, b'x'];
+
+#[test]
+fn h2_slow_body_is_closed_below_the_minimum_rate_and_a_steady_one_is_served() {
+    let (_o, url) = demo_origin();
+    let up = Up::start(
+        &[url],
+        Some("[connections]\nbody_timeout = \"1s\"\nbody_min_rate = 500\n"),
+        &[],
+    );
+    quiet(&up);
+    // A body that comes at 600 B/s (deadline 1 s + 1.2 s per 600 B): served.
+    let mut s = h2_connect(&up);
+    s.write_all(&frame(0x1, 0x4, 1, &POST_BLOCK)).unwrap(); // HEADERS, END_HEADERS
+    for i in 0..3 {
+        s.write_all(&frame(0x0, 0, 1, &[b'a'; 600])).unwrap();
+        std::thread::sleep(Duration::from_millis(if i < 2 { 1000 } else { 500 }));
+    }
+    s.write_all(&frame(0x0, 0x1, 1, b"end")).unwrap(); // DATA, END_STREAM
+    read_frames_until(&mut s, |ty, _, _| ty == 0x1).expect("no response to a steady body");
+    assert_eq!(dropped(&up, "body_rate"), 0);
+
+    // Ten bytes, then nothing: the connection is closed at the deadline.
+    let mut s = h2_connect(&up);
+    s.write_all(&frame(0x1, 0x4, 1, &POST_BLOCK)).unwrap();
+    s.write_all(&frame(0x0, 0, 1, b"0123456789")).unwrap();
+    let started = Instant::now();
+    assert!(
+        closed_by_server(&mut s),
+        "a stalled HTTP/2 body kept its connection"
+    );
+    assert!(started.elapsed() < Duration::from_secs(25));
+    assert_eq!(dropped(&up, "body_rate"), 1);
+}
+
+#[test]
+fn h2_header_that_never_ends_is_closed_at_the_header_deadline() {
+    let (_o, url) = demo_origin();
+    let up = Up::start(
+        &[url],
+        Some("[connections]\nheader_timeout = \"1s\"\n"),
+        &[],
+    );
+    quiet(&up);
+    let mut s = h2_connect(&up);
+    // HEADERS without END_HEADERS: CONTINUATION frames should follow; none does.
+    s.write_all(&frame(0x1, 0x1, 1, &POST_BLOCK[..3])).unwrap();
+    assert!(
+        closed_by_server(&mut s),
+        "an unfinished HTTP/2 header kept its connection"
+    );
+    assert_eq!(dropped(&up, "header_timeout"), 1);
+}

@@ -1,9 +1,13 @@
 //! What a connection guard needs to know of HTTP/2: the frames a client
 //! sends, read off the bytes on their way to the h2 library without copying
 //! them — only each frame's 9-byte header is looked at, payloads are
-//! skipped — and the stream resets among them (rapid reset,
-//! CVE-2023-44487, is many streams opened and reset at once).
+//! skipped (but for the 4 or 8 bytes of a WINDOW_UPDATE or GOAWAY) — the
+//! stream resets among them (rapid reset, CVE-2023-44487, is many streams
+//! opened and reset at once), and each stream's request deadlines
+//! ([`super::h2_streams`]).
 
+use super::h2_streams::{FrameInfo, StreamClocks};
+use super::Reason;
 use std::time::{Duration, Instant};
 
 /// The client connection preface (RFC 9113, section 3.4).
@@ -13,22 +17,28 @@ const RST_STREAM: u8 = 0x3;
 
 /// Frame type GOAWAY.
 const GOAWAY: u8 = 0x7;
+/// Frame type WINDOW_UPDATE.
+const WINDOW_UPDATE: u8 = 0x8;
 /// Error code ENHANCE_YOUR_CALM: the h2 library's answer to a peer past its limits.
 const ENHANCE_YOUR_CALM: u32 = 0xb;
 
 /// Splits one direction of a connection into frames. The payload of a
-/// GOAWAY is looked at (its first 8 bytes: last stream id, error code);
-/// other payloads are skipped.
+/// GOAWAY is looked at (its first 8 bytes: last stream id, error code), and
+/// that of a WINDOW_UPDATE (4 bytes: the increment); other payloads are
+/// skipped.
 #[derive(Debug)]
 pub struct FrameScanner {
     preface_left: usize,
     header: [u8; 9],
     header_len: usize,
     skip: usize,
-    /// The first payload bytes of the current GOAWAY, while they come.
+    /// The first payload bytes of the current GOAWAY or WINDOW_UPDATE.
     peek: [u8; 8],
     peek_len: usize,
-    peeking: bool,
+    /// How many payload bytes to look at (0: none).
+    peek_want: usize,
+    /// The frame waiting for its peeked bytes.
+    pending: FrameInfo,
 }
 
 impl FrameScanner {
@@ -49,7 +59,14 @@ impl FrameScanner {
             skip: 0,
             peek: [0; 8],
             peek_len: 0,
-            peeking: false,
+            peek_want: 0,
+            pending: FrameInfo {
+                ty: 0,
+                flags: 0,
+                stream: 0,
+                len: 0,
+                value: 0,
+            },
         }
     }
 
@@ -58,10 +75,11 @@ impl FrameScanner {
         self.preface_left == 0
     }
 
-    /// Feeds the next bytes; calls `frame(type, code)` for each frame:
-    /// `code` is a GOAWAY's error code (0 for other frames), given once
-    /// it has arrived, the others when their header has.
-    pub fn feed(&mut self, mut bytes: &[u8], mut frame: impl FnMut(u8, u32)) {
+    /// Feeds the next bytes; calls `frame` for each frame once its header
+    /// has arrived (a GOAWAY or WINDOW_UPDATE once its value has: a GOAWAY's
+    /// error code, a WINDOW_UPDATE's increment; a shorter one is malformed
+    /// and not reported).
+    pub fn feed(&mut self, mut bytes: &[u8], mut frame: impl FnMut(FrameInfo)) {
         while !bytes.is_empty() {
             if self.preface_left > 0 {
                 let n = self.preface_left.min(bytes.len());
@@ -69,14 +87,17 @@ impl FrameScanner {
                 bytes = &bytes[n..];
             } else if self.skip > 0 {
                 let n = self.skip.min(bytes.len());
-                if self.peeking {
-                    let m = n.min(8 - self.peek_len);
+                if self.peek_want > 0 {
+                    let m = n.min(self.peek_want - self.peek_len);
                     self.peek[self.peek_len..self.peek_len + m].copy_from_slice(&bytes[..m]);
                     self.peek_len += m;
-                    if self.peek_len == 8 {
-                        self.peeking = false;
+                    if self.peek_len == self.peek_want {
                         let p = &self.peek;
-                        frame(GOAWAY, u32::from_be_bytes([p[4], p[5], p[6], p[7]]));
+                        let at = self.peek_want - 4;
+                        let mut f = self.pending;
+                        f.value = u32::from_be_bytes([p[at], p[at + 1], p[at + 2], p[at + 3]]);
+                        self.peek_want = 0;
+                        frame(f);
                     }
                 }
                 self.skip -= n;
@@ -91,12 +112,24 @@ impl FrameScanner {
                     self.skip =
                         (usize::from(h[0]) << 16) | (usize::from(h[1]) << 8) | usize::from(h[2]);
                     self.header_len = 0;
-                    // A GOAWAY shorter than 8 bytes is malformed: not reported.
-                    if h[3] == GOAWAY && self.skip >= 8 {
-                        self.peeking = true;
+                    let f = FrameInfo {
+                        ty: h[3],
+                        flags: h[4],
+                        stream: u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff,
+                        len: self.skip as u32,
+                        value: 0,
+                    };
+                    let want = match f.ty {
+                        GOAWAY => 8,
+                        WINDOW_UPDATE => 4,
+                        _ => 0,
+                    };
+                    if want == 0 {
+                        frame(f);
+                    } else if self.skip >= want {
+                        self.peek_want = want;
                         self.peek_len = 0;
-                    } else if h[3] != GOAWAY {
-                        frame(h[3], 0);
+                        self.pending = f;
                     }
                 }
             }
@@ -147,38 +180,51 @@ pub struct H2Watch {
     scanner: FrameScanner,
     resets: ResetWatch,
     sent: FrameScanner,
+    clocks: StreamClocks,
 }
 
 impl H2Watch {
-    /// A new connection: at most `max_resets` per `window`.
-    pub fn new(max_resets: u32, window: Duration) -> Self {
+    /// A new connection: at most `max_resets` per `window`; each stream's
+    /// header and body deadlines as `clocks` says.
+    pub fn new(max_resets: u32, window: Duration, clocks: StreamClocks) -> Self {
         H2Watch {
             scanner: FrameScanner::client(),
             resets: ResetWatch::new(max_resets, window),
             sent: FrameScanner::server(),
+            clocks,
         }
     }
 
-    /// Feeds bytes read from the client; false when they carried one reset too many.
-    pub fn feed(&mut self, bytes: &[u8]) -> bool {
+    /// Feeds bytes read from the client at `now_ms` (since the connection
+    /// started); false when they carried one reset too many.
+    pub fn feed(&mut self, bytes: &[u8], now_ms: u64) -> bool {
         let mut ok = true;
-        let resets = &mut self.resets;
-        self.scanner.feed(bytes, |ty, _| {
-            if ty == RST_STREAM && ok {
+        let (resets, clocks) = (&mut self.resets, &mut self.clocks);
+        self.scanner.feed(bytes, |f| {
+            if f.ty == RST_STREAM && ok {
                 ok = resets.reset(Instant::now());
             }
+            clocks.client_frame(f, now_ms);
         });
         ok
     }
 
-    /// Feeds bytes written to the client; true when they carried a GOAWAY
-    /// with ENHANCE_YOUR_CALM.
-    pub fn sent(&mut self, bytes: &[u8]) -> bool {
+    /// Feeds bytes written to the client at `now_ms`; true when they
+    /// carried a GOAWAY with ENHANCE_YOUR_CALM.
+    pub fn sent(&mut self, bytes: &[u8], now_ms: u64) -> bool {
         let mut calm = false;
-        self.sent.feed(bytes, |ty, code| {
-            calm |= ty == GOAWAY && code == ENHANCE_YOUR_CALM;
+        let clocks = &mut self.clocks;
+        self.sent.feed(bytes, |f| {
+            calm |= f.ty == GOAWAY && f.value == ENHANCE_YOUR_CALM;
+            clocks.server_frame(f, now_ms);
         });
         calm
+    }
+
+    /// The earliest request deadline of the connection's streams (ms
+    /// since it started), and the reason to close it past that.
+    pub fn next_deadline(&self) -> Option<(u64, Reason)> {
+        self.clocks.next_deadline()
     }
 
     /// Whether the connection preface has gone by.
@@ -190,6 +236,29 @@ impl H2Watch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn watch(max: u32, window: Duration) -> H2Watch {
+        H2Watch::new(max, window, StreamClocks::new(1000, 1000, 500))
+    }
+
+    #[test]
+    fn window_updates_and_stream_ids_are_read_whatever_the_read_boundaries() {
+        let mut bytes = frame(0x4, &[0; 6]);
+        // WINDOW_UPDATE on stream 1 (the frame helper's stream), increment 70000.
+        bytes.extend(frame(WINDOW_UPDATE, &70_000u32.to_be_bytes()));
+        for chunk in [1, 2, 5, bytes.len()] {
+            let mut s = FrameScanner::server();
+            let mut got = Vec::new();
+            for c in bytes.chunks(chunk) {
+                s.feed(c, |f| got.push((f.ty, f.stream, f.value)));
+            }
+            assert_eq!(
+                got,
+                vec![(0x4, 1, 0), (WINDOW_UPDATE, 1, 70_000)],
+                "chunk {chunk}"
+            );
+        }
+    }
 
     fn frame(ty: u8, payload: &[u8]) -> Vec<u8> {
         let l = payload.len();
@@ -219,7 +288,7 @@ mod tests {
             let mut s = FrameScanner::client();
             let mut types = Vec::new();
             for c in bytes.chunks(chunk) {
-                s.feed(c, |t, _| types.push(t));
+                s.feed(c, |f| types.push(f.ty));
             }
             assert_eq!(
                 types,
@@ -238,20 +307,20 @@ mod tests {
         calm.extend_from_slice(b"too_many_internal_resets");
         bytes.extend(calm);
         for chunk in [1, 3, 8, bytes.len()] {
-            let mut w = H2Watch::new(1, Duration::from_secs(1));
-            let seen = bytes.chunks(chunk).filter(|c| w.sent(c)).count();
+            let mut w = watch(1, Duration::from_secs(1));
+            let seen = bytes.chunks(chunk).filter(|c| w.sent(c, 0)).count();
             assert_eq!(seen, 1, "chunk {chunk}");
         }
-        let mut w = H2Watch::new(1, Duration::from_secs(1));
-        assert!(!w.sent(&frame(GOAWAY, &[0, 0, 0, 9, 0, 0, 0, 0])));
+        let mut w = watch(1, Duration::from_secs(1));
+        assert!(!w.sent(&frame(GOAWAY, &[0, 0, 0, 9, 0, 0, 0, 0]), 0));
     }
 
     #[test]
     fn one_reset_past_the_limit_is_refused() {
-        let mut w = H2Watch::new(3, Duration::from_secs(60));
+        let mut w = watch(3, Duration::from_secs(60));
         let rst = frame(RST_STREAM, &[0, 0, 0, 8]);
-        assert!(w.feed(&client(&[rst.clone(), rst.clone(), rst.clone()])));
-        assert!(!w.feed(&rst));
+        assert!(w.feed(&client(&[rst.clone(), rst.clone(), rst.clone()]), 0));
+        assert!(!w.feed(&rst, 0));
     }
 
     #[test]

@@ -30,6 +30,7 @@
 
 pub mod familiar;
 pub mod h2;
+pub mod h2_streams;
 pub mod metrics;
 pub mod quarantine;
 pub mod registry;

@@ -18,10 +18,13 @@
 //! one clock read when the connection waits for its next request, and one
 //! poll of a timer that is re-armed only when a deadline comes *earlier*
 //! than the armed one (a later deadline is found when the timer fires).
-//! HTTP/2 connections keep only the header deadline (until the connection
-//! preface is in), the reset count and a look at the frames the server
-//! sends (a GOAWAY ENHANCE_YOUR_CALM is counted); their idle timeout is
-//! Pingora's.
+//! HTTP/2 connections keep the header deadline until the connection
+//! preface is in; then each stream's header and body deadlines
+//! ([`super::h2_streams`], the same `[connections]` values, the body clock
+//! stopped while flow control lets the client send nothing) decide, and a
+//! stream past its deadline closes the connection. They also count the
+//! client's resets and look at the frames the server sends (a GOAWAY
+//! ENHANCE_YOUR_CALM is counted); their idle timeout is Pingora's.
 
 use super::h2::H2Watch;
 use super::registry::ConnShared;
@@ -114,6 +117,11 @@ impl GuardedStream {
                 H2Watch::new(
                     limits.h2_max_resets,
                     Duration::from_millis(limits.h2_reset_window_ms),
+                    super::h2_streams::StreamClocks::new(
+                        limits.header_timeout_ms,
+                        limits.body_timeout_ms,
+                        limits.body_min_rate,
+                    ),
                 )
             }),
             limits,
@@ -191,7 +199,8 @@ impl GuardedStream {
 
     fn on_bytes(&mut self, n: usize, got: &[u8]) -> Result<(), Reason> {
         if let Some(h2) = &mut self.h2 {
-            if !h2.feed(got) {
+            let now_ms = self.born.elapsed().as_millis() as u64;
+            if !h2.feed(got, now_ms) {
                 return Err(Reason::H2Resets);
             }
             if self.phase.load(Relaxed) == HEADER && h2.past_preface() {
@@ -213,8 +222,15 @@ impl GuardedStream {
         Ok(())
     }
 
-    /// A read must wait: it waits at most until the phase's deadline.
+    /// A read must wait: it waits at most until the phase's deadline (on
+    /// HTTP/2, past the preface: the earliest deadline of its streams).
     fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let (Some(h2), BUSY) = (&self.h2, self.phase.load(Relaxed)) {
+            return match h2.next_deadline() {
+                Some((at_ms, reason)) => self.wait_until(cx, at_ms.min(MAX_WAIT_MS), reason),
+                None => Poll::Pending,
+            };
+        }
         let l = &self.limits;
         let (ms, reason) = match self.phase.load(Relaxed) {
             IDLE => (l.idle_timeout_ms, Reason::IdleTimeout),
@@ -235,6 +251,17 @@ impl GuardedStream {
         }
         // At most a year away (a huge body at a low rate cannot overflow the clock).
         let wait = since.saturating_add(ms).min(MAX_WAIT_MS);
+        self.wait_until(cx, wait, reason)
+    }
+
+    /// Waits until `wait` ms after the connection's start, then fails the
+    /// connection for `reason`. Re-arms the timer only for an earlier time.
+    fn wait_until(
+        &mut self,
+        cx: &mut Context<'_>,
+        wait: u64,
+        reason: Reason,
+    ) -> Poll<io::Result<()>> {
         let due = self.born + Duration::from_millis(wait);
         loop {
             if self.armed.is_none_or(|a| a > due) {
@@ -322,7 +349,7 @@ impl AsyncWrite for GuardedStream {
         }
         let r = Pin::new(&mut this.inner).poll_write(cx, buf);
         if let (Some(h2), Poll::Ready(Ok(n))) = (&mut this.h2, &r) {
-            if h2.sent(&buf[..*n]) {
+            if h2.sent(&buf[..*n], this.born.elapsed().as_millis() as u64) {
                 this.state.conn_dropped(Reason::H2Limits, this.conn.ip);
             }
         }
@@ -340,6 +367,7 @@ impl AsyncWrite for GuardedStream {
         }
         let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
         if let (Some(h2), Poll::Ready(Ok(n))) = (&mut this.h2, &r) {
+            let now_ms = this.born.elapsed().as_millis() as u64;
             let mut left = *n;
             let mut calm = false;
             for b in bufs {
@@ -347,7 +375,7 @@ impl AsyncWrite for GuardedStream {
                     break;
                 }
                 let k = left.min(b.len());
-                calm |= h2.sent(&b[..k]);
+                calm |= h2.sent(&b[..k], now_ms);
                 left -= k;
             }
             if calm {
