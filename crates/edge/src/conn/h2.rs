@@ -238,7 +238,7 @@ mod tests {
     use super::*;
 
     fn watch(max: u32, window: Duration) -> H2Watch {
-        H2Watch::new(max, window, StreamClocks::new(1000, 1000, 500))
+        H2Watch::new(max, window, StreamClocks::new(1000, 1000, 500, 100))
     }
 
     #[test]

@@ -10,8 +10,8 @@
 //! stream's window or the connection's is used up (the origin is reading
 //! the body slowly, so the server grants nothing), the client cannot send,
 //! and the stream's body clock stops until a WINDOW_UPDATE opens it again.
-//! Windows start at the RFC's 65,535 bytes; a server SETTINGS that raises
-//! them is not read, so the clock may stop early (never late).
+//! Windows start at the RFC's 65,535 bytes, the h2 library's and so the
+//! edge's default (a server SETTINGS that changed them is not read).
 //!
 //! Everything is read off frame headers ([`super::h2::Frame`]); times are
 //! milliseconds since the connection started, given by the caller.
@@ -29,9 +29,10 @@ const END_STREAM: u8 = 0x1;
 const END_HEADERS: u8 = 0x4;
 /// The initial flow-control window of a stream and of the connection.
 const INITIAL_WINDOW: i64 = 65_535;
-/// Streams tracked at most: past it, new streams go untimed (the h2
-/// library refuses streams past `h2_max_streams`, 100 by default, first).
-pub const MAX_STREAMS: usize = 1024;
+/// Streams tracked at least (more when `h2_max_streams` allows more): past
+/// the cap, new streams go untimed (the h2 library refuses streams past
+/// `h2_max_streams` first, and each refusal is reset and forgotten here).
+pub const MIN_TRACKED: usize = 1024;
 
 #[derive(Debug, Clone, Copy)]
 struct Clock {
@@ -56,6 +57,7 @@ pub struct StreamClocks {
     body_ms: u64,
     min_rate: u64,
     streams: HashMap<u32, Clock>,
+    max_streams: usize,
     conn_window: i64,
 }
 
@@ -76,13 +78,15 @@ pub struct FrameInfo {
 
 impl StreamClocks {
     /// Deadlines of `[connections]`: `header_timeout`, `body_timeout`,
-    /// `body_min_rate` (0: no extension).
-    pub fn new(header_ms: u64, body_ms: u64, min_rate: u32) -> Self {
+    /// `body_min_rate` (0: no extension), for up to twice `max_streams`
+    /// (`h2_max_streams`) streams, at least [`MIN_TRACKED`].
+    pub fn new(header_ms: u64, body_ms: u64, min_rate: u32, max_streams: u32) -> Self {
         StreamClocks {
             header_ms,
             body_ms,
             min_rate: u64::from(min_rate),
             streams: HashMap::new(),
+            max_streams: (max_streams as usize).saturating_mul(2).max(MIN_TRACKED),
             conn_window: INITIAL_WINDOW,
         }
     }
@@ -92,9 +96,18 @@ impl StreamClocks {
         match f.ty {
             HEADERS => {
                 if let Some(c) = self.streams.get_mut(&f.stream) {
-                    // Trailers: the body ends with them.
+                    // Trailers: the body ends with them, once their header
+                    // block does (CONTINUATIONs trickled after it are a
+                    // header like any other).
                     if !c.header && f.flags & END_STREAM != 0 {
-                        self.streams.remove(&f.stream);
+                        if f.flags & END_HEADERS != 0 {
+                            self.streams.remove(&f.stream);
+                        } else {
+                            c.header = true;
+                            c.ends_with_header = true;
+                            c.since_ms = now_ms;
+                            c.blocked_at = None;
+                        }
                     }
                     return;
                 }
@@ -103,7 +116,7 @@ impl StreamClocks {
                 if done && ends {
                     return;
                 }
-                if self.streams.len() >= MAX_STREAMS {
+                if self.streams.len() >= self.max_streams {
                     return;
                 }
                 self.streams.insert(
@@ -117,6 +130,9 @@ impl StreamClocks {
                         blocked_at: None,
                     },
                 );
+                // A body that starts while the connection's window is shut
+                // cannot be sent yet.
+                self.update_blocked(now_ms);
             }
             CONTINUATION => {
                 if f.flags & END_HEADERS == 0 {
@@ -132,6 +148,7 @@ impl StreamClocks {
                         }
                     }
                 }
+                self.update_blocked(now_ms);
             }
             DATA => {
                 let len = i64::from(f.len);
@@ -256,7 +273,7 @@ mod tests {
 
     #[test]
     fn a_get_is_never_timed_and_a_slow_header_is() {
-        let mut c = StreamClocks::new(1000, 2000, 500);
+        let mut c = StreamClocks::new(1000, 2000, 500, 100);
         c.client_frame(f(HEADERS, END_HEADERS | END_STREAM, 1, 30), 0);
         assert_eq!(c.next_deadline(), None);
         // A header split into CONTINUATIONs that never end.
@@ -272,7 +289,7 @@ mod tests {
 
     #[test]
     fn a_body_is_timed_and_extended_by_what_it_brings() {
-        let mut c = StreamClocks::new(1000, 2000, 500);
+        let mut c = StreamClocks::new(1000, 2000, 500, 100);
         c.client_frame(f(HEADERS, END_HEADERS, 1, 30), 0);
         assert_eq!(c.next_deadline(), Some((2000, Reason::BodyRate)));
         c.client_frame(f(DATA, 0, 1, 1000), 500);
@@ -296,7 +313,7 @@ mod tests {
 
     #[test]
     fn the_clock_stops_while_the_server_grants_no_window() {
-        let mut c = StreamClocks::new(1000, 2000, 0);
+        let mut c = StreamClocks::new(1000, 2000, 0, 100);
         c.client_frame(f(HEADERS, END_HEADERS, 1, 30), 0);
         // The whole initial window sent: the client must wait for the server.
         c.client_frame(f(DATA, 0, 1, 65_535), 100);
@@ -318,10 +335,45 @@ mod tests {
 
     #[test]
     fn streams_are_capped() {
-        let mut c = StreamClocks::new(1000, 2000, 500);
-        for s in 0..(MAX_STREAMS as u32 + 10) {
+        let mut c = StreamClocks::new(1000, 2000, 500, 100);
+        for s in 0..(MIN_TRACKED as u32 + 10) {
             c.client_frame(f(HEADERS, END_HEADERS, 2 * s + 1, 30), 0);
         }
-        assert_eq!(c.len(), MAX_STREAMS);
+        assert_eq!(c.len(), MIN_TRACKED);
+        let mut c = StreamClocks::new(1000, 2000, 500, 5000);
+        for s in 0..12_000u32 {
+            c.client_frame(f(HEADERS, END_HEADERS, 2 * s + 1, 30), 0);
+        }
+        assert_eq!(c.len(), 10_000, "twice h2_max_streams");
+    }
+
+    #[test]
+    fn trailers_trickled_in_continuations_are_a_header_with_its_deadline() {
+        let mut c = StreamClocks::new(1000, 2000, 500, 100);
+        c.client_frame(f(HEADERS, END_HEADERS, 1, 30), 0);
+        c.client_frame(f(DATA, 0, 1, 10), 100);
+        // Trailers whose header block does not end.
+        c.client_frame(f(HEADERS, END_STREAM, 1, 5), 500);
+        assert_eq!(c.next_deadline(), Some((1500, Reason::HeaderTimeout)));
+        c.client_frame(f(CONTINUATION, 0, 1, 5), 1400);
+        assert_eq!(c.next_deadline(), Some((1500, Reason::HeaderTimeout)));
+        c.client_frame(f(CONTINUATION, END_HEADERS, 1, 5), 1450);
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn a_body_that_starts_while_the_connection_window_is_shut_waits_for_it() {
+        let mut c = StreamClocks::new(1000, 2000, 0, 100);
+        c.client_frame(f(HEADERS, END_HEADERS, 1, 30), 0);
+        c.client_frame(f(DATA, 0, 1, 65_535), 10);
+        // A second upload starts: the connection's window is used up.
+        c.client_frame(f(HEADERS, END_HEADERS, 3, 30), 20);
+        assert_eq!(c.next_deadline(), None, "neither can send");
+        c.server_frame(window(0, 10_000), 5_000);
+        assert_eq!(
+            c.next_deadline(),
+            Some((5_000 + 2_000, Reason::BodyRate)),
+            "stream 3's clock counts from the window's opening"
+        );
     }
 }

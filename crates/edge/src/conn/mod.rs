@@ -410,7 +410,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for ConnGuard<A> {
         let serve = Served {
             state: st.clone(),
             apps,
-            conn,
+            conn: Some(conn),
             limits,
             born,
             ip,
@@ -435,11 +435,13 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for ConnGuard<A> {
 }
 
 /// A registered connection on its way to HTTP: sniffed, wrapped, served
-/// by the app of its kind (on the thread the caller runs it on).
+/// by the app of its kind (on the thread the caller runs it on). Until the
+/// wrapper owns the registration, dropping this (a failed sniff, a task
+/// cancelled or panicking on the quarantine thread) unregisters it.
 struct Served<A> {
     state: Arc<EdgeState>,
     apps: Arc<Apps<A>>,
-    conn: Arc<registry::ConnShared>,
+    conn: Option<Arc<registry::ConnShared>>,
     limits: ConnectionLimits,
     born: tokio::time::Instant,
     ip: IpAddr,
@@ -447,39 +449,40 @@ struct Served<A> {
 }
 
 impl<A: ServerApp + Send + Sync + 'static> Served<A> {
-    async fn run(self, stream: Stream, quarantined: bool) -> Option<Stream> {
-        let Served {
-            state: st,
-            apps,
-            conn,
-            limits,
-            born,
-            ip,
-            shutdown,
-        } = self;
+    async fn run(mut self, stream: Stream, quarantined: bool) -> Option<Stream> {
+        let (st, limits, born, ip) = (self.state.clone(), self.limits, self.born, self.ip);
         let header = Duration::from_millis(limits.header_timeout_ms);
         let sniffed = tokio::time::timeout(header, sniff_stream(stream, Some(header))).await;
         let (stream, kind) = match sniffed {
             Ok(Some(s)) => s,
             Ok(None) | Err(_) => {
-                st.conns.registry.unregister(&conn);
                 if born.elapsed() >= header {
                     st.conn_dropped(Reason::HeaderTimeout, ip);
                 }
-                return None;
+                return None; // unregistered by the drop
             }
         };
+        let conn = self.conn.take()?;
         let h2 = kind == Sniffed::H2c || matches!(stream.selected_alpn_proto(), Some(ALPN::H2));
         let guarded: Stream = Box::new(
             GuardedStream::new(stream, born, conn, st.clone(), limits, h2).quarantined(quarantined),
         );
+        let apps = self.apps.clone();
         let app = match (kind, quarantined) {
             (Sniffed::H2c, false) => &apps.h2c,
             (Sniffed::H2c, true) => &apps.q_h2c,
             (_, false) => &apps.http1,
             (_, true) => &apps.q_http1,
         };
-        app.process_new(guarded, &shutdown).await
+        app.process_new(guarded, &self.shutdown).await
+    }
+}
+
+impl<A> Drop for Served<A> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.state.conns.registry.unregister(&conn);
+        }
     }
 }
 

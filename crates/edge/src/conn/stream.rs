@@ -121,6 +121,7 @@ impl GuardedStream {
                         limits.header_timeout_ms,
                         limits.body_timeout_ms,
                         limits.body_min_rate,
+                        limits.h2_max_streams,
                     ),
                 )
             }),
@@ -254,6 +255,20 @@ impl GuardedStream {
         self.wait_until(cx, wait, reason)
     }
 
+    /// What the server sent may have started a stream's clock (a
+    /// WINDOW_UPDATE that lets a blocked body go on): the HTTP/2 library
+    /// writes after its read returned pending, so the read is woken to arm
+    /// the timer for a deadline sooner than the one armed, if any.
+    fn rearm_if_sooner(&self) {
+        let Some((ms, _)) = self.h2.as_ref().and_then(|h| h.next_deadline()) else {
+            return;
+        };
+        let due = self.born + Duration::from_millis(ms.min(MAX_WAIT_MS));
+        if self.armed.is_none_or(|a| a > due) {
+            self.conn.waker.wake();
+        }
+    }
+
     /// Waits until `wait` ms after the connection's start, then fails the
     /// connection for `reason`. Re-arms the timer only for an earlier time.
     fn wait_until(
@@ -352,6 +367,7 @@ impl AsyncWrite for GuardedStream {
             if h2.sent(&buf[..*n], this.born.elapsed().as_millis() as u64) {
                 this.state.conn_dropped(Reason::H2Limits, this.conn.ip);
             }
+            this.rearm_if_sooner();
         }
         r
     }
@@ -381,6 +397,7 @@ impl AsyncWrite for GuardedStream {
             if calm {
                 this.state.conn_dropped(Reason::H2Limits, this.conn.ip);
             }
+            this.rearm_if_sooner();
         }
         r
     }

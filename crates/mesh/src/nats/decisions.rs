@@ -65,6 +65,9 @@ const BATCH_WINDOW: usize = 64;
 /// Single-op publishes of a bulk import awaiting their acknowledgement at most.
 const PUBLISH_WINDOW: usize = 1024;
 
+/// The header of a rewritten batch: when its ops were first published (ms).
+const PUBLISHED_HEADER: &str = "Palisade-Published";
+
 /// Key of the policy bucket holding the decision log's floor
 /// ([`crate::Mesh::decisions_floor`]; not a policy version: no `v.` prefix).
 const FLOOR_KEY: &str = "decisions-floor";
@@ -168,6 +171,8 @@ struct Compaction {
     dead: usize,
     /// The position of the newest delete dropped for its age (0: none).
     floor: u64,
+    /// When the message's ops were first published (kept across rewrites).
+    published: u64,
 }
 
 /// Unique batch subject suffixes within a process.
@@ -402,22 +407,24 @@ impl NatsMesh {
         // Pass 1: the newest position of every key.
         let mut newest: HashMap<u128, u64> = HashMap::new();
         let mut batches = 0usize;
-        self.scan(head, &batch_prefix, |seq, subject, _, ops| {
-            batches += usize::from(subject.starts_with(&batch_prefix));
-            let count = ops.len();
-            for (i, op) in ops.iter().enumerate() {
-                newest.insert(key_digest(op), position(seq, i, count));
-            }
-            Ok(())
-        })
-        .await?;
+        let reached = self
+            .scan(head, &batch_prefix, |seq, subject, _, ops| {
+                batches += usize::from(subject.starts_with(&batch_prefix));
+                let count = ops.len();
+                for (i, op) in ops.iter().enumerate() {
+                    newest.insert(key_digest(op), position(seq, i, count));
+                }
+                Ok(())
+            })
+            .await?;
 
         // Pass 2: what to purge or rewrite, in log order. Dropping the newest
         // op of a key (an old delete, an expired decision) is safe only once
         // the older ops of that key are gone; they sit in earlier messages,
         // so the actions run in log order and stop at the first refused one.
+        // Only what pass 1 read: the newest positions of later keys are unknown.
         let mut actions: Vec<Compaction> = Vec::new();
-        self.scan(head, &batch_prefix, |seq, subject, published, ops| {
+        self.scan(reached, &batch_prefix, |seq, subject, published, ops| {
             let count = ops.len();
             let mut live = Vec::new();
             let mut floor = 0;
@@ -449,16 +456,25 @@ impl NatsMesh {
                     dead: count - live.len(),
                     live,
                     floor,
+                    published,
                 });
             }
             Ok(())
         })
         .await?;
         drop(newest);
-        let (mut dropped, mut floor, mut expected) = (0usize, 0u64, head);
+        // The floor first, past every delete this run may drop: should a
+        // purge fail midway, the deletes already gone are behind it. (A
+        // floor raised for deletes left in the log only costs followers
+        // below it a full resync.)
+        let floor = actions.iter().map(|a| a.floor).max().unwrap_or(0);
+        if floor > 0 {
+            self.raise_floor(floor).await?;
+        }
+        let (mut dropped, mut expected) = (0usize, head);
         for a in actions {
             if !a.live.is_empty() {
-                match self.republish(&a.live, expected).await? {
+                match self.republish(&a.live, expected, a.published).await? {
                     Some(last) => expected = last,
                     None => {
                         tracing::info!(
@@ -470,44 +486,59 @@ impl NatsMesh {
             }
             self.purge_message(&a.subject, a.seq).await?;
             dropped += a.dead;
-            floor = floor.max(a.floor);
-        }
-        if floor > 0 {
-            self.raise_floor(floor).await?;
         }
         tracing::debug!(batches, dropped, "decision log compacted");
         Ok(dropped)
     }
 
-    /// Reads every message up to stream sequence `head`, decoded, with its
-    /// publication time (ms). Undecodable messages are skipped (counted).
+    /// Reads every message up to stream sequence `limit`, decoded, with its
+    /// publication time (ms; for a rewritten batch, that of the batch it
+    /// was rewritten from, [`PUBLISHED_HEADER`]). Undecodable messages are
+    /// skipped (counted). Returns the last sequence read: the log's end
+    /// when nothing is pending, an error when the read stalls first (a
+    /// pass that stopped early must not pass for a whole one).
     async fn scan(
         &self,
-        head: u64,
+        limit: u64,
         batch_prefix: &str,
         mut each: impl FnMut(u64, &str, u64, &[DecisionOp]) -> Result<(), MeshError>,
-    ) -> Result<(), MeshError> {
+    ) -> Result<u64, MeshError> {
         let mut messages = self.read_from(0).await?;
+        let mut reached = 0;
         loop {
             let msg = match tokio::time::timeout(Duration::from_secs(5), messages.next()).await {
                 Ok(Some(Ok(m))) => m,
                 Ok(Some(Err(e))) => return Err(unavailable("decision stream")(&e)),
-                // The end (the newest message may have been purged by another compaction).
-                Ok(None) | Err(_) => return Ok(()),
+                // The consumer ended: as far as it went.
+                Ok(None) => return Ok(reached),
+                Err(_) => {
+                    return Err(MeshError::Unavailable(format!(
+                    "the decision log stalled after sequence {reached} of {limit} while compacting"
+                )))
+                }
             };
             let Ok(info) = msg.info() else { continue };
             let (seq, pending) = (info.stream_sequence, info.pending);
-            if seq > head {
-                return Ok(());
+            if seq > limit {
+                return Ok(reached);
             }
-            let published =
+            reached = seq;
+            let mut published =
                 u64::try_from(info.published.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+            if let Some(first) = msg
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(PUBLISHED_HEADER))
+                .and_then(|v| v.as_str().parse::<u64>().ok())
+            {
+                published = published.min(first);
+            }
             match decode(&msg.subject, batch_prefix, &msg.payload) {
                 Ok(ops) => each(seq, &msg.subject, published, &ops)?,
                 Err(e) => count_bad(&self.decode_errors, "decision", &msg.subject, &e),
             }
-            if seq >= head || pending == 0 {
-                return Ok(());
+            if seq >= limit || pending == 0 {
+                return Ok(reached);
             }
         }
     }
@@ -524,16 +555,20 @@ impl NatsMesh {
     }
 
     /// Appends `ops` as new batches, each only if the stream's last sequence
-    /// is still the one expected. Returns the new last sequence, or `None`
-    /// when something else was appended meanwhile.
+    /// is still the one expected, carrying `published` (when the ops were
+    /// first published: a rewrite must not make an old delete young again).
+    /// Returns the new last sequence, or `None` when something else was
+    /// appended meanwhile.
     async fn republish(
         &self,
         ops: &[DecisionOp],
         mut expected: u64,
+        published: u64,
     ) -> Result<Option<u64>, MeshError> {
         for payload in encode_batches(ops)? {
             let publish = PublishMessage::build()
                 .payload(payload)
+                .header(PUBLISHED_HEADER, published.to_string().as_str())
                 .expected_last_sequence(expected);
             let ack = self
                 .js
@@ -641,6 +676,11 @@ mod tests {
         let batches = encode_batches(&vec![big; 20]).unwrap();
         assert_eq!(batches.len(), 3, "7 + 7 + 6 ops of about 100 KB");
         assert!(batches.iter().all(|b| b.len() <= BATCH_BYTES));
+        // An empty batch, or one with more ops than positions tell apart, is refused.
+        assert!(decode("p.decisions.batch.n.1", "p.decisions.batch.", b"[]").is_err());
+        let huge: Vec<DecisionOp> = (0..LAST as u32).map(ban).collect();
+        let huge = serde_json::to_vec(&huge).unwrap();
+        assert!(decode("p.decisions.batch.n.1", "p.decisions.batch.", &huge).is_err());
         // A single op is not an array.
         let one = serde_json::to_vec(&ban(2)).unwrap();
         assert_eq!(
