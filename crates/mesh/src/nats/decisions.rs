@@ -130,14 +130,24 @@ pub(crate) fn encode_batches(ops: &[DecisionOp]) -> Result<Vec<Bytes>, MeshError
     Ok(out)
 }
 
-/// The ops of one message of the decision stream: a batch (an array) or one op.
+/// The ops of one message of the decision stream: a batch (an array) or one
+/// op. A batch of no op, or of more ops than positions tell apart, is refused.
 pub(crate) fn decode(
     subject: &str,
     batch_prefix: &str,
     payload: &[u8],
 ) -> Result<Vec<DecisionOp>, serde_json::Error> {
+    use serde::de::Error;
     if subject.starts_with(batch_prefix) {
-        serde_json::from_slice(payload)
+        let ops: Vec<DecisionOp> = serde_json::from_slice(payload)?;
+        if ops.is_empty() || ops.len() as u64 >= LAST {
+            return Err(serde_json::Error::custom(format!(
+                "a batch of {} ops (1 to {} allowed)",
+                ops.len(),
+                LAST - 1
+            )));
+        }
+        Ok(ops)
     } else {
         serde_json::from_slice(payload).map(|op| vec![op])
     }
