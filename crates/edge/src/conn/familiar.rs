@@ -72,11 +72,16 @@ impl Familiar {
         }
     }
 
+    /// `ip`'s network and the shard that holds it.
+    fn shard_of(&self, ip: IpAddr) -> (u128, &Mutex<Shard>) {
+        let key = network(ip);
+        (key, &self.shards[(ahash_u128(key) as usize) % SHARDS])
+    }
+
     /// Records a connection from `ip` at `now_ms`; whether its network was
     /// familiar (first seen at least `after_ms` before).
     pub fn visit(&self, ip: IpAddr, now_ms: u64, after_ms: u64) -> bool {
-        let key = network(ip);
-        let shard = &self.shards[(ahash_u128(key) as usize) % SHARDS];
+        let (key, shard) = self.shard_of(ip);
         let mut shard = shard.lock();
         if let Some(s) = shard.map.get_mut(&key) {
             s.last = s.last.max(now_ms);
@@ -106,8 +111,7 @@ impl Familiar {
 
     /// Whether `ip`'s network is familiar at `now_ms` (nothing recorded).
     pub fn knows(&self, ip: IpAddr, now_ms: u64, after_ms: u64) -> bool {
-        let key = network(ip);
-        let shard = &self.shards[(ahash_u128(key) as usize) % SHARDS];
+        let (key, shard) = self.shard_of(ip);
         let known = shard
             .lock()
             .map

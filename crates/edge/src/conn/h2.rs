@@ -60,13 +60,7 @@ impl FrameScanner {
             peek: [0; 8],
             peek_len: 0,
             peek_want: 0,
-            pending: FrameInfo {
-                ty: 0,
-                flags: 0,
-                stream: 0,
-                len: 0,
-                value: 0,
-            },
+            pending: FrameInfo::default(),
         }
     }
 

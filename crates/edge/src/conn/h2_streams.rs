@@ -48,6 +48,10 @@ struct Clock {
     window: i64,
     /// When the stream ran out of window (its own or the connection's).
     blocked_at: Option<u64>,
+    /// The server sent its whole response: it may read no more, so a shut
+    /// window no longer stops the clock (else a client could hold the
+    /// stream, and the connection, forever).
+    answered: bool,
 }
 
 /// The open client streams of one HTTP/2 connection and their deadlines.
@@ -62,7 +66,7 @@ pub struct StreamClocks {
 }
 
 /// One frame, as [`StreamClocks`] needs it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FrameInfo {
     /// Frame type.
     pub ty: u8,
@@ -128,11 +132,12 @@ impl StreamClocks {
                         bytes: 0,
                         window: INITIAL_WINDOW,
                         blocked_at: None,
+                        answered: false,
                     },
                 );
                 // A body that starts while the connection's window is shut
                 // cannot be sent yet.
-                self.update_blocked(now_ms);
+                self.windows_changed(f.stream, None, now_ms);
             }
             CONTINUATION => {
                 if f.flags & END_HEADERS == 0 {
@@ -148,10 +153,11 @@ impl StreamClocks {
                         }
                     }
                 }
-                self.update_blocked(now_ms);
+                self.windows_changed(f.stream, None, now_ms);
             }
             DATA => {
                 let len = i64::from(f.len);
+                let was_open = self.conn_window > 0;
                 self.conn_window -= len;
                 if let Some(c) = self.streams.get_mut(&f.stream) {
                     c.bytes = c.bytes.saturating_add(u64::from(f.len));
@@ -160,7 +166,7 @@ impl StreamClocks {
                         self.streams.remove(&f.stream);
                     }
                 }
-                self.update_blocked(now_ms);
+                self.windows_changed(f.stream, Some(was_open), now_ms);
             }
             RST_STREAM => {
                 self.streams.remove(&f.stream);
@@ -174,37 +180,40 @@ impl StreamClocks {
         match f.ty {
             WINDOW_UPDATE => {
                 let inc = i64::from(f.value & 0x7fff_ffff);
+                let was_open = self.conn_window > 0;
                 if f.stream == 0 {
                     self.conn_window = self.conn_window.saturating_add(inc);
                 } else if let Some(c) = self.streams.get_mut(&f.stream) {
                     c.window = c.window.saturating_add(inc);
                 }
-                self.update_blocked(now_ms);
+                self.windows_changed(f.stream, Some(was_open), now_ms);
             }
             // A stream refused or reset by the server: the client stops.
             RST_STREAM => {
                 self.streams.remove(&f.stream);
             }
+            DATA | HEADERS if f.flags & END_STREAM != 0 => {
+                let conn_open = self.conn_window > 0;
+                if let Some(c) = self.streams.get_mut(&f.stream) {
+                    c.answered = true;
+                    settle(c, conn_open, now_ms);
+                }
+            }
             _ => {}
         }
     }
 
-    /// Stops or restarts the body clocks as windows close and open.
-    fn update_blocked(&mut self, now_ms: u64) {
+    /// After `stream`'s window changed (or the connection's, `conn_was_open`
+    /// telling whether it was open before): settles that stream's clock,
+    /// or every stream's when the connection's window opened or shut.
+    fn windows_changed(&mut self, stream: u32, conn_was_open: Option<bool>, now_ms: u64) {
         let conn_open = self.conn_window > 0;
-        for c in self.streams.values_mut() {
-            if c.header {
-                continue;
+        if conn_was_open.is_some_and(|was| was != conn_open) {
+            for c in self.streams.values_mut() {
+                settle(c, conn_open, now_ms);
             }
-            let open = conn_open && c.window > 0;
-            match (open, c.blocked_at) {
-                (false, None) => c.blocked_at = Some(now_ms),
-                (true, Some(at)) => {
-                    c.since_ms = c.since_ms.saturating_add(now_ms.saturating_sub(at));
-                    c.blocked_at = None;
-                }
-                _ => {}
-            }
+        } else if let Some(c) = self.streams.get_mut(&stream) {
+            settle(c, conn_open, now_ms);
         }
     }
 
@@ -244,6 +253,23 @@ impl StreamClocks {
     /// Whether no stream is timed.
     pub fn is_empty(&self) -> bool {
         self.streams.is_empty()
+    }
+}
+
+/// Stops or restarts a body clock as its stream's window, or the
+/// connection's, closes and opens.
+fn settle(c: &mut Clock, conn_open: bool, now_ms: u64) {
+    if c.header {
+        return;
+    }
+    let open = c.answered || (conn_open && c.window > 0);
+    match (open, c.blocked_at) {
+        (false, None) => c.blocked_at = Some(now_ms),
+        (true, Some(at)) => {
+            c.since_ms = c.since_ms.saturating_add(now_ms.saturating_sub(at));
+            c.blocked_at = None;
+        }
+        _ => {}
     }
 }
 
@@ -331,6 +357,23 @@ mod tests {
             Some((12_000, Reason::BodyRate)),
             "the 10 s blocked do not count"
         );
+    }
+
+    #[test]
+    fn a_stream_answered_in_full_cannot_hold_its_clock_by_a_shut_window() {
+        let mut c = StreamClocks::new(1000, 2000, 0, 100);
+        c.client_frame(f(HEADERS, END_HEADERS, 1, 30), 0);
+        c.client_frame(f(DATA, 0, 1, 65_535), 10);
+        assert_eq!(c.next_deadline(), None, "blocked");
+        // The origin answered without reading the rest: no WINDOW_UPDATE will come.
+        c.server_frame(f(HEADERS, END_HEADERS, 1, 20), 100);
+        assert_eq!(
+            c.next_deadline(),
+            None,
+            "a response header alone changes nothing"
+        );
+        c.server_frame(f(DATA, END_STREAM, 1, 20), 500);
+        assert_eq!(c.next_deadline(), Some((2_490, Reason::BodyRate)));
     }
 
     #[test]

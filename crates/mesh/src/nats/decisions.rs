@@ -231,8 +231,9 @@ impl NatsMesh {
         if ops.is_empty() {
             return self.head().await;
         }
+        let batched = ops.len() >= BATCH_MIN;
         let mut messages: Vec<(String, Bytes)> = Vec::new();
-        if ops.len() >= BATCH_MIN {
+        if batched {
             for payload in encode_batches(&ops)? {
                 messages.push((self.batch_subject(), payload));
             }
@@ -243,7 +244,7 @@ impl NatsMesh {
                 messages.push((self.names.decision_subject(op), Bytes::from(payload)));
             }
         }
-        let window = if ops.len() >= BATCH_MIN {
+        let window = if batched {
             BATCH_WINDOW
         } else {
             PUBLISH_WINDOW
