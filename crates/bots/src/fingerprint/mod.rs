@@ -1,0 +1,1 @@
+//! Client fingerprints (see the crate documentation).
