@@ -306,4 +306,4 @@ pub fn from_names<'a>(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

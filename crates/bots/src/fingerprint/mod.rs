@@ -19,4 +19,7 @@
 
 pub mod headers;
 
+pub mod ja4;
+
 pub use headers::{from_names, http1, HeaderFingerprint, HttpVersion};
+pub use ja4::{ja4_from_client_hello, ClientHelloCollector, Collect, Ja4};
