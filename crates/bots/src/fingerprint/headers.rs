@@ -202,12 +202,13 @@ pub(crate) fn write_hex(bytes: &[u8], out: &mut [u8]) {
 /// `Capitalized-Like-This`: each `-`-separated part starts with a
 /// non-lower-case byte and has no upper-case letter after it.
 fn is_capitalized(name: &[u8]) -> bool {
-    name.split(|&b| b == b'-').all(|part| match part.split_first() {
-        None => true,
-        Some((first, rest)) => {
-            !first.is_ascii_lowercase() && !rest.iter().any(u8::is_ascii_uppercase)
-        }
-    })
+    name.split(|&b| b == b'-')
+        .all(|part| match part.split_first() {
+            None => true,
+            Some((first, rest)) => {
+                !first.is_ascii_lowercase() && !rest.iter().any(u8::is_ascii_uppercase)
+            }
+        })
 }
 
 fn flag_for(name: &[u8]) -> u8 {

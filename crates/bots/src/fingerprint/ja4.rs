@@ -212,7 +212,7 @@ pub fn ja4_from_client_hello(handshake_msg: &[u8]) -> Option<Ja4> {
         return None; // session id
     }
     let suites = r.vec16()?;
-    if suites.len() % 2 != 0 {
+    if !suites.chunks_exact(2).remainder().is_empty() {
         return None;
     }
     r.vec8()?; // compression methods
@@ -364,7 +364,9 @@ impl ClientHelloCollector {
                 // Reject as early as the bytes allow: `GET `, an HTTP/2
                 // preface or garbage is refused on its first byte.
                 let h = &self.header[..self.header_len];
-                if h[0] != 0x16 || h.get(1).is_some_and(|&b| b != 3) || h.get(2).is_some_and(|&b| b > 4)
+                if h[0] != 0x16
+                    || h.get(1).is_some_and(|&b| b != 3)
+                    || h.get(2).is_some_and(|&b| b > 4)
                 {
                     return Collect::NotTls;
                 }

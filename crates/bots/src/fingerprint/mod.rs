@@ -17,9 +17,10 @@
 //!   the first HEADERS frame (`1:65536;2:0;4:6291456;6:262144|15663105|0|m,a,s,p`),
 //!   read by an [`H2PrefaceCollector`].
 
+pub mod h2;
 pub mod headers;
-
 pub mod ja4;
 
+pub use h2::{H2Collect, H2Fingerprint, H2PrefaceCollector};
 pub use headers::{from_names, http1, HeaderFingerprint, HttpVersion};
 pub use ja4::{ja4_from_client_hello, ClientHelloCollector, Collect, Ja4};

@@ -150,7 +150,10 @@ fn garbage_never_panics() {
 
 pub(crate) fn hex(s: &str) -> Vec<u8> {
     let s: Vec<u8> = s.bytes().filter(|b| b.is_ascii_hexdigit()).collect();
-    assert!(!s.is_empty() && s.len() % 2 == 0, "fixture is empty or odd");
+    assert!(
+        !s.is_empty() && s.chunks_exact(2).remainder().is_empty(),
+        "fixture is empty or odd"
+    );
     s.chunks(2)
         .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
         .collect()

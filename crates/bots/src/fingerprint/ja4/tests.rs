@@ -13,9 +13,21 @@ const CURL_IP: &str = include_str!("../../../tests/fixtures/curl_tls_ip.hex");
 /// The captured fixtures and the JA4 that `ja4plus` computed for each.
 fn captured() -> Vec<(&'static str, Vec<u8>, &'static str)> {
     vec![
-        ("openssl", hex(OPENSSL), "t13d3111h2_e8f1e7e78f70_1f22a2ca17c4"),
-        ("curl sni", hex(CURL_SNI), "t13d3112h2_e8f1e7e78f70_b26ce05bbdd6"),
-        ("curl ip", hex(CURL_IP), "t13i3111h1_e8f1e7e78f70_b26ce05bbdd6"),
+        (
+            "openssl",
+            hex(OPENSSL),
+            "t13d3111h2_e8f1e7e78f70_1f22a2ca17c4",
+        ),
+        (
+            "curl sni",
+            hex(CURL_SNI),
+            "t13d3112h2_e8f1e7e78f70_b26ce05bbdd6",
+        ),
+        (
+            "curl ip",
+            hex(CURL_IP),
+            "t13i3111h1_e8f1e7e78f70_b26ce05bbdd6",
+        ),
     ]
 }
 
@@ -88,7 +100,14 @@ fn spec_hello(sig_algs: &[u16]) -> Vec<u8> {
     let exts: Vec<Ext> = vec![
         (0x2a2a, vec![]),
         (0x001b, vec![2, 0, 2]),
-        (0x0000, vec16(&[0, 0, 11, b'e', b'x', b'a', b'm', b'p', b'l', b'e', b'.', b'c', b'o', b'm'][..])),
+        (
+            0x0000,
+            vec16(
+                &[
+                    0, 0, 11, b'e', b'x', b'a', b'm', b'p', b'l', b'e', b'.', b'c', b'o', b'm',
+                ][..],
+            ),
+        ),
         (0x0033, vec16(&[0x0a, 0x0a, 0, 1, 0])),
         (0x0010, alpn_body(&[b"h2", b"http/1.1"])),
         (0x4469, vec![0, 3, 2, b'h', b'2']),
@@ -110,7 +129,9 @@ fn spec_hello(sig_algs: &[u16]) -> Vec<u8> {
 
 #[test]
 fn spec_example_with_grease() {
-    let msg = spec_hello(&[0x0403, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x0806, 0x0601]);
+    let msg = spec_hello(&[
+        0x0403, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x0806, 0x0601,
+    ]);
     let ja4 = ja4_from_client_hello(&msg).unwrap();
     assert_eq!(ja4.as_str(), "t13d1516h2_8daaf6152771_e5627efa2ab1");
     assert_eq!(ja4.prefix(), "t13d1516h2");
@@ -129,7 +150,11 @@ fn spec_example_without_signature_algorithms() {
 fn captured_clients_match_ja4plus() {
     for (name, raw, want) in captured() {
         let mut c = ClientHelloCollector::new();
-        assert_eq!(c.push(&raw), Collect::Done(ja4_from_client_hello(&raw[5..]).unwrap()), "{name}");
+        assert_eq!(
+            c.push(&raw),
+            Collect::Done(ja4_from_client_hello(&raw[5..]).unwrap()),
+            "{name}"
+        );
         match c.result() {
             Some(Collect::Done(ja4)) => assert_eq!(ja4.as_str(), want, "{name}"),
             other => panic!("{name}: {other:?}"),
@@ -165,7 +190,10 @@ fn one_byte_at_a_time() {
                 assert_eq!(last, Collect::NeedMore, "{name} at {i}");
             }
         }
-        assert!(matches!(last, Collect::Done(j) if j.as_str() == want), "{name}");
+        assert!(
+            matches!(last, Collect::Done(j) if j.as_str() == want),
+            "{name}"
+        );
     }
 }
 
@@ -178,7 +206,11 @@ fn hello_split_across_records() {
         for at in [0, 1, 4, 5, 6, raw.len() / 2, raw.len()] {
             let mut c = ClientHelloCollector::new();
             c.push(&raw[..at]);
-            assert_eq!(c.push(&raw[at..]), Collect::Done(want), "records of {size}, split at {at}");
+            assert_eq!(
+                c.push(&raw[at..]),
+                Collect::Done(want),
+                "records of {size}, split at {at}"
+            );
         }
     }
 }
@@ -205,14 +237,14 @@ fn not_tls() {
     for first in [
         &b"GET / HTTP/1.1\r\n"[..],
         b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
-        b"\x80\x2e\x01\x00\x02", // SSLv2-compatible hello
-        b"\x17\x03\x03\x00\x10",  // application data first
-        b"\x16\x02\x00",          // wrong major version
-        b"\x16\x03\x09",          // unknown minor version
-        b"\x16\x03\x01\x00\x00",  // empty record
+        b"\x80\x2e\x01\x00\x02",                 // SSLv2-compatible hello
+        b"\x17\x03\x03\x00\x10",                 // application data first
+        b"\x16\x02\x00",                         // wrong major version
+        b"\x16\x03\x09",                         // unknown minor version
+        b"\x16\x03\x01\x00\x00",                 // empty record
         b"\x16\x03\x01\x00\x04\x02\x00\x00\x00", // ServerHello, not ClientHello
         b"\x16\x03\x01\x00\x04\x01\x00\x00\x00", // empty ClientHello body
-        b"\x16\x03\x01\x40\x01", // record over 16 KiB
+        b"\x16\x03\x01\x40\x01",                 // record over 16 KiB
         b"\x16\x03\x01\x00\x04\x01\x01\x00\x00", // hello over 16 KiB
     ] {
         let mut c = ClientHelloCollector::new();
@@ -232,8 +264,16 @@ fn truncated_hellos_never_finish_and_never_panic() {
     for (name, raw, _) in captured() {
         for end in 0..raw.len() {
             let mut c = ClientHelloCollector::new();
-            assert_eq!(c.push(&raw[..end]), Collect::NeedMore, "{name} cut at {end}");
-            assert_eq!(ja4_from_client_hello(&raw[5..end.max(5)]), None, "{name} cut at {end}");
+            assert_eq!(
+                c.push(&raw[..end]),
+                Collect::NeedMore,
+                "{name} cut at {end}"
+            );
+            assert_eq!(
+                ja4_from_client_hello(&raw[5..end.max(5)]),
+                None,
+                "{name} cut at {end}"
+            );
         }
     }
 }
@@ -271,7 +311,12 @@ fn version_sni_and_counts() {
     assert_eq!(&ja4.as_str()[..24], "t10i000100_000000000000_");
     // Unknown version, SSL 3.0, DTLS code; supported_versions wins over the
     // hello's version even when lower.
-    for (v, code) in [(0x0305u16, "00"), (0x0300, "s3"), (0xfefd, "d2"), (0x0302, "11")] {
+    for (v, code) in [
+        (0x0305u16, "00"),
+        (0x0300, "s3"),
+        (0xfefd, "d2"),
+        (0x0302, "11"),
+    ] {
         let mut sv = vec![2u8];
         sv.extend(v.to_be_bytes());
         let ja4 = ja4_from_client_hello(&hello(0x0303, &[0x1301], Some(&[(0x002b, sv)]))).unwrap();
@@ -296,7 +341,7 @@ fn alpn_characters_follow_the_spec() {
     assert_eq!(code(&[b""]), "00");
     assert_eq!(code(&[]), "00");
     assert_eq!(code(&[b"\x1a\x1a", b"h2"]), "00"); // GREASE value first
-    // The specification's examples for non-alphanumeric bytes.
+                                                   // The specification's examples for non-alphanumeric bytes.
     assert_eq!(code(&[b"\xab"]), "ab");
     assert_eq!(code(&[b"\xab\xcd"]), "ad");
     assert_eq!(code(&[b"\x30\xab"]), "3b");
