@@ -17,7 +17,12 @@ use super::fcrdns::{canonical_ip, LookupOutcome};
 /// The verifier's sizes and lifetimes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VerifierLimits {
-    /// At most this many (IP, crawler) results cached.
+    /// At most this many (IP, crawler) results cached. When the cache (or,
+    /// from 1,024 entries, its shard: one of 16) is full, a new result first
+    /// sweeps the expired ones; if none had expired, it replaces the refuted
+    /// or inconclusive result closest to expiry, or, when all are verified,
+    /// the verified one closest to expiry. So a flood of false claims from
+    /// many addresses churns false claims, not verified crawlers.
     pub max_cache: usize,
     /// How long a verified result is trusted.
     pub verified_ttl_ms: u64,

@@ -292,8 +292,8 @@ fn lost_lookups_free_their_place_after_the_timeout() {
 fn cache_cap_evicts_expired_first_then_non_verified_soonest_to_expire() {
     let limits = VerifierLimits {
         max_cache: 3,
-        verified_ttl_ms: 10_000,
-        failed_ttl_ms: 1_000,
+        verified_ttl_ms: 2_000,
+        failed_ttl_ms: 5_000,
         ..VerifierLimits::default()
     };
     let v = verifier(limits);
@@ -305,13 +305,13 @@ fn cache_cap_evicts_expired_first_then_non_verified_soonest_to_expire() {
         };
         v.complete(&l, outcome, now);
     };
-    complete("198.51.100.1", LookupOutcome::Verified, 0); // expires 10,000
-    complete("198.51.100.2", LookupOutcome::Failed, 0); // expires 1,000
-    complete("198.51.100.3", LookupOutcome::Failed, 500); // expires 1,500
+    complete("198.51.100.1", LookupOutcome::Verified, 0); // expires 2,000
+    complete("198.51.100.2", LookupOutcome::Failed, 0); // expires 5,000
+    complete("198.51.100.3", LookupOutcome::Failed, 500); // expires 5,500
     assert_eq!(v.stats().cache_size, 3);
-    // Full, nothing expired: the failed entry closest to expiry goes (not
-    // the verified one, though it is older).
-    complete("198.51.100.4", LookupOutcome::Verified, 600);
+    // Full, nothing expired: the failed entry closest to expiry goes, not
+    // the verified one, though that one would expire sooner.
+    complete("198.51.100.4", LookupOutcome::Verified, 600); // expires 2,600
     assert_eq!(v.stats().cache_size, 3);
     let at = |addr: &str| v.check(ip(addr), GOOGLE_UA, 700);
     assert_eq!(at("198.51.100.1"), verified("Googlebot"));
@@ -325,15 +325,22 @@ fn cache_cap_evicts_expired_first_then_non_verified_soonest_to_expire() {
     );
     assert_eq!(at("198.51.100.4"), verified("Googlebot"));
     // Replacing an entry does not evict.
-    complete("198.51.100.3", LookupOutcome::Failed, 800);
+    complete("198.51.100.3", LookupOutcome::Failed, 800); // expires 5,800
     assert_eq!(at("198.51.100.1"), verified("Googlebot"));
     assert_eq!(at("198.51.100.4"), verified("Googlebot"));
-    // Later, the failed entry has expired: it is swept, the rest stay.
-    complete("198.51.100.5", LookupOutcome::Failed, 2_000);
+    // Later, .1 has expired: it is swept, the rest stay.
+    complete("198.51.100.5", LookupOutcome::Failed, 2_100);
     assert_eq!(v.stats().cache_size, 3);
-    let at = |addr: &str| v.check(ip(addr), GOOGLE_UA, 2_001);
-    assert_eq!(at("198.51.100.1"), verified("Googlebot"));
+    let at = |addr: &str| v.check(ip(addr), GOOGLE_UA, 2_101);
+    assert_eq!(
+        at("198.51.100.1"),
+        unverified("Googlebot", ClaimStatus::Pending)
+    );
     assert_eq!(at("198.51.100.4"), verified("Googlebot"));
+    assert_eq!(
+        at("198.51.100.3"),
+        unverified("Googlebot", ClaimStatus::Refuted)
+    );
     assert_eq!(
         at("198.51.100.5"),
         unverified("Googlebot", ClaimStatus::Refuted)
