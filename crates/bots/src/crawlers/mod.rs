@@ -8,7 +8,7 @@
 //!    (Google's and Bing's JSON, or plain text; see [`parse_range_file`]).
 //!    The edge reads the files; this module parses their text and keeps the
 //!    prefixes as sorted, merged ranges (a binary search per lookup).
-//! 2. **Forward-confirmed reverse DNS** ([`fcrdns`]): the client IP's PTR
+//! 2. **Forward-confirmed reverse DNS** ([`fcrdns`](fn@fcrdns)): the client IP's PTR
 //!    names that lie in one of the crawler's domains (on a label boundary:
 //!    `evilgooglebot.com` is not in `googlebot.com`) are resolved forward;
 //!    the claim holds when one of them resolves back to the client IP.
@@ -18,7 +18,7 @@
 //! Not here, and never on the request path. [`Verifier::check`] only reads
 //! the ranges and a result cache; on a miss it queues a [`Lookup`] and
 //! answers "unverified, pending". The edge's DNS worker takes lookups with
-//! [`Verifier::take_pending`], runs [`fcrdns`] with a [`Resolver`] it
+//! [`Verifier::take_pending`], runs [`fcrdns`](fn@fcrdns) with a [`Resolver`] it
 //! implements (the system resolver), and reports with
 //! [`Verifier::complete`]. Results are cached: verified for 24 h, refuted
 //! for 1 h, resolver errors for 60 s (a DNS outage neither hammers the

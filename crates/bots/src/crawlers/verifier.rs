@@ -84,7 +84,7 @@ pub enum BotIdentity {
 }
 
 /// A reverse-DNS lookup for the edge's worker: run
-/// [`fcrdns`](super::fcrdns)`(lookup.ip, &lookup.domains, resolver)` and
+/// [`fcrdns`](fn@super::fcrdns)`(lookup.ip, &lookup.domains, resolver)` and
 /// report with [`Verifier::complete`]. A lookup belongs to the verifier that
 /// handed it out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -381,7 +381,7 @@ impl Verifier {
         p.queue.drain(..n).collect()
     }
 
-    /// Records what DNS said for `lookup` (see [`fcrdns`](super::fcrdns)),
+    /// Records what DNS said for `lookup` (see [`fcrdns`](fn@super::fcrdns)),
     /// cached for `verified_ttl_ms`, `failed_ttl_ms` or `error_ttl_ms`. A
     /// lookup naming no crawler of this verifier is ignored.
     pub fn complete(&self, lookup: &Lookup, outcome: LookupOutcome, now_ms: u64) {
