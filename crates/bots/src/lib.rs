@@ -19,4 +19,5 @@
 //! (DNS) go through traits the edge implements.
 
 pub mod clearance;
+pub mod crawlers;
 pub mod fingerprint;
