@@ -19,3 +19,4 @@
 //! (DNS) go through traits the edge implements.
 
 pub mod fingerprint;
+pub mod logins;
