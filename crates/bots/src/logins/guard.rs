@@ -61,6 +61,8 @@ use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+/// Most shards per table; small tables (tests, tiny caps) get fewer, down
+/// to one (a shard holds at least 4,096 entries of the cap).
 const SHARDS: usize = 16;
 /// Nodes remembered per source as having fired (beyond, the oldest is
 /// forgotten and may fire again: a duplicate decision, harmless).
@@ -149,6 +151,11 @@ struct UserEntry {
 trait Aged {
     fn last_ms(&self) -> u64;
     fn keep_until(&self) -> u64;
+    /// Evicted last when the table is full (a marked username: flooding
+    /// the table with new usernames must not clear the marks).
+    fn protected(&self, _now_ms: u64) -> bool {
+        false
+    }
 }
 
 impl Aged for SourceEntry {
@@ -167,6 +174,9 @@ impl Aged for UserEntry {
     fn keep_until(&self) -> u64 {
         self.keep_until
     }
+    fn protected(&self, now_ms: u64) -> bool {
+        self.marked_until > now_ms
+    }
 }
 
 /// A capped, sharded map.
@@ -179,22 +189,23 @@ struct Table<K, V> {
 
 impl<K: Hash + Eq + Clone, V: Aged> Table<K, V> {
     fn new(cap: usize) -> Self {
+        let shards = (cap / 4096).clamp(1, SHARDS);
         Table {
-            shards: (0..SHARDS)
+            shards: (0..shards)
                 .map(|_| Mutex::new(HashMap::with_hasher(ahash::RandomState::new())))
                 .collect(),
-            per_shard: (cap / SHARDS).max(1),
+            per_shard: (cap / shards).max(1),
             hasher: ahash::RandomState::new(),
             evictions: AtomicU64::new(0),
         }
     }
 
     fn shard(&self, key: &K) -> &Mutex<HashMap<K, V, ahash::RandomState>> {
-        &self.shards[self.hasher.hash_one(key) as usize % SHARDS]
+        &self.shards[self.hasher.hash_one(key) as usize % self.shards.len()]
     }
 
     /// Makes room for one more key in a full shard: drops what expired,
-    /// then the least recently seen eighth.
+    /// then the least recently seen eighth (unprotected entries first).
     fn make_room(&self, map: &mut HashMap<K, V, ahash::RandomState>, now_ms: u64) {
         if map.len() < self.per_shard {
             return;
@@ -203,9 +214,12 @@ impl<K: Hash + Eq + Clone, V: Aged> Table<K, V> {
         map.retain(|_, v| v.keep_until() > now_ms);
         if map.len() >= self.per_shard {
             let n = (self.per_shard / 8).max(1);
-            let mut ages: Vec<(u64, K)> = map.iter().map(|(k, v)| (v.last_ms(), k.clone())).collect();
+            let mut ages: Vec<((bool, u64), K)> = map
+                .iter()
+                .map(|(k, v)| ((v.protected(now_ms), v.last_ms()), k.clone()))
+                .collect();
             if n < ages.len() {
-                ages.select_nth_unstable_by_key(n - 1, |(t, _)| *t);
+                ages.select_nth_unstable_by_key(n - 1, |(rank, _)| *rank);
             }
             for (_, k) in ages.into_iter().take(n) {
                 map.remove(&k);
