@@ -400,3 +400,112 @@ pub fn validate_all(raw: &[LoginConfig]) -> Result<Vec<LoginSpec>, Vec<String>> 
         Err(errs)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> LoginConfig {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn defaults_fill_a_minimal_table() {
+        let s = validate(&parse(r#"{"path": "/login", "username_field": "user.email"}"#)).unwrap();
+        assert_eq!((s.method.as_str(), s.failure_status.as_slice()), ("POST", &[401, 403][..]));
+        assert_eq!(s.username.json_path, ["user", "email"]);
+        assert_eq!(
+            s.stuffing,
+            StuffingSpec {
+                ip_usernames: 10,
+                cidr_usernames: 30,
+                asn_usernames: None,
+                window_ms: 600_000,
+                action: Action::Challenge,
+                duration_ms: 3_600_000,
+            }
+        );
+        assert_eq!((s.guessing.failures, s.guessing.sources, s.guessing.duration_ms), (20, 5, 900_000));
+        assert!(s.matches("post", "/login") && !s.matches("GET", "/login") && !s.matches("POST", "/login/"));
+        assert!(s.is_failure(401, |_| false) && !s.is_failure(200, |_| true));
+    }
+
+    #[test]
+    fn a_header_alone_replaces_the_default_statuses() {
+        let raw = parse(
+            r#"{"path": "/api/session", "method": "put", "username_field": "login",
+                "failure_header": "X-Login-Failed",
+                "stuffing": {"usernames": 5, "window": "5m", "action": "ban", "duration": "2h"},
+                "guessing": {"failures": 10, "sources": 3, "window": "1h", "action": "ban"}}"#,
+        );
+        let s = validate(&raw).unwrap();
+        assert_eq!((s.method.as_str(), s.failure_status.len()), ("PUT", 0));
+        assert!(s.is_failure(200, |h| h == "x-login-failed"));
+        assert!(!s.is_failure(401, |_| false));
+        assert_eq!((s.stuffing.ip_usernames, s.stuffing.action, s.stuffing.duration_ms), (5, Action::Ban, 7_200_000));
+        assert_eq!((s.guessing.window_ms, s.guessing.action), (3_600_000, Action::Ban));
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let raw = parse(
+            r#"{"path": "/a/../login", "method": "PO ST", "username_field": "a..b",
+                "failure_status": [200, 99, 700], "failure_header": "bad header",
+                "stuffing": {"usernames": 0, "cidr_usernames": 5000, "window": "10x",
+                             "action": "shout", "duration": "100d"},
+                "guessing": {"failures": 3, "sources": 9, "window": "0s", "action": "ban",
+                             "duration": ""}}"#,
+        );
+        let errs = validate(&raw).unwrap_err();
+        let expect = [
+            "path `/a/../login` is not normalized",
+            "method `PO ST`",
+            "username_field `a..b`: empty key",
+            "failure_header `bad header`",
+            "failure_status 99 ",
+            "failure_status 700 ",
+            "stuffing.usernames = 0",
+            "stuffing.cidr_usernames = 5000",
+            "stuffing.window: invalid duration",
+            "stuffing.action: unknown action `shout`",
+            "stuffing.duration = \"100d\"",
+            "guessing.window = \"0s\"",
+            "guessing.duration: empty duration",
+            "guessing.sources (9) is more than guessing.failures (3)",
+        ];
+        for e in expect {
+            assert!(errs.iter().any(|x| x.contains(e)), "missing `{e}` in {errs:#?}");
+        }
+        assert_eq!(errs.len(), expect.len(), "{errs:#?}");
+        let deep = parse(r#"{"path": "login", "username_field": "a.b.c.d.e", "failure_status": []}"#);
+        let errs = validate(&deep).unwrap_err();
+        assert_eq!(errs.len(), 3, "{errs:#?}");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        assert!(serde_json::from_str::<LoginConfig>(r#"{"path": "/l", "username_field": "u", "usrname": 1}"#).is_err());
+        assert!(serde_json::from_str::<LoginConfig>(
+            r#"{"path": "/l", "username_field": "u", "stuffing": {"users": 1}}"#
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn the_list_is_checked_as_a_whole() {
+        let ok = parse(r#"{"path": "/login", "username_field": "u"}"#);
+        let bad = parse(r#"{"path": "", "username_field": ""}"#);
+        let errs = validate_all(&[ok.clone(), bad, ok.clone()]).unwrap_err();
+        assert_eq!(
+            errs,
+            [
+                "bots.logins[1]: path `` must start with `/`",
+                "bots.logins[1]: username_field is empty",
+                "bots.logins[2]: POST /login is already declared (bots.logins[0])",
+            ]
+        );
+        assert_eq!(validate_all(&[ok]).unwrap().len(), 1);
+        let many = vec![parse(r#"{"path": "/x", "username_field": "u"}"#); MAX_LOGINS + 1];
+        assert!(validate_all(&many).unwrap_err()[0].contains("endpoints, at most"));
+    }
+}

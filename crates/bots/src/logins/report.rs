@@ -335,3 +335,133 @@ impl ReportBatcher {
         self.dropped
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(node: &str, i: u32, v6: bool, asn: Option<u32>) -> FailureReport {
+        FailureReport {
+            node: node.into(),
+            time_ms: 1_800_000_000_000 + u64::from(i),
+            ip: if v6 {
+                IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, (i >> 16) as u16, i as u16))
+            } else {
+                IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | i))
+            },
+            asn,
+            user: UserHash([i as u8; 16]),
+            login: (i % 3) as u16,
+        }
+    }
+
+    #[test]
+    fn round_trip_and_size() {
+        let reports = vec![
+            r("edge-fra-1", 1, false, Some(64496)),
+            r("edge-fra-1", 2, true, None),
+            r("edge-ams-2", 3, false, None),
+            r("edge-fra-1", 4, true, Some(u32::MAX)),
+        ];
+        let bytes = encode(&reports);
+        assert_eq!(decode(&bytes).unwrap(), reports);
+        // Header 5, two node names once each, then 37 + 33 + 45 + 49.
+        assert_eq!(bytes.len(), 5 + 11 + 11 + 37 + 45 + 33 + 49);
+        let one_node: Vec<_> = (0..100).map(|i| r("edge-fra-1", i, false, Some(1))).collect();
+        assert_eq!(encode(&one_node).len(), 5 + 11 + 100 * 37);
+        assert_eq!(decode(&encode(&[])).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn big_lists_are_split_and_bad_nodes_skipped() {
+        let mut reports: Vec<_> = (0..10_000).map(|i| r("n", i, i % 2 == 0, None)).collect();
+        reports[5].node = String::new();
+        reports[6].node = "x".repeat(MAX_NODE + 1);
+        let batches = encode_batches(&reports);
+        assert_eq!(batches.len(), 3);
+        let mut back = Vec::new();
+        for b in &batches {
+            assert!(b.len() <= MAX_BATCH_BYTES);
+            back.extend(decode(b).unwrap());
+        }
+        reports.retain(FailureReport::is_valid);
+        assert_eq!(back, reports);
+        assert_eq!(decode(&encode(&reports)).unwrap().len(), MAX_REPORTS);
+        // Many long node names: the byte limit cuts the batch first.
+        let wide: Vec<_> = (0..MAX_REPORTS as u32)
+            .map(|i| r(&format!("{i:064}"), i, true, Some(i)))
+            .collect();
+        let batches = encode_batches(&wide);
+        assert_eq!(batches.len(), 2);
+        assert!(batches.iter().all(|b| b.len() <= MAX_BATCH_BYTES));
+        let n: usize = batches.iter().map(|b| decode(b).unwrap().len()).sum();
+        assert_eq!(n, MAX_REPORTS);
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let good = encode(&(0..50).map(|i| r("n1", i, i % 3 == 0, Some(i))).collect::<Vec<_>>());
+        for n in 0..good.len() {
+            assert!(decode(&good[..n]).is_err(), "truncated at {n}");
+        }
+        let mut longer = good.clone();
+        longer.push(0);
+        assert_eq!(decode(&longer), Err(ReportError::Trailing(1)));
+        let mut seed = 0x1234_5678_9abc_def0u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..20_000 {
+            let mut b = good.clone();
+            for _ in 0..=next() % 4 {
+                let i = next() as usize % b.len();
+                b[i] ^= 1 << (next() % 8);
+            }
+            let _ = decode(&b);
+            let len = next() as usize % 300;
+            let mut junk: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            if let Some(v) = junk.first_mut() {
+                *v = VERSION;
+            }
+            let _ = decode(&junk);
+        }
+        // Announced counts larger than the body are refused before allocating.
+        assert_eq!(decode(&[1, 0x10, 0x00]), Err(ReportError::Truncated));
+        assert_eq!(decode(&[1, 0xff, 0xff]), Err(ReportError::TooMany(65_535)));
+        assert_eq!(decode(&[1, 0, 0, 0x10, 0x00]), Err(ReportError::Truncated));
+        assert_eq!(decode(&[2, 0, 0, 0, 0]), Err(ReportError::Version(2)));
+        assert_eq!(decode(&[1, 0, 1, 0, 0, 0]), Err(ReportError::Node));
+        assert_eq!(decode(&[1, 0, 1, 2, 0xff, 0xfe, 0, 0]), Err(ReportError::Node));
+        let big = vec![1u8; MAX_BATCH_BYTES + 1];
+        assert_eq!(decode(&big), Err(ReportError::TooLarge(MAX_BATCH_BYTES + 1)));
+        let mut flags = encode(&[r("n", 1, false, None)]);
+        flags[5 + 2 + 2 + 8] = 0x80;
+        assert_eq!(decode(&flags), Err(ReportError::Flags(0x80)));
+        let mut idx = encode(&[r("n", 1, false, None)]);
+        idx[5 + 2 + 1] = 9;
+        assert_eq!(decode(&idx), Err(ReportError::NodeIndex(9)));
+    }
+
+    #[test]
+    fn the_batcher_sends_on_its_interval_and_stays_bounded() {
+        let mut b = ReportBatcher::new(100, 3);
+        assert!(b.take_due(1_000).is_empty(), "nothing queued");
+        for i in 0..5 {
+            b.push(r("n1", i, false, None));
+        }
+        assert!(!b.push(r("", 9, false, None)));
+        assert_eq!((b.pending(), b.dropped()), (3, 3));
+        let sent = b.take_due(1_000);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(decode(&sent[0]).unwrap().len(), 3);
+        b.push(r("n1", 7, false, None));
+        assert!(b.take_due(1_050).is_empty(), "too soon");
+        assert_eq!(b.take_due(1_100).len(), 1);
+        b.push(r("n1", 8, false, None));
+        assert_eq!(b.take_all().len(), 1);
+        assert_eq!(b.pending(), 0);
+    }
+}
