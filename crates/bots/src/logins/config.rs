@@ -181,9 +181,8 @@ impl LoginSpec {
 
 fn is_token(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-        })
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 fn threshold(v: Option<i64>, default: u64, what: &str, errs: &mut Vec<String>) -> u64 {
@@ -191,7 +190,9 @@ fn threshold(v: Option<i64>, default: u64, what: &str, errs: &mut Vec<String>) -
         None => default,
         Some(n) if n >= 1 && n as u64 <= MAX_THRESHOLD => n as u64,
         Some(n) => {
-            errs.push(format!("{what} = {n}: must be between 1 and {MAX_THRESHOLD}"));
+            errs.push(format!(
+                "{what} = {n}: must be between 1 and {MAX_THRESHOLD}"
+            ));
             default
         }
     }
@@ -233,7 +234,9 @@ fn username_field(s: &str, errs: &mut Vec<String>) -> UsernameField {
     } else if s.len() > 128 || s.chars().any(char::is_control) {
         errs.push("username_field: at most 128 bytes, no control characters".into());
     } else if json_path.iter().any(String::is_empty) {
-        errs.push(format!("username_field `{s}`: empty key in the dotted path"));
+        errs.push(format!(
+            "username_field `{s}`: empty key in the dotted path"
+        ));
     } else if json_path.len() > MAX_JSON_DEPTH {
         errs.push(format!(
             "username_field `{s}`: {} levels, at most {MAX_JSON_DEPTH}",
@@ -290,7 +293,9 @@ pub fn validate(raw: &LoginConfig) -> Result<LoginSpec, Vec<String>> {
                 if (100..=599).contains(&s) {
                     out.push(s as u16);
                 } else {
-                    errs.push(format!("failure_status {s} is not an HTTP status (100 to 599)"));
+                    errs.push(format!(
+                        "failure_status {s} is not an HTTP status (100 to 599)"
+                    ));
                 }
             }
             out
@@ -411,8 +416,14 @@ mod tests {
 
     #[test]
     fn defaults_fill_a_minimal_table() {
-        let s = validate(&parse(r#"{"path": "/login", "username_field": "user.email"}"#)).unwrap();
-        assert_eq!((s.method.as_str(), s.failure_status.as_slice()), ("POST", &[401, 403][..]));
+        let s = validate(&parse(
+            r#"{"path": "/login", "username_field": "user.email"}"#,
+        ))
+        .unwrap();
+        assert_eq!(
+            (s.method.as_str(), s.failure_status.as_slice()),
+            ("POST", &[401, 403][..])
+        );
         assert_eq!(s.username.json_path, ["user", "email"]);
         assert_eq!(
             s.stuffing,
@@ -425,8 +436,19 @@ mod tests {
                 duration_ms: 3_600_000,
             }
         );
-        assert_eq!((s.guessing.failures, s.guessing.sources, s.guessing.duration_ms), (20, 5, 900_000));
-        assert!(s.matches("post", "/login") && !s.matches("GET", "/login") && !s.matches("POST", "/login/"));
+        assert_eq!(
+            (
+                s.guessing.failures,
+                s.guessing.sources,
+                s.guessing.duration_ms
+            ),
+            (20, 5, 900_000)
+        );
+        assert!(
+            s.matches("post", "/login")
+                && !s.matches("GET", "/login")
+                && !s.matches("POST", "/login/")
+        );
         assert!(s.is_failure(401, |_| false) && !s.is_failure(200, |_| true));
     }
 
@@ -442,8 +464,18 @@ mod tests {
         assert_eq!((s.method.as_str(), s.failure_status.len()), ("PUT", 0));
         assert!(s.is_failure(200, |h| h == "x-login-failed"));
         assert!(!s.is_failure(401, |_| false));
-        assert_eq!((s.stuffing.ip_usernames, s.stuffing.action, s.stuffing.duration_ms), (5, Action::Ban, 7_200_000));
-        assert_eq!((s.guessing.window_ms, s.guessing.action), (3_600_000, Action::Ban));
+        assert_eq!(
+            (
+                s.stuffing.ip_usernames,
+                s.stuffing.action,
+                s.stuffing.duration_ms
+            ),
+            (5, Action::Ban, 7_200_000)
+        );
+        assert_eq!(
+            (s.guessing.window_ms, s.guessing.action),
+            (3_600_000, Action::Ban)
+        );
     }
 
     #[test]
@@ -474,17 +506,24 @@ mod tests {
             "guessing.sources (9) is more than guessing.failures (3)",
         ];
         for e in expect {
-            assert!(errs.iter().any(|x| x.contains(e)), "missing `{e}` in {errs:#?}");
+            assert!(
+                errs.iter().any(|x| x.contains(e)),
+                "missing `{e}` in {errs:#?}"
+            );
         }
         assert_eq!(errs.len(), expect.len(), "{errs:#?}");
-        let deep = parse(r#"{"path": "login", "username_field": "a.b.c.d.e", "failure_status": []}"#);
+        let deep =
+            parse(r#"{"path": "login", "username_field": "a.b.c.d.e", "failure_status": []}"#);
         let errs = validate(&deep).unwrap_err();
         assert_eq!(errs.len(), 3, "{errs:#?}");
     }
 
     #[test]
     fn unknown_fields_are_refused() {
-        assert!(serde_json::from_str::<LoginConfig>(r#"{"path": "/l", "username_field": "u", "usrname": 1}"#).is_err());
+        assert!(serde_json::from_str::<LoginConfig>(
+            r#"{"path": "/l", "username_field": "u", "usrname": 1}"#
+        )
+        .is_err());
         assert!(serde_json::from_str::<LoginConfig>(
             r#"{"path": "/l", "username_field": "u", "stuffing": {"users": 1}}"#
         )

@@ -92,7 +92,10 @@ fn form_decode(b: &[u8]) -> Vec<u8> {
     while i < b.len() {
         match b[i] {
             b'+' => out.push(b' '),
-            b'%' => match (b.get(i + 1).and_then(|&c| hex(c)), b.get(i + 2).and_then(|&c| hex(c))) {
+            b'%' => match (
+                b.get(i + 1).and_then(|&c| hex(c)),
+                b.get(i + 2).and_then(|&c| hex(c)),
+            ) {
                 (Some(h), Some(l)) => {
                     out.push(h << 4 | l);
                     i += 2;
@@ -155,10 +158,24 @@ mod tests {
             username_from_form(b, "username").as_deref(),
             Some("Jörg Smith@ex.com")
         );
-        assert_eq!(username_from_form(b"u=%zz%4", "u").as_deref(), Some("%zz%4"));
-        assert_eq!(username_from_form(b"u=%FF", "u").as_deref(), Some("\u{fffd}"));
-        assert_eq!(username_from_form(b"username", "username"), None, "no value");
-        assert_eq!(username_from_form(b"username=++", "username"), None, "blank");
+        assert_eq!(
+            username_from_form(b"u=%zz%4", "u").as_deref(),
+            Some("%zz%4")
+        );
+        assert_eq!(
+            username_from_form(b"u=%FF", "u").as_deref(),
+            Some("\u{fffd}")
+        );
+        assert_eq!(
+            username_from_form(b"username", "username"),
+            None,
+            "no value"
+        );
+        assert_eq!(
+            username_from_form(b"username=++", "username"),
+            None,
+            "blank"
+        );
         assert_eq!(username_from_form(b"user=x", "username"), None, "absent");
         assert_eq!(username_from_form(b"", "username"), None);
     }
@@ -181,8 +198,16 @@ mod tests {
             Some("aé")
         );
         let deep = br#"{"a":{"b":{"c":{"d":{"e":"x"}}}}}"#;
-        assert_eq!(username_from_json(deep, "a.b.c.d"), None, "depth 4 is an object");
-        assert_eq!(username_from_json(deep, "a.b.c.d.e"), None, "depth 5 refused");
+        assert_eq!(
+            username_from_json(deep, "a.b.c.d"),
+            None,
+            "depth 4 is an object"
+        );
+        assert_eq!(
+            username_from_json(deep, "a.b.c.d.e"),
+            None,
+            "depth 5 refused"
+        );
         let nested = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
         assert_eq!(username_from_json(nested.as_bytes(), "a"), None);
     }

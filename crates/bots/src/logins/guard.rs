@@ -38,7 +38,21 @@
 //!   node** within the escalation's duration. Only that node issues the
 //!   decision (see the module documentation), so each node issues it at its
 //!   own first failure once the fleet-wide count (as it knows it) reaches
-//!   the threshold, and at most once per duration.
+//!   the threshold, and at most once per duration. When the threshold is
+//!   crossed by another node's report, no decision is issued until one of
+//!   the nodes sees the source fail again (a stuffing source keeps failing,
+//!   so this costs one more attempt); several nodes may issue the same
+//!   decision in that race, which the decision table tolerates as
+//!   duplicates.
+//!
+//! # Memory
+//!
+//! At most [`GuardLimits::max_sources`] and [`GuardLimits::max_usernames`]
+//! entries; a source entry holds up to its threshold of 16-byte pairs (so
+//! 10 for an address by default, at most [`MAX_THRESHOLD`]), a username
+//! entry up to `failures` + `sources` pairs.
+//!
+//! [`MAX_THRESHOLD`]: super::MAX_THRESHOLD
 //! - [`Escalation::Username`] fires when a username becomes marked: at
 //!   least `failures` failures from at least `sources` addresses in the
 //!   window. The mark lasts until the latest counted failure's time plus
@@ -114,14 +128,24 @@ pub struct LoginStats {
 
 /// Keeps the `k` greatest `(time, key)` pairs of distinct keys, each with
 /// its greatest time. Returns whether `key` was new.
-fn keep_latest<K: PartialEq + Ord + Copy>(v: &mut Vec<(u64, K)>, key: K, time: u64, k: usize) -> bool {
+fn keep_latest<K: PartialEq + Ord + Copy>(
+    v: &mut Vec<(u64, K)>,
+    key: K,
+    time: u64,
+    k: usize,
+) -> bool {
     if let Some(e) = v.iter_mut().find(|(_, x)| *x == key) {
         e.0 = e.0.max(time);
         return false;
     }
     v.push((time, key));
     if v.len() > k {
-        if let Some(min) = v.iter().enumerate().min_by_key(|(_, e)| **e).map(|(i, _)| i) {
+        if let Some(min) = v
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, e)| **e)
+            .map(|(i, _)| i)
+        {
             v.swap_remove(min);
         }
     }
@@ -300,7 +324,8 @@ impl LoginGuard {
 
     /// Applies one failure report (from any node, this one included) with
     /// the thresholds of its endpoint (`spec` is `specs[report.login]`, the
-    /// caller's lookup; a report naming no endpoint is not recorded).
+    /// caller's lookup; the caller drops a report whose `login` names no
+    /// endpoint, e.g. from a node on another policy version).
     /// Returns the escalations it triggered: issue a [`Escalation::Source`]
     /// as a decision only if `report.node` is this node's id.
     pub fn record(&self, report: &FailureReport, spec: &LoginSpec, now_ms: u64) -> Vec<Escalation> {
@@ -322,13 +347,22 @@ impl LoginGuard {
         out
     }
 
-    fn record_sources(&self, r: &FailureReport, spec: &LoginSpec, now_ms: u64, out: &mut Vec<Escalation>) {
+    fn record_sources(
+        &self,
+        r: &FailureReport,
+        spec: &LoginSpec,
+        now_ms: u64,
+        out: &mut Vec<Escalation>,
+    ) {
         let st = &spec.stuffing;
         let geo = Geo {
             country: None,
             asn: r.asn,
         };
-        let mut keys = vec![(Source::Ip, st.ip_usernames), (Source::Cidr, st.cidr_usernames)];
+        let mut keys = vec![
+            (Source::Ip, st.ip_usernames),
+            (Source::Cidr, st.cidr_usernames),
+        ];
         if let Some(n) = st.asn_usernames {
             keys.push((Source::Asn, n));
         }
@@ -347,15 +381,23 @@ impl LoginGuard {
                 last_ms: 0,
                 keep_until: 0,
             });
-            e.users.retain(|(t, _)| t.saturating_add(st.window_ms) > now_ms);
+            e.users
+                .retain(|(t, _)| t.saturating_add(st.window_ms) > now_ms);
             keep_latest(&mut e.users, r.user.short(), r.time_ms, threshold as usize);
             e.last_ms = e.last_ms.max(r.time_ms);
             e.fired.retain(|(_, until)| *until > now_ms);
             let count = e.users.len() as u64;
             if count >= threshold && !e.fired.iter().any(|(n, _)| *n == node) {
-                e.fired.push((node, r.time_ms.saturating_add(st.duration_ms)));
+                e.fired
+                    .push((node, r.time_ms.max(now_ms).saturating_add(st.duration_ms)));
                 if e.fired.len() > FIRED_NODES {
-                    if let Some(i) = e.fired.iter().enumerate().min_by_key(|(_, f)| f.1).map(|(i, _)| i) {
+                    if let Some(i) = e
+                        .fired
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, f)| f.1)
+                        .map(|(i, _)| i)
+                    {
                         e.fired.swap_remove(i);
                     }
                 }
@@ -380,9 +422,17 @@ impl LoginGuard {
         }
     }
 
-    fn record_user(&self, r: &FailureReport, spec: &LoginSpec, now_ms: u64, out: &mut Vec<Escalation>) {
+    fn record_user(
+        &self,
+        r: &FailureReport,
+        spec: &LoginSpec,
+        now_ms: u64,
+        out: &mut Vec<Escalation>,
+    ) {
         let g = &spec.guessing;
-        let id = self.ids.hash_one((&r.node, r.time_ms, ip_bits(r.ip), r.user.0));
+        let id = self
+            .ids
+            .hash_one((&r.node, r.time_ms, ip_bits(r.ip), r.user.0));
         let mut map = self.users.shard(&r.user).lock();
         if !map.contains_key(&r.user) {
             self.users.make_room(&mut map, now_ms);
@@ -395,8 +445,10 @@ impl LoginGuard {
             last_ms: 0,
             keep_until: 0,
         });
-        e.events.retain(|(t, _)| t.saturating_add(g.window_ms) > now_ms);
-        e.sources.retain(|(t, _)| t.saturating_add(g.window_ms) > now_ms);
+        e.events
+            .retain(|(t, _)| t.saturating_add(g.window_ms) > now_ms);
+        e.sources
+            .retain(|(t, _)| t.saturating_add(g.window_ms) > now_ms);
         if e.events.iter().any(|(_, x)| *x == id) {
             self.duplicates.fetch_add(1, Relaxed);
             return;
@@ -408,7 +460,11 @@ impl LoginGuard {
             let latest = e.events.iter().map(|(t, _)| *t).max().unwrap_or(r.time_ms);
             let until = latest.saturating_add(g.duration_ms);
             let newly = e.marked_until <= now_ms;
-            e.action = if newly { g.action } else { e.action.max(g.action) };
+            e.action = if newly {
+                g.action
+            } else {
+                e.action.max(g.action)
+            };
             e.marked_until = e.marked_until.max(until);
             if newly && e.marked_until > now_ms {
                 self.username_escalations.fetch_add(1, Relaxed);

@@ -68,8 +68,8 @@ pub mod report;
 mod tests;
 
 pub use config::{
-    validate, validate_all, GuessingConfig, GuessingSpec, LoginConfig, LoginSpec,
-    StuffingConfig, StuffingSpec, UsernameField, MAX_LOGINS, MAX_THRESHOLD,
+    validate, validate_all, GuessingConfig, GuessingSpec, LoginConfig, LoginSpec, StuffingConfig,
+    StuffingSpec, UsernameField, MAX_LOGINS, MAX_THRESHOLD,
 };
 pub use extract::{
     normalize_username, username_from_form, username_from_json, username_key_hash, UserHash,
@@ -77,8 +77,8 @@ pub use extract::{
 };
 pub use guard::{GuardLimits, LoginGuard, LoginStats};
 pub use report::{
-    decode, encode, encode_batches, FailureReport, ReportBatcher, ReportError,
-    MAX_BATCH_BYTES, MAX_NODE, MAX_REPORTS,
+    decode, encode, encode_batches, FailureReport, ReportBatcher, ReportError, MAX_BATCH_BYTES,
+    MAX_NODE, MAX_REPORTS,
 };
 
 use palisade_policy::Scope;

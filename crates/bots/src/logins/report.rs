@@ -54,7 +54,11 @@ impl FailureReport {
     }
 
     fn encoded_len(&self) -> usize {
-        let ip = if matches!(self.ip, IpAddr::V6(_)) { 16 } else { 4 };
+        let ip = if matches!(self.ip, IpAddr::V6(_)) {
+            16
+        } else {
+            4
+        };
         2 + 8 + 1 + ip + if self.asn.is_some() { 4 } else { 0 } + 16 + 2
     }
 }
@@ -236,9 +240,7 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<FailureReport>, ReportError> {
     let mut out = Vec::with_capacity(count);
     for _ in 0..count {
         let idx = r.u16()?;
-        let node = *nodes
-            .get(idx as usize)
-            .ok_or(ReportError::NodeIndex(idx))?;
+        let node = *nodes.get(idx as usize).ok_or(ReportError::NodeIndex(idx))?;
         let time_ms = u64::from_be_bytes(r.array()?);
         let flags = r.u8()?;
         if flags & !(FLAG_V6 | FLAG_ASN) != 0 {
@@ -345,7 +347,16 @@ mod tests {
             node: node.into(),
             time_ms: 1_800_000_000_000 + u64::from(i),
             ip: if v6 {
-                IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, (i >> 16) as u16, i as u16))
+                IpAddr::V6(Ipv6Addr::new(
+                    0x2001,
+                    0xdb8,
+                    0,
+                    0,
+                    0,
+                    0,
+                    (i >> 16) as u16,
+                    i as u16,
+                ))
             } else {
                 IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | i))
             },
@@ -367,7 +378,9 @@ mod tests {
         assert_eq!(decode(&bytes).unwrap(), reports);
         // Header 5, two node names once each, then 37 + 33 + 45 + 49.
         assert_eq!(bytes.len(), 5 + 11 + 11 + 37 + 45 + 33 + 49);
-        let one_node: Vec<_> = (0..100).map(|i| r("edge-fra-1", i, false, Some(1))).collect();
+        let one_node: Vec<_> = (0..100)
+            .map(|i| r("edge-fra-1", i, false, Some(1)))
+            .collect();
         assert_eq!(encode(&one_node).len(), 5 + 11 + 100 * 37);
         assert_eq!(decode(&encode(&[])).unwrap(), vec![]);
     }
@@ -400,7 +413,11 @@ mod tests {
 
     #[test]
     fn garbage_never_panics() {
-        let good = encode(&(0..50).map(|i| r("n1", i, i % 3 == 0, Some(i))).collect::<Vec<_>>());
+        let good = encode(
+            &(0..50)
+                .map(|i| r("n1", i, i % 3 == 0, Some(i)))
+                .collect::<Vec<_>>(),
+        );
         for n in 0..good.len() {
             assert!(decode(&good[..n]).is_err(), "truncated at {n}");
         }
@@ -434,9 +451,15 @@ mod tests {
         assert_eq!(decode(&[1, 0, 0, 0x10, 0x00]), Err(ReportError::Truncated));
         assert_eq!(decode(&[2, 0, 0, 0, 0]), Err(ReportError::Version(2)));
         assert_eq!(decode(&[1, 0, 1, 0, 0, 0]), Err(ReportError::Node));
-        assert_eq!(decode(&[1, 0, 1, 2, 0xff, 0xfe, 0, 0]), Err(ReportError::Node));
+        assert_eq!(
+            decode(&[1, 0, 1, 2, 0xff, 0xfe, 0, 0]),
+            Err(ReportError::Node)
+        );
         let big = vec![1u8; MAX_BATCH_BYTES + 1];
-        assert_eq!(decode(&big), Err(ReportError::TooLarge(MAX_BATCH_BYTES + 1)));
+        assert_eq!(
+            decode(&big),
+            Err(ReportError::TooLarge(MAX_BATCH_BYTES + 1))
+        );
         let mut flags = encode(&[r("n", 1, false, None)]);
         flags[5 + 2 + 2 + 8] = 0x80;
         assert_eq!(decode(&flags), Err(ReportError::Flags(0x80)));

@@ -137,21 +137,35 @@ fn distributed_guessing_marks_the_username() {
         let t = T0 + u64::from(i) * 50;
         let ip = v4(10, (i / 250) as u8, (i % 250) as u8, 7);
         let out = g.record(&report("n1", t, ip, victim), &s, t);
-        assert!(sources(&out).is_empty(), "one username per source is not stuffing");
+        assert!(
+            sources(&out).is_empty(),
+            "one username per source is not stuffing"
+        );
         if usernames(&out) > 0 {
             assert!(first.is_none(), "fires once, then the mark is extended");
             first = Some(i + 1);
-            let Escalation::Username { user, action, until_ms } = out[0].clone() else {
+            let Escalation::Username {
+                user,
+                action,
+                until_ms,
+            } = out[0].clone()
+            else {
                 panic!()
             };
-            assert_eq!((user, action, until_ms), (victim, Action::Challenge, t + 900_000));
+            assert_eq!(
+                (user, action, until_ms),
+                (victim, Action::Challenge, t + 900_000)
+            );
         }
     }
     assert_eq!(first, Some(20), "at the 20th failure");
     let now = T0 + 10_000;
     assert_eq!(g.username_state(&victim, now), Some(Action::Challenge));
     // The mark follows the latest failure.
-    assert_eq!(g.username_until(&victim, now), Some(T0 + 199 * 50 + 900_000));
+    assert_eq!(
+        g.username_until(&victim, now),
+        Some(T0 + 199 * 50 + 900_000)
+    );
     assert_eq!(g.username_state(&user(43), now), None);
     assert_eq!(g.username_state(&victim, T0 + 199 * 50 + 900_000), None);
 }
@@ -178,7 +192,9 @@ fn guessing_needs_enough_distinct_sources() {
 /// A deterministic shuffle (no rand in this crate).
 fn shuffle<T>(v: &mut [T], mut seed: u64) {
     for i in (1..v.len()).rev() {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         v.swap(i, (seed >> 33) as usize % (i + 1));
     }
 }
@@ -196,8 +212,17 @@ fn nodes_fed_in_different_orders_agree() {
         } else {
             v4(10, (i % 50) as u8, (i % 40) as u8, 1)
         };
-        let u = if i % 2 == 0 { user(i % 61) } else { user(i % 4) };
-        all.push(report(nodes[i as usize % 3], T0 + u64::from(i / 4) * 10, ip, u));
+        let u = if i % 2 == 0 {
+            user(i % 61)
+        } else {
+            user(i % 4)
+        };
+        all.push(report(
+            nodes[i as usize % 3],
+            T0 + u64::from(i / 4) * 10,
+            ip,
+            u,
+        ));
     }
     let now = T0 + 2_000;
     let mut orders = vec![all.clone(), all.iter().rev().cloned().collect::<Vec<_>>()];
@@ -234,13 +259,22 @@ fn nodes_fed_in_different_orders_agree() {
     for r in &all {
         for (scope, value) in [
             (Scope::Ip, r.ip.to_string()),
-            (Scope::Cidr, format!("{}/24", r.ip.to_string().rsplit_once('.').unwrap().0.to_owned() + ".0")),
+            (
+                Scope::Cidr,
+                format!(
+                    "{}/24",
+                    r.ip.to_string().rsplit_once('.').unwrap().0.to_owned() + ".0"
+                ),
+            ),
         ] {
             let counts: Vec<[u64; 3]> = guards
                 .iter()
                 .map(|g| [600_000, 1_200, 900].map(|w| g.source_usernames(scope, &value, w, now)))
                 .collect();
-            assert!(counts.windows(2).all(|w| w[0] == w[1]), "{value}: {counts:?}");
+            assert!(
+                counts.windows(2).all(|w| w[0] == w[1]),
+                "{value}: {counts:?}"
+            );
             assert!(counts[0][0] > 0, "{value} was counted");
         }
     }
@@ -269,7 +303,10 @@ fn duplicates_are_not_counted_twice() {
         let out = g.record(&report("n1", T0 + i, v4(192, 0, 2, 9), user(1)), &s, T0 + i);
         assert!(sources(&out).is_empty());
     }
-    assert_eq!(g.source_usernames(Scope::Ip, "192.0.2.9", 600_000, T0 + 50), 1);
+    assert_eq!(
+        g.source_usernames(Scope::Ip, "192.0.2.9", 600_000, T0 + 50),
+        1
+    );
 }
 
 #[test]
@@ -283,12 +320,23 @@ fn windows_expire() {
     let later = T0 + 600_000;
     let out = g.record(&report("n1", later, ip, user(9)), &s, later);
     assert!(sources(&out).is_empty(), "{out:?}");
-    assert_eq!(g.source_usernames(Scope::Ip, "203.0.113.1", 600_000, later), 1);
+    assert_eq!(
+        g.source_usernames(Scope::Ip, "203.0.113.1", 600_000, later),
+        1
+    );
     // Within the window it would have fired: the control case.
-    let out = g.record(&report("n1", T0 + 1, v4(203, 0, 113, 2), user(9)), &s, T0 + 1);
+    let out = g.record(
+        &report("n1", T0 + 1, v4(203, 0, 113, 2), user(9)),
+        &s,
+        T0 + 1,
+    );
     assert!(sources(&out).is_empty());
     for i in 0..9u32 {
-        let out = g.record(&report("n1", T0 + 2, v4(203, 0, 113, 2), user(i)), &s, T0 + 2);
+        let out = g.record(
+            &report("n1", T0 + 2, v4(203, 0, 113, 2), user(i)),
+            &s,
+            T0 + 2,
+        );
         assert_eq!(!sources(&out).is_empty(), i == 8);
     }
     // A report already out of the window, or from the far future, is ignored.
@@ -297,7 +345,10 @@ fn windows_expire() {
     assert!(out.is_empty());
     g.record(&report("n1", T0 + 3_600_000, ip, user(78)), &s, T0);
     assert_eq!(g.stats().stale, before + 2);
-    assert_eq!(g.username_counts(&user(78), 600_000, T0 + 3_600_000), (0, 0));
+    assert_eq!(
+        g.username_counts(&user(78), 600_000, T0 + 3_600_000),
+        (0, 0)
+    );
     // Sweeping drops entries with nothing left.
     g.sweep(T0 + 10_000_000);
     assert_eq!((g.stats().sources, g.stats().usernames), (0, 0));
@@ -318,13 +369,21 @@ fn tables_are_capped_and_marks_survive_floods() {
     assert!(g.username_state(&victim, T0).is_some());
     for i in 0..5_000u32 {
         let t = T0 + 1 + u64::from(i);
-        let ip = IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, i as u16, 0, 0, 0, 0, 1));
+        let ip = IpAddr::V6(std::net::Ipv6Addr::new(
+            0x2001, 0xdb8, i as u16, 0, 0, 0, 0, 1,
+        ));
         g.record(&report("n1", t, ip, user(i)), &s, t);
     }
     let st = g.stats();
     assert!(st.sources <= 64 && st.usernames <= 64, "{st:?}");
-    assert!(st.source_evictions > 0 && st.username_evictions > 0, "{st:?}");
-    assert_eq!(g.username_state(&victim, T0 + 6_000), Some(Action::Challenge));
+    assert!(
+        st.source_evictions > 0 && st.username_evictions > 0,
+        "{st:?}"
+    );
+    assert_eq!(
+        g.username_state(&victim, T0 + 6_000),
+        Some(Action::Challenge)
+    );
     // Expired entries go before live ones, even more recent ones: eight
     // users of an endpoint with a 1-day window, then 56 of one with a
     // 1-second window; the table is full.
@@ -348,7 +407,11 @@ fn tables_are_capped_and_marks_survive_floods() {
         g.record(&report("n1", T0, v4(10, 0, 0, 1), user(i)), &long, T0);
     }
     for i in 100..156u32 {
-        g.record(&report("n1", T0 + 1_000, v4(10, 0, 0, 2), user(i)), &short, T0 + 1_000);
+        g.record(
+            &report("n1", T0 + 1_000, v4(10, 0, 0, 2), user(i)),
+            &short,
+            T0 + 1_000,
+        );
     }
     assert_eq!(g.stats().usernames, 64);
     let now = T0 + 5_000;
@@ -356,7 +419,11 @@ fn tables_are_capped_and_marks_survive_floods() {
         g.record(&report("n1", now, v4(10, 0, 0, 3), user(i)), &s, now);
     }
     for i in 0..8u32 {
-        assert_eq!(g.username_counts(&user(i), 86_400_000, now), (1, 1), "user {i} kept");
+        assert_eq!(
+            g.username_counts(&user(i), 86_400_000, now),
+            (1, 1),
+            "user {i} kept"
+        );
     }
     assert_eq!(g.stats().usernames, 16);
 }
@@ -367,13 +434,22 @@ fn the_hash_not_the_username_leaves_the_edge() {
     let reports: Vec<FailureReport> = names
         .iter()
         .enumerate()
-        .map(|(i, n)| report("edge-1", T0 + i as u64, v4(192, 0, 2, 1), username_key_hash(&KEY, n)))
+        .map(|(i, n)| {
+            report(
+                "edge-1",
+                T0 + i as u64,
+                v4(192, 0, 2, 1),
+                username_key_hash(&KEY, n),
+            )
+        })
         .collect();
     let bytes = encode(&reports);
     for n in names {
         for form in [n.to_string(), n.to_lowercase()] {
             assert!(
-                !bytes.windows(form.len()).any(|w| w.eq_ignore_ascii_case(form.as_bytes())),
+                !bytes
+                    .windows(form.len())
+                    .any(|w| w.eq_ignore_ascii_case(form.as_bytes())),
                 "{form} in clear"
             );
         }
