@@ -21,3 +21,4 @@
 pub mod clearance;
 pub mod crawlers;
 pub mod fingerprint;
+pub mod logins;
