@@ -216,6 +216,7 @@ fn bench_rules(c: &mut Criterion) {
         raw_uri: "/products/view?id=42&ref=home",
         headers: &headers,
         geo: Geo::default(),
+        client: palisade_policy::Client::UNKNOWN,
     };
     let checks = Checks {
         under_attack: false,

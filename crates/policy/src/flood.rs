@@ -91,6 +91,9 @@ pub enum FloodAction {
     AttackMode,
     /// An event and a metric only.
     Log,
+    /// A challenge decision for the source (source kinds only): its
+    /// clients must solve a proof of work, once.
+    Challenge,
 }
 
 impl FloodAction {
@@ -100,6 +103,7 @@ impl FloodAction {
             FloodAction::Ban => "ban",
             FloodAction::AttackMode => "attack_mode",
             FloodAction::Log => "log",
+            FloodAction::Challenge => "challenge",
         }
     }
 }
@@ -180,6 +184,7 @@ impl Fire {
         let action = match self.action {
             FloodAction::Ban => DecisionAction::Ban,
             FloodAction::AttackMode => DecisionAction::AttackMode,
+            FloodAction::Challenge => DecisionAction::Challenge,
             FloodAction::Log => return None,
         };
         Some(crate::Decision {

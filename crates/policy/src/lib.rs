@@ -11,6 +11,7 @@
 //! time-dependent function takes `now` (milliseconds since the Unix epoch) as
 //! an argument, so behaviour over time is tested without sleeping.
 
+pub mod bots;
 pub mod connections;
 pub mod decisions;
 pub mod duration;
@@ -31,7 +32,7 @@ pub use decisions::{Decision, DecisionAction, DecisionRef, DecisionSet, Scope};
 pub use event::{SecurityEvent, WafEventDetail, WafRuleHit};
 pub use normalize::{normalize_host, normalize_path, normalize_uri};
 pub use policy::{Policy, PolicyError, PolicyErrors};
-pub use request::{Geo, Request};
+pub use request::{Client, Geo, Request};
 pub use verdict::{Action, CheckKind, Verdict};
 pub use waf::WafSettings;
 

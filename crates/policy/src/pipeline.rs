@@ -72,8 +72,19 @@ impl Checks<'_> {
 
         // 2. Active decisions.
         if !self.decisions.is_empty() {
-            if let Some(d) = self.decisions.lookup_hit(req.client_ip, req.geo, now) {
+            if let Some(d) = self
+                .decisions
+                .lookup_hit(req.client_ip, req.geo, now)
+                // A cleared client passes a challenge decision.
+                .filter(|d| !(d.action == DecisionAction::Challenge && req.client.cleared))
+            {
                 let (action, enforced) = match d.action {
+                    DecisionAction::Challenge => (
+                        Action::Challenge,
+                        Verdict::Challenge {
+                            status: Verdict::FORBIDDEN_STATUS,
+                        },
+                    ),
                     DecisionAction::Ban => (Action::Block, Verdict::FORBIDDEN),
                     DecisionAction::Allow => (Action::Allow, Verdict::Allow),
                     // Host decisions are never returned by `lookup`.
@@ -116,14 +127,18 @@ impl Checks<'_> {
                 _ => self.limiter.hit(key, spec, now),
             };
             if let RateOutcome::Limited { retry_after_ms } = outcome {
-                let enforced = rl.action == Action::Block && !rl.simulate;
-                let verdict = if enforced {
-                    Verdict::Block {
+                if rl.action == Action::Challenge && req.client.cleared {
+                    // A cleared client is past the challenge.
+                    continue;
+                }
+                let enforced = matches!(rl.action, Action::Block | Action::Challenge) && !rl.simulate;
+                let verdict = match rl.action {
+                    _ if !enforced => Verdict::Continue,
+                    Action::Challenge => Verdict::Challenge { status: rl.status },
+                    _ => Verdict::Block {
                         status: rl.status,
                         retry_after_secs: Some(retry_after_ms.div_ceil(1000).max(1)),
-                    }
-                } else {
-                    Verdict::Continue
+                    },
                 };
                 on_match(&Match {
                     check: CheckKind::RateLimit,
@@ -155,6 +170,8 @@ impl Checks<'_> {
                 .get(i / 64)
                 .is_none_or(|w| w & (1 << (i % 64)) == 0)
                 || !rule.expression.eval(req)
+                // A cleared client is past a challenge.
+                || (rule.action == Action::Challenge && req.client.cleared)
             {
                 continue;
             }
@@ -165,6 +182,9 @@ impl Checks<'_> {
                     Action::Block => Verdict::Block {
                         status: rule.status,
                         retry_after_secs: None,
+                    },
+                    Action::Challenge => Verdict::Challenge {
+                        status: rule.status,
                     },
                     Action::Allow => Verdict::Allow,
                     Action::Log | Action::Skip => Verdict::Continue,

@@ -167,6 +167,8 @@ pub struct Policy {
     pub forward_normalized_path: bool,
     /// `[connections]`: limits on client connections (defaults when absent).
     pub connections: crate::connections::ConnectionLimits,
+    /// `[bots]`: the bot defence (off when absent).
+    pub bots: Option<crate::bots::BotsPolicy>,
     /// A digest of the source, to tell versions apart in logs and metrics.
     pub digest: String,
 }
@@ -473,8 +475,9 @@ impl Policy {
                 "log" => Some(Action::Log),
                 "allow" => Some(Action::Allow),
                 "skip" => Some(Action::Skip),
+                "challenge" => Some(Action::Challenge),
                 other => {
-                    diag.span(r.action.span(), format!("rule `{id}`: unknown action `{other}` (expected block, log, allow or skip)"));
+                    diag.span(r.action.span(), format!("rule `{id}`: unknown action `{other}` (expected block, challenge, log, allow or skip)"));
                     None
                 }
             };
@@ -572,12 +575,13 @@ impl Policy {
             let action = match rl.action.as_ref().map(|a| a.get_ref().as_str()) {
                 None | Some("block") => Some(Action::Block),
                 Some("log") => Some(Action::Log),
+                Some("challenge") => Some(Action::Challenge),
                 Some(other) => {
                     let span = rl.action.as_ref().map(|a| a.span()).unwrap_or(0..0);
                     diag.span(
                         span,
                         format!(
-                            "rate limit `{id}`: unknown action `{other}` (expected block or log)"
+                            "rate limit `{id}`: unknown action `{other}` (expected block, challenge or log)"
                         ),
                     );
                     None
@@ -717,11 +721,12 @@ impl Policy {
             };
             let action = match e.action.as_ref().map(|a| a.get_ref().as_str()) {
                 None | Some("ban") => Some(DecisionAction::Ban),
+                Some("challenge") => Some(DecisionAction::Challenge),
                 Some(other) => {
                     let span = e.action.as_ref().map(|a| a.span()).unwrap_or(0..0);
                     diag.span(
                         span,
-                        format!("escalation `{id}`: unknown action `{other}` (expected ban)"),
+                        format!("escalation `{id}`: unknown action `{other}` (expected ban or challenge)"),
                     );
                     None
                 }
@@ -755,6 +760,19 @@ impl Policy {
             None => None,
         }
         .unwrap_or_default();
+        let bots = raw.bots.as_ref().and_then(|b| {
+            let start = b.span().start;
+            let raw = lenient(&mut diag, b, "[bots]")?;
+            match raw.compile() {
+                Ok(b) => Some(b),
+                Err(errors) => {
+                    for e in errors {
+                        diag.at(start, e);
+                    }
+                    None
+                }
+            }
+        });
 
         if let Err(errors) = diag.finish() {
             return (Err(errors), waf);
@@ -770,6 +788,7 @@ impl Policy {
             rate_limits,
             forward_normalized_path: raw_url_normalization.is_some_and(|u| u.forward_normalized),
             connections,
+            bots,
             digest: digest_of(src),
             waf: waf.clone(),
         };

@@ -41,6 +41,49 @@ impl Geo {
     }
 }
 
+/// What the edge knows of the client beyond its address: the bot
+/// defence's signals (`palisade-bots` computes them; `[bots]` in the
+/// policy turns them on). [`Client::UNKNOWN`] when they are off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Client<'a> {
+    /// `palisade.bot.score`: 1 (surely automated) to 99 (surely human);
+    /// `None` when not computed (absent: every comparison but `ne` fails).
+    pub bot_score: Option<u8>,
+    /// `palisade.anomaly.score`: 0 (typical of the route) to 99.
+    pub anomaly_score: Option<u8>,
+    /// `palisade.bot.verified`: a crawler verified by its published ranges
+    /// or by forward-confirmed reverse DNS.
+    pub verified_bot: bool,
+    /// `palisade.bot.name`: the verified crawler's name (empty otherwise).
+    pub bot_name: &'a str,
+    /// `palisade.challenge.passed`: the request carries a valid clearance
+    /// (a solved challenge) bound to this client. A `challenge` action does
+    /// not apply to it.
+    pub cleared: bool,
+    /// `palisade.fingerprint.headers`: header names, order and case.
+    pub header_fp: &'a str,
+    /// `palisade.fingerprint.ja4`: the TLS ClientHello (JA4); empty on
+    /// plain HTTP.
+    pub ja4: &'a str,
+    /// `palisade.fingerprint.h2`: the HTTP/2 SETTINGS, window, priority and
+    /// pseudo-header order; empty on HTTP/1.
+    pub h2_fp: &'a str,
+}
+
+impl Client<'static> {
+    /// Nothing known (the bot defence is off).
+    pub const UNKNOWN: Client<'static> = Client {
+        bot_score: None,
+        anomaly_score: None,
+        verified_bot: false,
+        bot_name: "",
+        cleared: false,
+        header_fp: "",
+        ja4: "",
+        h2_fp: "",
+    };
+}
+
 /// One request as the security pipeline sees it.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
@@ -64,6 +107,8 @@ pub struct Request<'a> {
     pub headers: &'a http::HeaderMap,
     /// Geolocation of `client_ip`.
     pub geo: Geo,
+    /// The bot defence's signals ([`Client::UNKNOWN`] when off).
+    pub client: Client<'a>,
 }
 
 /// Text of a header value: bytes that are not UTF-8 become U+FFFD.
@@ -377,6 +422,7 @@ pub(crate) mod tests {
             raw_uri: &raw_uri,
             headers: &map,
             geo: Geo::default(),
+            client: crate::Client::UNKNOWN,
         };
         f(&req)
     }

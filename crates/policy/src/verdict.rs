@@ -14,6 +14,9 @@ pub enum Action {
     Allow,
     /// Skip the remaining custom rules; later phases still run.
     Skip,
+    /// Ask for a proof of work (an interstitial page) unless the client
+    /// holds a valid clearance; a cleared client goes on.
+    Challenge,
 }
 
 impl Action {
@@ -24,6 +27,7 @@ impl Action {
             Action::Log => "log",
             Action::Allow => "allow",
             Action::Skip => "skip",
+            Action::Challenge => "challenge",
         }
     }
 }
@@ -75,6 +79,12 @@ pub enum Verdict {
         /// Seconds for a `Retry-After` header.
         retry_after_secs: Option<u64>,
     },
+    /// Answer with the challenge (a page for browsers, JSON otherwise) with
+    /// `status` (403 for rules and decisions, 429 for rate limits).
+    Challenge {
+        /// The HTTP status of the challenge answer.
+        status: u16,
+    },
 }
 
 impl Verdict {
@@ -83,6 +93,9 @@ impl Verdict {
         status: 403,
         retry_after_secs: None,
     };
+
+    /// The status of a 403 block or challenge.
+    pub const FORBIDDEN_STATUS: u16 = 403;
 
     /// Whether the pipeline stops here.
     pub fn is_final(&self) -> bool {
@@ -95,6 +108,7 @@ impl Verdict {
             Verdict::Continue => "continue",
             Verdict::Allow => "allow",
             Verdict::Block { .. } => "block",
+            Verdict::Challenge { .. } => "challenge",
         }
     }
 }

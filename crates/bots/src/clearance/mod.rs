@@ -33,7 +33,6 @@ pub use token::{solve, work_ok, Binding, Kind, Refusal, Token, MAX_BITS};
 use ahash::RandomState;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::Arc;
 

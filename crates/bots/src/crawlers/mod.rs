@@ -51,12 +51,11 @@
 //! ranges = ["/etc/palisade/ranges/googlebot.json"]
 //! ```
 
-mod config;
 mod fcrdns;
 mod ranges;
 mod verifier;
 
-pub use config::{
+pub use palisade_policy::bots::crawlers::{
     validate, validate_at, CrawlerSpec, DEFAULT_SECTION, MAX_CRAWLERS, MAX_DOMAINS,
     MAX_RANGE_FILES, MAX_USER_AGENT_LEN,
 };

@@ -11,7 +11,7 @@ use ipnet::IpNet;
 use palisade_policy::expr::IpSet;
 use parking_lot::{Mutex, RwLock};
 
-use super::config::{normalize_suffix, validate, CrawlerSpec};
+use palisade_policy::bots::crawlers::{normalize_suffix, validate, CrawlerSpec};
 use super::fcrdns::{canonical_ip, LookupOutcome};
 
 /// The verifier's sizes and lifetimes.

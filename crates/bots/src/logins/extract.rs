@@ -139,7 +139,7 @@ pub fn username_from_json(body: &[u8], path: &str) -> Option<String> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
     let mut at = &value;
     for (depth, key) in path.split('.').enumerate() {
-        if depth >= super::config::MAX_JSON_DEPTH {
+        if depth >= palisade_policy::bots::logins::MAX_JSON_DEPTH {
             return None;
         }
         at = at.as_object()?.get(key)?;

@@ -62,7 +62,7 @@
 //! [`Escalation::Source`]: super::Escalation::Source
 //! [`Escalation::Username`]: super::Escalation::Username
 
-use super::config::LoginSpec;
+use palisade_policy::bots::logins::LoginSpec;
 use super::extract::UserHash;
 use super::report::FailureReport;
 use super::{Action, Escalation};

@@ -59,7 +59,6 @@
 //! and keeps at most [`MAX_USERNAME`] bytes of a username. Nothing here
 //! panics on network or configuration input.
 
-pub mod config;
 pub mod extract;
 pub mod guard;
 pub mod report;
@@ -67,7 +66,8 @@ pub mod report;
 #[cfg(test)]
 mod tests;
 
-pub use config::{
+pub use palisade_policy::bots::logins::{
+    Action,
     validate, validate_all, GuessingConfig, GuessingSpec, LoginConfig, LoginSpec, StuffingConfig,
     StuffingSpec, UsernameField, MAX_LOGINS, MAX_THRESHOLD,
 };
@@ -82,38 +82,6 @@ pub use report::{
 };
 
 use palisade_policy::Scope;
-use serde::{Deserialize, Serialize};
-
-/// What an escalation asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    /// Show the challenge (proof of work / clearance) before letting through.
-    Challenge,
-    /// Refuse.
-    Ban,
-}
-
-impl Action {
-    /// Parses `challenge` or `ban`.
-    pub fn parse(s: &str) -> Result<Action, String> {
-        match s {
-            "challenge" => Ok(Action::Challenge),
-            "ban" => Ok(Action::Ban),
-            other => Err(format!(
-                "unknown action `{other}` (expected challenge or ban)"
-            )),
-        }
-    }
-
-    /// The name used in the policy and events.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Challenge => "challenge",
-            Action::Ban => "ban",
-        }
-    }
-}
 
 /// What a failure report made cross a threshold.
 #[derive(Debug, Clone, PartialEq, Eq)]

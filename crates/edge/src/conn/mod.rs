@@ -203,6 +203,7 @@ pub fn refused_for_ban(state: &EdgeState, ip: IpAddr, now_ms: u64) -> bool {
                 raw_uri: "",
                 headers: &headers,
                 geo: Geo::default(),
+                client: palisade_policy::Client::UNKNOWN,
             };
             !allow.eval(&req)
         }

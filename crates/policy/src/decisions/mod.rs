@@ -104,6 +104,8 @@ pub enum DecisionAction {
     /// `[attack_mode]` tightens its limits.
     #[serde(rename = "attack_mode")]
     AttackMode,
+    /// Challenge the client (a proof of work) unless it holds a clearance.
+    Challenge,
 }
 
 impl DecisionAction {
@@ -113,6 +115,7 @@ impl DecisionAction {
             DecisionAction::Ban => "ban",
             DecisionAction::Allow => "allow",
             DecisionAction::AttackMode => "attack_mode",
+            DecisionAction::Challenge => "challenge",
         }
     }
 }
@@ -135,6 +138,8 @@ impl FromStr for DecisionAction {
             Ok(DecisionAction::Allow)
         } else if t.eq_ignore_ascii_case("attack_mode") {
             Ok(DecisionAction::AttackMode)
+        } else if t.eq_ignore_ascii_case("challenge") {
+            Ok(DecisionAction::Challenge)
         } else {
             Err(DecisionError::UnknownAction {
                 action: clip(s).to_owned(),

@@ -36,6 +36,7 @@ const F_ALLOW: u8 = 1;
 const F_SIMULATED: u8 = 2;
 const F_EXPIRES: u8 = 4;
 const F_ATTACK: u8 = 8;
+const F_CHALLENGE: u8 = 16;
 
 /// One decision in the slab (48 bytes). `kind == K_FREE` marks a free slot.
 #[derive(Clone, Copy)]
@@ -133,6 +134,8 @@ impl Hit {
                 DecisionAction::Allow
             } else if e.flags & F_ATTACK != 0 {
                 DecisionAction::AttackMode
+            } else if e.flags & F_CHALLENGE != 0 {
+                DecisionAction::Challenge
             } else {
                 DecisionAction::Ban
             },
@@ -372,6 +375,7 @@ impl DecisionSet {
         match d.action {
             DecisionAction::Allow => flags |= F_ALLOW,
             DecisionAction::AttackMode => flags |= F_ATTACK,
+            DecisionAction::Challenge => flags |= F_CHALLENGE,
             DecisionAction::Ban => {}
         }
         if d.simulated {
@@ -629,6 +633,8 @@ impl DecisionSet {
                 DecisionAction::Allow
             } else if e.flags & F_ATTACK != 0 {
                 DecisionAction::AttackMode
+            } else if e.flags & F_CHALLENGE != 0 {
+                DecisionAction::Challenge
             } else {
                 DecisionAction::Ban
             },

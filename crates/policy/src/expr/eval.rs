@@ -31,6 +31,15 @@ pub(super) enum Node {
     Str(Box<StrTest>),
     Int(IntTest),
     Ip(IpTest),
+    /// A boolean field of the client (`palisade.bot.verified`, ...).
+    Flag(ClientFlag),
+}
+
+/// A boolean field of [`crate::request::Client`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ClientFlag {
+    VerifiedBot,
+    Cleared,
 }
 
 impl Node {
@@ -44,6 +53,8 @@ impl Node {
             Node::Str(t) => t.eval(req),
             Node::Int(t) => t.eval(req),
             Node::Ip(t) => t.set.contains(req.client_ip) != t.negate,
+            Node::Flag(ClientFlag::VerifiedBot) => req.client.verified_bot,
+            Node::Flag(ClientFlag::Cleared) => req.client.cleared,
         }
     }
 }
@@ -77,6 +88,14 @@ pub(super) enum StrField {
     Header(HeaderName, Pick),
     Cookie(Box<str>, Pick),
     Country,
+    /// `palisade.bot.name`.
+    BotName,
+    /// `palisade.fingerprint.headers`.
+    HeaderFp,
+    /// `palisade.fingerprint.ja4`.
+    Ja4,
+    /// `palisade.fingerprint.h2`.
+    H2Fp,
 }
 
 impl StrField {
@@ -130,6 +149,10 @@ impl StrField {
             StrField::RawPath => Cow::Borrowed(req.raw_path()),
             StrField::Query => Cow::Borrowed(req.query()),
             StrField::Country => Cow::Borrowed(req.geo.country_str().unwrap_or("")),
+            StrField::BotName => Cow::Borrowed(req.client.bot_name),
+            StrField::HeaderFp => Cow::Borrowed(req.client.header_fp),
+            StrField::Ja4 => Cow::Borrowed(req.client.ja4),
+            StrField::H2Fp => Cow::Borrowed(req.client.h2_fp),
             StrField::CookieHeader => req.cookie_header(),
             StrField::Arg(k, pick) => first_of(req.query_args_raw(k), *pick, more, form_decode),
             StrField::Header(h, pick) => {
@@ -530,6 +553,10 @@ impl Wildcard {
 pub(super) enum IntExpr {
     Len(Box<StrExpr>),
     Asn,
+    /// `palisade.bot.score`.
+    BotScore,
+    /// `palisade.anomaly.score`.
+    AnomalyScore,
 }
 
 #[derive(Debug)]
@@ -574,6 +601,14 @@ impl IntTest {
                 i64::try_from(v.len()).is_ok_and(|n| self.op.test(n))
             }),
             IntExpr::Asn => req.geo.asn.is_some_and(|v| self.op.test(i64::from(v))),
+            IntExpr::BotScore => req
+                .client
+                .bot_score
+                .is_some_and(|v| self.op.test(i64::from(v))),
+            IntExpr::AnomalyScore => req
+                .client
+                .anomaly_score
+                .is_some_and(|v| self.op.test(i64::from(v))),
         };
         hit != self.negate
     }

@@ -17,7 +17,7 @@ use http::header::{HeaderName, REFERER, USER_AGENT};
 use memchr::memmem::Finder;
 
 use super::eval::{
-    compile_regex, str_test, IntExpr, IntOp, IntTest, IpTest, Node, Pick, StrExpr, StrField, StrOp,
+    compile_regex, str_test, ClientFlag, IntExpr, IntOp, IntTest, IpTest, Node, Pick, StrExpr, StrField, StrOp,
     Wildcard,
 };
 use super::lexer::{tokenize, Perr, Tok, Token};
@@ -661,6 +661,18 @@ impl<'s> Parser<'s, '_> {
         let f = match name {
             "ip.src" => return Ok(Val::Ip),
             "ip.geoip.asnum" | "ip.src.asnum" => return Ok(Val::Int(IntExpr::Asn)),
+            "palisade.bot.score" | "cf.bot_management.score" => {
+                return Ok(Val::Int(IntExpr::BotScore))
+            }
+            "palisade.anomaly.score" => return Ok(Val::Int(IntExpr::AnomalyScore)),
+            "palisade.bot.verified" | "cf.bot_management.verified_bot" | "cf.client.bot" => {
+                return Ok(Val::Bool(Node::Flag(ClientFlag::VerifiedBot)))
+            }
+            "palisade.challenge.passed" => return Ok(Val::Bool(Node::Flag(ClientFlag::Cleared))),
+            "palisade.bot.name" => StrField::BotName,
+            "palisade.fingerprint.headers" => StrField::HeaderFp,
+            "palisade.fingerprint.ja4" | "cf.bot_management.ja4" => StrField::Ja4,
+            "palisade.fingerprint.h2" => StrField::H2Fp,
             "http.host" => StrField::Host,
             "http.request.method" => StrField::Method,
             "http.request.uri" => StrField::Uri,

@@ -87,7 +87,12 @@ fn field_of(value: &StrExpr, folded: bool) -> Option<(Key, bool)> {
 fn needles(node: &Node) -> Option<Vec<Needle>> {
     match node {
         Node::Const(false) => Some(Vec::new()),
-        Node::Const(true) | Node::Not(_) | Node::Xor(_) | Node::Int(_) | Node::Ip(_) => None,
+        Node::Const(true)
+        | Node::Not(_)
+        | Node::Xor(_)
+        | Node::Int(_)
+        | Node::Ip(_)
+        | Node::Flag(_) => None,
         Node::All(children) => children.iter().filter_map(needles).min_by_key(|n| n.len()),
         Node::Any(children) => {
             let mut all = Vec::new();

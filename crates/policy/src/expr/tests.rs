@@ -141,6 +141,7 @@ fn geo_fields() {
             country: Some(*b"US"),
             asn: Some(15169),
         },
+        client: crate::Client::UNKNOWN,
     };
     for src in [
         r#"ip.geoip.country eq "US""#,

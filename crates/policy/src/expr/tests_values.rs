@@ -50,6 +50,7 @@ fn a_byte_that_is_not_utf8_does_not_empty_a_header() {
         raw_uri: "/",
         headers: &map,
         geo: Geo::default(),
+        client: crate::Client::UNKNOWN,
     };
     for src in [
         r#"lower(http.user_agent) contains "sqlmap""#,

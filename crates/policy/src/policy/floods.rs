@@ -152,6 +152,11 @@ pub(super) fn compile_floods(
                 let source = matches!(per, Some(FloodKey::Source(_)));
                 match a.get_ref().as_str() {
                     "ban" if source || per.is_none() => Some(FloodAction::Ban),
+                    "challenge" if source || per.is_none() => Some(FloodAction::Challenge),
+                    "challenge" => {
+                        diag.span(a.span(), format!("flood `{id}`: action challenge needs a source: per = \"ip\", \"cidr\" or \"asn\""));
+                        None
+                    }
                     "attack_mode" if !source => Some(FloodAction::AttackMode),
                     "log" => Some(FloodAction::Log),
                     "ban" => {
@@ -165,7 +170,7 @@ pub(super) fn compile_floods(
                     other => {
                         diag.span(
                             a.span(),
-                            format!("flood `{id}`: unknown action `{other}` (expected ban, attack_mode or log)"),
+                            format!("flood `{id}`: unknown action `{other}` (expected ban, challenge, attack_mode or log)"),
                         );
                         None
                     }

@@ -35,6 +35,8 @@ pub(super) struct RawPolicy {
     #[serde(default)]
     pub(super) attack_mode: Option<Spanned<Lenient<RawAttackMode>>>,
     pub(super) connections: Option<Section<crate::connections::RawConnections>>,
+    #[serde(default)]
+    pub(super) bots: Option<Section<crate::bots::RawBots>>,
 }
 
 /// A section (or an element of an array of tables) and where it starts.
@@ -47,7 +49,7 @@ pub(super) type Tables<T> = Vec<Section<T>>;
 pub(super) type RawLists = BTreeMap<String, Spanned<Vec<Spanned<RawListItem>>>>;
 
 /// The top-level keys a policy file may have.
-pub(super) const SECTIONS: [&str; 10] = [
+pub(super) const SECTIONS: [&str; 11] = [
     "lists",
     "allowlist",
     "rules",
@@ -58,6 +60,7 @@ pub(super) const SECTIONS: [&str; 10] = [
     "floods",
     "attack_mode",
     "connections",
+    "bots",
 ];
 
 /// A value that failed to deserialize is kept as its error message, so the

@@ -155,7 +155,7 @@ period = "1s"
     assert_eq!(
         lines,
         [
-            "f:1:1: unknown section `colour` (expected one of `lists`, `allowlist`, `rules`, `rate_limits`, `escalations`, `waf`, `url_normalization`, `floods`, `attack_mode`, `connections`)",
+            "f:1:1: unknown section `colour` (expected one of `lists`, `allowlist`, `rules`, `rate_limits`, `escalations`, `waf`, `url_normalization`, `floods`, `attack_mode`, `connections`, `bots`)",
             "f:4:15: `a`: unknown field `http.nope`",
             "f:4:50: `a`: expected a string after `eq`, found an integer",
             "f:4:61: `a`: unknown field `http.bad`",

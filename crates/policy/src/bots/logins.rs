@@ -17,10 +17,40 @@
 //! read as `i64` so that a negative or huge value is reported with the others
 //! rather than stopping the parse at the first.
 
-use super::Action;
-use palisade_policy::duration::{format_duration_ms, parse_duration_ms};
-use palisade_policy::normalize_path;
-use serde::Deserialize;
+use crate::duration::{format_duration_ms, parse_duration_ms};
+use crate::normalize_path;
+use serde::{Deserialize, Serialize};
+
+/// What a login escalation asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Show the challenge (proof of work / clearance) before letting through.
+    Challenge,
+    /// Refuse.
+    Ban,
+}
+
+impl Action {
+    /// Parses `challenge` or `ban`.
+    pub fn parse(s: &str) -> Result<Action, String> {
+        match s {
+            "challenge" => Ok(Action::Challenge),
+            "ban" => Ok(Action::Ban),
+            other => Err(format!(
+                "unknown action `{other}` (expected challenge or ban)"
+            )),
+        }
+    }
+
+    /// The name used in the policy and events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Challenge => "challenge",
+            Action::Ban => "ban",
+        }
+    }
+}
 
 /// Largest threshold accepted: an entry keeps up to a threshold's worth of
 /// hashes, so this bounds memory per entry (16 bytes per hash).

@@ -23,7 +23,7 @@ pub const MAX_USER_AGENT_LEN: usize = 256;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CrawlerSpec {
-    /// The crawler's name, reported in [`BotIdentity`](super::BotIdentity)
+    /// The crawler's name, reported by the verifier (`palisade_bots::crawlers`)
     /// (e.g. `Googlebot`). Unique (case-insensitively) within a policy.
     pub name: String,
     /// A substring, matched ASCII case-insensitively, that a request's
@@ -38,7 +38,7 @@ pub struct CrawlerSpec {
     pub domains: Vec<String>,
     /// Paths of published IP range files (Google/Bing JSON, or plain text:
     /// one IP or CIDR per line). The edge reads them; this crate parses the
-    /// text with [`parse_range_file`](super::parse_range_file).
+    /// text with `palisade_bots::crawlers::parse_range_file`.
     #[serde(default)]
     pub ranges: Vec<String>,
 }
@@ -127,7 +127,7 @@ pub fn validate_at(section: &str, specs: &[CrawlerSpec]) -> Result<(), Vec<Strin
 }
 
 /// A suffix as compared: lower case, without leading or trailing dots.
-pub(crate) fn normalize_suffix(s: &str) -> Box<str> {
+pub fn normalize_suffix(s: &str) -> Box<str> {
     s.trim()
         .trim_matches('.')
         .to_ascii_lowercase()
