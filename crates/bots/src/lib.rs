@@ -18,4 +18,5 @@
 //! passed in (milliseconds since the Unix epoch); lookups the edge must make
 //! (DNS) go through traits the edge implements.
 
+pub mod behaviour;
 pub mod fingerprint;
