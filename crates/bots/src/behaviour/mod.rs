@@ -57,8 +57,8 @@
 //! Every publication the edge calls [`ClientTable::snapshot`]: a
 //! [`FleetShare`] ([`palisade_policy::learn::Mergeable`]) of the node's 4,096
 //! most active recent clients and its route histograms, serialized with
-//! [`FleetShare::to_bytes`] (at most about 470 KiB, under the mesh's 512
-//! KiB) and published as [`STATS_NAME`]. Peers' bytes go through
+//! [`FleetShare::to_bytes`] (458,788 bytes at the caps, under the mesh's
+//! 512 KiB; a test checks it) and published as [`STATS_NAME`]. Peers' bytes go through
 //! [`FleetShare::from_bytes`] into a `FleetView<FleetShare>`; then
 //! `FleetIndex::build(view.rebuild(&FleetShare::default()), &own_snapshot)`
 //! — the **peers-only** merge for client evidence (this node's own is live

@@ -89,24 +89,6 @@ impl UaClass {
     }
 }
 
-/// Whether `hay` contains `needle` (lowercase ASCII), ignoring ASCII case.
-fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
-    if needle.is_empty() {
-        return true;
-    }
-    if hay.len() < needle.len() {
-        return false;
-    }
-    let first = needle[0];
-    (0..=hay.len() - needle.len()).any(|i| {
-        hay[i].to_ascii_lowercase() == first
-            && hay[i..i + needle.len()]
-                .iter()
-                .zip(needle)
-                .all(|(h, n)| h.to_ascii_lowercase() == *n)
-    })
-}
-
 /// Product tokens (the part before the first `/`, ` ` or `(`) of libraries
 /// and tools, lowercase. A token starting with one of these is a library.
 const LIBRARIES: &[&[u8]] = &[
@@ -150,29 +132,81 @@ const LIBRARIES: &[&[u8]] = &[
     b"colly",
 ];
 
-const HEADLESS: &[&[u8]] = &[
-    b"headlesschrome",
-    b"headless",
-    b"phantomjs",
-    b"puppeteer",
-    b"playwright",
-    b"selenium",
-    b"webdriver",
-    b"slimerjs",
-];
+// Markers found in one pass over the agent (flags below).
+const HEADLESS: u8 = 1;
+const BOT: u8 = 2;
+const CHROMIUM: u8 = 4;
+const FIREFOX: u8 = 8;
+const SAFARI: u8 = 16;
+const VERSION: u8 = 32;
+const ENGINE: u8 = 64;
 
-const DECLARED_BOT: &[&[u8]] = &[
-    b"bot/", b"bot;", b"bot)", b"bot ", b"crawler", b"spider", b"+http",
-];
+type Markers = &'static [(&'static [u8], u8)];
 
-/// Classifies a user agent. Allocation free; linear in the header's length
-/// times a small constant (a few dozen markers).
+/// The markers (lowercase) that start with byte `c` (lowercase).
+fn markers(c: u8) -> Markers {
+    match c {
+        b'h' => &[(b"headless", HEADLESS)],
+        b'p' => &[
+            (b"phantomjs", HEADLESS),
+            (b"puppeteer", HEADLESS),
+            (b"playwright", HEADLESS),
+            (b"presto", ENGINE),
+        ],
+        b's' => &[
+            (b"selenium", HEADLESS),
+            (b"slimerjs", HEADLESS),
+            (b"spider", BOT),
+            (b"safari/", SAFARI),
+        ],
+        b'w' => &[(b"webdriver", HEADLESS)],
+        b'b' => &[
+            (b"bot/", BOT),
+            (b"bot;", BOT),
+            (b"bot)", BOT),
+            (b"bot ", BOT),
+        ],
+        b'c' => &[
+            (b"crawler", BOT),
+            (b"chrome/", CHROMIUM),
+            (b"chromium/", CHROMIUM),
+            (b"crios/", CHROMIUM),
+        ],
+        b'+' => &[(b"+http", BOT)],
+        b'e' => &[(b"edg/", CHROMIUM)],
+        b'o' => &[(b"opr/", CHROMIUM)],
+        b'f' => &[(b"firefox/", FIREFOX), (b"fxios/", FIREFOX)],
+        b'v' => &[(b"version/", VERSION)],
+        b'g' => &[(b"gecko", ENGINE)],
+        b'a' => &[(b"applewebkit", ENGINE)],
+        b't' => &[(b"trident", ENGINE)],
+        _ => &[],
+    }
+}
+
+/// The markers `b` contains, ignoring ASCII case: one pass, each position
+/// checked only against the markers starting with its byte.
+fn scan(b: &[u8]) -> u8 {
+    let mut flags = 0;
+    for i in 0..b.len() {
+        for (m, f) in markers(b[i].to_ascii_lowercase()) {
+            if flags & f == 0 && b.len() - i >= m.len() && b[i..i + m.len()].eq_ignore_ascii_case(m)
+            {
+                flags |= f;
+            }
+        }
+    }
+    flags
+}
+
+/// Classifies a user agent. Allocation free; one pass over the header.
 pub fn ua_class(ua: &str) -> UaClass {
     let b = ua.trim_ascii().as_bytes();
     if b.is_empty() {
         return UaClass::Empty;
     }
-    if HEADLESS.iter().any(|m| contains_ci(b, m)) {
+    let flags = scan(b);
+    if flags & HEADLESS != 0 {
         return UaClass::Headless;
     }
     let mozilla = b.len() >= 8 && b[..8].eq_ignore_ascii_case(b"mozilla/");
@@ -189,31 +223,19 @@ pub fn ua_class(ua: &str) -> UaClass {
             return UaClass::Library;
         }
     }
-    if DECLARED_BOT.iter().any(|m| contains_ci(b, m)) {
+    if flags & BOT != 0 {
         return UaClass::DeclaredBot;
     }
     if !mozilla {
         return UaClass::Other;
     }
-    if [
-        b"chrome/".as_slice(),
-        b"chromium/",
-        b"crios/",
-        b"edg/",
-        b"opr/",
-    ]
-    .iter()
-    .any(|m| contains_ci(b, m))
-    {
+    if flags & CHROMIUM != 0 {
         UaClass::Chromium
-    } else if contains_ci(b, b"firefox/") || contains_ci(b, b"fxios/") {
+    } else if flags & FIREFOX != 0 {
         UaClass::Firefox
-    } else if contains_ci(b, b"safari/") && contains_ci(b, b"version/") {
+    } else if flags & (SAFARI | VERSION) == SAFARI | VERSION {
         UaClass::Safari
-    } else if [b"gecko".as_slice(), b"applewebkit", b"trident", b"presto"]
-        .iter()
-        .any(|m| contains_ci(b, m))
-    {
+    } else if flags & ENGINE != 0 {
         UaClass::OtherBrowser
     } else {
         UaClass::Other

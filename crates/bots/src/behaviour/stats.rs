@@ -110,7 +110,10 @@ pub struct Observation {
     /// The request asks for an asset (script, style, image, font, by
     /// extension or `Sec-Fetch-Dest`).
     pub is_asset: bool,
-    /// The request carries a `Cookie` header.
+    /// The request carries a cookie this site set. Best is the edge's own
+    /// check (the clearance cookie, or a cookie name the origin sets): a
+    /// script replaying a fixed `Cookie` header then gets no credit. A plain
+    /// "has a `Cookie` header" works, more weakly.
     pub has_cookie: bool,
 }
 

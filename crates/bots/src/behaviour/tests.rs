@@ -115,6 +115,20 @@ fn ua_classes() {
         UaClass::DeclaredBot
     );
     assert_eq!(ua_class("MyShopApp/3.2 (iOS 17)"), UaClass::Other);
+    // A crawler claiming Chrome is still a declared crawler; a phone brand
+    // ending in "bot" is not one.
+    let gbot = "Mozilla/5.0 (Linux; Android 6.0.1; Nexus 5X) AppleWebKit/537.36 (KHTML, like \
+                Gecko) Chrome/124.0 Mobile Safari/537.36 (compatible; Googlebot/2.1; \
+                +http://www.google.com/bot.html)";
+    assert_eq!(ua_class(gbot), UaClass::DeclaredBot);
+    let cubot = "Mozilla/5.0 (Linux; Android 9; CUBOT_P30) AppleWebKit/537.36 (KHTML, like \
+                 Gecko) Chrome/120.0 Mobile Safari/537.36";
+    assert_eq!(ua_class(cubot), UaClass::Chromium);
+    assert_eq!(
+        ua_class("Mozilla/5.0 (compatible; MSIE 9.0; Trident/5.0)"),
+        UaClass::OtherBrowser
+    );
+    assert_eq!(ua_class("Mozilla/5.0"), UaClass::Other);
     // Not ASCII, not UTF-8 friendly cuts: no panic, a class.
     assert_eq!(ua_class("ünïcödé/1.0"), UaClass::Other);
     assert!(UaClass::Library.is_automation() && !UaClass::Chromium.is_automation());
