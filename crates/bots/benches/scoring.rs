@@ -1,6 +1,10 @@
 //! `observe` + `score` for a warm client in a full table (65,536 clients)
 //! with a merged fleet view present; plus the per-request helpers
 //! (`ua_class`, `RouteKey::new`) and the once-per-second `snapshot`.
+//!
+//! Measured on the shared 2-core dev machine (bench profile, 3 s, nice):
+//! observe+score 146 ns; with observe_response 177 ns; ua_class (Chrome)
+//! 303 ns; RouteKey::new 66 ns; snapshot of the full table + to_bytes 3.4 ms.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use palisade_bots::behaviour::{
