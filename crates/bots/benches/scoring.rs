@@ -26,8 +26,8 @@ fn obs(i: u32) -> Observation {
     Observation {
         route: RouteKey::new("shop.example", "GET", &format!("/r{}", i % 300)),
         path_hash: stable_hash(&i.to_le_bytes()),
-        is_html: i % 3 == 0,
-        is_asset: i % 3 != 0,
+        is_html: matches!(i % 3, 0),
+        is_asset: !matches!(i % 3, 0),
         has_cookie: true,
     }
 }
