@@ -18,6 +18,7 @@
 //! passed in (milliseconds since the Unix epoch); lookups the edge must make
 //! (DNS) go through traits the edge implements.
 
+pub mod behaviour;
 pub mod clearance;
 pub mod crawlers;
 pub mod fingerprint;
