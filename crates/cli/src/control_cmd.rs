@@ -86,6 +86,10 @@ pub struct ControlArgs {
     /// edge away for longer rebuilds its table from the stream when it returns.
     #[arg(long, default_value = "24h")]
     tombstone_retention: String,
+    /// How often the challenge keys rotate (a new key signs; the previous
+    /// ones keep verifying for 7 days, so nobody is logged out).
+    #[arg(long, default_value = "24h")]
+    key_rotation: String,
 }
 
 /// Timeout of one JetStream request or publish acknowledgement.
@@ -187,6 +191,15 @@ pub fn run(args: ControlArgs) -> anyhow::Result<i32> {
                 duration_ms,
                 backend: backend.clone(),
             }),
+        ));
+        let rotate_every = palisade_policy::duration::parse_duration_ms(&args.key_rotation)
+            .map_err(|e| anyhow::anyhow!("--key-rotation: {e}"))?
+            .max(60_000);
+        tokio::spawn(palisade_control::keys::keep_keys(
+            mesh.clone(),
+            std::time::Duration::from_millis(rotate_every),
+            palisade_control::keys::DEFAULT_KEEP_FOR,
+            now_ms,
         ));
         let retention_ms = palisade_policy::duration::parse_duration_ms(&args.tombstone_retention)
             .map_err(|e| anyhow::anyhow!("--tombstone-retention: {e}"))?

@@ -40,14 +40,29 @@ pub fn app() -> Router {
                 Json(serde_json::json!({"status": "ok", "service": "palisade-demo-origin"}))
             }),
         )
-        .route(
-            "/login",
-            get(|| async { Html(LOGIN) })
-                .post(|| async { Html("<p>Wrong user or password.</p>\n") }),
-        )
+        .route("/login", get(|| async { Html(LOGIN) }).post(login))
         .fallback(|req: Request| async move {
             format!("demo origin: {} {}\n", req.method(), req.uri().path()).into_response()
         })
+}
+
+/// `POST /login`: user `demo`, password `demo` logs in (200); anything else
+/// is refused with 401, as a real login form would (account protection
+/// counts these).
+async fn login(body: axum::body::Bytes) -> axum::response::Response {
+    let form: std::collections::HashMap<String, String> =
+        form_urlencoded::parse(&body).into_owned().collect();
+    let ok = form.get("user").map(String::as_str) == Some("demo")
+        && form.get("password").map(String::as_str) == Some("demo");
+    if ok {
+        Html("<p>Welcome, demo.</p>\n").into_response()
+    } else {
+        (
+            axum::http::StatusCode::UNAUTHORIZED,
+            Html("<p>Wrong user or password.</p>\n"),
+        )
+            .into_response()
+    }
 }
 
 /// Serves the demo site on an already bound listener until the runtime stops.

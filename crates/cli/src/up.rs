@@ -398,6 +398,12 @@ pub fn run(args: UpArgs) -> anyhow::Result<i32> {
                 },
                 events,
             ));
+            tokio::spawn(palisade_control::keys::keep_keys(
+                Arc::new(mesh.clone()),
+                palisade_control::keys::DEFAULT_ROTATE_EVERY,
+                palisade_control::keys::DEFAULT_KEEP_FOR,
+                now_ms,
+            ));
             tokio::spawn(palisade_control::backend::prune_store(
                 store.clone(),
                 retention,

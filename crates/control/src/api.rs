@@ -141,9 +141,10 @@ impl NewDecision {
             None | Some("ban") | Some("block") => DecisionAction::Ban,
             Some("allow") => DecisionAction::Allow,
             Some("attack_mode") => DecisionAction::AttackMode,
+            Some("challenge") => DecisionAction::Challenge,
             Some(other) => {
                 return Err(format!(
-                    "unknown action `{other}` (expected ban, allow or attack_mode)"
+                    "unknown action `{other}` (expected ban, challenge, allow or attack_mode)"
                 ))
             }
         };
@@ -408,6 +409,7 @@ impl DecisionQuery {
                 DecisionAction::Ban => a == "ban",
                 DecisionAction::Allow => a == "allow",
                 DecisionAction::AttackMode => a == "attack_mode",
+                DecisionAction::Challenge => a == "challenge",
             })
     }
 }
@@ -700,6 +702,26 @@ async fn waf_model(
     Json(merged.view(&settings, nodes, limit)).into_response()
 }
 
+async fn keys(State(cfg): State<ApiConfig>, headers: HeaderMap) -> Response {
+    if let Some(r) = deny(&headers, &cfg.tokens, Role::Viewer) {
+        return r;
+    }
+    match cfg.backend.keys((cfg.clock)()).await {
+        Ok(k) => Json(k).into_response(),
+        Err(e) => api_error(e),
+    }
+}
+
+async fn rotate_keys(State(cfg): State<ApiConfig>, headers: HeaderMap) -> Response {
+    if let Some(r) = deny(&headers, &cfg.tokens, Role::Operator) {
+        return r;
+    }
+    match cfg.backend.rotate_keys((cfg.clock)()).await {
+        Ok(k) => Json(k).into_response(),
+        Err(e) => api_error(e),
+    }
+}
+
 async fn metrics(State(cfg): State<ApiConfig>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -741,6 +763,8 @@ pub fn router(cfg: ApiConfig) -> Router {
         .route("/api/v1/events", get(events))
         .route("/api/v1/incidents", get(incidents))
         .route("/api/v1/waf/model", get(waf_model))
+        .route("/api/v1/keys", get(keys))
+        .route("/api/v1/keys/rotate", axum::routing::post(rotate_keys))
         .route("/api/v1/attack-mode", get(crate::attack_mode::list))
         .route(
             "/api/v1/attack-mode/{host}",

@@ -114,6 +114,14 @@ pub trait Backend: Send + Sync + 'static {
     async fn nodes(&self) -> Result<Vec<Heartbeat>, ApiError> {
         Err(not_clustered())
     }
+    /// The challenge keys (ids and times, no secret).
+    async fn keys(&self, _now_ms: u64) -> Result<Vec<crate::keys::KeyView>, ApiError> {
+        Err(not_clustered())
+    }
+    /// Rotates the challenge keys now.
+    async fn rotate_keys(&self, _now_ms: u64) -> Result<Vec<crate::keys::KeyView>, ApiError> {
+        Err(not_clustered())
+    }
     /// Incidents, newest first.
     async fn incidents(&self, _limit: u32) -> Result<Vec<serde_json::Value>, ApiError> {
         Err(ApiError::NotSupported(
@@ -510,6 +518,16 @@ impl<M: Mesh> Backend for MeshBackend<M> {
 
     async fn stats(&self, name: &str) -> Result<Vec<(String, Vec<u8>)>, ApiError> {
         Ok(self.mesh.stats(name).await?)
+    }
+
+    async fn keys(&self, now_ms: u64) -> Result<Vec<crate::keys::KeyView>, ApiError> {
+        let ring = crate::keys::ensure(&*self.mesh, now_ms).await?;
+        Ok(crate::keys::view(&ring, now_ms))
+    }
+
+    async fn rotate_keys(&self, now_ms: u64) -> Result<Vec<crate::keys::KeyView>, ApiError> {
+        let ring = crate::keys::rotate(&*self.mesh, now_ms, crate::keys::DEFAULT_KEEP_FOR).await?;
+        Ok(crate::keys::view(&ring, now_ms))
     }
 
     async fn model_settings(&self) -> Option<palisade_policy::learn::model::ModelSettings> {

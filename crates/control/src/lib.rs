@@ -13,6 +13,7 @@ pub mod attack_mode;
 pub mod backend;
 pub mod correlate;
 pub mod import;
+pub mod keys;
 pub mod nodes;
 pub mod policy_check;
 pub mod store;

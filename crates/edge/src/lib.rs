@@ -16,6 +16,7 @@
 //! `palisade_policy::pipeline` (and, after it, by the `palisade_waf` engine);
 //! this crate gathers the request facts, calls them, and carries out the verdict.
 
+pub mod bots;
 pub mod budget;
 pub mod client_ip;
 pub mod config;

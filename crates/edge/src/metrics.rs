@@ -35,6 +35,8 @@ pub struct Metrics {
     pub escalations_dropped: IntCounter,
     /// Flood detection (`crate::flood`).
     pub flood: crate::flood::FloodMetrics,
+    /// The bot defence (`[bots]`).
+    pub bots: crate::bots::metrics::BotMetrics,
     /// Rate-limit counters in memory.
     pub ratelimit_keys: IntGauge,
     /// Rate-limit counters dropped because the table was full.
@@ -412,6 +414,7 @@ impl Metrics {
                     .expect("static metric"),
             ),
             flood: crate::flood::FloodMetrics::new(&r),
+            bots: crate::bots::metrics::BotMetrics::new(&r),
             escalations_dropped: reg(
                 &r,
                 IntCounter::new(

@@ -74,6 +74,18 @@ pub struct Ctx {
     /// A check of the pipeline matched with a block verdict, enforced or
     /// simulated: the positive model does not learn from the request.
     flagged: bool,
+    /// The bot defence's state of the request (`[bots]` in the policy).
+    bots: Option<Box<BotCtx>>,
+}
+
+/// What the bot defence keeps of a request across phases.
+struct BotCtx {
+    policy: Arc<palisade_policy::Policy>,
+    assessed: crate::bots::Assessed,
+    login: Option<crate::bots::logins::LoginAttempt>,
+    /// A challenge decided after the header (a guessed username): answered
+    /// from `fail_to_proxy`.
+    pending_challenge: Option<u16>,
 }
 
 impl Ctx {
@@ -201,6 +213,7 @@ impl ProxyHttp for EdgeProxy {
             waf: None,
             forward_target: None,
             flagged: false,
+            bots: None,
         }
     }
 
@@ -295,6 +308,64 @@ impl ProxyHttp for EdgeProxy {
             .as_ref()
             .map(|g| g.lookup(ctx.client_ip))
             .unwrap_or_default();
+        let now = now_ms();
+        // The bot defence: its endpoint, then what it learns of the client.
+        let policy_now = st.policy_full();
+        let bots_policy = policy_now.bots.as_ref();
+        if let Some(b) = bots_policy {
+            if req.uri.path() == crate::bots::VERIFY_PATH {
+                let banned = st.with_decisions(|d| {
+                    d.lookup_hit(ctx.client_ip, geo, now).is_some_and(|h| {
+                        h.action == palisade_policy::DecisionAction::Ban && !h.simulated
+                    })
+                });
+                if banned {
+                    respond::send(session, 403, None, ctx.id.as_str(), true).await?;
+                } else {
+                    let b = b.clone();
+                    crate::bots::challenge::verify(
+                        st,
+                        session,
+                        &b,
+                        ctx.client_ip,
+                        ctx.id.as_str(),
+                        now,
+                    )
+                    .await?;
+                }
+                return Ok(true);
+            }
+        }
+        let req = session.req_header();
+        let assessed = bots_policy.map(|b| {
+            let raw_head = session
+                .as_ref()
+                .as_http1()
+                .map(|h1| h1.get_headers_raw_bytes());
+            crate::bots::assess(
+                st,
+                b,
+                &crate::bots::Seen {
+                    ip: ctx.client_ip,
+                    host: &host,
+                    method: req.method.as_str(),
+                    path: palisade_policy::request::split_path(&uri),
+                    headers: &req.headers,
+                    raw_head: raw_head.as_deref(),
+                    h2_fp: session
+                        .as_ref()
+                        .is_http2()
+                        .then(|| {
+                            session
+                                .client_addr()
+                                .and_then(|a| a.as_inet())
+                                .and_then(|a| st.conns.h2_prints.get(a))
+                        })
+                        .flatten(),
+                },
+                now,
+            )
+        });
         let request = Request {
             client_ip: ctx.client_ip,
             host: &host,
@@ -303,15 +374,18 @@ impl ProxyHttp for EdgeProxy {
             raw_uri: &raw_uri,
             headers: &req.headers,
             geo,
+            client: assessed
+                .as_ref()
+                .map_or(palisade_policy::Client::UNKNOWN, |a| a.client()),
         };
 
-        let now = now_ms();
         let t0 = Instant::now();
         let id = ctx.id;
         let verdict = {
             let policy = st.policy();
             let escalating = !policy.escalations.is_empty();
             let mut blocked_by = None;
+            let mut challenged_by = None;
             let mut flagged = false;
             let mut under_attack = false;
             let verdict = st.with_decisions(|decisions| {
@@ -324,6 +398,9 @@ impl ProxyHttp for EdgeProxy {
                     global: Some(&st.global_limiter),
                 }
                 .evaluate(&request, now, &mut |m| {
+                    if matches!(m.verdict, Verdict::Challenge { .. }) {
+                        challenged_by = Some(m.check);
+                    }
                     if matches!(m.verdict, Verdict::Block { .. }) {
                         flagged = true;
                         if escalating {
@@ -333,7 +410,7 @@ impl ProxyHttp for EdgeProxy {
                     self.record_match(m, &request, id, now)
                 })
             });
-            ctx.flagged = flagged;
+            ctx.flagged = flagged || challenged_by.is_some();
             // Outside the decision table's read lock: an escalation or a
             // flood may write to it.
             crate::flood::observe(st, &policy, &request, under_attack, now);
@@ -345,8 +422,60 @@ impl ProxyHttp for EdgeProxy {
                     ctx.forward_target = Some(normalized.clone());
                 }
             }
-            verdict
+            (verdict, challenged_by)
         };
+        let (verdict, challenged_by) = verdict;
+        let login = match (bots_policy, verdict) {
+            (Some(b), Verdict::Continue | Verdict::Allow) if !b.logins.is_empty() => {
+                crate::bots::logins::LoginAttempt::start(
+                    b,
+                    req.method.as_str(),
+                    request.path(),
+                    &req.headers,
+                )
+            }
+            _ => None,
+        };
+        if let Verdict::Challenge { status } = verdict {
+            let default_bots;
+            let b = match bots_policy {
+                Some(b) => b,
+                None => {
+                    default_bots = crate::bots::default_policy();
+                    &default_bots
+                }
+            };
+            let empty = crate::bots::Assessed::default();
+            crate::bots::challenge::answer(
+                st,
+                session,
+                b,
+                status,
+                challenged_by.unwrap_or(CheckKind::Rule),
+                assessed.as_ref().unwrap_or(&empty),
+                ctx.client_ip,
+                ctx.id.as_str(),
+                now,
+            )
+            .await?;
+            if let Some(a) = assessed {
+                ctx.bots = Some(Box::new(BotCtx {
+                    policy: policy_now.clone(),
+                    assessed: a,
+                    login: None,
+                    pending_challenge: None,
+                }));
+            }
+            return Ok(true);
+        }
+        if let Some(a) = assessed {
+            ctx.bots = Some(Box::new(BotCtx {
+                policy: policy_now.clone(),
+                assessed: a,
+                login,
+                pending_challenge: None,
+            }));
+        }
         st.metrics
             .pipeline_seconds
             .observe(t0.elapsed().as_secs_f64());
@@ -377,6 +506,8 @@ impl ProxyHttp for EdgeProxy {
                 Ok(true)
             }
             Verdict::Allow | Verdict::Continue => Ok(false),
+            // Answered above.
+            Verdict::Challenge { .. } => Ok(true),
         }
     }
 
@@ -390,6 +521,36 @@ impl ProxyHttp for EdgeProxy {
         if end_of_stream {
             if let Some(conn) = GuardedStream::of(session.as_ref()) {
                 conn.body_done();
+            }
+        }
+        if let Some(bc) = ctx.bots.as_mut() {
+            if let Some(login) = bc.login.as_mut() {
+                if let Some(b) = body {
+                    login.push(b);
+                }
+                if end_of_stream {
+                    let now = now_ms();
+                    if let Some(bots) = bc.policy.bots.as_ref() {
+                        let marked = login.finish(&self.state, bots, now);
+                        let cleared = bc.assessed.clearance.is_some();
+                        match marked {
+                            Some(palisade_bots::logins::Action::Challenge) if !cleared => {
+                                bc.pending_challenge = Some(403);
+                                return Error::e_explain(
+                                    ErrorType::HTTPStatus(403),
+                                    "login attempt for a guessed username: challenged",
+                                );
+                            }
+                            Some(palisade_bots::logins::Action::Ban) => {
+                                return Error::e_explain(
+                                    ErrorType::HTTPStatus(403),
+                                    "login attempt for a guessed username: refused",
+                                );
+                            }
+                            _ => {}
+                        }
+                    }
+                }
             }
         }
         let max = self.state.limits.max_body_bytes;
@@ -518,6 +679,19 @@ impl ProxyHttp for EdgeProxy {
             ctx.waf = Some(flow);
             r?;
         }
+        if let Some(bc) = ctx.bots.as_ref() {
+            if let (Some(login), Some(bots)) = (bc.login.as_ref(), bc.policy.bots.as_ref()) {
+                login.answered(
+                    &self.state,
+                    bots,
+                    upstream_response.status.as_u16(),
+                    &upstream_response.headers,
+                    ctx.client_ip,
+                    ctx.geo.asn,
+                    now_ms(),
+                );
+            }
+        }
         upstream_response.insert_header(X_REQUEST_ID, ctx.id.as_str())?;
         Ok(())
     }
@@ -562,6 +736,34 @@ impl ProxyHttp for EdgeProxy {
         let answered = session
             .response_written()
             .is_some_and(|r| !r.status.is_informational());
+        if let Some(bc) = ctx.bots.as_mut() {
+            if let (Some(status), false) = (bc.pending_challenge.take(), answered) {
+                let bots = bc
+                    .policy
+                    .bots
+                    .clone()
+                    .unwrap_or_else(crate::bots::default_policy);
+                let r = crate::bots::challenge::answer(
+                    &self.state,
+                    session,
+                    &bots,
+                    status,
+                    CheckKind::Rule,
+                    &bc.assessed,
+                    ctx.client_ip,
+                    ctx.id.as_str(),
+                    now_ms(),
+                )
+                .await;
+                if let Err(err) = r {
+                    tracing::debug!(error = %err, "could not send the challenge");
+                }
+                return FailToProxy {
+                    error_code: status,
+                    can_reuse_downstream: false,
+                };
+            }
+        }
         if code > 0 && !answered {
             if let Err(err) = respond::send(session, code, None, ctx.id.as_str(), true).await {
                 tracing::debug!(error = %err, "could not send error response");
@@ -586,6 +788,15 @@ impl ProxyHttp for EdgeProxy {
             .map(|r| r.status.as_u16())
             .unwrap_or(0);
         m.count_status(status);
+        if let Some(key) = ctx.bots.as_ref().and_then(|b| b.assessed.key) {
+            let set_cookie = session
+                .response_written()
+                .is_some_and(|r| r.headers.contains_key(http::header::SET_COOKIE));
+            self.state
+                .bots
+                .table
+                .observe_response(key, status, set_cookie, now_ms());
+        }
         // The positive model learns from what passed every check and what
         // the origin served (a 4xx or 5xx says the request was not one the
         // route expects).

@@ -30,6 +30,9 @@ pub enum ApplyError {
     /// The policy's `[waf]` section names rule files that do not load.
     #[error("[waf]: {0}")]
     Waf(#[from] palisade_waf::WafError),
+    /// The policy's `[bots]` section names range files that do not load.
+    #[error(transparent)]
+    Bots(#[from] crate::bots::BotsApplyError),
     /// A pushed policy names files outside the rule directories.
     #[error("{}", .0.join("\n"))]
     Confined(Vec<String>),
@@ -86,6 +89,8 @@ pub struct EdgeState {
     pub policy_changed: tokio::sync::Notify,
     /// Open client connections, by address (`crate::conn`).
     pub conns: crate::conn::Conns,
+    /// The bot defence (`crate::bots`).
+    pub bots: crate::bots::BotState,
 }
 
 impl EdgeState {
@@ -126,6 +131,7 @@ impl EdgeState {
             refused: parking_lot::Mutex::new(None),
             policy_changed: tokio::sync::Notify::new(),
             conns: Default::default(),
+            bots: Default::default(),
         };
         state.set_policy(policy)?;
         Ok(state)
@@ -134,6 +140,11 @@ impl EdgeState {
     /// The active policy snapshot.
     pub fn policy(&self) -> arc_swap::Guard<Arc<Policy>> {
         self.policy.load()
+    }
+
+    /// The active policy, to keep across awaits.
+    pub fn policy_full(&self) -> Arc<Policy> {
+        self.policy.load_full()
     }
 
     /// The WAF of the active policy, if it has a `[waf]` section.
@@ -172,7 +183,9 @@ impl EdgeState {
             .waf_rules
             .set(waf.as_ref().map_or(0, |w| w.waf.rules().len() as i64));
         self.metrics.policy_rules.set(policy.rules.len() as i64);
+        let crawlers = self.bots.prepare(policy.bots.as_ref())?;
         self.floods.sync(&policy.floods);
+        self.bots.install(crawlers);
         // The WAF first: a request that sees the new policy sees its WAF.
         self.waf.store(waf);
         self.policy.store(Arc::new(policy));

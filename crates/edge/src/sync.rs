@@ -317,6 +317,7 @@ pub async fn run<M, F, Fut>(
         crate::globalrate::ROUND,
     ));
     let floods = tokio::spawn(crate::flood::share(state.clone(), mesh.clone()));
+    let bots = tokio::spawn(crate::bots::share::run(state.clone(), mesh.clone()));
     let persister = tokio::spawn(persist_loop(
         state.clone(),
         cfg.data_dir.clone(),
@@ -333,6 +334,7 @@ pub async fn run<M, F, Fut>(
         model,
         floods,
         global_rate,
+        bots,
         persister
     );
 }

@@ -65,6 +65,8 @@ struct Inner {
     stats: Mutex<BTreeMap<(String, String), Vec<u8>>>,
     /// Count reports of the global rate limits, to every subscriber.
     counts: tokio::sync::broadcast::Sender<bytes::Bytes>,
+    logins: tokio::sync::broadcast::Sender<bytes::Bytes>,
+    keyring: Mutex<Option<Vec<u8>>>,
 }
 
 /// How long a delete is kept in the decision log by default (then dropped,
@@ -295,6 +297,8 @@ impl MemoryMesh {
                 nodes: Mutex::new(BTreeMap::new()),
                 stats: Mutex::new(BTreeMap::new()),
                 counts: tokio::sync::broadcast::Sender::new(STREAM_BUFFER),
+                logins: tokio::sync::broadcast::Sender::new(STREAM_BUFFER),
+                keyring: Mutex::new(None),
             }),
         }
     }
@@ -579,24 +583,48 @@ impl Mesh for MemoryMesh {
     }
 
     async fn subscribe_counts(&self) -> Result<CountStream, MeshError> {
-        let mut sub = self.inner.counts.subscribe();
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        tokio::spawn(async move {
-            loop {
-                match sub.recv().await {
-                    Ok(report) => {
-                        if tx.send(report).await.is_err() {
-                            return;
-                        }
-                    }
-                    // A slow subscriber misses reports, as over NATS core.
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                }
-            }
-        });
-        Ok(CountStream::new(rx))
+        Ok(follow(self.inner.counts.subscribe()))
     }
+
+    async fn put_keyring(&self, ring: Vec<u8>) -> Result<(), MeshError> {
+        check_stats_size("keyring", &ring)?;
+        *lock(&self.inner.keyring) = Some(ring);
+        Ok(())
+    }
+
+    async fn keyring(&self) -> Result<Option<Vec<u8>>, MeshError> {
+        Ok(lock(&self.inner.keyring).clone())
+    }
+
+    async fn publish_logins(&self, reports: Vec<u8>) -> Result<(), MeshError> {
+        check_counts_size(&reports)?;
+        let _ = self.inner.logins.send(bytes::Bytes::from(reports));
+        Ok(())
+    }
+
+    async fn subscribe_logins(&self) -> Result<CountStream, MeshError> {
+        Ok(follow(self.inner.logins.subscribe()))
+    }
+}
+
+/// A stream of what a broadcast channel carries from now on.
+fn follow(mut sub: tokio::sync::broadcast::Receiver<bytes::Bytes>) -> CountStream {
+    let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+    tokio::spawn(async move {
+        loop {
+            match sub.recv().await {
+                Ok(report) => {
+                    if tx.send(report).await.is_err() {
+                        return;
+                    }
+                }
+                // A slow subscriber misses reports, as over NATS core.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+    CountStream::new(rx)
 }
 
 #[cfg(test)]

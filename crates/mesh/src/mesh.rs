@@ -125,6 +125,23 @@ pub trait Mesh: Send + Sync + 'static {
 
     /// The count reports published from now on, by every node.
     async fn subscribe_counts(&self) -> Result<CountStream, MeshError>;
+
+    /// Stores the fleet's key ring (`palisade_bots::clearance::KeyRing`,
+    /// JSON): the keys that sign challenges and clearances. Written by the
+    /// control plane only; kept until replaced. At most [`MAX_STATS_BYTES`].
+    async fn put_keyring(&self, ring: Vec<u8>) -> Result<(), MeshError>;
+
+    /// The key ring, if the control plane stored one.
+    async fn keyring(&self) -> Result<Option<Vec<u8>>, MeshError>;
+
+    /// Broadcasts a batch of failed-login reports
+    /// (`palisade_bots::logins::encode`) to every current
+    /// [`Mesh::subscribe_logins`] stream, the sender's own included. Best
+    /// effort and not stored, as count reports. At most [`MAX_COUNTS_BYTES`].
+    async fn publish_logins(&self, reports: Vec<u8>) -> Result<(), MeshError>;
+
+    /// The failed-login reports published from now on, by every node.
+    async fn subscribe_logins(&self) -> Result<CountStream, MeshError>;
 }
 
 /// The largest count report [`Mesh::publish_counts`] carries.

@@ -9,6 +9,8 @@
 //! | policy     | KV bucket `palisade_policy`     | `current` (JSON `PolicyVersion`), `v.<n>` per version |
 //! | heartbeats | KV bucket `palisade_nodes`      | `<node token>`, entries expire after max age  |
 //! | counts     | core subject (no JetStream)     | `palisade.ratelimit.counts`: global rate-limit count reports, not stored |
+//! | key ring   | KV bucket `palisade_policy`     | `keyring`: the challenge's signing keys (JSON), written by the control plane |
+//! | logins     | core subject (no JetStream)     | `palisade.bots.logins`: failed-login reports (keyed username hashes), not stored |
 //!
 //! Every object is created on first use by whichever process starts first
 //! (get, else create, else get again), so control planes and edges start in
@@ -117,6 +119,8 @@ pub struct Names {
     pub stats_bucket: String,
     /// Core subject of the global rate limits' count reports (`palisade.ratelimit.counts`).
     pub counts_subject: String,
+    /// Core subject of the failed-login reports (`palisade.bots.logins`).
+    pub logins_subject: String,
 }
 
 impl Names {
@@ -142,6 +146,7 @@ impl Names {
             nodes_bucket: format!("{prefix}_nodes"),
             stats_bucket: format!("{prefix}_stats"),
             counts_subject: format!("{prefix}.ratelimit.counts"),
+            logins_subject: format!("{prefix}.bots.logins"),
         })
     }
 
@@ -650,6 +655,49 @@ impl Mesh for NatsMesh {
         });
         Ok(CountStream::new(rx))
     }
+
+    async fn put_keyring(&self, ring: Vec<u8>) -> Result<(), MeshError> {
+        check_stats_size("keyring", &ring)?;
+        self.policy
+            .put("keyring", Bytes::from(ring))
+            .await
+            .map(|_| ())
+            .map_err(|e| unavailable("keyring put")(&e))
+    }
+
+    async fn keyring(&self) -> Result<Option<Vec<u8>>, MeshError> {
+        self.policy
+            .get("keyring")
+            .await
+            .map(|v| v.map(|b| b.to_vec()))
+            .map_err(|e| unavailable("keyring read")(&e))
+    }
+
+    async fn publish_logins(&self, reports: Vec<u8>) -> Result<(), MeshError> {
+        check_counts_size(&reports)?;
+        self.client
+            .publish(self.names.logins_subject.clone(), Bytes::from(reports))
+            .await
+            .map_err(|e| unavailable("login reports")(&e))
+    }
+
+    async fn subscribe_logins(&self) -> Result<CountStream, MeshError> {
+        let mut sub = self
+            .client
+            .subscribe(self.names.logins_subject.clone())
+            .await
+            .map_err(|e| unavailable("login subscription")(&e))?;
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(async move {
+            while let Some(msg) = sub.next().await {
+                if tx.send(msg.payload).await.is_err() {
+                    break;
+                }
+            }
+            let _ = sub.unsubscribe().await;
+        });
+        Ok(CountStream::new(rx))
+    }
 }
 
 #[cfg(test)]
@@ -664,6 +712,7 @@ mod tests {
         assert_eq!(n.policy_bucket, "palisade_policy");
         assert_eq!(n.events_subject, "palisade.events");
         assert_eq!(n.counts_subject, "palisade.ratelimit.counts");
+        assert_eq!(n.logins_subject, "palisade.bots.logins");
         let op = DecisionOp::Delete {
             scope: Scope::Cidr,
             value: "10.0.0.0/8".into(),

@@ -347,6 +347,31 @@ impl<M: Mesh> Mesh for Patient<M> {
         })
         .await
     }
+
+    async fn put_keyring(&self, ring: Vec<u8>) -> Result<(), MeshError> {
+        self.retry("keyring put", |m| {
+            let ring = ring.clone();
+            async move { m.put_keyring(ring).await }
+        })
+        .await
+    }
+
+    async fn keyring(&self) -> Result<Option<Vec<u8>>, MeshError> {
+        self.retry("keyring", |m| async move { m.keyring().await })
+            .await
+    }
+
+    /// Not retried: a late report is counted late anyway; the next batch goes.
+    async fn publish_logins(&self, reports: Vec<u8>) -> Result<(), MeshError> {
+        self.inner.publish_logins(reports).await
+    }
+
+    async fn subscribe_logins(&self) -> Result<CountStream, MeshError> {
+        self.retry("login subscription", |m| async move {
+            m.subscribe_logins().await
+        })
+        .await
+    }
 }
 
 impl<M: Mesh> Patient<M> {
@@ -503,6 +528,22 @@ mod tests {
         }
         async fn subscribe_counts(&self) -> Result<CountStream, MeshError> {
             self.mesh.subscribe_counts().await
+        }
+
+        async fn put_keyring(&self, ring: Vec<u8>) -> Result<(), MeshError> {
+            self.mesh.put_keyring(ring).await
+        }
+
+        async fn keyring(&self) -> Result<Option<Vec<u8>>, MeshError> {
+            self.mesh.keyring().await
+        }
+
+        async fn publish_logins(&self, reports: Vec<u8>) -> Result<(), MeshError> {
+            self.mesh.publish_logins(reports).await
+        }
+
+        async fn subscribe_logins(&self) -> Result<CountStream, MeshError> {
+            self.mesh.subscribe_logins().await
         }
     }
 

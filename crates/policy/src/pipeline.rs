@@ -131,7 +131,8 @@ impl Checks<'_> {
                     // A cleared client is past the challenge.
                     continue;
                 }
-                let enforced = matches!(rl.action, Action::Block | Action::Challenge) && !rl.simulate;
+                let enforced =
+                    matches!(rl.action, Action::Block | Action::Challenge) && !rl.simulate;
                 let verdict = match rl.action {
                     _ if !enforced => Verdict::Continue,
                     Action::Challenge => Verdict::Challenge { status: rl.status },

@@ -218,6 +218,11 @@ impl<'a> Request<'a> {
     }
 }
 
+/// The path of a target (before the first `?`).
+pub fn split_path(uri: &str) -> &str {
+    split_query(uri).0
+}
+
 /// `(path, query)` of a target: split at the first `?`.
 fn split_query(uri: &str) -> (&str, &str) {
     match memchr::memchr(b'?', uri.as_bytes()) {

@@ -25,7 +25,9 @@ fn a_solved_challenge_earns_a_clearance_that_any_edge_accepts() {
     let a = ready(3);
     let b = ready(3); // another edge, same ring
     let who = ip("198.51.100.7");
-    let ch = a.challenge(&s, who, b"Mozilla/5.0", 10, 60, [7; 12], NOW).unwrap();
+    let ch = a
+        .challenge(&s, who, b"Mozilla/5.0", 10, 60, [7; 12], NOW)
+        .unwrap();
     assert_eq!(ch.len(), token::TOKEN_LEN);
     // Unsolved: refused.
     let wrong = (0u64..).find(|&n| !work_ok(&ch, n, 10)).unwrap();
@@ -45,8 +47,13 @@ fn a_solved_challenge_earns_a_clearance_that_any_edge_accepts() {
     );
     // The clearance passes on both edges, also from another address of the /24.
     for edge in [&a, &b] {
-        let t = edge.check(&s, &cl, who, b"Mozilla/5.0", NOW + 1000).unwrap();
-        assert_eq!((t.kind, t.bits, t.score, t.id), (Kind::Clearance, 10, 60, [9; 12]));
+        let t = edge
+            .check(&s, &cl, who, b"Mozilla/5.0", NOW + 1000)
+            .unwrap();
+        assert_eq!(
+            (t.kind, t.bits, t.score, t.id),
+            (Kind::Clearance, 10, 60, [9; 12])
+        );
         assert!(edge
             .check(&s, &cl, ip("198.51.100.200"), b"Mozilla/5.0", NOW + 1000)
             .is_ok());
@@ -79,7 +86,10 @@ fn forged_expired_and_rebound_clearances_are_refused() {
     // Expired, cached or not.
     let late = NOW + s.ttl_ms + 11;
     assert_eq!(a.check(&s, &cl, who, b"UA", late), Err(Refusal::Expired));
-    assert_eq!(ready(3).check(&s, &cl, who, b"UA", late), Err(Refusal::Expired));
+    assert_eq!(
+        ready(3).check(&s, &cl, who, b"UA", late),
+        Err(Refusal::Expired)
+    );
     // Forged: another fleet's key, or one payload byte changed.
     let other = ready(4);
     let forged = cleared(&other, &s, who, b"UA");
@@ -91,7 +101,10 @@ fn forged_expired_and_rebound_clearances_are_refused() {
     bytes[20] = if bytes[20] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(bytes).unwrap();
     let r = a.check(&s, &tampered, who, b"UA", NOW + 100);
-    assert!(matches!(r, Err(Refusal::BadSignature) | Err(Refusal::Malformed)), "{r:?}");
+    assert!(
+        matches!(r, Err(Refusal::BadSignature) | Err(Refusal::Malformed)),
+        "{r:?}"
+    );
     for junk in ["", "x", &"A".repeat(token::TOKEN_LEN), &cl[..cl.len() - 1]] {
         assert!(a.check(&s, junk, who, b"UA", NOW).is_err());
     }

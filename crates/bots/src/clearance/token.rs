@@ -222,9 +222,7 @@ impl Token {
     pub fn verify(text: &str, keys: &Keys, now_ms: u64) -> Result<Token, Refusal> {
         let t = Token::decode_unverified(text)?;
         let (payload, sig) = split(text).ok_or(Refusal::Malformed)?;
-        let vk = keys
-            .verifier(t.key_id, now_ms)
-            .ok_or(Refusal::UnknownKey)?;
+        let vk = keys.verifier(t.key_id, now_ms).ok_or(Refusal::UnknownKey)?;
         vk.verify(&payload, &sig)
             .map_err(|_| Refusal::BadSignature)?;
         if t.expires_ms <= now_ms || t.issued_ms > now_ms.saturating_add(60_000) {

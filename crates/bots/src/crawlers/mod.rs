@@ -55,13 +55,13 @@ mod fcrdns;
 mod ranges;
 mod verifier;
 
-pub use palisade_policy::bots::crawlers::{
-    validate, validate_at, CrawlerSpec, DEFAULT_SECTION, MAX_CRAWLERS, MAX_DOMAINS,
-    MAX_RANGE_FILES, MAX_USER_AGENT_LEN,
-};
 pub use fcrdns::{
     canonical_ip, fcrdns, in_domain, LookupOutcome, ResolveError, Resolver, MAX_FORWARD_ADDRS,
     MAX_PTR_NAMES,
+};
+pub use palisade_policy::bots::crawlers::{
+    validate, validate_at, CrawlerSpec, DEFAULT_SECTION, MAX_CRAWLERS, MAX_DOMAINS,
+    MAX_RANGE_FILES, MAX_USER_AGENT_LEN,
 };
 pub use ranges::{
     parse_range_file, RangeError, RangeLocation, MAX_FILE_BYTES, MAX_PREFIXES, MAX_REPORTED_ERRORS,

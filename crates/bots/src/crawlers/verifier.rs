@@ -11,8 +11,8 @@ use ipnet::IpNet;
 use palisade_policy::expr::IpSet;
 use parking_lot::{Mutex, RwLock};
 
-use palisade_policy::bots::crawlers::{normalize_suffix, validate, CrawlerSpec};
 use super::fcrdns::{canonical_ip, LookupOutcome};
+use palisade_policy::bots::crawlers::{normalize_suffix, validate, CrawlerSpec};
 
 /// The verifier's sizes and lifetimes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -62,10 +62,10 @@
 //! [`Escalation::Source`]: super::Escalation::Source
 //! [`Escalation::Username`]: super::Escalation::Username
 
-use palisade_policy::bots::logins::LoginSpec;
 use super::extract::UserHash;
 use super::report::FailureReport;
 use super::{Action, Escalation};
+use palisade_policy::bots::logins::LoginSpec;
 use palisade_policy::duration::format_duration_ms;
 use palisade_policy::escalation::Source;
 use palisade_policy::{Geo, Scope};

@@ -66,16 +66,15 @@ pub mod report;
 #[cfg(test)]
 mod tests;
 
-pub use palisade_policy::bots::logins::{
-    Action,
-    validate, validate_all, GuessingConfig, GuessingSpec, LoginConfig, LoginSpec, StuffingConfig,
-    StuffingSpec, UsernameField, MAX_LOGINS, MAX_THRESHOLD,
-};
 pub use extract::{
     normalize_username, username_from_form, username_from_json, username_key_hash, UserHash,
     MAX_BODY, MAX_USERNAME,
 };
 pub use guard::{GuardLimits, LoginGuard, LoginStats};
+pub use palisade_policy::bots::logins::{
+    validate, validate_all, Action, GuessingConfig, GuessingSpec, LoginConfig, LoginSpec,
+    StuffingConfig, StuffingSpec, UsernameField, MAX_LOGINS, MAX_THRESHOLD,
+};
 pub use report::{
     decode, encode, encode_batches, FailureReport, ReportBatcher, ReportError, MAX_BATCH_BYTES,
     MAX_NODE, MAX_REPORTS,

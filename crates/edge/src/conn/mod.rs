@@ -122,6 +122,40 @@ pub struct Conns {
     /// The thread serving the others.
     pub quarantine: quarantine::Quarantine,
     sweeper: OnceLock<SyncSender<()>>,
+    /// The HTTP/2 fingerprint of each open HTTP/2 connection, by client
+    /// address and port (read by the bot defence per request).
+    pub h2_prints: H2Prints,
+}
+
+/// HTTP/2 fingerprints of open connections, at most [`H2Prints::CAP`].
+#[derive(Debug, Default)]
+pub struct H2Prints {
+    map: parking_lot::Mutex<std::collections::HashMap<std::net::SocketAddr, Arc<str>>>,
+}
+
+impl H2Prints {
+    /// The most connections tracked (beyond, a connection has none).
+    pub const CAP: usize = 65_536;
+
+    /// Records the fingerprint of the connection from `peer`.
+    pub fn insert(&self, peer: std::net::SocketAddr, fp: Arc<str>) -> bool {
+        let mut m = self.map.lock();
+        if m.len() >= Self::CAP && !m.contains_key(&peer) {
+            return false;
+        }
+        m.insert(peer, fp);
+        true
+    }
+
+    /// The fingerprint of the connection from `peer`.
+    pub fn get(&self, peer: &std::net::SocketAddr) -> Option<Arc<str>> {
+        self.map.lock().get(peer).cloned()
+    }
+
+    /// The connection closed.
+    pub fn remove(&self, peer: &std::net::SocketAddr) {
+        self.map.lock().remove(peer);
+    }
 }
 
 impl Conns {

@@ -78,6 +78,10 @@ pub struct GuardedStream {
     /// network became familiar, so that the client reconnects onto the
     /// edge's threads.
     quarantined: bool,
+    /// HTTP/2: reads the preface until its fingerprint is known.
+    preface: Option<Box<palisade_bots::fingerprint::H2PrefaceCollector>>,
+    /// The client's address, when the fingerprint was recorded under it.
+    printed: Option<std::net::SocketAddr>,
 }
 
 impl std::fmt::Debug for GuardedStream {
@@ -128,6 +132,8 @@ impl GuardedStream {
             limits,
             failed: None,
             quarantined: false,
+            preface: h2.then(|| Box::new(palisade_bots::fingerprint::H2PrefaceCollector::new())),
+            printed: None,
         }
     }
 
@@ -199,6 +205,30 @@ impl GuardedStream {
     }
 
     fn on_bytes(&mut self, n: usize, got: &[u8]) -> Result<(), Reason> {
+        if let Some(p) = &mut self.preface {
+            use palisade_bots::fingerprint::H2Collect;
+            match p.push(got) {
+                H2Collect::NeedMore => {}
+                H2Collect::NotH2 => self.preface = None,
+                H2Collect::Done(fp) => {
+                    self.preface = None;
+                    let peer = self
+                        .inner
+                        .get_socket_digest()
+                        .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).copied());
+                    if let Some(peer) = peer {
+                        if self
+                            .state
+                            .conns
+                            .h2_prints
+                            .insert(peer, Arc::from(fp.as_str()))
+                        {
+                            self.printed = Some(peer);
+                        }
+                    }
+                }
+            }
+        }
         if let Some(h2) = &mut self.h2 {
             let now_ms = self.born.elapsed().as_millis() as u64;
             if !h2.feed(got, now_ms) {
@@ -311,6 +341,9 @@ fn closed(reason: Reason) -> io::Error {
 
 impl Drop for GuardedStream {
     fn drop(&mut self) {
+        if let Some(peer) = &self.printed {
+            self.state.conns.h2_prints.remove(peer);
+        }
         self.state.conns.registry.unregister(&self.conn);
         self.state.metrics.conn.open.dec();
     }

@@ -180,7 +180,13 @@ impl RawBots {
                     }
                 }
             };
-            dur("ttl", &c.ttl, 60_000, 30 * 86_400_000, &mut challenge.ttl_ms);
+            dur(
+                "ttl",
+                &c.ttl,
+                60_000,
+                30 * 86_400_000,
+                &mut challenge.ttl_ms,
+            );
             dur(
                 "challenge_ttl",
                 &c.challenge_ttl,
@@ -251,7 +257,12 @@ mod tests {
         .unwrap();
         assert!(!b.score);
         assert_eq!(
-            (b.challenge.bits, b.challenge.ttl_ms, b.challenge.bind_user_agent, b.challenge.no_js),
+            (
+                b.challenge.bits,
+                b.challenge.ttl_ms,
+                b.challenge.bind_user_agent,
+                b.challenge.no_js
+            ),
             (12, 7_200_000, false, true)
         );
         assert_eq!(b.challenge.bits_for(Some(5)), 16);

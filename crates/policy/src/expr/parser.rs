@@ -17,8 +17,8 @@ use http::header::{HeaderName, REFERER, USER_AGENT};
 use memchr::memmem::Finder;
 
 use super::eval::{
-    compile_regex, str_test, ClientFlag, IntExpr, IntOp, IntTest, IpTest, Node, Pick, StrExpr, StrField, StrOp,
-    Wildcard,
+    compile_regex, str_test, ClientFlag, IntExpr, IntOp, IntTest, IpTest, Node, Pick, StrExpr,
+    StrField, StrOp, Wildcard,
 };
 use super::lexer::{tokenize, Perr, Tok, Token};
 use super::sets::{IntSet, IpSet};
