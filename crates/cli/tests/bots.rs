@@ -496,3 +496,115 @@ mod parking_lot_free {
         }
     }
 }
+
+#[test]
+fn fingerprints_and_verified_crawlers_are_rule_fields() {
+    let (_origin, url) = demo_origin();
+    let dir = TempDir::new("bots-prints");
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let cert = dir.write("cert.pem", &ck.cert.pem());
+    let key = dir.write("key.pem", &ck.key_pair.serialize_pem());
+    let ranges = dir.write(
+        "googlebot.json",
+        r#"{"creationTime":"2026-11-30T00:00:00","prefixes":[{"ipv4Prefix":"66.249.64.0/27"},{"ipv6Prefix":"2001:4860:4801:10::/64"}]}"#,
+    );
+    let policy = format!(
+        r#"
+[bots]
+score = false
+
+[[bots.crawlers]]
+name = "Googlebot"
+user_agent = "Googlebot"
+ranges = ["{}"]
+
+[[rules]]
+id = "tls13-ja4"
+expression = 'http.request.uri.path eq "/ja4" and palisade.fingerprint.ja4 starts_with "t13"'
+action = "block"
+
+[[rules]]
+id = "h2-preface"
+expression = 'http.request.uri.path eq "/h2" and palisade.fingerprint.h2 contains "|"'
+action = "block"
+
+[[rules]]
+id = "h1-headers"
+expression = 'http.request.uri.path eq "/h1" and palisade.fingerprint.headers starts_with "h1n"'
+action = "block"
+
+[[rules]]
+id = "googlebot"
+expression = 'http.request.uri.path eq "/crawler" and palisade.bot.verified and palisade.bot.name eq "Googlebot"'
+action = "block"
+"#,
+        ranges.display()
+    );
+    let port = free_port();
+    let up = Up::start(
+        &[url],
+        Some(&policy),
+        &[
+            "--trusted-proxy",
+            "127.0.0.1/32",
+            "--tls-listen",
+            &format!("127.0.0.1:{port}"),
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let tls = reqwest::blocking::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    // Over TLS (h2 by ALPN): the ClientHello's JA4 and the h2 preface.
+    for path in ["/ja4", "/h2"] {
+        let r = tls
+            .get(format!("https://127.0.0.1:{port}{path}"))
+            .send()
+            .unwrap();
+        assert_eq!(r.version(), reqwest::Version::HTTP_2);
+        assert_eq!(r.status(), 403, "{path} over TLS");
+    }
+    assert_eq!(
+        tls.get(format!("https://127.0.0.1:{port}/other"))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+    // Plain HTTP/1: no JA4, no h2 preface; a header fingerprint.
+    assert_eq!(up.get("/ja4", None).status(), 200);
+    assert_eq!(up.get("/h2", None).status(), 200);
+    assert_eq!(up.get("/h1", None).status(), 403);
+    // Googlebot from its published range is verified; from elsewhere it is not.
+    let crawl = |ip: &str| {
+        client()
+            .get(format!("{}/crawler", up.proxy))
+            .header("x-forwarded-for", ip)
+            .header(
+                "user-agent",
+                "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+            )
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(crawl("66.249.64.7"), 403);
+    assert_eq!(crawl("192.0.2.66"), 200);
+    // A range file that does not load refuses the policy, with the reason.
+    std::fs::write(&ranges, "not a range\n").unwrap();
+    let bad = policy.replace("score = false", "score = false\n# reload");
+    std::fs::write(up.dir.path().join("policy.toml"), bad).unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || up.log().contains("line 1")),
+        "the bad range file was not reported:\n{}",
+        up.log()
+    );
+    assert_eq!(crawl("66.249.64.7"), 403, "the running policy stays");
+}

@@ -352,16 +352,10 @@ impl ProxyHttp for EdgeProxy {
                     path: palisade_policy::request::split_path(&uri),
                     headers: &req.headers,
                     raw_head: raw_head.as_deref(),
-                    h2_fp: session
-                        .as_ref()
-                        .is_http2()
-                        .then(|| {
-                            session
-                                .client_addr()
-                                .and_then(|a| a.as_inet())
-                                .and_then(|a| st.conns.h2_prints.get(a))
-                        })
-                        .flatten(),
+                    prints: session
+                        .client_addr()
+                        .and_then(|a| a.as_inet())
+                        .and_then(|a| st.conns.prints.get(a)),
                 },
                 now,
             )

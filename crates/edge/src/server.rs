@@ -127,6 +127,12 @@ impl EdgeServer {
             let mut settings = TlsSettings::intermediate(cert, key)
                 .map_err(|e| anyhow::anyhow!("TLS certificate {cert} / key {key}: {e}"))?;
             settings.enable_h2();
+            // The ClientHello's fingerprint, read before rustls (crate::conn::hello).
+            proxy
+                .endpoints()
+                .set_pre_tls_callback(Arc::new(crate::conn::hello::HelloReader::new(
+                    state.clone(),
+                )));
             proxy.add_tls_with_settings(&tls.listen, None, settings);
         }
         server.add_service(proxy);

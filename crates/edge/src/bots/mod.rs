@@ -72,6 +72,7 @@ pub struct BotState {
 /// The verifier built from a policy's crawlers (rebuilt when they change).
 pub struct CrawlerVerifier {
     specs: Vec<CrawlerSpec>,
+    ranges: Vec<Vec<ipnet::IpNet>>,
     /// The verifier.
     pub verifier: Verifier,
 }
@@ -108,11 +109,9 @@ impl BotState {
         let Some(bots) = bots.filter(|b| !b.crawlers.is_empty()) else {
             return Ok(None);
         };
-        if let Some(running) = self.verifier.load_full() {
-            if running.specs == bots.crawlers {
-                return Ok(Some(running));
-            }
-        }
+        // The files are read at every apply (they are updated by their
+        // publishers); unchanged crawlers and ranges keep the running
+        // verifier and its cache.
         let mut errors = Vec::new();
         let mut ranges = Vec::with_capacity(bots.crawlers.len());
         for (i, spec) in bots.crawlers.iter().enumerate() {
@@ -134,10 +133,16 @@ impl BotState {
         if !errors.is_empty() {
             return Err(BotsApplyError(errors));
         }
-        let verifier = Verifier::new(&bots.crawlers, ranges, VerifierLimits::default())
+        if let Some(running) = self.verifier.load_full() {
+            if running.specs == bots.crawlers && running.ranges == ranges {
+                return Ok(Some(running));
+            }
+        }
+        let verifier = Verifier::new(&bots.crawlers, ranges.clone(), VerifierLimits::default())
             .map_err(BotsApplyError)?;
         Ok(Some(Arc::new(CrawlerVerifier {
             specs: bots.crawlers.clone(),
+            ranges,
             verifier,
         })))
     }
@@ -190,6 +195,7 @@ pub fn clearance_settings(c: &ChallengeSettings) -> clearance::Settings {
 pub struct Assessed {
     header_fp: Option<HeaderFingerprint>,
     h2_fp: Option<Arc<str>>,
+    ja4: Option<Arc<str>>,
     /// The valid clearance the request carries.
     pub clearance: Option<Token>,
     /// Why a clearance cookie the request carries was refused.
@@ -211,7 +217,7 @@ impl Assessed {
             bot_name: self.bot_name.as_deref().unwrap_or(""),
             cleared: self.clearance.is_some(),
             header_fp: self.header_fp.as_ref().map_or("", |f| f.as_str()),
-            ja4: "",
+            ja4: self.ja4.as_deref().unwrap_or(""),
             h2_fp: self.h2_fp.as_deref().unwrap_or(""),
         }
     }
@@ -231,8 +237,8 @@ pub struct Seen<'a> {
     pub headers: &'a http::HeaderMap,
     /// The raw HTTP/1 head (None on HTTP/2).
     pub raw_head: Option<&'a [u8]>,
-    /// The connection's HTTP/2 fingerprint, when it is HTTP/2.
-    pub h2_fp: Option<Arc<str>>,
+    /// The connection's fingerprints (TLS ClientHello, HTTP/2 preface).
+    pub prints: Option<crate::conn::ConnPrints>,
 }
 
 fn has(headers: &http::HeaderMap, name: &str) -> bool {
@@ -296,7 +302,8 @@ pub fn assess(st: &EdgeState, bots: &BotsPolicy, seen: &Seen<'_>, now: u64) -> A
                 seen.headers.keys().map(|k| k.as_str()),
             )),
         },
-        h2_fp: seen.h2_fp.clone(),
+        h2_fp: seen.prints.as_ref().and_then(|p| p.h2.clone()),
+        ja4: seen.prints.as_ref().and_then(|p| p.ja4.clone()),
         ..Assessed::default()
     };
     let ua = seen

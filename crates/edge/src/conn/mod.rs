@@ -31,6 +31,7 @@
 pub mod familiar;
 pub mod h2;
 pub mod h2_streams;
+pub mod hello;
 pub mod metrics;
 pub mod quarantine;
 pub mod registry;
@@ -122,39 +123,78 @@ pub struct Conns {
     /// The thread serving the others.
     pub quarantine: quarantine::Quarantine,
     sweeper: OnceLock<SyncSender<()>>,
-    /// The HTTP/2 fingerprint of each open HTTP/2 connection, by client
+    /// The TLS and HTTP/2 fingerprints of open connections, by client
     /// address and port (read by the bot defence per request).
-    pub h2_prints: H2Prints,
+    pub prints: Prints,
 }
 
-/// HTTP/2 fingerprints of open connections, at most [`H2Prints::CAP`].
+/// The fingerprints of open connections (the TLS ClientHello's JA4, the
+/// HTTP/2 preface's), by client address and port, at most [`Prints::CAP`].
 #[derive(Debug, Default)]
-pub struct H2Prints {
-    map: parking_lot::Mutex<std::collections::HashMap<std::net::SocketAddr, Arc<str>>>,
+pub struct Prints {
+    map: parking_lot::Mutex<std::collections::HashMap<std::net::SocketAddr, ConnPrints>>,
 }
 
-impl H2Prints {
-    /// The most connections tracked (beyond, a connection has none).
+/// What one connection's first bytes said.
+#[derive(Debug, Clone, Default)]
+pub struct ConnPrints {
+    /// The JA4 of its TLS ClientHello.
+    pub ja4: Option<Arc<str>>,
+    /// Its HTTP/2 fingerprint.
+    pub h2: Option<Arc<str>>,
+    /// When it was recorded (ms since the epoch).
+    at_ms: u64,
+}
+
+impl Prints {
+    /// The most connections tracked. When full, entries older than a
+    /// minute go (a connection whose handshake failed leaves one behind);
+    /// if none is that old, the new connection has no fingerprint.
     pub const CAP: usize = 65_536;
 
-    /// Records the fingerprint of the connection from `peer`.
-    pub fn insert(&self, peer: std::net::SocketAddr, fp: Arc<str>) -> bool {
+    fn update(&self, peer: std::net::SocketAddr, f: impl FnOnce(&mut ConnPrints)) -> bool {
+        let now = crate::now_ms();
         let mut m = self.map.lock();
         if m.len() >= Self::CAP && !m.contains_key(&peer) {
-            return false;
+            m.retain(|_, p| now.saturating_sub(p.at_ms) < 60_000);
+            if m.len() >= Self::CAP {
+                return false;
+            }
         }
-        m.insert(peer, fp);
+        let e = m.entry(peer).or_default();
+        e.at_ms = now;
+        f(e);
         true
     }
 
-    /// The fingerprint of the connection from `peer`.
-    pub fn get(&self, peer: &std::net::SocketAddr) -> Option<Arc<str>> {
+    /// Records the JA4 of the connection from `peer`.
+    pub fn set_ja4(&self, peer: std::net::SocketAddr, fp: Arc<str>) -> bool {
+        self.update(peer, |p| p.ja4 = Some(fp))
+    }
+
+    /// Records the HTTP/2 fingerprint of the connection from `peer`.
+    pub fn set_h2(&self, peer: std::net::SocketAddr, fp: Arc<str>) -> bool {
+        self.update(peer, |p| p.h2 = Some(fp))
+    }
+
+    /// The fingerprints of the connection from `peer`.
+    pub fn get(&self, peer: &std::net::SocketAddr) -> Option<ConnPrints> {
         self.map.lock().get(peer).cloned()
     }
 
     /// The connection closed.
     pub fn remove(&self, peer: &std::net::SocketAddr) {
         self.map.lock().remove(peer);
+    }
+
+    /// Connections tracked.
+    pub fn len(&self) -> usize {
+        self.map.lock().len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

@@ -106,6 +106,10 @@ impl GuardedStream {
         h2: bool,
     ) -> Self {
         state.metrics.conn.open.inc();
+        let tls_peer = inner
+            .get_ssl_digest()
+            .and_then(|_| inner.get_socket_digest())
+            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).copied());
         GuardedStream {
             inner,
             conn,
@@ -133,7 +137,9 @@ impl GuardedStream {
             failed: None,
             quarantined: false,
             preface: h2.then(|| Box::new(palisade_bots::fingerprint::H2PrefaceCollector::new())),
-            printed: None,
+            // A TLS connection may have its ClientHello's fingerprint
+            // recorded (`super::hello`): forgotten when it closes.
+            printed: tls_peer,
         }
     }
 
@@ -217,12 +223,7 @@ impl GuardedStream {
                         .get_socket_digest()
                         .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).copied());
                     if let Some(peer) = peer {
-                        if self
-                            .state
-                            .conns
-                            .h2_prints
-                            .insert(peer, Arc::from(fp.as_str()))
-                        {
+                        if self.state.conns.prints.set_h2(peer, Arc::from(fp.as_str())) {
                             self.printed = Some(peer);
                         }
                     }
@@ -342,7 +343,7 @@ fn closed(reason: Reason) -> io::Error {
 impl Drop for GuardedStream {
     fn drop(&mut self) {
         if let Some(peer) = &self.printed {
-            self.state.conns.h2_prints.remove(peer);
+            self.state.conns.prints.remove(peer);
         }
         self.state.conns.registry.unregister(&self.conn);
         self.state.metrics.conn.open.dec();

@@ -199,7 +199,7 @@ pub enum DecisionError {
         scope: String,
     },
     /// The action name is not `ban`, `allow` or `attack_mode`.
-    #[error("unknown decision action `{action}` (expected ban, allow or attack_mode)")]
+    #[error("unknown decision action `{action}` (expected ban, challenge, allow or attack_mode)")]
     UnknownAction {
         /// The name as given.
         action: String,

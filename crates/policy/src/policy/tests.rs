@@ -160,7 +160,7 @@ period = "1s"
             "f:4:50: `a`: expected a string after `eq`, found an integer",
             "f:4:61: `a`: unknown field `http.bad`",
             "f:8:1: [[rules]]: unknown field `expresion`, expected one of `id`, `description`, `expression`, `action`, `simulate`, `status`, `enabled`",
-            "f:13:10: rule `c`: unknown action `explode` (expected block, log, allow or skip)",
+            "f:13:10: rule `c`: unknown action `explode` (expected block, challenge, log, allow or skip)",
             "f:17:1: [[rate_limits]]: `requests`: invalid type: string \"five\", expected i64",
         ],
         "{e}"
