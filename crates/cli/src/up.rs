@@ -497,6 +497,7 @@ mod tests {
             path: "/admin/x".into(),
             status: Some(403),
             waf: None,
+            bot: None,
         };
         let size = ev(99_999).approx_bytes();
         for i in 0..90_000 {

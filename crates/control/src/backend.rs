@@ -806,6 +806,7 @@ mod tests {
             path: "/".into(),
             status: Some(403),
             waf: None,
+            bot: None,
         };
         // More than a batch, queued before the consumer starts, plus a
         // redelivered one; the last three on three nodes: a rule incident.

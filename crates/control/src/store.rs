@@ -388,6 +388,7 @@ mod tests {
             path: "/".into(),
             status: Some(403),
             waf: None,
+            bot: None,
         }
     }
 

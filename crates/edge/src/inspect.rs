@@ -584,6 +584,7 @@ pub fn report(
         path: String::from_utf8_lossy(&crate::waf::raw_path(req)).into_owned(),
         status,
         waf: Some(crate::waf::event_detail(v)),
+        bot: None,
     };
     if !st.events.emit(ev) {
         st.metrics.events_dropped.inc();

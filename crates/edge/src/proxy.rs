@@ -155,7 +155,14 @@ pub(crate) fn metric_id(check: CheckKind, id: &str) -> &str {
 }
 
 impl EdgeProxy {
-    fn record_match(&self, m: &Match<'_>, req: &Request<'_>, id: RequestId, now: u64) {
+    fn record_match(
+        &self,
+        m: &Match<'_>,
+        req: &Request<'_>,
+        bot: Option<&crate::bots::Assessed>,
+        id: RequestId,
+        now: u64,
+    ) {
         let st = &self.state;
         let verdict = m.verdict.as_str();
         st.metrics
@@ -171,7 +178,7 @@ impl EdgeProxy {
             return;
         }
         let status = match m.verdict {
-            Verdict::Block { status, .. } => Some(status),
+            Verdict::Block { status, .. } | Verdict::Challenge { status } => Some(status),
             _ => None,
         };
         let ev = SecurityEvent {
@@ -188,6 +195,7 @@ impl EdgeProxy {
             path: req.path().to_string(),
             status,
             waf: None,
+            bot: bot.and_then(crate::bots::Assessed::event_detail),
         };
         if !st.events.emit(ev) {
             st.metrics.events_dropped.inc();
@@ -401,7 +409,7 @@ impl ProxyHttp for EdgeProxy {
                             blocked_by = Some(m.check);
                         }
                     }
-                    self.record_match(m, &request, id, now)
+                    self.record_match(m, &request, assessed.as_ref(), id, now)
                 })
             });
             ctx.flagged = flagged || challenged_by.is_some();

@@ -665,6 +665,7 @@ mod tests {
             path: "/".into(),
             status: Some(403),
             waf: None,
+            bot: None,
         };
         for i in 0..20_000 {
             m.publish_event(&ev(i)).await.unwrap();

@@ -37,6 +37,27 @@ pub struct SecurityEvent {
     /// What the WAF matched (events of `check: waf` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waf: Option<WafEventDetail>,
+    /// The bot defence's view of the client, when `[bots]` scored it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bot: Option<BotEventDetail>,
+}
+
+/// The bot defence's view of a client, in events.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BotEventDetail {
+    /// `palisade.bot.score` (1 automated … 99 human).
+    pub score: u8,
+    /// `palisade.anomaly.score`.
+    pub anomaly: u8,
+    /// A verified crawler.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub verified: bool,
+    /// The request carried a valid clearance.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cleared: bool,
+    /// Why the score is what it is (`library_ua`, `regular_timing`, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
 }
 
 /// The WAF's evidence for an event: the anomaly score and the rules that matched.
@@ -275,6 +296,7 @@ mod tests {
             path: "/".into(),
             status: Some(403),
             waf: None,
+            bot: None,
         }
     }
 

@@ -29,7 +29,7 @@ pub mod verdict;
 pub mod waf;
 
 pub use decisions::{Decision, DecisionAction, DecisionRef, DecisionSet, Scope};
-pub use event::{SecurityEvent, WafEventDetail, WafRuleHit};
+pub use event::{BotEventDetail, SecurityEvent, WafEventDetail, WafRuleHit};
 pub use normalize::{normalize_host, normalize_path, normalize_uri};
 pub use policy::{Policy, PolicyError, PolicyErrors};
 pub use request::{Client, Geo, Request};

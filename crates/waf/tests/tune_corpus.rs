@@ -75,6 +75,7 @@ fn record(waf: &Waf, req: &BenignRequest) -> Option<SecurityEvent> {
             rules,
             ..WafEventDetail::default()
         }),
+        bot: None,
     })
 }
 

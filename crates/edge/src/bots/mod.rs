@@ -222,6 +222,18 @@ impl Assessed {
         }
     }
 
+    /// What events say of the client (None when it was not scored).
+    pub fn event_detail(&self) -> Option<palisade_policy::BotEventDetail> {
+        let s = self.scores?;
+        Some(palisade_policy::BotEventDetail {
+            score: s.bot,
+            anomaly: s.anomaly,
+            verified: self.bot_name.is_some(),
+            cleared: self.clearance.is_some(),
+            reasons: s.reasons.names().map(str::to_string).collect(),
+        })
+    }
+
     /// The bot score, if computed.
     pub fn bot_score(&self) -> Option<u8> {
         self.scores.map(|s| s.bot)

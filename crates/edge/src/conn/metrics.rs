@@ -128,6 +128,7 @@ impl ConnMetrics {
             path: String::new(),
             status: None,
             waf: None,
+            bot: None,
         })
     }
 

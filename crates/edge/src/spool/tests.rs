@@ -16,6 +16,7 @@ fn ev(i: u64) -> SecurityEvent {
         path: "/".into(),
         status: Some(403),
         waf: None,
+        bot: None,
     }
 }
 

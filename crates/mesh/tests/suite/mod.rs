@@ -60,6 +60,7 @@ pub fn event(i: u64) -> SecurityEvent {
         path: "/".into(),
         status: Some(403),
         waf: None,
+        bot: None,
     }
 }
 

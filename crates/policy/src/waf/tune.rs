@@ -597,6 +597,7 @@ mod tests {
                 rules,
                 ..WafEventDetail::default()
             }),
+            bot: None,
         }
     }
 
