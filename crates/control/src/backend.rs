@@ -521,8 +521,11 @@ impl<M: Mesh> Backend for MeshBackend<M> {
     }
 
     async fn keys(&self, now_ms: u64) -> Result<Vec<crate::keys::KeyView>, ApiError> {
-        let ring = crate::keys::ensure(&*self.mesh, now_ms).await?;
-        Ok(crate::keys::view(&ring, now_ms))
+        // Read only (a viewer may call it): the control plane makes the ring.
+        Ok(crate::keys::read(&*self.mesh)
+            .await?
+            .map(|ring| crate::keys::view(&ring, now_ms))
+            .unwrap_or_default())
     }
 
     async fn rotate_keys(&self, now_ms: u64) -> Result<Vec<crate::keys::KeyView>, ApiError> {

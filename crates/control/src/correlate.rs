@@ -148,9 +148,14 @@ impl Correlator {
     }
 
     /// Feeds one event; only enforced blocks by rules and rate limits count
-    /// (blocks by decisions are already the cluster's answer).
+    /// (blocks by decisions are already the cluster's answer; a challenge
+    /// is not an attack: every new browser a challenging rule sees gets one).
     pub fn observe(&mut self, ev: &SecurityEvent) -> Vec<Observed> {
-        if ev.simulate || ev.status.is_none() || ev.check == palisade_policy::CheckKind::Decision {
+        if ev.simulate
+            || ev.status.is_none()
+            || ev.check == palisade_policy::CheckKind::Decision
+            || ev.action == palisade_policy::Action::Challenge.as_str()
+        {
             return Vec::new();
         }
         let mut out = Vec::new();
@@ -339,6 +344,16 @@ mod tests {
         d2.check = CheckKind::Decision;
         c.observe(&d1);
         assert!(c.observe(&d2).is_empty());
+        // Nor do challenges (a browser gets one before it solves it).
+        let mut c1 = block("g", "192.0.2.7", "challenge-all", 800);
+        c1.action = "challenge".into();
+        let mut c2 = block("h", "192.0.2.7", "challenge-all", 801);
+        c2.action = "challenge".into();
+        c.observe(&c1);
+        assert!(c.observe(&c2).is_empty());
+        // The same two as blocks would have opened one.
+        c.observe(&block("g", "192.0.2.6", "r9", 900));
+        assert!(!opened(&c.observe(&block("h", "192.0.2.6", "r9", 901))).is_empty());
     }
 
     #[test]

@@ -527,23 +527,30 @@ impl ProxyHttp for EdgeProxy {
         }
         if let Some(bc) = ctx.bots.as_mut() {
             if let Some(login) = bc.login.as_mut() {
-                if let Some(b) = body {
-                    login.push(b);
-                }
+                // Held until it ends, so that a guessed username is checked
+                // before anything reaches the origin.
+                login.hold(body);
                 if end_of_stream {
                     let now = now_ms();
                     if let Some(bots) = bc.policy.bots.as_ref() {
-                        let marked = login.finish(&self.state, bots, now);
-                        let cleared = bc.assessed.clearance.is_some();
+                        let marked = login.finish(&self.state, bots, body, now);
+                        // A clearance earned since the username was marked
+                        // (each new failure moves the mark): one solve per
+                        // attempt for a guessed account, none for others.
+                        let cleared_since = |since: u64| {
+                            bc.assessed.clearance.is_some_and(|t| t.issued_ms >= since)
+                        };
                         match marked {
-                            Some(palisade_bots::logins::Action::Challenge) if !cleared => {
+                            Some((palisade_bots::logins::Action::Challenge, since))
+                                if !cleared_since(since) =>
+                            {
                                 bc.pending_challenge = Some(403);
                                 return Error::e_explain(
                                     ErrorType::HTTPStatus(403),
                                     "login attempt for a guessed username: challenged",
                                 );
                             }
-                            Some(palisade_bots::logins::Action::Ban) => {
+                            Some((palisade_bots::logins::Action::Ban, _)) => {
                                 return Error::e_explain(
                                     ErrorType::HTTPStatus(403),
                                     "login attempt for a guessed username: refused",
@@ -654,6 +661,10 @@ impl ProxyHttp for EdgeProxy {
         }
         if let Some(target) = &ctx.forward_target {
             upstream_request.set_raw_path(target.as_bytes())?;
+        }
+        if ctx.bots.is_some() {
+            // The clearance is the edge's: the origin never sees it.
+            crate::bots::strip_clearance(upstream_request)?;
         }
         let tls = session
             .as_ref()

@@ -14,7 +14,7 @@ use crate::waf::ActiveWaf;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use palisade_mesh::replica::{Applied, DecisionReplica, ReplicaSnapshot};
 use palisade_mesh::{DecisionUpdate, PolicyRefusal};
-use palisade_policy::decisions::DecisionError;
+use palisade_policy::decisions::{DecisionAction, DecisionError};
 use palisade_policy::ratelimit::global::GlobalLimiter;
 use palisade_policy::ratelimit::RateLimiter;
 use palisade_policy::{Decision, DecisionSet, Policy};
@@ -385,6 +385,19 @@ impl EdgeState {
     /// Enforces a decision this node issued (an escalation's or a flood's,
     /// `what`) at once, and sends it to the mesh for every other node.
     pub fn issue_decision(&self, d: Decision, what: &'static str) {
+        // A challenge never replaces an enforced ban of the same source
+        // (a banned client that keeps sending may trip a challenging flood).
+        if d.action == DecisionAction::Challenge {
+            let now = crate::now_ms();
+            let stronger = self.with_decisions(|set| {
+                set.get_key(d.scope, &d.value).is_some_and(|e| {
+                    e.action == DecisionAction::Ban && !e.simulated && !e.is_expired(now)
+                })
+            });
+            if stronger {
+                return;
+            }
+        }
         if self.decisions_full_for(&d) {
             self.metrics.escalations_dropped.inc();
             tracing::warn!(value = %d.value, what, "decision table full: decision not issued");

@@ -72,12 +72,22 @@ impl Checks<'_> {
 
         // 2. Active decisions.
         if !self.decisions.is_empty() {
-            if let Some(d) = self
-                .decisions
-                .lookup_hit(req.client_ip, req.geo, now)
-                // A cleared client passes a challenge decision.
-                .filter(|d| !(d.action == DecisionAction::Challenge && req.client.cleared))
-            {
+            let hit = match self.decisions.lookup_hit(req.client_ip, req.geo, now) {
+                Some(h) if h.action == DecisionAction::Challenge => {
+                    // An enforced ban at a broader scope outranks the
+                    // challenge; a cleared client passes the challenge.
+                    match self
+                        .decisions
+                        .lookup_hit_beyond_challenges(req.client_ip, req.geo, now)
+                    {
+                        Some(b) if b.action == DecisionAction::Ban && !b.simulated => Some(b),
+                        _ if req.client.cleared => None,
+                        _ => Some(h),
+                    }
+                }
+                h => h,
+            };
+            if let Some(d) = hit {
                 let (action, enforced) = match d.action {
                     DecisionAction::Challenge => (
                         Action::Challenge,
@@ -384,6 +394,51 @@ status = 418
         let (v, seen) = run(&w, "192.0.2.1", "GET", "/admin", 0);
         assert_eq!(v, Verdict::Allow);
         assert_eq!(seen[0].0, CheckKind::Allowlist);
+    }
+
+    fn run_cleared(w: &World, ip: &str, uri: &str, cleared: bool) -> Verdict {
+        with_request(ip, "GET", uri, &[("host", "example.com")], |req| {
+            let mut req = *req;
+            req.client.cleared = cleared;
+            Checks {
+                under_attack: false,
+                policy: &w.policy,
+                decisions: &w.decisions,
+                limiter: &w.limiter,
+                global: None,
+            }
+            .evaluate(&req, 0, &mut |_| {})
+        })
+    }
+
+    #[test]
+    fn challenge_decisions_pass_cleared_clients_but_never_hide_a_ban() {
+        let mut w = world();
+        let mut challenge = ban(1, Scope::Ip, "198.51.100.7", false, None);
+        challenge.action = DecisionAction::Challenge;
+        w.decisions.insert(challenge).unwrap();
+        let challenged = Verdict::Challenge { status: 403 };
+        assert_eq!(run_cleared(&w, "198.51.100.7", "/", false), challenged);
+        assert_eq!(
+            run_cleared(&w, "198.51.100.7", "/", true),
+            Verdict::Continue
+        );
+        // A broader ban outranks the narrower challenge, cleared or not.
+        w.decisions
+            .insert(ban(2, Scope::Cidr, "198.51.100.0/24", false, None))
+            .unwrap();
+        for cleared in [false, true] {
+            assert_eq!(
+                run_cleared(&w, "198.51.100.7", "/", cleared),
+                Verdict::FORBIDDEN
+            );
+        }
+        // A simulated broader ban does not.
+        w.decisions.remove(2);
+        w.decisions
+            .insert(ban(3, Scope::Cidr, "198.51.100.0/24", true, None))
+            .unwrap();
+        assert_eq!(run_cleared(&w, "198.51.100.7", "/", false), challenged);
     }
 
     #[test]

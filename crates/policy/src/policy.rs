@@ -774,6 +774,18 @@ impl Policy {
             }
         });
 
+        // `challenge` anywhere needs the challenge's endpoint and clearance
+        // checks: without `[bots]`, they run with their defaults.
+        let challenges = rules.iter().any(|r| r.action == Action::Challenge)
+            || rate_limits.iter().any(|r| r.action == Action::Challenge)
+            || escalations
+                .iter()
+                .any(|e| e.action == DecisionAction::Challenge)
+            || floods
+                .iter()
+                .any(|f| f.action == crate::flood::FloodAction::Challenge);
+        let bots = bots.or_else(|| challenges.then(crate::bots::BotsPolicy::challenge_only));
+
         if let Err(errors) = diag.finish() {
             return (Err(errors), waf);
         }

@@ -49,6 +49,9 @@ pub struct Settings {
     pub challenge_ttl_ms: u64,
     /// What a clearance is bound to.
     pub binding: Binding,
+    /// The least work a solved challenge must carry (the policy's `bits`):
+    /// a token asking for less is refused before its signature is checked.
+    pub min_bits: u8,
 }
 
 impl Default for Settings {
@@ -57,6 +60,7 @@ impl Default for Settings {
             ttl_ms: 3_600_000,
             challenge_ttl_ms: 300_000,
             binding: Binding::default(),
+            min_bits: 0,
         }
     }
 }
@@ -176,16 +180,21 @@ impl Clearances {
         now_ms: u64,
     ) -> Result<(String, u64), Refusal> {
         let keys = self.keys().ok_or(Refusal::UnknownKey)?;
-        let t = Token::verify(challenge, &keys, now_ms)?;
+        // The cheap checks first: a forged token costs no signature check.
+        let t = Token::decode_unverified(challenge)?;
         if t.kind != Kind::Challenge {
             return Err(Refusal::WrongKind);
+        }
+        if t.expires_ms <= now_ms || t.issued_ms > now_ms.saturating_add(60_000) {
+            return Err(Refusal::Expired);
         }
         if t.binding != settings.binding.digest(ip, user_agent) {
             return Err(Refusal::Rebound);
         }
-        if !work_ok(challenge, counter, t.bits) {
+        if t.bits < settings.min_bits || !work_ok(challenge, counter, t.bits) {
             return Err(Refusal::BadWork);
         }
+        let t = Token::verify(challenge, &keys, now_ms)?;
         // One clearance per challenge (on this node).
         {
             let mut shard = self.redeemed[self.shard(&t.id)].lock();
@@ -242,11 +251,20 @@ impl Clearances {
             }
         }
         let keys = self.keys().ok_or(Refusal::UnknownKey)?;
-        let t = Token::verify(cookie, &keys, now_ms)?;
-        if t.kind != Kind::Clearance {
+        // The cheap checks first: a forged cookie costs a signature check
+        // only when it is a clearance, unexpired, bound to this client.
+        let claimed = Token::decode_unverified(cookie)?;
+        if claimed.kind != Kind::Clearance {
             return Err(Refusal::WrongKind);
         }
-        let bound = t.binding == settings.binding.digest(ip, user_agent);
+        if claimed.expires_ms <= now_ms {
+            return Err(Refusal::Expired);
+        }
+        if claimed.binding != settings.binding.digest(ip, user_agent) {
+            return Err(Refusal::Rebound);
+        }
+        let t = Token::verify(cookie, &keys, now_ms)?;
+        let bound = true;
         let mut map = shard.lock();
         make_room(&mut map, self.shard_cap, |c| c.token.expires_ms > now_ms);
         map.insert(

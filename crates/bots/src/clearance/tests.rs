@@ -136,13 +136,42 @@ fn a_clearance_minted_before_a_rotation_passes_after_it() {
         2,
         "the new key signs"
     );
-    // Once the old key's verification time passed, a later rotation drops it.
+    // Once the old key's verification time passed, a later rotation drops
+    // it: even a token of key 1 that claims a longer life is refused.
+    let old_keys = Keys::new(KeyRing::new([5; 32], [0xaa; 32], NOW - 1000));
+    let mut long = Token::decode_unverified(&before).unwrap();
+    long.expires_ms = NOW + 10 * s.ttl_ms;
+    let long = long.sign(&old_keys, NOW).unwrap();
     ring.rotate([7; 32], NOW + s.ttl_ms + 100, s.ttl_ms);
     b.set_keys(ring);
     assert_eq!(
-        b.check(&s, &before, who, b"UA", NOW + s.ttl_ms + 100),
+        b.check(&s, &long, who, b"UA", NOW + s.ttl_ms + 100),
         Err(Refusal::UnknownKey)
     );
+    assert_eq!(
+        b.check(&s, &before, who, b"UA", NOW + s.ttl_ms + 100),
+        Err(Refusal::Expired)
+    );
+}
+
+#[test]
+fn too_little_work_is_refused_before_the_signature() {
+    let s = Settings {
+        min_bits: 12,
+        ..Settings::default()
+    };
+    let a = ready(1);
+    let who = ip("192.0.2.1");
+    // A token asking for 4 bits (forged or from a lower policy) is refused.
+    let ch = a.challenge(&s, who, b"UA", 4, 50, [3; 12], NOW).unwrap();
+    let n = solve(&ch, 4);
+    assert_eq!(
+        a.redeem(&s, &ch, n, who, b"UA", [0; 12], NOW),
+        Err(Refusal::BadWork)
+    );
+    let ch = a.challenge(&s, who, b"UA", 12, 50, [4; 12], NOW).unwrap();
+    let n = solve(&ch, 12);
+    assert!(a.redeem(&s, &ch, n, who, b"UA", [0; 12], NOW).is_ok());
 }
 
 #[test]

@@ -127,6 +127,34 @@ pub fn username_from_form(body: &[u8], field: &str) -> Option<String> {
     None
 }
 
+/// Every distinct value of `field` in a form body, in order (at most
+/// `max`): a form that repeats the field is counted under each value, so
+/// that no reading of it (first or last, as frameworks differ) escapes.
+pub fn usernames_from_form(body: &[u8], field: &str, max: usize) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    if field.is_empty() {
+        return out;
+    }
+    let body = &body[..body.len().min(MAX_BODY)];
+    for pair in body.split(|&b| b == b'&') {
+        let (name, value) = match pair.iter().position(|&b| b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &pair[pair.len()..]),
+        };
+        if form_decode(name) == field.as_bytes() {
+            if let Some(v) = finish(&String::from_utf8_lossy(&form_decode(value))) {
+                if !out.contains(&v) {
+                    out.push(v);
+                    if out.len() >= max {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The string at `path` (keys separated by dots, as in `username_field`) in
 /// a JSON body. Only strings count: a number, object or missing key is
 /// `None`.

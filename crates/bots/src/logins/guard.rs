@@ -301,6 +301,14 @@ fn ip_bits(ip: IpAddr) -> u128 {
     }
 }
 
+/// The client's /24 (IPv4) or /64 (IPv6), as bits.
+fn net_bits(ip: IpAddr) -> u128 {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => u128::from(u32::from(v4) & 0xffff_ff00) | (1 << 100),
+        IpAddr::V6(v6) => u128::from(v6) & !((1u128 << 64) - 1),
+    }
+}
+
 impl LoginGuard {
     /// An empty guard within `limits`.
     pub fn new(limits: GuardLimits) -> Self {
@@ -454,7 +462,14 @@ impl LoginGuard {
             return;
         }
         keep_latest(&mut e.events, id, r.time_ms, g.failures as usize);
-        keep_latest(&mut e.sources, ip_bits(r.ip), r.time_ms, g.sources as usize);
+        // Sources by network (/24, IPv6 /64): one network's many addresses
+        // are one source, so nobody marks a username from a single /64.
+        keep_latest(
+            &mut e.sources,
+            net_bits(r.ip),
+            r.time_ms,
+            g.sources as usize,
+        );
         e.last_ms = e.last_ms.max(r.time_ms);
         if e.events.len() as u64 >= g.failures && e.sources.len() as u64 >= g.sources {
             let latest = e.events.iter().map(|(t, _)| *t).max().unwrap_or(r.time_ms);

@@ -67,8 +67,8 @@ pub mod report;
 mod tests;
 
 pub use extract::{
-    normalize_username, username_from_form, username_from_json, username_key_hash, UserHash,
-    MAX_BODY, MAX_USERNAME,
+    normalize_username, username_from_form, username_from_json, username_key_hash,
+    usernames_from_form, UserHash, MAX_BODY, MAX_USERNAME,
 };
 pub use guard::{GuardLimits, LoginGuard, LoginStats};
 pub use palisade_policy::bots::logins::{

@@ -148,6 +148,18 @@ async fn send(
         resp.insert_header("content-security-policy", csp)?;
         resp.insert_header("x-frame-options", "DENY")?;
     }
+    // A request with a body it did not read: the connection ends with the
+    // answer (no draining of a body of unknown size on a challenge).
+    let req = session.req_header();
+    let has_body = req.headers.contains_key(http::header::TRANSFER_ENCODING)
+        || req
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0");
+    if has_body && !session.as_mut().is_body_done() {
+        resp.insert_header(http::header::CONNECTION, "close")?;
+        session.set_keepalive(None);
+    }
     let head = session.req_header().method == http::Method::HEAD;
     session.write_response_header(Box::new(resp), head).await?;
     if !head {

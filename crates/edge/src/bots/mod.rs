@@ -167,14 +167,10 @@ impl BotState {
     }
 }
 
-/// The settings a `challenge` action uses in a policy without `[bots]`.
+/// The settings a `challenge` action uses in a policy without `[bots]`
+/// (the policy compiler adds them; this is the fallback of last resort).
 pub fn default_policy() -> BotsPolicy {
-    BotsPolicy {
-        score: false,
-        challenge: ChallengeSettings::default(),
-        crawlers: Vec::new(),
-        logins: Vec::new(),
-    }
+    BotsPolicy::challenge_only()
 }
 
 /// The clearance settings of the policy's challenge.
@@ -187,6 +183,7 @@ pub fn clearance_settings(c: &ChallengeSettings) -> clearance::Settings {
             ipv6_prefix: c.bind_ipv6_prefix,
             user_agent: c.bind_user_agent,
         },
+        min_bits: c.bits,
     }
 }
 
@@ -288,7 +285,41 @@ fn is_asset(path: &str, headers: &http::HeaderMap) -> bool {
         .is_some_and(|(_, ext)| ASSET_EXTS.iter().any(|a| a.eq_ignore_ascii_case(ext)))
 }
 
-/// Whether a request cookie named `name` exists.
+/// Removes the clearance cookie from the request sent upstream (the other
+/// cookies stay, in order).
+pub fn strip_clearance(req: &mut pingora_http::RequestHeader) -> pingora_core::Result<()> {
+    let has = req
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .any(|v| memchr::memmem::find(v.as_bytes(), CLEARANCE_COOKIE.as_bytes()).is_some());
+    if !has {
+        return Ok(());
+    }
+    let kept: Vec<String> = req
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .split(';')
+                .map(str::trim)
+                .filter(|p| {
+                    !p.is_empty() && p.split('=').next().map(str::trim) != Some(CLEARANCE_COOKIE)
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .filter(|v| !v.is_empty())
+        .collect();
+    req.remove_header(&http::header::COOKIE);
+    for v in kept {
+        req.append_header(http::header::COOKIE, v)?;
+    }
+    Ok(())
+}
+
+/// The clearance cookie of a request, if it carries one.
 fn clearance_cookie<'h>(headers: &'h http::HeaderMap) -> Option<&'h str> {
     for field in headers.get_all(http::header::COOKIE) {
         let Ok(s) = field.to_str() else { continue };
@@ -407,5 +438,45 @@ pub fn score_band(score: u8) -> &'static str {
         30..=49 => "likely_automated",
         50..=79 => "likely_human",
         _ => "human",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clearance_never_reaches_the_origin() {
+        let mut req = pingora_http::RequestHeader::build("GET", b"/", None).unwrap();
+        req.append_header("cookie", "a=1; palisade_clearance=SECRET; b=2")
+            .unwrap();
+        req.append_header("cookie", "palisade_clearance=SECRET")
+            .unwrap();
+        req.append_header("cookie", "c=3").unwrap();
+        strip_clearance(&mut req).unwrap();
+        let all: Vec<&str> = req
+            .headers
+            .get_all("cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(all, vec!["a=1; b=2", "c=3"]);
+        let mut plain = pingora_http::RequestHeader::build("GET", b"/", None).unwrap();
+        plain.append_header("cookie", "session=x").unwrap();
+        strip_clearance(&mut plain).unwrap();
+        assert_eq!(plain.headers.get("cookie").unwrap(), "session=x");
+    }
+
+    #[test]
+    fn pages_and_assets_are_told_apart() {
+        let mut h = http::HeaderMap::new();
+        assert!(!wants_html(&h));
+        h.insert("accept", "text/html,application/xhtml+xml".parse().unwrap());
+        assert!(wants_html(&h));
+        assert!(is_asset("/static/app.JS", &http::HeaderMap::new()));
+        assert!(!is_asset("/articles/7", &http::HeaderMap::new()));
+        let mut img = http::HeaderMap::new();
+        img.insert("sec-fetch-dest", "image".parse().unwrap());
+        assert!(is_asset("/avatar", &img));
     }
 }

@@ -129,10 +129,29 @@ pub struct Conns {
 }
 
 /// The fingerprints of open connections (the TLS ClientHello's JA4, the
-/// HTTP/2 preface's), by client address and port, at most [`Prints::CAP`].
-#[derive(Debug, Default)]
+/// HTTP/2 preface's), by client address and port, at most [`Prints::CAP`]
+/// in [`Prints::SHARDS`] shards.
+///
+/// A JA4 is recorded before the handshake, for a connection that may never
+/// be served (a failed handshake, a ban, a cap): such entries stay *pending*
+/// until the connection's guard opens them ([`Prints::open`]). When a shard
+/// is full, pending entries older than [`Prints::PENDING_MS`] go, then all
+/// pending ones; open ones go only when their connection closes. A flood of
+/// ClientHellos therefore churns pending entries without pushing out the
+/// fingerprints of served connections, and costs one shard's scan at most.
+#[derive(Debug)]
 pub struct Prints {
-    map: parking_lot::Mutex<std::collections::HashMap<std::net::SocketAddr, ConnPrints>>,
+    shards: Vec<parking_lot::Mutex<std::collections::HashMap<std::net::SocketAddr, ConnPrints>>>,
+}
+
+impl Default for Prints {
+    fn default() -> Self {
+        Prints {
+            shards: (0..Self::SHARDS)
+                .map(|_| parking_lot::Mutex::new(std::collections::HashMap::new()))
+                .collect(),
+        }
+    }
 }
 
 /// What one connection's first bytes said.
@@ -144,57 +163,114 @@ pub struct ConnPrints {
     pub h2: Option<Arc<str>>,
     /// When it was recorded (ms since the epoch).
     at_ms: u64,
+    /// Its connection is served (registered and guarded).
+    open: bool,
 }
 
 impl Prints {
-    /// The most connections tracked. When full, entries older than a
-    /// minute go (a connection whose handshake failed leaves one behind);
-    /// if none is that old, the new connection has no fingerprint.
+    /// The most connections tracked.
     pub const CAP: usize = 65_536;
+    /// Shards (one lock each).
+    pub const SHARDS: usize = 64;
+    /// How long a pending entry is kept for sure.
+    pub const PENDING_MS: u64 = 10_000;
 
-    fn update(&self, peer: std::net::SocketAddr, f: impl FnOnce(&mut ConnPrints)) -> bool {
+    fn shard(
+        &self,
+        peer: &std::net::SocketAddr,
+    ) -> &parking_lot::Mutex<std::collections::HashMap<std::net::SocketAddr, ConnPrints>> {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let h = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+            .hash_one(peer);
+        &self.shards[(h as usize) % Self::SHARDS]
+    }
+
+    fn update(
+        &self,
+        peer: std::net::SocketAddr,
+        open: bool,
+        f: impl FnOnce(&mut ConnPrints),
+    ) -> bool {
         let now = crate::now_ms();
-        let mut m = self.map.lock();
-        if m.len() >= Self::CAP && !m.contains_key(&peer) {
-            m.retain(|_, p| now.saturating_sub(p.at_ms) < 60_000);
-            if m.len() >= Self::CAP {
+        let mut m = self.shard(&peer).lock();
+        if m.len() >= Self::CAP / Self::SHARDS && !m.contains_key(&peer) {
+            m.retain(|_, p| p.open || now.saturating_sub(p.at_ms) < Self::PENDING_MS);
+            if m.len() >= Self::CAP / Self::SHARDS {
+                m.retain(|_, p| p.open);
+            }
+            if m.len() >= Self::CAP / Self::SHARDS {
                 return false;
             }
         }
         let e = m.entry(peer).or_default();
         e.at_ms = now;
+        e.open |= open;
         f(e);
         true
     }
 
-    /// Records the JA4 of the connection from `peer`.
+    /// Records the JA4 of the connection from `peer` (pending).
     pub fn set_ja4(&self, peer: std::net::SocketAddr, fp: Arc<str>) -> bool {
-        self.update(peer, |p| p.ja4 = Some(fp))
+        self.update(peer, false, |p| p.ja4 = Some(fp))
     }
 
-    /// Records the HTTP/2 fingerprint of the connection from `peer`.
+    /// Records the HTTP/2 fingerprint of the (served) connection from `peer`.
     pub fn set_h2(&self, peer: std::net::SocketAddr, fp: Arc<str>) -> bool {
-        self.update(peer, |p| p.h2 = Some(fp))
+        self.update(peer, true, |p| p.h2 = Some(fp))
+    }
+
+    /// The connection from `peer` is served: its entry stays until it closes.
+    pub fn open(&self, peer: &std::net::SocketAddr) {
+        if let Some(p) = self.shard(peer).lock().get_mut(peer) {
+            p.open = true;
+        }
     }
 
     /// The fingerprints of the connection from `peer`.
     pub fn get(&self, peer: &std::net::SocketAddr) -> Option<ConnPrints> {
-        self.map.lock().get(peer).cloned()
+        self.shard(peer).lock().get(peer).cloned()
     }
 
     /// The connection closed.
     pub fn remove(&self, peer: &std::net::SocketAddr) {
-        self.map.lock().remove(peer);
+        self.shard(peer).lock().remove(peer);
     }
 
     /// Connections tracked.
     pub fn len(&self) -> usize {
-        self.map.lock().len()
+        self.shards.iter().map(|s| s.lock().len()).sum()
     }
 
     /// Whether none is.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod prints_tests {
+    use super::*;
+
+    #[test]
+    fn pending_fingerprints_never_push_out_served_ones() {
+        let p = Prints::default();
+        let addr = |i: u32| {
+            std::net::SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 443))
+        };
+        // Served connections first, then a flood of handshakes that never finish.
+        for i in 0..1_000 {
+            assert!(p.set_ja4(addr(i), Arc::from("t13d")));
+            p.open(&addr(i));
+        }
+        for i in 1_000..200_000 {
+            p.set_ja4(addr(i), Arc::from("junk"));
+        }
+        assert!(p.len() <= Prints::CAP);
+        for i in 0..1_000 {
+            assert_eq!(p.get(&addr(i)).and_then(|c| c.ja4).as_deref(), Some("t13d"));
+        }
+        p.remove(&addr(0));
+        assert!(p.get(&addr(0)).is_none());
     }
 }
 

@@ -110,6 +110,9 @@ impl GuardedStream {
             .get_ssl_digest()
             .and_then(|_| inner.get_socket_digest())
             .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).copied());
+        if let Some(peer) = &tls_peer {
+            state.conns.prints.open(peer);
+        }
         GuardedStream {
             inner,
             conn,

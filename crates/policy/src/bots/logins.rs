@@ -197,8 +197,12 @@ pub struct LoginSpec {
 
 impl LoginSpec {
     /// Whether a request is an attempt on this endpoint (`path` normalized).
+    /// The path matches whatever its case and trailing slash (`/LOGIN/` is
+    /// `/login`: many frameworks route them alike).
     pub fn matches(&self, method: &str, path: &str) -> bool {
-        self.path == path && self.method.eq_ignore_ascii_case(method)
+        let trim = |p: &str| -> usize { p.trim_end_matches('/').len() };
+        let (a, b) = (&self.path[..trim(&self.path)], &path[..trim(path)]);
+        a.eq_ignore_ascii_case(b) && self.method.eq_ignore_ascii_case(method)
     }
 
     /// Whether the origin's answer means a failed login. `has_header` is
@@ -474,10 +478,14 @@ mod tests {
             ),
             (20, 5, 900_000)
         );
+        // Case and a trailing slash do not escape the endpoint (frameworks
+        // route `/LOGIN/` to `/login`); another method or path does.
         assert!(
             s.matches("post", "/login")
+                && s.matches("POST", "/login/")
+                && s.matches("POST", "/LOGIN")
                 && !s.matches("GET", "/login")
-                && !s.matches("POST", "/login/")
+                && !s.matches("POST", "/login2")
         );
         assert!(s.is_failure(401, |_| false) && !s.is_failure(200, |_| true));
     }

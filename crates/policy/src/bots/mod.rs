@@ -15,9 +15,6 @@
 //! bind_ipv4_prefix = 24        # a clearance is valid from this /24 ...
 //! bind_ipv6_prefix = 64        # ... or this /64 only
 //! bind_user_agent = true       # ... and with this User-Agent only
-//! no_js = false                # a slower path without JavaScript (a script can pass it)
-//! no_js_wait = "5s"
-//! no_js_min_score = 50         # only for sources scored at least this
 //!
 //! [[bots.crawlers]]            # see `crawlers`
 //! [[bots.logins]]              # see `logins`
@@ -59,12 +56,6 @@ pub struct ChallengeSettings {
     pub bind_ipv6_prefix: u8,
     /// A clearance is bound to the User-Agent.
     pub bind_user_agent: bool,
-    /// The no-JavaScript path (a wait and a meta refresh).
-    pub no_js: bool,
-    /// How long the no-JavaScript path waits.
-    pub no_js_wait_ms: u64,
-    /// The lowest bot score the no-JavaScript path is offered to.
-    pub no_js_min_score: u8,
 }
 
 impl Default for ChallengeSettings {
@@ -77,9 +68,6 @@ impl Default for ChallengeSettings {
             bind_ipv4_prefix: 24,
             bind_ipv6_prefix: 64,
             bind_user_agent: true,
-            no_js: false,
-            no_js_wait_ms: 5_000,
-            no_js_min_score: 50,
         }
     }
 }
@@ -123,9 +111,19 @@ struct RawChallenge {
     bind_ipv4_prefix: Option<i64>,
     bind_ipv6_prefix: Option<i64>,
     bind_user_agent: Option<bool>,
-    no_js: Option<bool>,
-    no_js_wait: Option<String>,
-    no_js_min_score: Option<i64>,
+}
+
+impl BotsPolicy {
+    /// What a policy that uses `challenge` without a `[bots]` section
+    /// gets: the challenge with its defaults, no scores.
+    pub fn challenge_only() -> BotsPolicy {
+        BotsPolicy {
+            score: false,
+            challenge: ChallengeSettings::default(),
+            crawlers: Vec::new(),
+            logins: Vec::new(),
+        }
+    }
 }
 
 impl RawBots {
@@ -145,7 +143,7 @@ impl RawBots {
                     }
                 }
             };
-            int("bits", c.bits, 0, i64::from(MAX_BITS), &mut challenge.bits);
+            int("bits", c.bits, 8, i64::from(MAX_BITS), &mut challenge.bits);
             int(
                 "bind_ipv4_prefix",
                 c.bind_ipv4_prefix,
@@ -159,13 +157,6 @@ impl RawBots {
                 0,
                 128,
                 &mut challenge.bind_ipv6_prefix,
-            );
-            int(
-                "no_js_min_score",
-                c.no_js_min_score,
-                1,
-                99,
-                &mut challenge.no_js_min_score,
             );
             let mut dur = |name: &str, v: &Option<String>, lo: u64, hi: u64, out: &mut u64| {
                 if let Some(v) = v {
@@ -184,7 +175,8 @@ impl RawBots {
                 "ttl",
                 &c.ttl,
                 60_000,
-                30 * 86_400_000,
+                // At most the 7 days old keys verify after a rotation.
+                7 * 86_400_000,
                 &mut challenge.ttl_ms,
             );
             dur(
@@ -194,21 +186,11 @@ impl RawBots {
                 3_600_000,
                 &mut challenge.challenge_ttl_ms,
             );
-            dur(
-                "no_js_wait",
-                &c.no_js_wait,
-                1_000,
-                60_000,
-                &mut challenge.no_js_wait_ms,
-            );
             if let Some(b) = c.raise_bits {
                 challenge.raise_bits = b;
             }
             if let Some(b) = c.bind_user_agent {
                 challenge.bind_user_agent = b;
-            }
-            if let Some(b) = c.no_js {
-                challenge.no_js = b;
             }
         }
         if let Err(e) = crawlers::validate(&self.crawlers) {
@@ -252,7 +234,7 @@ mod tests {
         assert!(b.score);
         assert_eq!(b.challenge, ChallengeSettings::default());
         let b = compile(
-            "[bots]\nscore = false\n[bots.challenge]\nbits = 12\nttl = \"2h\"\nbind_user_agent = false\nno_js = true\n",
+            "[bots]\nscore = false\n[bots.challenge]\nbits = 12\nttl = \"2h\"\nbind_user_agent = false\n",
         )
         .unwrap();
         assert!(!b.score);
@@ -260,10 +242,9 @@ mod tests {
             (
                 b.challenge.bits,
                 b.challenge.ttl_ms,
-                b.challenge.bind_user_agent,
-                b.challenge.no_js
+                b.challenge.bind_user_agent
             ),
-            (12, 7_200_000, false, true)
+            (12, 7_200_000, false)
         );
         assert_eq!(b.challenge.bits_for(Some(5)), 16);
         assert_eq!(b.challenge.bits_for(Some(20)), 14);
@@ -278,7 +259,7 @@ mod tests {
 bits = 40
 ttl = "1s"
 bind_ipv4_prefix = 33
-no_js_wait = "x"
+bind_ipv6_prefix = -1
 [[bots.crawlers]]
 name = ""
 user_agent = "Googlebot"
@@ -293,7 +274,7 @@ username_field = ""
             "bots.challenge.bits",
             "bots.challenge.ttl",
             "bots.challenge.bind_ipv4_prefix",
-            "bots.challenge.no_js_wait",
+            "bots.challenge.bind_ipv6_prefix",
             "bots.crawlers[0]",
             "bots.logins[0]",
         ] {

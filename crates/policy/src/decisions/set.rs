@@ -497,6 +497,22 @@ impl DecisionSet {
         self.find(ip, geo, now, |e| Some(Hit::of(e)))
     }
 
+    /// The most specific live decision that applies to a client and is not
+    /// a challenge: a ban at a broader scope outranks a challenge at a
+    /// narrower one (the pipeline asks when [`DecisionSet::lookup_hit`]
+    /// found a challenge).
+    pub fn lookup_hit_beyond_challenges(
+        &self,
+        ip: IpAddr,
+        geo: Geo,
+        now: UnixMillis,
+    ) -> Option<Hit> {
+        self.find(ip, geo, now, |e| {
+            let h = Hit::of(e);
+            (h.action != DecisionAction::Challenge).then_some(h)
+        })
+    }
+
     /// The live entry that applies to a client, mapped by `f`.
     #[inline(always)]
     fn find<'s, T>(
