@@ -419,6 +419,48 @@ action = "block"
     for e in &edges {
         assert_eq!(login(e, "192.0.2.78", "bob.other.user@example.org"), 401);
     }
+    // Tricks that must not take the victim's name out of the count: the
+    // field twice, a media type that mentions json, a padded body, another
+    // case or a trailing slash in the path, JSON.
+    let raw = |path: &str, ctype: &str, body: String| {
+        client()
+            .post(format!("{}{path}", edges[0].proxy))
+            .header("x-forwarded-for", "192.0.2.79")
+            .header("content-type", ctype)
+            .body(body)
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let form = "application/x-www-form-urlencoded";
+    let enc = victim.replace('@', "%40");
+    for (path, ctype, body) in [
+        (
+            "/login",
+            form,
+            format!("user=someone-else&user={enc}&password=x"),
+        ),
+        (
+            "/login",
+            "application/x-www-form-urlencoded; x=json",
+            format!("user={enc}&password=x"),
+        ),
+        (
+            "/login",
+            form,
+            format!("user={enc}&password=x&pad={}", "p".repeat(70_000)),
+        ),
+        ("/LOGIN/", form, format!("user={enc}&password=x")),
+        (
+            "/login",
+            "application/json",
+            format!("{{\"user\":\"{victim}\",\"password\":\"x\"}}"),
+        ),
+        ("/login", "text/plain", format!("{{\"user\":\"{victim}\"}}")),
+    ] {
+        assert_eq!(raw(path, ctype, body), 403, "{path} {ctype}");
+    }
     // Credential stuffing: one source, five usernames across the edges: it
     // is banned everywhere.
     let stuffer = "203.0.113.66";
