@@ -320,7 +320,7 @@ pub fn strip_clearance(req: &mut pingora_http::RequestHeader) -> pingora_core::R
 }
 
 /// The clearance cookie of a request, if it carries one.
-fn clearance_cookie<'h>(headers: &'h http::HeaderMap) -> Option<&'h str> {
+fn clearance_cookie(headers: &http::HeaderMap) -> Option<&str> {
     for field in headers.get_all(http::header::COOKIE) {
         let Ok(s) = field.to_str() else { continue };
         for pair in s.split(';') {
@@ -400,8 +400,8 @@ pub fn assess(st: &EdgeState, bots: &BotsPolicy, seen: &Seen<'_>, now: u64) -> A
     let signals = RequestSignals {
         ua: class,
         accept_language,
-        sec_fetch: fp.map_or(false, |f| f.has_sec_fetch()),
-        sec_ch_ua: fp.map_or(false, |f| f.has_sec_ch_ua()),
+        sec_fetch: fp.is_some_and(|f| f.has_sec_fetch()),
+        sec_ch_ua: fp.is_some_and(|f| f.has_sec_ch_ua()),
         accept_encoding,
         // A browser's User-Agent on a request without what every browser
         // sends with a page: a library dressed as a browser.
