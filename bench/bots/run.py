@@ -25,6 +25,7 @@ through before it stopped them (challenged or banned).
 
   PALISADE_BIN=target/release/palisade python3 bench/bots/run.py
   BROWSERS=4 NAV=20 python3 bench/bots/run.py
+  ONLY=stuffing,guessing KEEP=1 python3 bench/bots/run.py   # some phases; keep the logs
 """
 import json, os, random, shutil, subprocess, sys, tempfile, threading, time
 import urllib.error, urllib.request
@@ -210,18 +211,28 @@ def main():
     tmp = tempfile.mkdtemp(prefix="palisade-bots-")
     try:
         edges = fleet(tmp)
+        only = set(filter(None, os.environ.get("ONLY", "").split(",")))
+        want = lambda name: not only or name in only  # noqa: E731
         rows = []
-        rows.append(browsers(edges, BROWSERS, NAV))
-        rows.append(scraper(edges, "library UA (python-requests)", "100.66.0.1",
-                            {"User-Agent": "python-requests/2.31.0", "Accept": "*/*",
-                             "Accept-Encoding": "gzip, deflate"}, SCRAPES, 0.05))
-        rows.append(scraper(edges, "browser UA, library headers", "100.66.0.2",
-                            {"User-Agent": CHROME_UA, "Accept": "*/*", "Accept-Encoding": "gzip, deflate"},
-                            SCRAPES, 0.05))
-        rows.append(scraper(edges, "browser UA, full headers, steady", "100.66.0.3", FULL, SCRAPES, 0.1))
-        rows.append(headless(edges, 40))
-        rows.append(stuffing(edges))
-        rows.append(guessing(edges))
+        if want("browsers"):
+            rows.append(browsers(edges, BROWSERS, NAV))
+        if want("library"):
+            rows.append(scraper(edges, "library UA (python-requests)", "100.66.0.1",
+                                {"User-Agent": "python-requests/2.31.0", "Accept": "*/*",
+                                 "Accept-Encoding": "gzip, deflate"}, SCRAPES, 0.05))
+        if want("browser-ua"):
+            rows.append(scraper(edges, "browser UA, library headers", "100.66.0.2",
+                                {"User-Agent": CHROME_UA, "Accept": "*/*",
+                                 "Accept-Encoding": "gzip, deflate"}, SCRAPES, 0.05))
+        if want("stealthy"):
+            rows.append(scraper(edges, "browser UA, full headers, steady", "100.66.0.3", FULL,
+                                SCRAPES, 0.1))
+        if want("headless"):
+            rows.append(headless(edges, 40))
+        if want("stuffing"):
+            rows.append(stuffing(edges))
+        if want("guessing"):
+            rows.append(guessing(edges))
         print(json.dumps(rows, indent=1))
         print()
         print(f"{'traffic':50} {'requests':>8} {'origin':>7} {'after 20':>9}")

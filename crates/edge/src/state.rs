@@ -416,6 +416,30 @@ impl EdgeState {
         }
     }
 
+    /// Enforces a decision on this node only, not sent to the mesh (the
+    /// same decision, issued by another node, is on its way there). Never
+    /// replaces an enforced ban by a challenge.
+    pub fn enforce_locally(&self, d: Decision) {
+        if self.decisions_full_for(&d) {
+            self.metrics.escalations_dropped.inc();
+            return;
+        }
+        let now = crate::now_ms();
+        let weaker = self.with_decisions(|set| {
+            set.get_key(d.scope, &d.value).is_some_and(|e| {
+                !e.is_expired(now)
+                    && !e.simulated
+                    && (e.action == DecisionAction::Ban || d.action == DecisionAction::Challenge)
+            })
+        });
+        if weaker {
+            return;
+        }
+        if let Err(e) = self.add_decision(d) {
+            tracing::debug!(error = %e, "local decision rejected");
+        }
+    }
+
     /// Whether `d` would be a new entry in a table already holding
     /// `limits.max_decisions` decisions.
     fn decisions_full_for(&self, d: &Decision) -> bool {

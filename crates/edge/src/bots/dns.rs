@@ -111,30 +111,128 @@ pub async fn run(state: Arc<EdgeState>) {
             () = state.bots.dns_wake.notified() => {}
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
-        let Some(v) = state.bots.verifier() else {
-            continue;
-        };
-        let lookups = v.verifier.take_pending(PER_ROUND);
-        if lookups.is_empty() {
-            continue;
+        resolve_round(&state).await;
+    }
+}
+
+/// Resolves up to [`PER_ROUND`] queued lookups on a blocking thread;
+/// how many.
+pub async fn resolve_round(state: &Arc<EdgeState>) -> usize {
+    let Some(v) = state.bots.verifier() else {
+        return 0;
+    };
+    let lookups = v.verifier.take_pending(PER_ROUND);
+    if lookups.is_empty() {
+        return 0;
+    }
+    let n = lookups.len();
+    let resolver = state.bots.resolver();
+    let st = state.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        for l in &lookups {
+            let outcome = fcrdns(l.ip, &l.domains, resolver.as_ref());
+            let label = match outcome {
+                LookupOutcome::Verified => "verified",
+                LookupOutcome::Failed => "refuted",
+                LookupOutcome::Error => "error",
+            };
+            st.metrics.bots.crawlers.with_label_values(&[label]).inc();
+            v.verifier.complete(l, outcome, crate::now_ms());
         }
-        let resolver = state.bots.resolver();
-        let st = state.clone();
-        let done = tokio::task::spawn_blocking(move || {
-            for l in &lookups {
-                let outcome = fcrdns(l.ip, &l.domains, resolver.as_ref());
-                let label = match outcome {
-                    LookupOutcome::Verified => "verified",
-                    LookupOutcome::Failed => "refuted",
-                    LookupOutcome::Error => "error",
-                };
-                st.metrics.bots.crawlers.with_label_values(&[label]).inc();
-                v.verifier.complete(l, outcome, crate::now_ms());
-            }
-        })
-        .await;
-        if let Err(e) = done {
-            tracing::warn!(error = %e, "crawler DNS worker failed");
+    })
+    .await;
+    if let Err(e) = done {
+        tracing::warn!(error = %e, "crawler DNS worker failed");
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client_ip::TrustedProxies;
+    use crate::config::Limits;
+    use crate::events::EventSink;
+    use palisade_bots::crawlers::BotIdentity;
+    use palisade_policy::ratelimit::RateLimiter;
+    use palisade_policy::Policy;
+    use std::collections::HashMap;
+
+    /// A resolver of the test's own: a table, never the network.
+    struct Table {
+        ptr: HashMap<IpAddr, Vec<String>>,
+        a: HashMap<String, Vec<IpAddr>>,
+    }
+
+    impl Resolver for Table {
+        fn reverse(&self, ip: IpAddr) -> Result<Vec<String>, ResolveError> {
+            Ok(self.ptr.get(&ip).cloned().unwrap_or_default())
         }
+        fn forward(&self, name: &str) -> Result<Vec<IpAddr>, ResolveError> {
+            Ok(self.a.get(name).cloned().unwrap_or_default())
+        }
+    }
+
+    const POLICY: &str = r#"
+[bots]
+score = false
+
+[[bots.crawlers]]
+name = "Googlebot"
+user_agent = "Googlebot"
+domains = ["googlebot.com"]
+"#;
+
+    #[tokio::test]
+    async fn the_worker_verifies_by_forward_confirmed_reverse_dns_off_the_request_path() {
+        let st = Arc::new(
+            EdgeState::new(
+                "test".into(),
+                Policy::from_toml(POLICY, "p.toml").unwrap(),
+                RateLimiter::new(1000),
+                None,
+                EventSink::new(None).unwrap(),
+                TrustedProxies::new(Vec::new()),
+                Limits::default(),
+            )
+            .unwrap(),
+        );
+        let real: IpAddr = "66.249.66.1".parse().unwrap();
+        let spoof: IpAddr = "203.0.113.9".parse().unwrap();
+        st.bots.set_resolver(Arc::new(Table {
+            ptr: HashMap::from([
+                (real, vec!["crawl-66-249-66-1.googlebot.com.".to_string()]),
+                // A PTR the spoofer controls, whose name does not resolve back.
+                (spoof, vec!["crawl-1.googlebot.com".to_string()]),
+            ]),
+            a: HashMap::from([
+                ("crawl-66-249-66-1.googlebot.com".to_string(), vec![real]),
+                ("crawl-1.googlebot.com".to_string(), vec![real]),
+            ]),
+        }));
+        let ua = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+        let v = st
+            .bots
+            .verifier()
+            .expect("a verifier for the policy's crawlers");
+        let now = crate::now_ms();
+        // The request path only queues: both are unverified claims at first.
+        for ip in [real, spoof] {
+            assert!(matches!(
+                v.verifier.check(ip, ua, now),
+                BotIdentity::Unverified { .. }
+            ));
+        }
+        assert_eq!(resolve_round(&st).await, 2);
+        assert!(matches!(
+            v.verifier.check(real, ua, now),
+            BotIdentity::Verified { ref name } if &**name == "Googlebot"
+        ));
+        assert!(matches!(
+            v.verifier.check(spoof, ua, now),
+            BotIdentity::Unverified { .. }
+        ));
+        // Cached: nothing more to resolve.
+        assert_eq!(resolve_round(&st).await, 0);
     }
 }

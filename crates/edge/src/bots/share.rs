@@ -135,8 +135,8 @@ async fn share_behaviour<M: Mesh>(state: Arc<EdgeState>, mesh: Arc<M>) {
 async fn send_logins<M: Mesh>(state: Arc<EdgeState>, mesh: Arc<M>) {
     loop {
         state.bots.reports_ready.notified().await;
-        // A few milliseconds to coalesce a burst into one message.
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Two milliseconds to coalesce a burst into one message.
+        tokio::time::sleep(Duration::from_millis(2)).await;
         let batches = state.bots.reports.lock().take_all();
         for b in batches {
             if let Err(e) = mesh.publish_logins(b).await {
@@ -192,12 +192,6 @@ fn escalate(state: &EdgeState, esc: Escalation, mine: bool, now: u64) {
             duration_ms,
             reason,
         } => {
-            if !mine {
-                return;
-            }
-            m.login_escalations
-                .with_label_values(&["source", action.as_str()])
-                .inc();
             let d = Decision {
                 id: 0,
                 scope,
@@ -212,7 +206,19 @@ fn escalate(state: &EdgeState, esc: Escalation, mine: bool, now: u64) {
                 expires_at: Some(now.saturating_add(duration_ms)),
                 simulated: false,
             };
-            state.issue_decision(d, "account protection");
+            if mine {
+                // The node whose report crossed the threshold issues the
+                // decision for the fleet (through the mesh's log).
+                m.login_escalations
+                    .with_label_values(&["source", action.as_str()])
+                    .inc();
+                state.issue_decision(d, "account protection");
+            } else {
+                // Every other node counted the same reports: it enforces at
+                // once, without waiting for the issuer's decision to arrive
+                // (which then replaces this local one, same source).
+                state.enforce_locally(d);
+            }
         }
         Escalation::Username { action, .. } => {
             m.login_escalations
