@@ -644,6 +644,42 @@ action = "block"
     };
     assert_eq!(crawl("66.249.64.7"), 403);
     assert_eq!(crawl("192.0.2.66"), 200);
+    // A decision by fingerprint: the header fingerprint of a client of our
+    // own (raw HTTP/1.1), computed as the edge does; the same request with
+    // its headers in another order is another fingerprint.
+    let raw = |head: &str| -> u16 {
+        use std::io::{Read, Write};
+        let addr = up.proxy.trim_start_matches("http://");
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.write_all(head.as_bytes()).unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out.split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0)
+    };
+    let head = "GET /fp HTTP/1.1\r\nHost: a.example\r\nX-Tool: probe\r\nAccept: */*\r\nConnection: close\r\n\r\n";
+    let other = "GET /fp HTTP/1.1\r\nHost: a.example\r\nAccept: */*\r\nX-Tool: probe\r\nConnection: close\r\n\r\n";
+    let fp = palisade_bots::fingerprint::http1(head.as_bytes()).unwrap();
+    assert_eq!(raw(head), 200);
+    let r = client()
+        .post(format!("{}/api/v1/decisions", up.api))
+        .bearer_auth(&up.token)
+        .header("content-type", "application/json")
+        .body(format!(
+            r#"{{"scope":"fingerprint","value":"{}","duration":"1h"}}"#,
+            fp.as_str()
+        ))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().unwrap());
+    assert!(
+        eventually(Duration::from_secs(10), || raw(head) == 403),
+        "the fingerprint decision did not apply"
+    );
+    assert_eq!(raw(other), 200);
+
     // A range file that does not load refuses the policy, with the reason.
     std::fs::write(&ranges, "not a range\n").unwrap();
     let bad = policy.replace("score = false", "score = false\n# reload");

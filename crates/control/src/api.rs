@@ -130,9 +130,10 @@ impl NewDecision {
             "country" => Scope::Country,
             "asn" | "as" => Scope::Asn,
             "host" => Scope::Host,
+            "fingerprint" | "ja4" => Scope::Fingerprint,
             other => {
                 return Err(format!(
-                    "unknown scope `{other}` (expected ip, cidr, country, asn or host)"
+                    "unknown scope `{other}` (expected ip, cidr, country, asn, host or fingerprint)"
                 ))
             }
         };

@@ -87,6 +87,16 @@ impl Checks<'_> {
                 }
                 h => h,
             };
+            // Then the client's fingerprints (JA4, HTTP/2, headers).
+            let hit = hit.or_else(|| {
+                let c = &req.client;
+                if !self.decisions.has_fingerprints() {
+                    return None;
+                }
+                self.decisions
+                    .lookup_fingerprints(&[c.ja4, c.h2_fp, c.header_fp], now)
+                    .filter(|d| !(d.action == DecisionAction::Challenge && c.cleared))
+            });
             if let Some(d) = hit {
                 let (action, enforced) = match d.action {
                     DecisionAction::Challenge => (
@@ -439,6 +449,76 @@ status = 418
             .insert(ban(3, Scope::Cidr, "198.51.100.0/24", true, None))
             .unwrap();
         assert_eq!(run_cleared(&w, "198.51.100.7", "/", false), challenged);
+    }
+
+    #[test]
+    fn fingerprint_decisions_match_the_clients_fingerprints() {
+        let mut w = world();
+        let mut fp = ban(
+            9,
+            Scope::Fingerprint,
+            " t13d1516h2_8daaf6152771_e5627efa2ab1 ",
+            false,
+            None,
+        );
+        fp.action = DecisionAction::Ban;
+        w.decisions.insert(fp).unwrap();
+        let mut ch = ban(10, Scope::Fingerprint, "h1n03c_fe444ad14866", false, None);
+        ch.action = DecisionAction::Challenge;
+        w.decisions.insert(ch).unwrap();
+        let run_fp = |ja4: &str, headers: &str, cleared: bool| {
+            with_request(
+                "192.0.2.50",
+                "GET",
+                "/",
+                &[("host", "example.com")],
+                |req| {
+                    let mut req = *req;
+                    req.client.ja4 = ja4;
+                    req.client.header_fp = headers;
+                    req.client.cleared = cleared;
+                    Checks {
+                        under_attack: false,
+                        policy: &w.policy,
+                        decisions: &w.decisions,
+                        limiter: &w.limiter,
+                        global: None,
+                    }
+                    .evaluate(&req, 0, &mut |_| {})
+                },
+            )
+        };
+        assert_eq!(
+            run_fp("t13d1516h2_8daaf6152771_e5627efa2ab1", "", false),
+            Verdict::FORBIDDEN
+        );
+        assert_eq!(
+            run_fp(
+                "t13d1516h2_8daaf6152771_000000000000",
+                "h1n03c_fe444ad14866",
+                false
+            ),
+            Verdict::Challenge { status: 403 }
+        );
+        assert_eq!(
+            run_fp("", "h1n03c_fe444ad14866", true),
+            Verdict::Continue,
+            "a cleared client passes a challenge"
+        );
+        assert_eq!(run_fp("", "", false), Verdict::Continue);
+        // The value reads back as given (trimmed), and attack_mode is refused.
+        assert_eq!(
+            w.decisions.get(9).unwrap().value(),
+            "t13d1516h2_8daaf6152771_e5627efa2ab1"
+        );
+        let mut bad = ban(11, Scope::Fingerprint, "x", false, None);
+        bad.action = DecisionAction::AttackMode;
+        assert!(w.decisions.insert(bad).is_err());
+        assert!(w
+            .decisions
+            .insert(ban(12, Scope::Fingerprint, "has space", false, None))
+            .is_err());
+        assert_eq!("fingerprint".parse::<Scope>().unwrap(), Scope::Fingerprint);
     }
 
     #[test]

@@ -43,6 +43,10 @@ pub enum Scope {
     /// A host name (`shop.example.com`), for host-wide modes such as
     /// under-attack mode (action `attack_mode`). Never matches a client.
     Host,
+    /// A client fingerprint, as rules see it: a JA4
+    /// (`palisade.fingerprint.ja4`), an HTTP/2 fingerprint or a header
+    /// fingerprint. Matches every client whose connection or request has it.
+    Fingerprint,
 }
 
 impl Scope {
@@ -57,6 +61,7 @@ impl Scope {
             Scope::Country => "country",
             Scope::Asn => "asn",
             Scope::Host => "host",
+            Scope::Fingerprint => "fingerprint",
         }
     }
 }
@@ -83,6 +88,8 @@ impl FromStr for Scope {
             Scope::Asn
         } else if t.eq_ignore_ascii_case("host") {
             Scope::Host
+        } else if t.eq_ignore_ascii_case("fingerprint") || t.eq_ignore_ascii_case("ja4") {
+            Scope::Fingerprint
         } else {
             return Err(DecisionError::UnknownScope {
                 scope: clip(s).to_owned(),
@@ -192,8 +199,9 @@ pub enum DecisionError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The scope name is not one of `ip`, `cidr`, `country`, `asn`, `host`.
-    #[error("unknown scope `{scope}` (expected ip, cidr, country, asn or host)")]
+    /// The scope name is not one of `ip`, `cidr`, `country`, `asn`, `host`,
+    /// `fingerprint`.
+    #[error("unknown scope `{scope}` (expected ip, cidr, country, asn, host or fingerprint)")]
     UnknownScope {
         /// The name as given.
         scope: String,
@@ -236,11 +244,32 @@ pub fn check_action_scope(action: DecisionAction, scope: Scope) -> Result<(), De
     }
 }
 
+/// The canonical form of a fingerprint: trimmed, 1 to 128 printable ASCII
+/// characters without spaces (JA4, HTTP/2 and header fingerprints all are).
+pub(crate) fn normalize_print_value(scope: Scope, value: &str) -> Result<String, DecisionError> {
+    let v = value.trim();
+    if v.is_empty() || v.len() > 128 || !v.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(invalid(
+            scope,
+            value,
+            "expected a fingerprint as rules see it (1 to 128 printable characters, no space), such as t13d1516h2_8daaf6152771_e5627efa2ab1",
+        ));
+    }
+    Ok(v.to_string())
+}
+
 /// A keyed hash of a normalized host name (the seed is per process, so a
 /// client cannot choose names that collide).
 fn host_key(host: &str) -> u64 {
     static SEED: std::sync::OnceLock<ahash::RandomState> = std::sync::OnceLock::new();
     SEED.get_or_init(ahash::RandomState::new).hash_one(host)
+}
+
+/// A keyed hash of a fingerprint (its own seed: a fingerprint never
+/// collides with a host on purpose).
+pub(crate) fn print_key(fp: &str) -> u64 {
+    static SEED: std::sync::OnceLock<ahash::RandomState> = std::sync::OnceLock::new();
+    SEED.get_or_init(ahash::RandomState::new).hash_one(fp)
 }
 
 /// The canonical form of a host: lower case, without port or trailing dot.
@@ -312,6 +341,8 @@ pub(crate) enum Key {
     Asn(u32),
     /// A keyed hash of the host name ([`host_key`]); the name is kept beside.
     Host(u64),
+    /// A keyed hash of the fingerprint ([`host_key`]); kept beside too.
+    Print(u64),
 }
 
 /// An address in the form the indexes use: IPv4-mapped IPv6 becomes IPv4.
@@ -423,6 +454,7 @@ fn parse_key(scope: Scope, value: &str) -> Result<Key, DecisionError> {
             Ok(Key::Asn(n))
         }
         Scope::Host => Ok(Key::Host(host_key(&normalize_host_value(scope, value)?))),
+        Scope::Fingerprint => Ok(Key::Print(print_key(&normalize_print_value(scope, value)?))),
     }
 }
 
@@ -435,6 +467,7 @@ impl Key {
             Key::Country(_) => Scope::Country,
             Key::Asn(_) => Scope::Asn,
             Key::Host(_) => Scope::Host,
+            Key::Print(_) => Scope::Fingerprint,
         }
     }
 
@@ -448,7 +481,7 @@ impl Key {
             Key::Country(c) => String::from_utf8_lossy(&c).into_owned(),
             Key::Asn(n) => n.to_string(),
             // The name is kept beside the key (`DecisionRef::value`).
-            Key::Host(_) => String::new(),
+            Key::Host(_) | Key::Print(_) => String::new(),
         }
     }
 }

@@ -31,6 +31,7 @@ const K_NET6: u8 = 4;
 const K_COUNTRY: u8 = 5;
 const K_ASN: u8 = 6;
 const K_HOST: u8 = 7;
+const K_PRINT: u8 = 8;
 
 const F_ALLOW: u8 = 1;
 const F_SIMULATED: u8 = 2;
@@ -78,6 +79,7 @@ impl Entry {
             Key::Country(c) => (K_COUNTRY, u128::from(u16::from_be_bytes(c)), 0),
             Key::Asn(n) => (K_ASN, u128::from(n), 0),
             Key::Host(h) => (K_HOST, u128::from(h), 0),
+            Key::Print(h) => (K_PRINT, u128::from(h), 0),
         }
     }
 
@@ -99,6 +101,7 @@ impl Entry {
             K_COUNTRY => Key::Country((n as u16).to_be_bytes()),
             K_ASN => Key::Asn(n as u32),
             K_HOST => Key::Host(n as u64),
+            K_PRINT => Key::Print(n as u64),
             _ => return None,
         })
     }
@@ -311,6 +314,9 @@ pub struct DecisionSet {
     /// Host decisions (under-attack mode) by keyed hash, and their names.
     host: AHashMap<u64, u32>,
     host_names: AHashMap<u64, Box<str>>,
+    /// Fingerprint decisions by keyed hash, and their values.
+    prints: AHashMap<u64, u32>,
+    print_names: AHashMap<u64, Box<str>>,
     pub(super) net4_lens: PrefixLens,
     pub(super) net6_lens: PrefixLens,
     pub(super) net4_filter: BucketFilter,
@@ -346,6 +352,9 @@ impl DecisionSet {
     pub fn normalize(scope: Scope, value: &str) -> Result<String, DecisionError> {
         if scope == Scope::Host {
             return normalize_host_value(scope, value);
+        }
+        if scope == Scope::Fingerprint {
+            return super::normalize_print_value(scope, value);
         }
         parse_key(scope, value).map(Key::text)
     }
@@ -437,6 +446,12 @@ impl DecisionSet {
             self.host_names
                 .insert(h, normalize_host_value(d.scope, &d.value)?.into_boxed_str());
         }
+        if let Key::Print(h) = key {
+            self.print_names.insert(
+                h,
+                super::normalize_print_value(d.scope, &d.value)?.into_boxed_str(),
+            );
+        }
         Ok(None)
     }
 
@@ -510,6 +525,25 @@ impl DecisionSet {
         self.find(ip, geo, now, |e| {
             let h = Hit::of(e);
             (h.action != DecisionAction::Challenge).then_some(h)
+        })
+    }
+
+    /// Whether some fingerprint decision is held.
+    #[inline]
+    pub fn has_fingerprints(&self) -> bool {
+        !self.prints.is_empty()
+    }
+
+    /// The live decision about one of `prints` (the client's fingerprints,
+    /// as rules see them; empty ones are skipped), the first found.
+    pub fn lookup_fingerprints(&self, prints: &[&str], now: UnixMillis) -> Option<Hit> {
+        if self.prints.is_empty() {
+            return None;
+        }
+        prints.iter().filter(|p| !p.is_empty()).find_map(|p| {
+            let idx = self.prints.get(&super::print_key(p))?;
+            let e = self.slots.get(*idx as usize)?;
+            (!e.is_expired(now)).then(|| Hit::of(e))
         })
     }
 
@@ -640,6 +674,7 @@ impl DecisionSet {
         let (reason, origin) = self.metas.get(e.meta);
         let host = match key {
             Key::Host(h) => self.host_names.get(&h).map(|n| &**n),
+            Key::Print(h) => self.print_names.get(&h).map(|n| &**n),
             _ => None,
         };
         Some(DecisionRef {
@@ -738,6 +773,7 @@ impl DecisionSet {
             Key::Country(c) => self.country.get(&c),
             Key::Asn(n) => self.asn.get(&n),
             Key::Host(h) => self.host.get(&h),
+            Key::Print(h) => self.prints.get(&h),
         }
         .copied()
     }
@@ -775,6 +811,9 @@ impl DecisionSet {
             Key::Host(h) => {
                 self.host.insert(h, idx);
             }
+            Key::Print(h) => {
+                self.prints.insert(h, idx);
+            }
         }
     }
 
@@ -811,6 +850,10 @@ impl DecisionSet {
             Key::Host(h) => {
                 self.host.remove(&h);
                 self.host_names.remove(&h);
+            }
+            Key::Print(h) => {
+                self.prints.remove(&h);
+                self.print_names.remove(&h);
             }
         }
     }
