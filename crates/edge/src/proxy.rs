@@ -384,7 +384,8 @@ impl ProxyHttp for EdgeProxy {
         let t0 = Instant::now();
         let id = ctx.id;
         let verdict = {
-            let policy = st.policy();
+            // The snapshot the bot defence read above: one policy per request.
+            let policy: &palisade_policy::Policy = &policy_now;
             let escalating = !policy.escalations.is_empty();
             let mut blocked_by = None;
             let mut challenged_by = None;
@@ -393,7 +394,7 @@ impl ProxyHttp for EdgeProxy {
             let verdict = st.with_decisions(|decisions| {
                 under_attack = crate::flood::under_attack(decisions, &host, now);
                 Checks {
-                    policy: &policy,
+                    policy,
                     decisions,
                     limiter: &st.limiter,
                     under_attack,
@@ -415,9 +416,9 @@ impl ProxyHttp for EdgeProxy {
             ctx.flagged = flagged || challenged_by.is_some();
             // Outside the decision table's read lock: an escalation or a
             // flood may write to it.
-            crate::flood::observe(st, &policy, &request, under_attack, now);
+            crate::flood::observe(st, policy, &request, under_attack, now);
             if let Some(kind) = blocked_by {
-                st.escalate(&policy, kind, ctx.client_ip, geo, now);
+                st.escalate(policy, kind, ctx.client_ip, geo, now);
             }
             if policy.forward_normalized_path {
                 if let std::borrow::Cow::Owned(normalized) = &uri {
@@ -750,16 +751,14 @@ impl ProxyHttp for EdgeProxy {
             .response_written()
             .is_some_and(|r| !r.status.is_informational());
         if let Some(bc) = ctx.bots.as_mut() {
-            if let (Some(status), false) = (bc.pending_challenge.take(), answered) {
-                let bots = bc
-                    .policy
-                    .bots
-                    .clone()
-                    .unwrap_or_else(crate::bots::default_policy);
+            // Set only by a `[bots]` login check (`request_body_filter`).
+            let pending = bc.pending_challenge.take();
+            if let (Some(status), false, Some(bots)) = (pending, answered, bc.policy.bots.as_ref())
+            {
                 let r = crate::bots::challenge::answer(
                     &self.state,
                     session,
-                    &bots,
+                    bots,
                     status,
                     CheckKind::Rule,
                     &bc.assessed,

@@ -307,6 +307,44 @@ fn count_bad(counter: &AtomicU64, what: &str, subject: &str, err: &dyn std::fmt:
     tracing::warn!(subject, error = %err, "skipping undecodable {what}");
 }
 
+impl NatsMesh {
+    /// Publishes `payload` on a core subject (best effort, not stored).
+    async fn publish_core(
+        &self,
+        subject: &str,
+        payload: Vec<u8>,
+        what: &'static str,
+    ) -> Result<(), MeshError> {
+        self.client
+            .publish(subject.to_string(), Bytes::from(payload))
+            .await
+            .map_err(|e| unavailable(what)(&e))
+    }
+
+    /// What a core subject carries from now on, as a stream.
+    async fn subscribe_core(
+        &self,
+        subject: &str,
+        what: &'static str,
+    ) -> Result<CountStream, MeshError> {
+        let mut sub = self
+            .client
+            .subscribe(subject.to_string())
+            .await
+            .map_err(|e| unavailable(what)(&e))?;
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(async move {
+            while let Some(msg) = sub.next().await {
+                if tx.send(msg.payload).await.is_err() {
+                    break;
+                }
+            }
+            let _ = sub.unsubscribe().await;
+        });
+        Ok(CountStream::new(rx))
+    }
+}
+
 #[async_trait]
 impl Mesh for NatsMesh {
     async fn publish_decision(&self, op: DecisionOp) -> Result<u64, MeshError> {
@@ -632,28 +670,13 @@ impl Mesh for NatsMesh {
 
     async fn publish_counts(&self, report: Vec<u8>) -> Result<(), MeshError> {
         check_counts_size(&report)?;
-        self.client
-            .publish(self.names.counts_subject.clone(), Bytes::from(report))
+        self.publish_core(&self.names.counts_subject, report, "count report")
             .await
-            .map_err(|e| unavailable("count report")(&e))
     }
 
     async fn subscribe_counts(&self) -> Result<CountStream, MeshError> {
-        let mut sub = self
-            .client
-            .subscribe(self.names.counts_subject.clone())
+        self.subscribe_core(&self.names.counts_subject, "count subscription")
             .await
-            .map_err(|e| unavailable("count subscription")(&e))?;
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        tokio::spawn(async move {
-            while let Some(msg) = sub.next().await {
-                if tx.send(msg.payload).await.is_err() {
-                    break;
-                }
-            }
-            let _ = sub.unsubscribe().await;
-        });
-        Ok(CountStream::new(rx))
     }
 
     async fn put_keyring(&self, ring: Vec<u8>) -> Result<(), MeshError> {
@@ -675,28 +698,13 @@ impl Mesh for NatsMesh {
 
     async fn publish_logins(&self, reports: Vec<u8>) -> Result<(), MeshError> {
         check_counts_size(&reports)?;
-        self.client
-            .publish(self.names.logins_subject.clone(), Bytes::from(reports))
+        self.publish_core(&self.names.logins_subject, reports, "login reports")
             .await
-            .map_err(|e| unavailable("login reports")(&e))
     }
 
     async fn subscribe_logins(&self) -> Result<CountStream, MeshError> {
-        let mut sub = self
-            .client
-            .subscribe(self.names.logins_subject.clone())
+        self.subscribe_core(&self.names.logins_subject, "login subscription")
             .await
-            .map_err(|e| unavailable("login subscription")(&e))?;
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        tokio::spawn(async move {
-            while let Some(msg) = sub.next().await {
-                if tx.send(msg.payload).await.is_err() {
-                    break;
-                }
-            }
-            let _ = sub.unsubscribe().await;
-        });
-        Ok(CountStream::new(rx))
     }
 }
 

@@ -218,6 +218,16 @@ impl<'a> Request<'a> {
     }
 }
 
+/// Every raw value of cookie `name` in the `Cookie` fields of `headers`
+/// (what [`Request::cookies_raw`] reads), for callers without a [`Request`].
+pub fn cookies_in<'a, 'n>(headers: &'a http::HeaderMap, name: &'n str) -> CookiesRaw<'a, 'n> {
+    CookiesRaw {
+        fields: headers.get_all(COOKIE).into_iter(),
+        field: &[],
+        name: name.as_bytes(),
+    }
+}
+
 /// The path of a target (before the first `?`).
 pub fn split_path(uri: &str) -> &str {
     split_query(uri).0

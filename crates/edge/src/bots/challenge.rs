@@ -60,7 +60,7 @@ pub fn csp(nonce: &str) -> String {
     )
 }
 
-fn b64(bytes: &[u8]) -> String {
+fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
@@ -115,7 +115,7 @@ pub async fn answer(
         );
         return respond::send(session, status, None, request_id, false).await;
     };
-    let nonce = b64(&rand::random::<[u8; 12]>());
+    let nonce = hex(&rand::random::<[u8; 12]>());
     let method = req.method.as_str().to_string();
     let page = render(&token, bits, &method, request_id, &nonce);
     let csp = csp(&nonce);

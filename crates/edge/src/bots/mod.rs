@@ -321,17 +321,8 @@ pub fn strip_clearance(req: &mut pingora_http::RequestHeader) -> pingora_core::R
 
 /// The clearance cookie of a request, if it carries one.
 fn clearance_cookie(headers: &http::HeaderMap) -> Option<&str> {
-    for field in headers.get_all(http::header::COOKIE) {
-        let Ok(s) = field.to_str() else { continue };
-        for pair in s.split(';') {
-            if let Some((k, v)) = pair.trim().split_once('=') {
-                if k.trim() == CLEARANCE_COOKIE {
-                    return Some(v.trim());
-                }
-            }
-        }
-    }
-    None
+    palisade_policy::request::cookies_in(headers, CLEARANCE_COOKIE)
+        .find_map(|v| std::str::from_utf8(v).ok())
 }
 
 /// Learns what `[bots]` asks about a request: see the module docs.
@@ -356,34 +347,25 @@ pub fn assess(st: &EdgeState, bots: &BotsPolicy, seen: &Seen<'_>, now: u64) -> A
         .unwrap_or_default();
     if let Some(cookie) = clearance_cookie(seen.headers) {
         let settings = clearance_settings(&bots.challenge);
-        match b.clearances.check(&settings, cookie, seen.ip, ua, now) {
-            Ok(t) => out.clearance = Some(t),
+        let result = b.clearances.check(&settings, cookie, seen.ip, ua, now);
+        let label = match result {
+            Ok(t) => {
+                out.clearance = Some(t);
+                "valid"
+            }
             Err(r) => {
                 out.refused = Some(r);
-                st.metrics
-                    .bots
-                    .clearances
-                    .with_label_values(&[r.as_str()])
-                    .inc();
+                r.as_str()
             }
-        }
-        if out.clearance.is_some() {
-            st.metrics
-                .bots
-                .clearances
-                .with_label_values(&["valid"])
-                .inc();
-        }
+        };
+        st.metrics.bots.clearances.with_label_values(&[label]).inc();
     }
     let ua_text = std::str::from_utf8(ua).unwrap_or("");
     if let Some(v) = b.verifier.load().as_ref() {
         match v.verifier.check(seen.ip, ua_text, now) {
             BotIdentity::Verified { name } => out.bot_name = Some(name),
-            BotIdentity::Unverified { .. } => {
-                if v.verifier.stats().pending > 0 {
-                    b.dns_wake.notify_one();
-                }
-            }
+            // A lookup may be queued: the worker takes it.
+            BotIdentity::Unverified { .. } => b.dns_wake.notify_one(),
             BotIdentity::None => {}
         }
     }
